@@ -606,3 +606,25 @@ int elf_fd_crc32(int fd, uint64_t max_bytes, uint32_t *crc)
 		*crc = (uint32_t)c;
 	return err;
 }
+
+int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, const void **data,
+		     size_t *len, uint64_t *vaddr)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = find_section_name(f, name, &sh);
+	Elf_Data *d;
+
+	if (!scn)
+		return -ENOENT;
+	if (sh.sh_type != SHT_PROGBITS)
+		return -ENOEXEC;
+	if (sh.sh_size > max_bytes)
+		return -EFBIG;
+	d = section_data(f, scn, &sh);
+	if (!d)
+		return -ENOEXEC;
+	*data = d->d_buf;
+	*len = d->d_size;
+	*vaddr = sh.sh_addr;
+	return 0;
+}

@@ -85,6 +85,11 @@ int elf_file_find_symbol(struct elf_file *f, uint32_t sh_type, const char *name,
 int elf_file_find_rela(struct elf_file *f, uint32_t r_type, uint32_t sym_index, uint64_t addend,
 		       uint64_t max_relocs, uint64_t *r_offset);
 
+/* Contents of the section called name (SHT_PROGBITS, inside the file, at most max_bytes) and its
+ * virtual address; valid until elf_file_close. -ENOENT when absent, -EFBIG, -ENOEXEC when malformed. */
+int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, const void **data,
+		     size_t *len, uint64_t *vaddr);
+
 /* CRC32 (zlib, as .gnu_debuglink uses) of the whole file; -EFBIG above max_bytes. */
 int elf_fd_crc32(int fd, uint64_t max_bytes, uint32_t *crc);
 
