@@ -174,29 +174,13 @@ static __always_inline __u64 store_stack(void *stacks, struct stack_trace *trace
 	return hash;
 }
 
-/* Walks the user stack by frame pointers from the registers the task left user mode with: the same
- * walk as the kernel's perf callchain, without its fixed costs. */
-static __always_inline __u64 user_stack(struct bpf_perf_event_data *ctx, struct task_struct *task,
-					bool user_mode, void *stacks, struct stack_trace *trace)
+#include "unwind.bpf.h"
+
+/* The frame-pointer walk from the leaf's frame pointer; returns the number of frames. */
+static __always_inline int fp_walk(__u64 fp, struct stack_trace *trace, __u64 *hash)
 {
-	__u64 ip, fp, hash;
 	int depth;
 
-	if (user_mode) {
-		ip = ctx->regs.ip;
-		fp = ctx->regs.bp;
-	} else {
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-
-		ip = BPF_CORE_READ(regs, ip);
-		fp = BPF_CORE_READ(regs, bp);
-	}
-	if (!ip) {
-		count_outcome(SAMPLE_USER_STACK_MISSING);
-		return 0;
-	}
-	trace->frames[0] = ip;
-	hash = mix(0x9e3779b97f4a7c15ULL, ip);
 	for (depth = 1; depth < PROFILER_MAX_STACK_DEPTH; depth++) {
 		struct {
 			__u64 next_fp;
@@ -206,16 +190,55 @@ static __always_inline __u64 user_stack(struct bpf_perf_event_data *ctx, struct 
 		if (!fp || (fp & 7) || bpf_probe_read_user(&frame, sizeof(frame), (void *)fp) || !frame.ret)
 			break;
 		trace->frames[depth] = frame.ret;
-		hash = mix(hash, frame.ret);
+		*hash = mix(*hash, frame.ret);
 		/* Callers' frames lie above: anything else is not a frame-pointer chain. */
 		if (frame.next_fp <= fp)
 			break;
 		fp = frame.next_fp;
 	}
-	if (depth == PROFILER_MAX_STACK_DEPTH)
+	return depth;
+}
+
+/* Walks the user stack from the registers the task left user mode with: by unwind tables when user
+ * space gave the process some (unwind.bpf.h), else by frame pointers, the same walk as the kernel's
+ * perf callchain without its fixed costs. */
+static __always_inline __u64 user_stack(struct bpf_perf_event_data *ctx, struct task_struct *task,
+					bool user_mode, void *stacks, struct stack_trace *trace)
+{
+	__u64 ip, sp, fp, hash;
+	int depth;
+	__u32 end;
+
+	if (user_mode) {
+		ip = ctx->regs.ip;
+		sp = ctx->regs.sp;
+		fp = ctx->regs.bp;
+	} else {
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+		ip = BPF_CORE_READ(regs, ip);
+		sp = BPF_CORE_READ(regs, sp);
+		fp = BPF_CORE_READ(regs, bp);
+	}
+	if (!ip) {
+		count_outcome(SAMPLE_USER_STACK_MISSING);
+		return 0;
+	}
+	trace->frames[0] = ip;
+	hash = mix(0x9e3779b97f4a7c15ULL, ip);
+	struct stack_trace *unwound = unwind_user_stack(ip, sp, fp, &hash, &depth);
+	if (unwound) {
+		trace = unwound;
+	} else {
+		depth = fp_walk(fp, trace, &hash);
+		unwind_count(UNWIND_STACKS_FP_ONLY, 1);
+		unwind_count(UNWIND_FRAMES_FP, depth - 1);
+	}
+	end = (__u32)depth;
+	if (end >= PROFILER_MAX_STACK_DEPTH)
 		count_outcome(SAMPLE_USER_STACK_TRUNCATED);
 	else
-		trace->frames[depth] = 0;
+		trace->frames[end] = 0;
 	return store_stack(stacks, trace, hash);
 }
 
@@ -482,6 +505,7 @@ int BPF_PROG(process_exec, struct task_struct *task)
 	 * program has its own trace context variables, if any. */
 	bpf_map_delete_elem(&known_processes, &tgid);
 	bpf_map_delete_elem(&trace_slots, &tgid);
+	unwind_forget(tgid);
 	__sync_fetch_and_add(&announce_epoch, 1);
 	send_process_event(PROCESS_EVENT_EXEC, tgid);
 	return 0;
@@ -497,6 +521,7 @@ int BPF_PROG(process_exit, struct task_struct *task)
 		return 0;
 	bpf_map_delete_elem(&known_processes, &tgid);
 	bpf_map_delete_elem(&trace_slots, &tgid);
+	unwind_forget(tgid);
 	__sync_fetch_and_add(&announce_epoch, 1);
 	send_process_event(PROCESS_EVENT_EXIT, tgid);
 	return 0;

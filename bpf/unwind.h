@@ -74,8 +74,14 @@ enum unwind_counter {
 	UNWIND_TRUNC_BAD_RULE,      /* an unsupported rule, and the frame-pointer step failed too */
 	UNWIND_TRUNC_READ_FAULT,    /* a table rule pointed at unreadable memory */
 	UNWIND_TRUNC_DEPTH,         /* the depth limit */
+	UNWIND_STACKS_FP_ONLY,      /* a process without tables yet: frame pointers only */
 	UNWIND_EVENTS_LOST,         /* unwind_events ring buffer full */
 	UNWIND_COUNTERS,
+};
+
+/* The value of the per-CPU counter map: one lookup per sample for all of them. */
+struct unwind_counter_values {
+	__u64 n[UNWIND_COUNTERS];
 };
 
 #endif

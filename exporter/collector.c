@@ -14,6 +14,7 @@
 #include "sampler.h"
 #include "symbolize.h"
 #include "tracectx.h"
+#include "unwind_table.h"
 #include "window.h"
 
 #define DRAIN_INTERVAL_NS 1000000000LL
@@ -224,6 +225,8 @@ static void on_process_learnt(void *ctx, struct process *p)
 	struct collector *c = ctx;
 	int err = discover_trace_context(c, p);
 
+	if (sampler_unwinder(c->sampler))
+		unwinder_add_process(sampler_unwinder(c->sampler), p->tgid);
 	if (err == -EAGAIN)
 		queue_trace_retry(c, p);
 	else if (err && err != -ENOENT && err != -ESRCH)
@@ -445,6 +448,8 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		.stack_map_entries = cfg->bpf_stack_map_entries,
 		.count_map_entries = cfg->bpf_count_map_entries,
 		.max_processes = cfg->max_processes,
+		.unwind_table_bytes = cfg->unwind_table_bytes,
+		.elf_max_bytes = cfg->elf_max_bytes,
 	};
 	err = sampler_open(&sampler_opts, process_table_on_event, c->processes, &c->sampler);
 	if (err)

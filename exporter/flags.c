@@ -53,6 +53,9 @@ static const struct flag flags[] = {
 	  false, "ELF files larger than this are not read for symbols." },
 	{ "processes.max", 0, F_UINT, FIELD(max_processes), "16384", NULL, 1, 1U << 22, false,
 	  "Processes tracked at once." },
+	{ "unwind.table-memory", 0, F_BYTES, FIELD(unwind_table_bytes), "32MiB", NULL, 0, 4096 * MiB, false,
+	  "BPF map memory for unwind tables (.eh_frame), which give complete stacks of code built without "
+	  "frame pointers; least recently used binaries are evicted when full. 0: frame pointers only." },
 	{ "log.level", 0, F_LOG_LEVEL, FIELD(log_level), "info", NULL, 0, 0, false,
 	  "Only log messages with the given severity or above: debug, info, warn, error." },
 	{ "seconds", 0, F_UINT, FIELD(record_seconds), "10", NULL, 1, DAY, true,

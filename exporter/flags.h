@@ -20,6 +20,7 @@ struct anorak_config {
 	uint64_t symbol_cache_bytes;       /* --symbols.cache-size, "16MiB": symbol tables in memory */
 	uint64_t elf_max_bytes;            /* --symbols.max-elf-size, "1GiB": larger files are not read */
 	uint32_t max_processes;            /* --processes.max, 16384: processes tracked at once */
+	uint64_t unwind_table_bytes;       /* --unwind.table-memory, "32MiB"; 0: frame pointers only */
 	enum log_level log_level;          /* --log.level, info */
 
 	/* "anorak record --seconds N -o FILE": one profile to a file, then exit. */

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "profiler.skel.h"
+#include "unwind_table.h"
 
 #define DRAIN_BATCH 512
 #define STACK_BATCH 64
@@ -40,6 +41,7 @@ struct sampler {
 	int nlinks;
 	int ncpus_possible;
 	struct ring_buffer *events;
+	struct unwinder *unwinder;
 	sampler_event_fn on_event;
 	void *event_ctx;
 	unsigned frequency;
@@ -177,7 +179,48 @@ static int size_maps(struct sampler *s, const struct sampler_opts *opts)
 	err = err ?: bpf_map__set_max_entries(skel->maps.stacks_gen1, opts->stack_map_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.known_processes, opts->max_processes);
 	err = err ?: bpf_map__set_max_entries(skel->maps.trace_slots, opts->max_processes);
+	if (opts->unwind_table_bytes) {
+		uint32_t rows, procs;
+
+		unwinder_plan(opts->unwind_table_bytes, opts->max_processes, &rows, &procs);
+		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_rows, rows);
+		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_procs, procs);
+	}
 	return err;
+}
+
+/* Unwind tables: loaded per process from the event thread; BPF asks for refreshes on unwind_events. */
+static int open_unwinder(struct sampler *s, const struct sampler_opts *opts)
+{
+	struct profiler_bpf *skel = s->skel;
+	struct unwinder_maps maps = {
+		.rows_fd = bpf_map__fd(skel->maps.unwind_rows),
+		.tables_fd = bpf_map__fd(skel->maps.unwind_tables),
+		.procs_fd = bpf_map__fd(skel->maps.unwind_procs),
+		.counters_fd = bpf_map__fd(skel->maps.unwind_counters),
+		.sync_fd = bpf_map__fd(skel->maps.unwind_sync),
+		.sync_inner_fd = bpf_map__fd(skel->maps.unwind_sync_dummy),
+		.nrows = bpf_map__max_entries(skel->maps.unwind_rows),
+		.nprocs = bpf_map__max_entries(skel->maps.unwind_procs),
+		.ncpus = s->ncpus_possible,
+	};
+	struct unwinder_opts uopts = { .proc_root = "/proc", .elf_max_bytes = opts->elf_max_bytes };
+	int err;
+
+	if (!opts->unwind_table_bytes)
+		return 0;
+	err = unwinder_new(&uopts, &maps, &s->unwinder);
+	if (!err && ring_buffer__add(s->events, bpf_map__fd(skel->maps.unwind_events), unwinder_handle_event,
+				     s->unwinder))
+		err = -errno;
+	if (err)
+		log_error("cannot set up unwind tables", "err=\"%s\"", strerror(-err));
+	return err;
+}
+
+struct unwinder *sampler_unwinder(struct sampler *s)
+{
+	return s->unwinder;
 }
 
 static int load_bpf(struct sampler *s, const struct sampler_opts *opts)
@@ -247,6 +290,9 @@ int sampler_open(const struct sampler_opts *opts, sampler_event_fn on_event, voi
 		log_error("cannot open the process event ring buffer", "err=\"%s\"", strerror(-err));
 		goto fail;
 	}
+	err = open_unwinder(s, opts);
+	if (err)
+		goto fail;
 	err = attach_cpus(s);
 	if (err)
 		goto fail;
@@ -265,6 +311,7 @@ void sampler_close(struct sampler *s)
 		bpf_link__destroy(s->links[i]);
 	free(s->links);
 	ring_buffer__free(s->events);
+	unwinder_free(s->unwinder);
 	profiler_bpf__destroy(s->skel);
 	if (s->drain_seconds.buckets)
 		metrics_histogram_destroy(&s->drain_seconds);
@@ -550,4 +597,6 @@ void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 	metrics_value(b, "anorak_drain_count_map_entries", NULL, atomic_load(&s->last_count_entries));
 	metrics_histogram_write(b, "anorak_drain_duration_seconds", "Time to switch generation and drain it.",
 				&s->drain_seconds);
+	if (s->unwinder)
+		unwinder_write_metrics(b, s->unwinder);
 }

@@ -21,6 +21,8 @@ struct sampler_opts {
 	uint32_t stack_map_entries;  /* per generation */
 	uint32_t count_map_entries;  /* per generation */
 	uint32_t max_processes;      /* processes announced to user space (LRU) */
+	uint64_t unwind_table_bytes; /* BPF memory for unwind tables; 0: frame pointers only */
+	uint64_t elf_max_bytes;      /* larger files get no unwind table */
 };
 
 /* One drained count: frames are leaf first, valid only during the callback. */
@@ -50,6 +52,9 @@ int sampler_drain(struct sampler *s, sampler_sample_fn on_sample, void *ctx);
 
 /* Tells the BPF program where process tgid publishes its trace context (thread-safe). */
 int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_slot *slot);
+
+/* The unwind tables (exporter/unwind_table.h), NULL when disabled. */
+struct unwinder *sampler_unwinder(struct sampler *s);
 
 /* Waits up to timeout_ms for process events and dispatches them; negative errno on failure. */
 int sampler_poll_events(struct sampler *s, int timeout_ms);
