@@ -14,7 +14,6 @@
 #include "sampler.h"
 #include "symbolize.h"
 #include "tracectx.h"
-#include "unwind_table.h"
 #include "window.h"
 
 #define DRAIN_INTERVAL_NS 1000000000LL
@@ -225,8 +224,6 @@ static void on_process_learnt(void *ctx, struct process *p)
 	struct collector *c = ctx;
 	int err = discover_trace_context(c, p);
 
-	if (sampler_unwinder(c->sampler))
-		unwinder_add_process(sampler_unwinder(c->sampler), p->tgid);
 	if (err == -EAGAIN)
 		queue_trace_retry(c, p);
 	else if (err && err != -ENOENT && err != -ESRCH)

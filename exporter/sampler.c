@@ -113,9 +113,15 @@ static int online_cpus(int *cpus, int max)
 static int handle_event(void *ctx, void *data, size_t size)
 {
 	struct sampler *s = ctx;
+	const struct process_event *e = data;
 
-	if (size >= sizeof(struct process_event))
-		s->on_event(data, s->event_ctx);
+	if (size < sizeof(*e))
+		return 0;
+	/* Unwind tables first: until the process has them its stacks are walked by frame pointer, and
+	 * learning it (labels, symbols) takes longer. */
+	if (s->unwinder && (e->type == PROCESS_EVENT_SAMPLED || e->type == PROCESS_EVENT_EXEC))
+		unwinder_add_process(s->unwinder, e->tgid);
+	s->on_event(e, s->event_ctx);
 	return 0;
 }
 
