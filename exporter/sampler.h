@@ -21,6 +21,7 @@ struct sampler_opts {
 	uint32_t stack_map_entries;  /* per generation */
 	uint32_t count_map_entries;  /* per generation */
 	uint32_t max_processes;      /* processes announced to user space (LRU) */
+	uint32_t max_cgroup_policies;
 };
 
 /* One drained count: frames are leaf first, valid only during the callback. */
@@ -50,6 +51,12 @@ int sampler_drain(struct sampler *s, sampler_sample_fn on_sample, void *ctx);
 
 /* Tells the BPF program where process tgid publishes its trace context (thread-safe). */
 int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_slot *slot);
+
+/* Stops sampling process tgid (its target is dropped) until it execs, or resumes it (thread-safe). */
+int sampler_set_process_dropped(struct sampler *s, uint32_t tgid, bool dropped);
+/* Sets the policy of a cgroup v2 id, or removes it (policy NULL); thread-safe. -E2BIG when the map is
+ * full (counted). */
+int sampler_set_cgroup_policy(struct sampler *s, uint64_t cgroup_id, const struct cgroup_policy *policy);
 
 /* Waits up to timeout_ms for process events and dispatches them; negative errno on failure. */
 int sampler_poll_events(struct sampler *s, int timeout_ms);

@@ -1,6 +1,7 @@
 #include "targets.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,16 +60,27 @@ int target_labeler_reload(struct target_labeler *t)
 	return 0;
 }
 
-int host_discovered_labels(const char *address, const char *comm, const struct cgroup_identity *cgroup,
-			   struct labelset *out)
+int host_discovered_labels(const struct host_process *hp, struct labelset *out)
 {
+	char pid[16];
 	int err = 0;
 
-	err = err ?: labelset_set(out, "__address__", address);
-	err = err ?: labelset_set(out, "__meta_process_comm", comm);
-	err = err ?: labelset_set(out, "__meta_systemd_unit", cgroup->systemd_unit);
-	err = err ?: labelset_set(out, "__meta_container_id", cgroup->container_id);
+	snprintf(pid, sizeof(pid), "%u", hp->pid);
+	err = err ?: labelset_set(out, "__address__", hp->address);
+	err = err ?: labelset_set(out, "__meta_process_pid", pid);
+	err = err ?: labelset_set(out, "__meta_process_comm", hp->comm);
+	err = err ?: labelset_set(out, "__meta_process_executable", hp->executable);
+	err = err ?: labelset_set(out, "__meta_process_cgroup", hp->cgroup_path);
+	err = err ?: labelset_set(out, "__meta_systemd_unit", hp->cgroup->systemd_unit);
+	err = err ?: labelset_set(out, "__meta_container_id", hp->cgroup->container_id);
 	return err;
+}
+
+void target_labeler_job_name(struct target_labeler *t, char *out, size_t outlen)
+{
+	pthread_rwlock_rdlock(&t->lock);
+	snprintf(out, outlen, "%s", t->config->job_name);
+	pthread_rwlock_unlock(&t->lock);
 }
 
 int target_labeler_apply(struct target_labeler *t, const struct labelset *discovered, struct labelset *final)
@@ -90,4 +102,39 @@ int target_labeler_apply(struct target_labeler *t, const struct labelset *discov
 	if (kept <= 0)
 		labelset_free(final);
 	return kept;
+}
+
+struct target *target_make(struct target_labeler *t, struct labelset *discovered)
+{
+	struct target *target = calloc(1, sizeof(*target));
+
+	if (!target) {
+		labelset_free(discovered);
+		return NULL;
+	}
+	atomic_init(&target->refs, 1);
+	target->discovered = *discovered;
+	*discovered = (struct labelset){ 0 };
+	int kept = target_labeler_apply(t, &target->discovered, &target->labels);
+	if (kept < 0) {
+		target_put(target);
+		return NULL;
+	}
+	target->dropped = kept == 0;
+	return target;
+}
+
+struct target *target_get(struct target *target)
+{
+	atomic_fetch_add(&target->refs, 1);
+	return target;
+}
+
+void target_put(struct target *target)
+{
+	if (!target || atomic_fetch_sub(&target->refs, 1) != 1)
+		return;
+	labelset_free(&target->discovered);
+	labelset_free(&target->labels);
+	free(target);
 }
