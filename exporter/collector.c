@@ -102,16 +102,18 @@ static bool in_pod(const struct collector *c, const struct process *p)
 	return c->pods && p->cgroup.pod_uid[0];
 }
 
-/* The target of a sample: its container's when it ran in a known pod, else its process's. */
+/* The target of a sample: its container's when it ran in a known pod's cgroup (also when the process
+ * moved there after it was learnt), else its process's. */
 static struct target *sample_target(struct collector *c, struct process *p, uint64_t cgroup_id)
 {
-	if (in_pod(c, p)) {
-		struct target *t = pod_store_target(c->pods, cgroup_id, &p->cgroup);
+	if (c->pods) {
+		struct target *t = pod_store_target(c->pods, cgroup_id, in_pod(c, p) ? &p->cgroup : NULL);
 
 		if (t)
 			return t;
 		/* A container started before its pod status named it: look for it in the cgroup tree. */
-		atomic_store(&c->scan_wanted, true);
+		if (in_pod(c, p))
+			atomic_store(&c->scan_wanted, true);
 	}
 	return process_target(c->processes, p);
 }

@@ -8,6 +8,8 @@
 
 #include <json-c/json.h>
 
+#include "relabel.h"
+
 int target_list_add(struct target_list *l, const struct target *target, unsigned frequency)
 {
 	if (l->n == l->cap) {
@@ -114,11 +116,24 @@ static json_object *labels_object(const struct labelset *ls)
 	return o;
 }
 
+/* Prometheus shows the labels relabeling started from: discovery's and the scrape config's (job,
+ * __scheme__, __metrics_path__, ...). */
+static json_object *discovered_object(const struct target *t, const char *scrape_pool)
+{
+	struct labelset ls = { 0 };
+	json_object *o = NULL;
+
+	if (!labelset_copy(&ls, &t->discovered) && !relabel_prepare(&ls, scrape_pool))
+		o = labels_object(&ls);
+	labelset_free(&ls);
+	return o;
+}
+
 static json_object *active_target(const struct entry *e, const char *scrape_pool)
 {
 	json_object *t = json_object_new_object();
 
-	json_object_object_add(t, "discoveredLabels", labels_object(&e->target->discovered));
+	json_object_object_add(t, "discoveredLabels", discovered_object(e->target, scrape_pool));
 	json_object_object_add(t, "labels", labels_object(&e->target->labels));
 	json_object_object_add(t, "scrapePool", json_object_new_string(scrape_pool));
 	json_object_object_add(t, "health", json_object_new_string("up"));
@@ -127,11 +142,11 @@ static json_object *active_target(const struct entry *e, const char *scrape_pool
 	return t;
 }
 
-static json_object *dropped_target(const struct entry *e)
+static json_object *dropped_target(const struct entry *e, const char *scrape_pool)
 {
 	json_object *t = json_object_new_object();
 
-	json_object_object_add(t, "discoveredLabels", labels_object(&e->target->discovered));
+	json_object_object_add(t, "discoveredLabels", discovered_object(e->target, scrape_pool));
 	return t;
 }
 
@@ -151,7 +166,7 @@ int targets_api_render(struct target_list *l, const char *scrape_pool, char **js
 	for (size_t i = 0; i < l->n; i++) {
 		if (e[i].target->dropped) {
 			if (ndropped++ < TARGETS_API_MAX_DROPPED)
-				json_object_array_add(dropped, dropped_target(&e[i]));
+				json_object_array_add(dropped, dropped_target(&e[i], scrape_pool));
 		} else if (!duplicate(e, i)) {
 			json_object_array_add(active, active_target(&e[i], scrape_pool));
 		}
