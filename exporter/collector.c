@@ -1,12 +1,14 @@
 #include "collector.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "k8s_client.h"
 #include "log.h"
@@ -41,6 +43,13 @@ struct drain_request {
 	struct drain_request *next;
 };
 
+/* A container sampled at its own rate by its own per-CPU events. */
+struct high_frequency {
+	uint64_t cgroup_id;
+	unsigned frequency;
+	struct cgroup_events *events;
+};
+
 struct trace_retry {
 	struct process *process; /* referenced */
 	int attempts;
@@ -59,6 +68,11 @@ struct collector {
 	atomic_bool scan_wanted;
 	int64_t last_scan_ns;         /* event thread only */
 	atomic_uint_fast64_t cgroup_scans, cgroup_scan_errors;
+	/* Containers at their own rate; changed only by on_pod_policy, which the pod store serializes. */
+	struct high_frequency *high;
+	atomic_size_t nhigh;
+	atomic_uint_fast64_t high_refused_limit, high_open_errors;
+	atomic_uint_fast64_t samples_base, samples_high;
 	/* Event thread only. */
 	struct trace_retry trace_retries[TRACE_RETRIES_MAX];
 	int ntrace_retries;
@@ -147,6 +161,7 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 			proc_maps_put(maps);
 		return;
 	}
+	atomic_fetch_add(d->key->frequency ? &c->samples_high : &c->samples_base, d->count);
 	memcpy(sample.trace.trace_id, d->key->trace_id, sizeof(sample.trace.trace_id));
 	memcpy(sample.trace.span_id, d->key->span_id, sizeof(sample.trace.span_id));
 	if (slice_add(dc->slice, &sample, d->key->user_stack, d->user, d->nuser, d->key->kernel_stack,
@@ -282,20 +297,92 @@ static void on_host_target(void *ctx, const struct process *p, const struct targ
 		log_warn("cannot update the BPF process filter", "pid=%u err=\"%s\"", p->tgid, strerror(-err));
 }
 
-/* pod_store policy hook: dropped containers are filtered in BPF by cgroup id. */
-static void on_pod_policy(void *ctx, uint64_t cgroup_id, const struct pod_policy *policy)
+static struct high_frequency *find_high(struct collector *c, uint64_t cgroup_id)
+{
+	for (size_t i = 0; i < atomic_load(&c->nhigh); i++)
+		if (c->high[i].cgroup_id == cgroup_id)
+			return &c->high[i];
+	return NULL;
+}
+
+/* Opens the container's own events at hz; NULL when it cannot (logged, counted). */
+static struct cgroup_events *open_high(struct collector *c, const char *path, unsigned hz)
+{
+	char dir[PATH_MAX * 2];
+	struct cgroup_events *events = NULL;
+
+	snprintf(dir, sizeof(dir), "%s%s", c->cgroup2_mount, path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int err = fd < 0 ? -errno : sampler_open_cgroup_events(c->sampler, fd, hz, &events);
+	if (fd >= 0)
+		close(fd);
+	if (err) {
+		atomic_fetch_add(&c->high_open_errors, 1);
+		log_warn("cannot sample a container at its own rate: keeping the base rate",
+			 "cgroup=\"%s\" hz=%u err=\"%s\"", dir, hz, strerror(-err));
+	}
+	return events;
+}
+
+/* The rate the container can get: its own events are opened before the BPF policy tells the base
+ * events to leave it to them, and closed after the policy took it back, so no sample is counted twice
+ * and none is missed. */
+static unsigned raise_or_keep(struct collector *c, uint64_t cgroup_id, const char *path, unsigned hz,
+			      struct cgroup_events **fresh)
+{
+	struct high_frequency *cur = find_high(c, cgroup_id);
+
+	if (cur && cur->frequency == hz)
+		return hz;
+	if (!path || !c->cgroup2_mount[0])
+		return 0; /* until the scan finds its directory */
+	if (!cur && atomic_load(&c->nhigh) >= c->cfg->sampling_max_hf_cgroups) {
+		atomic_fetch_add(&c->high_refused_limit, 1);
+		log_warn("too many containers at a raised sampling frequency: keeping the base rate",
+			 "cgroup=\"%s\" max=%u", path, c->cfg->sampling_max_hf_cgroups);
+		return 0;
+	}
+	*fresh = open_high(c, path, hz);
+	return *fresh ? hz : 0;
+}
+
+/* pod_store policy hook: dropped containers are filtered in BPF by cgroup id; containers with their
+ * own rate get their own events. */
+static unsigned on_pod_policy(void *ctx, uint64_t cgroup_id, const char *path, const struct pod_policy *policy)
 {
 	struct collector *c = ctx;
 	struct cgroup_policy bpf = { 0 };
+	struct cgroup_events *fresh = NULL, *stale = NULL;
+	unsigned hz = 0;
 
+	if (policy && policy->frequency && !policy->dropped)
+		hz = raise_or_keep(c, cgroup_id, path, policy->frequency, &fresh);
 	if (policy) {
 		bpf.dropped = policy->dropped;
-		bpf.frequency = policy->frequency;
+		bpf.frequency = hz;
 	}
-	int err = sampler_set_cgroup_policy(c->sampler, cgroup_id, policy ? &bpf : NULL);
-	if (err)
-		log_warn("cannot update the BPF cgroup filter", "cgroup_id=%llu err=\"%s\"",
+	int err = sampler_set_cgroup_policy(c->sampler, cgroup_id, policy && (bpf.dropped || hz) ? &bpf : NULL);
+	if (err) {
+		log_warn("cannot update the BPF cgroup policy", "cgroup_id=%llu err=\"%s\"",
 			 (unsigned long long)cgroup_id, strerror(-err));
+		stale = fresh; /* the base events still sample it */
+		fresh = NULL;
+		hz = 0;
+	}
+	struct high_frequency *cur = find_high(c, cgroup_id);
+	if (fresh && cur) {
+		stale = cur->events;
+		*cur = (struct high_frequency){ cgroup_id, hz, fresh };
+	} else if (fresh) {
+		c->high[atomic_load(&c->nhigh)] = (struct high_frequency){ cgroup_id, hz, fresh };
+		atomic_fetch_add(&c->nhigh, 1);
+	} else if (!hz && cur) {
+		stale = cur->events;
+		*cur = c->high[atomic_load(&c->nhigh) - 1];
+		atomic_fetch_sub(&c->nhigh, 1);
+	}
+	sampler_close_cgroup_events(c->sampler, stale);
+	return hz;
 }
 
 static void on_container_cgroup(void *ctx, const char *path, uint64_t cgroup_id, const struct cgroup_identity *id)
@@ -373,12 +460,12 @@ static void add_host_target(void *ctx, const struct process *p, const struct tar
 		l->err = target_list_add(l->list, t, l->c->cfg->sampling_frequency);
 }
 
-static void add_pod_target(void *ctx, const struct target *t)
+static void add_pod_target(void *ctx, const struct target *t, unsigned frequency)
 {
 	struct listing *l = ctx;
 
 	if (!l->err)
-		l->err = target_list_add(l->list, t, l->c->cfg->sampling_frequency);
+		l->err = target_list_add(l->list, t, frequency);
 }
 
 /* Host targets of processes outside pods, then pods' containers. */
@@ -428,10 +515,27 @@ static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 		       "Targets by state: active (sampled) or dropped by relabeling, as /api/v1/targets lists them.");
 	metrics_value(b, "anorak_targets", "state=\"active\"", active);
 	metrics_value(b, "anorak_targets", "state=\"dropped\"", dropped);
+	metrics_family(b, "anorak_samples_by_rate_total", "counter",
+		       "Samples drained by the rate they were taken at: the base rate, or a container's raised one.");
+	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"base\"", atomic_load(&c->samples_base));
+	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"high\"", atomic_load(&c->samples_high));
 	if (!c->pods)
 		return;
+	struct pod_store_stats ps;
+	pod_store_stats(c->pods, &ps);
 	metrics_family(b, "anorak_kubernetes_containers", "gauge", "Containers of this node's pods known now.");
-	metrics_value(b, "anorak_kubernetes_containers", NULL, pod_store_containers(c->pods));
+	metrics_value(b, "anorak_kubernetes_containers", NULL, ps.containers);
+	metrics_family(b, "anorak_high_frequency_cgroups", "gauge",
+		       "Containers sampled at a raised frequency (pod annotation or __sampling_frequency__) now.");
+	metrics_value(b, "anorak_high_frequency_cgroups", NULL, atomic_load(&c->nhigh));
+	metrics_family(b, "anorak_high_frequency_cgroups_max", "gauge",
+		       "Limit of containers at a raised frequency (--sampling.max-high-frequency-containers).");
+	metrics_value(b, "anorak_high_frequency_cgroups_max", NULL, c->cfg->sampling_max_hf_cgroups);
+	metrics_family(b, "anorak_high_frequency_refused_total", "counter",
+		       "Raised frequencies not applied, by reason: invalid value, the container limit, perf events refused.");
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"invalid\"", ps.invalid_frequencies);
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"limit\"", atomic_load(&c->high_refused_limit));
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"perf_event\"", atomic_load(&c->high_open_errors));
 	metrics_family(b, "anorak_cgroup_scans_total", "counter",
 		       "Scans of the cgroup tree for the cgroups of new containers.");
 	metrics_value(b, "anorak_cgroup_scans_total", NULL, atomic_load(&c->cgroup_scans));
@@ -575,7 +679,12 @@ static bool kubernetes_configured(const struct anorak_config *cfg)
 /* Kubernetes discovery, when configured: the pod store now, the client once BPF is attached. */
 static int start_pods(struct collector *c)
 {
-	struct pod_store_hooks hooks = { .policy = on_pod_policy, .ctx = c };
+	struct pod_store_opts opts = {
+		.policy = on_pod_policy,
+		.ctx = c,
+		.base_frequency = c->cfg->sampling_frequency,
+		.max_frequency = c->cfg->sampling_max_frequency,
+	};
 	int err = cgroup2_mount_point("/proc/self/mountinfo", c->cgroup2_mount, sizeof(c->cgroup2_mount));
 
 	if (err) {
@@ -583,7 +692,10 @@ static int start_pods(struct collector *c)
 		log_warn("no cgroup2 hierarchy: containers are found from their first sample only",
 			 "err=\"%s\"", strerror(-err));
 	}
-	return pod_store_new(&c->labeler, &hooks, &c->pods);
+	c->high = calloc(c->cfg->sampling_max_hf_cgroups ? c->cfg->sampling_max_hf_cgroups : 1, sizeof(*c->high));
+	if (!c->high)
+		return -ENOMEM;
+	return pod_store_new(&c->labeler, &opts, &c->pods);
 }
 
 static int start_kubernetes(struct collector *c, const char *node_name)
@@ -720,6 +832,9 @@ void collector_free(struct collector *c)
 		k8s_client_stop(c->k8s);
 	for (int i = 0; i < c->ntrace_retries; i++)
 		process_put(c->trace_retries[i].process);
+	for (size_t i = 0; i < atomic_load(&c->nhigh); i++)
+		sampler_close_cgroup_events(c->sampler, c->high[i].events);
+	free(c->high);
 	sampler_close(c->sampler);
 	window_store_destroy(&c->windows);
 	process_table_free(c->processes);

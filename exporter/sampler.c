@@ -65,6 +65,7 @@ struct sampler {
 	uint32_t max_cgroup_policies;
 	atomic_uint_fast64_t cgroup_policies_full;
 	atomic_uint_fast64_t processes_dropped;
+	atomic_int cgroup_event_count;
 };
 
 static const double drain_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25 };
@@ -123,16 +124,21 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static int open_cpu_event(unsigned frequency, int cpu)
+/* A cpu-clock event on one CPU; with cgroup_fd >= 0 it counts only that cgroup's tasks. */
+static int open_cpu_event(unsigned frequency, int cpu, int cgroup_fd)
 {
 	struct perf_event_attr attr = {
 		.type = PERF_TYPE_SOFTWARE,
 		.size = sizeof(attr),
-		.config = PERF_COUNT_SW_CPU_CLOCK,
+		/* A container's own events use task-clock: a PMU of their own, so the kernel's cgroup switches
+		 * (which re-schedule every event of a PMU that has cgroup events) leave the base cpu-clock
+		 * events alone. */
+		.config = cgroup_fd >= 0 ? PERF_COUNT_SW_TASK_CLOCK : PERF_COUNT_SW_CPU_CLOCK,
 		.freq = 1,
 		.sample_freq = frequency,
 	};
-	int fd = syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+	unsigned long flags = PERF_FLAG_FD_CLOEXEC | (cgroup_fd >= 0 ? PERF_FLAG_PID_CGROUP : 0);
+	int fd = syscall(__NR_perf_event_open, &attr, cgroup_fd >= 0 ? cgroup_fd : -1, cpu, -1, flags);
 
 	return fd < 0 ? -errno : fd;
 }
@@ -150,7 +156,7 @@ static int attach_cpus(struct sampler *s)
 	if (!s->links)
 		return -ENOMEM;
 	for (int i = 0; i < n; i++) {
-		int fd = open_cpu_event(s->frequency, cpus[i]);
+		int fd = open_cpu_event(s->frequency, cpus[i], -1);
 
 		if (fd < 0) {
 			log_error("perf_event_open refused a cpu-clock event: run as root (or with CAP_PERFMON) "
@@ -484,6 +490,60 @@ int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_
 	return 0;
 }
 
+struct cgroup_events {
+	struct bpf_link **links;
+	int nlinks;
+	unsigned frequency;
+};
+
+void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e)
+{
+	if (!e)
+		return;
+	for (int i = 0; i < e->nlinks; i++)
+		bpf_link__destroy(e->links[i]);
+	atomic_fetch_sub(&s->cgroup_event_count, e->nlinks);
+	free(e->links);
+	free(e);
+}
+
+int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, unsigned frequency, struct cgroup_events **out)
+{
+	struct cgroup_events *e = calloc(1, sizeof(*e));
+	int cpus[MAX_CPUS], err = 0;
+	int n = online_cpus(cpus, MAX_CPUS);
+
+	if (!e)
+		return -ENOMEM;
+	e->frequency = frequency;
+	if (n < 0 || !(e->links = calloc(n, sizeof(*e->links)))) {
+		free(e);
+		return n < 0 ? n : -ENOMEM;
+	}
+	for (int i = 0; i < n && !err; i++) {
+		int fd = open_cpu_event(frequency, cpus[i], cgroup_fd);
+
+		if (fd < 0) {
+			err = fd;
+			break;
+		}
+		e->links[i] = bpf_program__attach_perf_event(s->skel->progs.profile_cgroup, fd);
+		if (!e->links[i]) {
+			err = -errno;
+			close(fd);
+			break;
+		}
+		e->nlinks++;
+		atomic_fetch_add(&s->cgroup_event_count, 1);
+	}
+	if (err) {
+		sampler_close_cgroup_events(s, e);
+		return err;
+	}
+	*out = e;
+	return 0;
+}
+
 int sampler_set_process_dropped(struct sampler *s, uint32_t tgid, bool dropped)
 {
 	__u8 state = dropped ? KNOWN_PROCESS_DROPPED : KNOWN_PROCESS_SAMPLED;
@@ -594,6 +654,15 @@ void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 	metrics_value(b, "anorak_trace_context_samples_total", "result=\"read_failed\"",
 		      o[SAMPLE_TRACE_READ_FAILED]);
 	metrics_value(b, "anorak_trace_context_samples_total", "result=\"invalid\"", o[SAMPLE_TRACE_INVALID]);
+	metrics_family(b, "anorak_cgroup_perf_events", "gauge",
+		       "Open per-CPU perf events of containers sampled at their own rate.");
+	metrics_value(b, "anorak_cgroup_perf_events", NULL, atomic_load(&s->cgroup_event_count));
+	metrics_family(b, "anorak_samples_elsewhere_total", "counter",
+		       "Base-rate samples of containers sampled by their own events, left to those (not counted twice).");
+	metrics_value(b, "anorak_samples_elsewhere_total", NULL, o[SAMPLE_ELSEWHERE]);
+	metrics_family(b, "anorak_samples_cgroup_stale_total", "counter",
+		       "Samples of a container's own events taken after its rate was lowered, not counted.");
+	metrics_value(b, "anorak_samples_cgroup_stale_total", NULL, o[SAMPLE_CGROUP_STALE]);
 	metrics_family(b, "anorak_perf_events", "gauge", "Open per-CPU sampling perf events.");
 	metrics_value(b, "anorak_perf_events", NULL, s->nlinks);
 	metrics_family(b, "anorak_sampling_frequency_hertz", "gauge", "Base sampling frequency per CPU.");

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,21 +17,25 @@ struct container {
 	struct target *target;
 	uint64_t cgroup_id;     /* 0 until linked */
 	char *cgroup_path;      /* relative to the cgroup2 mount; NULL until the scan found it */
+	unsigned frequency;     /* asked by __sampling_frequency__; 0: the base rate */
+	bool frequency_invalid; /* the value was refused: the previous rate stands */
 	struct pod_policy applied;
 	bool has_policy;        /* applied was handed to the hook */
+	unsigned applied_frequency; /* what the hook could apply */
 	struct container *next;
 };
 
 struct pod_store {
 	pthread_mutex_t lock;
 	struct target_labeler *labeler;
-	struct pod_store_hooks hooks;
+	struct pod_store_opts opts;
 	struct container *containers;
 	size_t ncontainers;
 	bool unlinked;
+	uint64_t invalid_frequencies;
 };
 
-int pod_store_new(struct target_labeler *labeler, const struct pod_store_hooks *hooks, struct pod_store **out)
+int pod_store_new(struct target_labeler *labeler, const struct pod_store_opts *opts, struct pod_store **out)
 {
 	struct pod_store *s = calloc(1, sizeof(*s));
 
@@ -38,8 +43,7 @@ int pod_store_new(struct target_labeler *labeler, const struct pod_store_hooks *
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	s->labeler = labeler;
-	if (hooks)
-		s->hooks = *hooks;
+	s->opts = *opts;
 	*out = s;
 	return 0;
 }
@@ -66,26 +70,73 @@ void pod_store_free(struct pod_store *s)
 	free(s);
 }
 
-/* Hands the container's policy to the hook when it changed. Lock held. */
-static void apply_policy(struct pod_store *s, struct container *c)
+static void call_hook(struct pod_store *s, struct container *c, const struct pod_policy *policy)
 {
-	struct pod_policy want = { .dropped = c->target->dropped };
+	c->applied_frequency = s->opts.policy(s->opts.ctx, c->cgroup_id, c->cgroup_path, policy);
+	/* A rate that needs the cgroup's directory, which the scan has not found yet. */
+	if (policy && policy->frequency && !c->cgroup_path)
+		s->unlinked = true;
+}
+
+/* Hands the container's policy to the hook when it changed (or could not be applied whole yet and
+ * retry is set). Lock held. */
+static void apply_policy(struct pod_store *s, struct container *c, bool retry)
+{
+	struct pod_policy want = { .dropped = c->target->dropped, .frequency = c->target->dropped ? 0 : c->frequency };
 	bool needed = want.dropped || want.frequency;
 
-	if (!c->cgroup_id || !s->hooks.policy)
+	if (!c->cgroup_id || !s->opts.policy)
 		return;
-	if (needed == c->has_policy && (!needed || !memcmp(&want, &c->applied, sizeof(want))))
+	bool same = needed == c->has_policy &&
+		    (!needed || (want.dropped == c->applied.dropped && want.frequency == c->applied.frequency));
+	if (same && !(retry && c->applied_frequency != want.frequency))
 		return;
-	s->hooks.policy(s->hooks.ctx, c->cgroup_id, needed ? &want : NULL);
+	call_hook(s, c, needed ? &want : NULL);
 	c->applied = want;
 	c->has_policy = needed;
 }
 
 static void withdraw_policy(struct pod_store *s, struct container *c)
 {
-	if (c->has_policy && s->hooks.policy)
-		s->hooks.policy(s->hooks.ctx, c->cgroup_id, NULL);
+	if (c->has_policy && s->opts.policy)
+		call_hook(s, c, NULL);
 	c->has_policy = false;
+	c->applied_frequency = 0;
+}
+
+/* __sampling_frequency__ (from the pod's annotation with the default rules): a decimal integer from
+ * 1 to the maximum; the base rate itself needs nothing (0). Anything else changes nothing (-1: the
+ * previous rate stands) and is logged, naming the pod. */
+static int frequency_of(struct pod_store *s, const struct target *t)
+{
+	const char *v = t->sampling_frequency;
+	unsigned long hz = 0;
+	char *end;
+
+	if (!v[0] || t->dropped)
+		return 0;
+	if (v[0] >= '0' && v[0] <= '9')
+		hz = strtoul(v, &end, 10);
+	if (!(v[0] >= '0' && v[0] <= '9') || *end || hz == 0 || hz > s->opts.max_frequency) {
+		__atomic_add_fetch(&s->invalid_frequencies, 1, __ATOMIC_RELAXED);
+		log_warn("invalid sampling frequency for a pod's container: keeping the base rate",
+			 "pod=\"%s/%s\" container=\"%s\" value=\"%s\" max=%u",
+			 labelset_get(&t->discovered, "__meta_kubernetes_namespace") ?: "",
+			 labelset_get(&t->discovered, "__meta_kubernetes_pod_name") ?: "",
+			 labelset_get(&t->discovered, "__meta_kubernetes_pod_container_name") ?: "", v,
+			 s->opts.max_frequency);
+		return -1;
+	}
+	return hz == s->opts.base_frequency ? 0 : (int)hz;
+}
+
+static void set_frequency(struct pod_store *s, struct container *c)
+{
+	int hz = frequency_of(s, c->target);
+
+	c->frequency_invalid = hz < 0;
+	if (hz >= 0)
+		c->frequency = (unsigned)hz;
 }
 
 /* Takes the pod's containers out of the list, in their order. Lock held. */
@@ -146,6 +197,7 @@ static struct container *container_new(struct pod_store *s, struct k8s_target *k
 		container_free(c);
 		return NULL;
 	}
+	set_frequency(s, c);
 	return c;
 }
 
@@ -199,11 +251,14 @@ void pod_store_on_pod(void *store, const struct k8s_pod *pod, bool deleted)
 			prior->cgroup_path = NULL;
 			c->applied = prior->applied;
 			c->has_policy = prior->has_policy;
+			c->applied_frequency = prior->applied_frequency;
+			if (c->frequency_invalid)
+				c->frequency = prior->frequency;
 			container_free(prior);
 		}
 		if (c->id[0] && !c->cgroup_id)
 			s->unlinked = true;
-		apply_policy(s, c);
+		apply_policy(s, c, false);
 		c->next = s->containers;
 		s->containers = c;
 		s->ncontainers++;
@@ -256,7 +311,7 @@ static void link_locked(struct pod_store *s, struct container *c, uint64_t cgrou
 		return;
 	withdraw_policy(s, c);
 	c->cgroup_id = cgroup_id;
-	apply_policy(s, c);
+	apply_policy(s, c, false);
 }
 
 struct target *pod_store_target(struct pod_store *s, uint64_t cgroup_id, const struct cgroup_identity *id)
@@ -281,7 +336,9 @@ void pod_store_link_cgroup(struct pod_store *s, uint64_t cgroup_id, const char *
 	pthread_mutex_lock(&s->lock);
 	struct container *c = find_by_id(s, id->container_id);
 	if (c) {
-		if (!c->cgroup_path || strcmp(c->cgroup_path, path)) {
+		bool moved = !c->cgroup_path || strcmp(c->cgroup_path, path);
+
+		if (moved) {
 			char *copy = strdup(path);
 
 			if (copy) {
@@ -290,6 +347,9 @@ void pod_store_link_cgroup(struct pod_store *s, uint64_t cgroup_id, const char *
 			}
 		}
 		link_locked(s, c, cgroup_id);
+		/* With its directory known, a rate that could not be applied can be now. */
+		if (moved)
+			apply_policy(s, c, true);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -316,23 +376,26 @@ void pod_store_relabel(struct pod_store *s)
 			continue;
 		target_put(c->target);
 		c->target = fresh;
-		apply_policy(s, c);
+		set_frequency(s, c);
+		apply_policy(s, c, false);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
 
-void pod_store_each(struct pod_store *s, void (*fn)(void *ctx, const struct target *t), void *ctx)
+void pod_store_each(struct pod_store *s, void (*fn)(void *ctx, const struct target *t, unsigned frequency),
+		    void *ctx)
 {
 	pthread_mutex_lock(&s->lock);
 	for (struct container *c = s->containers; c; c = c->next)
-		fn(ctx, c->target);
+		fn(ctx, c->target, c->applied_frequency ? c->applied_frequency : s->opts.base_frequency);
 	pthread_mutex_unlock(&s->lock);
 }
 
-size_t pod_store_containers(struct pod_store *s)
+void pod_store_stats(struct pod_store *s, struct pod_store_stats *st)
 {
 	pthread_mutex_lock(&s->lock);
-	size_t n = s->ncontainers;
+	*st = (struct pod_store_stats){ .containers = s->ncontainers, .invalid_frequencies = s->invalid_frequencies };
+	for (struct container *c = s->containers; c; c = c->next)
+		st->high_frequency += c->applied_frequency != 0;
 	pthread_mutex_unlock(&s->lock);
-	return n;
 }

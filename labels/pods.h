@@ -25,16 +25,20 @@ struct pod_policy {
 	unsigned frequency; /* 0: the base rate */
 };
 
-struct pod_store_hooks {
+struct pod_store_opts {
 	/* The policy of a linked cgroup changed; policy NULL when it is gone or back to the default.
-	 * Called with the store locked: must not call into the store. */
-	void (*policy)(void *ctx, uint64_t cgroup_id, const struct pod_policy *policy);
+	 * cgroup_path (relative to the cgroup2 mount) is NULL until the scan found the directory.
+	 * Returns the frequency it could apply (0: the base rate). Called with the store locked, so calls
+	 * are serialized: must not call into the store. */
+	unsigned (*policy)(void *ctx, uint64_t cgroup_id, const char *cgroup_path, const struct pod_policy *policy);
 	void *ctx;
+	unsigned base_frequency;
+	unsigned max_frequency;  /* higher __sampling_frequency__ values are invalid */
 };
 
 struct pod_store;
 
-int pod_store_new(struct target_labeler *labeler, const struct pod_store_hooks *hooks, struct pod_store **out);
+int pod_store_new(struct target_labeler *labeler, const struct pod_store_opts *opts, struct pod_store **out);
 void pod_store_free(struct pod_store *s);
 
 /* k8s_pod_fn: a pod was added or changed, or deleted. */
@@ -55,10 +59,16 @@ bool pod_store_take_unlinked(struct pod_store *s);
 /* Relabels every container with the labeler's current configuration (after a reload). */
 void pod_store_relabel(struct pod_store *s);
 
-/* Calls fn for every container target, under the store's lock. */
-void pod_store_each(struct pod_store *s, void (*fn)(void *ctx, const struct target *t), void *ctx);
+/* Calls fn for every container target with the frequency it is sampled at, under the store's lock. */
+void pod_store_each(struct pod_store *s, void (*fn)(void *ctx, const struct target *t, unsigned frequency),
+		    void *ctx);
 
-/* Containers known now. */
-size_t pod_store_containers(struct pod_store *s);
+struct pod_store_stats {
+	size_t containers;           /* known now */
+	size_t high_frequency;       /* sampled at their own rate now */
+	uint64_t invalid_frequencies; /* __sampling_frequency__ values refused (logged) */
+};
+
+void pod_store_stats(struct pod_store *s, struct pod_store_stats *st);
 
 #endif

@@ -83,7 +83,10 @@ void target_labeler_job_name(struct target_labeler *t, char *out, size_t outlen)
 	pthread_rwlock_unlock(&t->lock);
 }
 
-int target_labeler_apply(struct target_labeler *t, const struct labelset *discovered, struct labelset *final)
+/* Relabels a copy of discovered into final; the value __sampling_frequency__ had when the rules were
+ * done (before finalizing removes it) goes to frequency when it is not NULL. */
+static int relabel_target(struct target_labeler *t, const struct labelset *discovered, struct labelset *final,
+			  char *frequency, size_t frequency_len)
 {
 	char why[256];
 	int kept;
@@ -95,6 +98,11 @@ int target_labeler_apply(struct target_labeler *t, const struct labelset *discov
 	if (kept == 0)
 		kept = relabel_process(&t->config->rules, final);
 	pthread_rwlock_unlock(&t->lock);
+	if (kept == 1 && frequency) {
+		const char *v = labelset_get(final, TARGET_SAMPLING_FREQUENCY_LABEL);
+
+		snprintf(frequency, frequency_len, "%s", v ? v : "");
+	}
 	if (kept == 1 && relabel_finalize(final, why, sizeof(why))) {
 		log_debug("target rejected after relabeling", "err=\"%s\"", why);
 		kept = 0;
@@ -102,6 +110,11 @@ int target_labeler_apply(struct target_labeler *t, const struct labelset *discov
 	if (kept <= 0)
 		labelset_free(final);
 	return kept;
+}
+
+int target_labeler_apply(struct target_labeler *t, const struct labelset *discovered, struct labelset *final)
+{
+	return relabel_target(t, discovered, final, NULL, 0);
 }
 
 struct target *target_make(struct target_labeler *t, struct labelset *discovered)
@@ -115,7 +128,8 @@ struct target *target_make(struct target_labeler *t, struct labelset *discovered
 	atomic_init(&target->refs, 1);
 	target->discovered = *discovered;
 	*discovered = (struct labelset){ 0 };
-	int kept = target_labeler_apply(t, &target->discovered, &target->labels);
+	int kept = relabel_target(t, &target->discovered, &target->labels, target->sampling_frequency,
+				  sizeof(target->sampling_frequency));
 	if (kept < 0) {
 		target_put(target);
 		return NULL;

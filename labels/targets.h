@@ -51,7 +51,12 @@ struct target {
 	struct labelset discovered; /* before relabeling */
 	struct labelset labels;     /* after relabeling; empty when dropped */
 	bool dropped;               /* the rules dropped it: not sampled */
+	/* __sampling_frequency__ as the rules left it ("" when unset; longer values are cut, and then
+	 * invalid anyway): the rate its samples are asked to be taken at. */
+	char sampling_frequency[32];
 };
+
+#define TARGET_SAMPLING_FREQUENCY_LABEL "__sampling_frequency__"
 
 /* Makes a target of discovered (taken over, emptied on return): relabeled by t, dropped when the rules
  * drop it. NULL on allocation failure. */

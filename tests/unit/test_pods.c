@@ -17,13 +17,15 @@
 #define APP_ID "a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4abcd"
 #define LOG_ID "1111111111111111111111111111111111111111111111111111111111111111"
 
+static const char *annotation = "";
+
 /* A two-container pod: "app" declares ports 8080 and 9090, "log-shipper" none. */
 static void make_pod(struct k8s_pod *pod, const char *tier, const char *app_id, const char *log_id)
 {
 	char json[2048];
 	int n = snprintf(json, sizeof(json),
 			 "{\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\",\"uid\":\"" UID "\","
-			 "\"labels\":{\"tier\":\"%s\"}},"
+			 "\"labels\":{\"tier\":\"%s\"},\"annotations\":{%s}},"
 			 "\"spec\":{\"nodeName\":\"node-1\",\"containers\":["
 			 "{\"name\":\"app\",\"image\":\"web:1\",\"ports\":[{\"name\":\"http\",\"containerPort\":8080,"
 			 "\"protocol\":\"TCP\"},{\"containerPort\":9090,\"protocol\":\"TCP\"}]},"
@@ -31,7 +33,7 @@ static void make_pod(struct k8s_pod *pod, const char *tier, const char *app_id, 
 			 "\"status\":{\"phase\":\"Running\",\"podIP\":\"127.0.1.23\",\"hostIP\":\"127.0.0.11\","
 			 "\"containerStatuses\":[{\"name\":\"app\",\"containerID\":\"%s\"},"
 			 "{\"name\":\"log-shipper\",\"containerID\":\"%s\"}]}}",
-			 tier, app_id, log_id);
+			 tier, annotation, app_id, log_id);
 
 	assert_true(n > 0 && n < (int)sizeof(json));
 	assert_int_equal(k8s_pod_parse(json, (size_t)n, pod), 0);
@@ -40,6 +42,8 @@ static void make_pod(struct k8s_pod *pod, const char *tier, const char *app_id, 
 struct policy_call {
 	uint64_t cgroup_id;
 	bool present, dropped;
+	unsigned frequency;
+	bool has_path;
 };
 
 struct recorder {
@@ -47,12 +51,15 @@ struct recorder {
 	size_t n;
 };
 
-static void record_policy(void *ctx, uint64_t cgroup_id, const struct pod_policy *policy)
+static unsigned record_policy(void *ctx, uint64_t cgroup_id, const char *path, const struct pod_policy *policy)
 {
 	struct recorder *r = ctx;
 
 	assert_true(r->n < 16);
-	r->calls[r->n++] = (struct policy_call){ cgroup_id, policy != NULL, policy && policy->dropped };
+	r->calls[r->n++] = (struct policy_call){ cgroup_id, policy != NULL, policy && policy->dropped,
+						 policy ? policy->frequency : 0, path != NULL };
+	/* a rate needs the cgroup's directory */
+	return policy && path ? policy->frequency : 0;
 }
 
 struct fixture {
@@ -79,7 +86,9 @@ static const char config[] =
 	"  - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}\n"
 	"  - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}\n"
 	"  - {source_labels: [__meta_kubernetes_pod_container_name], target_label: container}\n"
-	"  - {source_labels: [__meta_kubernetes_pod_label_tier], target_label: tier}\n";
+	"  - {source_labels: [__meta_kubernetes_pod_label_tier], target_label: tier}\n"
+	"  - {source_labels: [__meta_kubernetes_pod_annotation_anorak_dev_sampling_frequency],\n"
+	"     target_label: __sampling_frequency__}\n";
 
 static int setup(void **state)
 {
@@ -88,6 +97,7 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	log_set_level(LOG_ERROR);
+	annotation = "";
 	strcpy(f->path, "/tmp/anorak-test-pods-XXXXXX");
 	int fd = mkstemp(f->path);
 	if (fd < 0)
@@ -96,8 +106,9 @@ static int setup(void **state)
 	write_config(f->path, config);
 	if (target_labeler_init(&f->labeler, f->path))
 		return -1;
-	struct pod_store_hooks hooks = { .policy = record_policy, .ctx = &f->rec };
-	if (pod_store_new(&f->labeler, &hooks, &f->store))
+	struct pod_store_opts opts = { .policy = record_policy, .ctx = &f->rec, .base_frequency = 19,
+				       .max_frequency = 1000 };
+	if (pod_store_new(&f->labeler, &opts, &f->store))
 		return -1;
 	*state = f;
 	return 0;
@@ -112,6 +123,14 @@ static int teardown(void **state)
 	unlink(f->path);
 	free(f);
 	return 0;
+}
+
+static size_t containers(struct fixture *f)
+{
+	struct pod_store_stats st;
+
+	pod_store_stats(f->store, &st);
+	return st.containers;
 }
 
 static void on_pod(struct fixture *f, const char *tier, const char *app_id, const char *log_id, bool deleted)
@@ -139,7 +158,7 @@ static void test_labels_and_lookup(void **state)
 	struct cgroup_identity app = identity(APP_ID, UID);
 
 	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
-	assert_int_equal(pod_store_containers(f->store), 2);
+	assert_int_equal(containers(f), 2);
 	struct target *t = pod_store_target(f->store, 1001, &app);
 	assert_non_null(t);
 	assert_false(t->dropped);
@@ -188,7 +207,7 @@ static void test_dropped_policy(void **state)
 	assert_int_equal(f->rec.n, 1);
 
 	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, true);
-	assert_int_equal(pod_store_containers(f->store), 0);
+	assert_int_equal(containers(f), 0);
 	assert_int_equal(f->rec.n, 2);
 	assert_int_equal(f->rec.calls[1].cgroup_id, 3003);
 	assert_false(f->rec.calls[1].present);
@@ -204,7 +223,7 @@ static void test_label_change(void **state)
 	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
 	struct target *before = pod_store_target(f->store, 1001, &app);
 	on_pod(f, "backend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
-	assert_int_equal(pod_store_containers(f->store), 2);
+	assert_int_equal(containers(f), 2);
 	struct target *after = pod_store_target(f->store, 1001, NULL);
 	assert_non_null(after);
 	assert_string_equal(labelset_get(&after->labels, "tier"), "backend");
@@ -256,9 +275,10 @@ static void test_relabel(void **state)
 	target_put(t);
 }
 
-static void count_target(void *ctx, const struct target *t)
+static void count_target(void *ctx, const struct target *t, unsigned frequency)
 {
 	(void)t;
+	assert_int_equal(frequency, 19);
 	(*(int *)ctx)++;
 }
 
@@ -277,7 +297,84 @@ static void test_each_and_no_ip(void **state)
 	assert_int_equal(k8s_pod_parse(no_ip, strlen(no_ip), &pod), 0);
 	pod_store_on_pod(f->store, &pod, false);
 	k8s_pod_free(&pod);
-	assert_int_equal(pod_store_containers(f->store), 0);
+	assert_int_equal(containers(f), 0);
+}
+
+static void set_frequency(const char *value)
+{
+	static char text[128];
+
+	if (!value) {
+		annotation = "";
+		return;
+	}
+	snprintf(text, sizeof(text), "\"anorak.dev/sampling-frequency\":\"%s\"", value);
+	annotation = text;
+}
+
+static uint64_t invalid(struct fixture *f)
+{
+	struct pod_store_stats st;
+
+	pod_store_stats(f->store, &st);
+	return st.invalid_frequencies;
+}
+
+/* The annotation (mapped to __sampling_frequency__) raises the app container's rate once its cgroup
+ * directory is known; invalid values change nothing and are counted; removing it lowers the rate. */
+static void test_sampling_frequency(void **state)
+{
+	struct fixture *f = *state;
+	struct cgroup_identity app = identity(APP_ID, UID);
+	struct pod_store_stats st;
+
+	set_frequency("199");
+	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
+	/* linked by a sample, without the directory: the hook cannot apply the rate yet */
+	target_put(pod_store_target(f->store, 1001, &app));
+	assert_int_equal(f->rec.n, 1);
+	assert_int_equal(f->rec.calls[0].frequency, 199);
+	assert_false(f->rec.calls[0].has_path);
+	assert_true(pod_store_take_unlinked(f->store));
+	pod_store_stats(f->store, &st);
+	assert_int_equal(st.high_frequency, 0);
+	/* the scan finds it: applied now */
+	pod_store_link_cgroup(f->store, 1001, "/kubepods.slice/cri-containerd-" APP_ID ".scope", &app);
+	assert_int_equal(f->rec.n, 2);
+	assert_int_equal(f->rec.calls[1].frequency, 199);
+	assert_true(f->rec.calls[1].has_path);
+	pod_store_stats(f->store, &st);
+	assert_int_equal(st.high_frequency, 1);
+
+	/* invalid values change nothing (the rate stands) and are each counted */
+	const char *bad[] = { "abc", "0", "-5", "1001", "99.5", " 99", "99 ", "99999999999999999999" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		set_frequency(bad[i]);
+		on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
+		assert_int_equal(invalid(f), i + 1);
+	}
+	assert_int_equal(f->rec.n, 2);
+	pod_store_stats(f->store, &st);
+	assert_int_equal(st.high_frequency, 1);
+
+	/* the base rate needs nothing; the maximum is allowed */
+	set_frequency("19");
+	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
+	assert_int_equal(f->rec.n, 3);
+	assert_false(f->rec.calls[2].present);
+	set_frequency("1000");
+	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
+	assert_int_equal(f->rec.n, 4);
+	assert_int_equal(f->rec.calls[3].frequency, 1000);
+
+	/* the annotation removed: back to the base rate */
+	set_frequency(NULL);
+	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
+	assert_int_equal(f->rec.n, 5);
+	assert_false(f->rec.calls[4].present);
+	pod_store_stats(f->store, &st);
+	assert_int_equal(st.high_frequency, 0);
+	assert_int_equal(invalid(f), 8);
 }
 
 int main(void)
@@ -289,6 +386,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pod_uid_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relabel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_and_no_ip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sampling_frequency, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
