@@ -67,11 +67,13 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
-/* Bumped by every exec and exit: a CPU's cached announcement is only good within one epoch. */
+/* Bumped by every exec and exit, and by user space when it drops a process: a CPU's cached
+ * announcement is only good within one epoch. */
 __u64 announce_epoch = 0;
 
 struct announced {
 	__u32 tgid;
+	__u8 dropped;
 	__u64 epoch;
 };
 
@@ -90,13 +92,24 @@ struct {
 	__type(value, __u64);
 } outcomes SEC(".maps");
 
-/* Processes user space has been told about; a miss sends PROCESS_EVENT_SAMPLED. */
+/* Processes user space has been told about (enum known_process); a miss sends PROCESS_EVENT_SAMPLED. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384); /* resized by user space before load */
 	__type(key, __u32);
 	__type(value, __u8);
 } known_processes SEC(".maps");
+
+/* cgroup id -> policy, written by user space. cgroup_policies_used is its number of entries: while it
+ * is zero, as on hosts without dropped or high-frequency containers, samples skip the lookup. */
+__u32 cgroup_policies_used = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* resized by user space before load */
+	__type(key, __u64);
+	__type(value, struct cgroup_policy);
+} cgroup_policies SEC(".maps");
 
 /* tgid -> where the process publishes its trace context; written by user space. */
 struct {
@@ -134,22 +147,26 @@ static __always_inline void send_process_event(__u32 type, __u32 tgid)
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline void announce_process(__u32 tgid)
+/* Announces a process user space does not know yet; true when user space dropped its target. */
+static __always_inline bool announce_process(__u32 tgid)
 {
 	__u32 zero = 0;
 	struct announced *last = bpf_map_lookup_elem(&last_announced, &zero);
 	__u64 epoch = announce_epoch;
-	__u8 seen = 1;
+	__u8 seen = KNOWN_PROCESS_SAMPLED, *known;
 
-	if (!last || (last->tgid == tgid && last->epoch == epoch))
-		return;
+	if (!last)
+		return false;
+	if (last->tgid == tgid && last->epoch == epoch)
+		return last->dropped;
 	last->tgid = tgid;
 	last->epoch = epoch;
-	if (bpf_map_lookup_elem(&known_processes, &tgid))
-		return;
+	known = bpf_map_lookup_elem(&known_processes, &tgid);
+	last->dropped = known && *known == KNOWN_PROCESS_DROPPED;
 	/* BPF_NOEXIST: when two CPUs race on a new process only one of them sends the event. */
-	if (bpf_map_update_elem(&known_processes, &tgid, &seen, BPF_NOEXIST) == 0)
+	if (!known && bpf_map_update_elem(&known_processes, &tgid, &seen, BPF_NOEXIST) == 0)
 		send_process_event(PROCESS_EVENT_SAMPLED, tgid);
+	return last->dropped;
 }
 
 static __always_inline __u64 mix(__u64 h, __u64 frame)
@@ -437,8 +454,36 @@ static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
 #endif
 }
 
-SEC("perf_event")
-int profile_cpu(struct bpf_perf_event_data *ctx)
+/* Applies the cgroup's policy: false when the sample is not to be counted here. A base-rate sample
+ * (cgroup_event false) of a cgroup with its own events is theirs; a per-cgroup sample takes its rate
+ * from the policy. */
+static __always_inline bool cgroup_admits(struct sample_key *key, bool cgroup_event)
+{
+	struct cgroup_policy *policy;
+
+	if (!cgroup_policies_used && !cgroup_event)
+		return true;
+	policy = bpf_map_lookup_elem(&cgroup_policies, &key->cgroup_id);
+	if (policy && policy->dropped) {
+		count_outcome(SAMPLE_FILTERED);
+		return false;
+	}
+	if (cgroup_event) {
+		if (!policy || !policy->frequency) {
+			count_outcome(SAMPLE_CGROUP_STALE);
+			return false;
+		}
+		key->frequency = policy->frequency;
+		return true;
+	}
+	if (policy && policy->frequency) {
+		count_outcome(SAMPLE_ELSEWHERE);
+		return false;
+	}
+	return true;
+}
+
+static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_event)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct sample_key key = {
@@ -450,6 +495,9 @@ int profile_cpu(struct bpf_perf_event_data *ctx)
 		count_outcome(SAMPLE_IDLE);
 		return 0;
 	}
+	key.cgroup_id = bpf_get_current_cgroup_id();
+	if (!cgroup_admits(&key, cgroup_event))
+		return 0;
 
 	__u32 gen = generation & 1;
 	void *stacks = gen ? (void *)&stacks_gen1 : (void *)&stacks_gen0;
@@ -460,7 +508,10 @@ int profile_cpu(struct bpf_perf_event_data *ctx)
 
 	if (!buf)
 		return 0;
-	key.cgroup_id = bpf_get_current_cgroup_id();
+	if (!(task->flags & PF_KTHREAD) && announce_process(key.tgid)) {
+		count_outcome(SAMPLE_FILTERED);
+		return 0;
+	}
 	/* A sample taken in user mode has no kernel stack to walk. */
 	if (!user_mode)
 		key.kernel_stack = kernel_stack(ctx, stacks, &buf->kernel);
@@ -489,10 +540,20 @@ int profile_cpu(struct bpf_perf_event_data *ctx)
 		}
 	}
 	count_outcome(SAMPLE_COUNTED);
-
-	if (!(task->flags & PF_KTHREAD))
-		announce_process(key.tgid);
 	return 0;
+}
+
+SEC("perf_event")
+int profile_cpu(struct bpf_perf_event_data *ctx)
+{
+	return sample(ctx, false);
+}
+
+/* Attached to the per-cgroup events of containers sampled at their own rate. */
+SEC("perf_event")
+int profile_cgroup(struct bpf_perf_event_data *ctx)
+{
+	return sample(ctx, true);
 }
 
 /* BTF tracepoints attach without tracefs, which nodes and containers often do not mount. */

@@ -35,6 +35,21 @@ struct sample_key {
 	__u64 kernel_stack;     /* 0: none (the sample hit user mode) */
 	__u8 trace_id[TRACE_ID_LEN]; /* all zero: the thread published no trace context */
 	__u8 span_id[SPAN_ID_LEN];
+	__u32 frequency;        /* Hz of the events that took it; 0: the base frequency */
+	__u32 reserved;
+};
+
+/* What user space decided about a cgroup v2 (a container), keyed by cgroup id. */
+struct cgroup_policy {
+	__u32 frequency;        /* nonzero: sampled by its own per-cgroup events at this rate */
+	__u8 dropped;           /* its target is dropped by relabeling: not sampled */
+	__u8 pad[3];
+};
+
+/* Values of known_processes. */
+enum known_process {
+	KNOWN_PROCESS_SAMPLED = 1, /* announced to user space */
+	KNOWN_PROCESS_DROPPED,     /* its target is dropped by relabeling: not sampled */
 };
 
 /* Per-CPU counters of what happened to samples, indexed by enum sample_outcome. */
@@ -50,6 +65,9 @@ enum sample_outcome {
 	SAMPLE_TRACE_CONTEXT,       /* counted with a trace context */
 	SAMPLE_TRACE_READ_FAILED,   /* the context could not be read (page not present) */
 	SAMPLE_TRACE_INVALID,       /* a record was published but not valid (valid != 1, zero trace id) */
+	SAMPLE_FILTERED,            /* of a target relabeling dropped: stopped by the cgroup or process filter */
+	SAMPLE_ELSEWHERE,           /* a base-rate sample of a cgroup its own events sample: not counted twice */
+	SAMPLE_CGROUP_STALE,        /* a per-cgroup event fired after its policy was removed */
 	SAMPLE_OUTCOME_MAX,
 };
 

@@ -1,18 +1,24 @@
 #include "collector.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "k8s_client.h"
 #include "log.h"
 #include "metrics.h"
+#include "pods.h"
 #include "process.h"
 #include "profile.h"
 #include "sampler.h"
 #include "symbolize.h"
+#include "targets_api.h"
 #include "tracectx.h"
 #include "window.h"
 
@@ -22,6 +28,10 @@
  * event poll, a bounded number of times. */
 #define TRACE_RETRIES_MAX 64
 #define TRACE_RETRY_ATTEMPTS 10
+/* The cgroup tree is scanned for new containers at most this often, and only when a pod change or
+ * a sample from an unknown pod cgroup asks for it. */
+#define CGROUP_SCAN_INTERVAL_NS 1000000000LL
+#define CGROUP_SCAN_MAX_DIRS 65536
 
 /* A profile window's edge: served by the first drain that starts after it was asked for. */
 struct drain_request {
@@ -31,6 +41,13 @@ struct drain_request {
 	uint64_t seq;      /* the drain that served it */
 	int64_t at_ns;     /* CLOCK_REALTIME at that drain */
 	struct drain_request *next;
+};
+
+/* A container sampled at its own rate by its own per-CPU events. */
+struct high_frequency {
+	uint64_t cgroup_id;
+	unsigned frequency;
+	struct cgroup_events *events;
 };
 
 struct trace_retry {
@@ -44,6 +61,18 @@ struct collector {
 	bool labeler_ready;
 	char address[320];          /* __address__ of host targets */
 	atomic_uint_fast64_t dropped_target_samples;
+	/* Kubernetes discovery; NULL without a cluster. */
+	struct pod_store *pods;
+	struct k8s_client *k8s;
+	char cgroup2_mount[PATH_MAX]; /* "" when the host has no cgroup2 hierarchy */
+	atomic_bool scan_wanted;
+	int64_t last_scan_ns;         /* event thread only */
+	atomic_uint_fast64_t cgroup_scans, cgroup_scan_errors;
+	/* Containers at their own rate; changed only by on_pod_policy, which the pod store serializes. */
+	struct high_frequency *high;
+	atomic_size_t nhigh;
+	atomic_uint_fast64_t high_refused_limit, high_open_errors;
+	atomic_uint_fast64_t samples_base, samples_high;
 	/* Event thread only. */
 	struct trace_retry trace_retries[TRACE_RETRIES_MAX];
 	int ntrace_retries;
@@ -80,26 +109,63 @@ static int64_t realtime_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* A process is in a pod when Kubernetes discovery runs and the kubelet's pod cgroup holds it: its
+ * container's target applies, never its host target. */
+static bool in_pod(const struct collector *c, const struct process *p)
+{
+	return c->pods && p->cgroup.pod_uid[0];
+}
+
+/* The target of a sample: its container's when it ran in a known pod's cgroup (also when the process
+ * moved there after it was learnt), else its process's. */
+static struct target *sample_target(struct collector *c, struct process *p, uint64_t cgroup_id)
+{
+	if (c->pods) {
+		struct target *t = pod_store_target(c->pods, cgroup_id, in_pod(c, p) ? &p->cgroup : NULL);
+
+		if (t)
+			return t;
+		/* A container started before its pod status named it: look for it in the cgroup tree. */
+		if (in_pod(c, p))
+			atomic_store(&c->scan_wanted, true);
+	}
+	return process_target(c->processes, p);
+}
+
 static void add_drained(const struct drained_sample *d, void *ctx)
 {
 	struct drain_ctx *dc = ctx;
+	struct collector *c = dc->c;
 	struct proc_maps *maps = NULL;
-	struct process *p = process_table_resolve(dc->c->processes, d->key->tgid, d->user, d->nuser, &maps);
-	struct trace_ids trace;
+	struct process *p = process_table_resolve(c->processes, d->key->tgid, d->user, d->nuser, &maps);
 
-	/* A target relabeling dropped is not served; its samples are counted and let go here. */
-	if (p && p->dropped) {
-		atomic_fetch_add(&dc->c->dropped_target_samples, d->count);
+	if (!p) {
+		dc->lost += d->count;
+		return;
+	}
+	struct slice_sample sample = {
+		.process = p,
+		.target = sample_target(c, p, d->key->cgroup_id),
+		.maps = maps,
+		.tid = d->key->tid,
+		.frequency = d->key->frequency,
+		.cgroup_id = d->key->cgroup_id,
+		.count = d->count,
+	};
+	/* Taken before the BPF filter knew the target was dropped: counted and let go here. */
+	if (sample.target->dropped) {
+		atomic_fetch_add(&c->dropped_target_samples, d->count);
 		process_put(p);
+		target_put(sample.target);
 		if (maps)
 			proc_maps_put(maps);
 		return;
 	}
-	memcpy(trace.trace_id, d->key->trace_id, sizeof(trace.trace_id));
-	memcpy(trace.span_id, d->key->span_id, sizeof(trace.span_id));
-	if (!p || slice_add(dc->slice, p, maps, &trace, d->key->tid, d->key->cgroup_id, d->count,
-			    d->key->user_stack, d->user, d->nuser, d->key->kernel_stack, d->kernel,
-			    d->nkernel))
+	atomic_fetch_add(d->key->frequency ? &c->samples_high : &c->samples_base, d->count);
+	memcpy(sample.trace.trace_id, d->key->trace_id, sizeof(sample.trace.trace_id));
+	memcpy(sample.trace.span_id, d->key->span_id, sizeof(sample.trace.span_id));
+	if (slice_add(dc->slice, &sample, d->key->user_stack, d->user, d->nuser, d->key->kernel_stack,
+		      d->kernel, d->nkernel))
 		dc->lost += d->count;
 }
 
@@ -218,6 +284,137 @@ static void queue_trace_retry(struct collector *c, struct process *p)
 	c->trace_retries[c->ntrace_retries++] = (struct trace_retry){ .process = process_get(p) };
 }
 
+/* process_table on_target hook: a dropped host target is stopped in BPF by its pid; a pod's process is
+ * filtered by its container's cgroup instead. */
+static void on_host_target(void *ctx, const struct process *p, const struct target *target, bool relabeled)
+{
+	struct collector *c = ctx;
+
+	if (in_pod(c, p) || (!target->dropped && !relabeled))
+		return;
+	int err = sampler_set_process_dropped(c->sampler, p->tgid, target->dropped);
+	if (err)
+		log_warn("cannot update the BPF process filter", "pid=%u err=\"%s\"", p->tgid, strerror(-err));
+}
+
+static struct high_frequency *find_high(struct collector *c, uint64_t cgroup_id)
+{
+	for (size_t i = 0; i < atomic_load(&c->nhigh); i++)
+		if (c->high[i].cgroup_id == cgroup_id)
+			return &c->high[i];
+	return NULL;
+}
+
+/* Opens the container's own events at hz; NULL when it cannot (logged, counted). */
+static struct cgroup_events *open_high(struct collector *c, const char *path, unsigned hz)
+{
+	char dir[PATH_MAX * 2];
+	struct cgroup_events *events = NULL;
+
+	snprintf(dir, sizeof(dir), "%s%s", c->cgroup2_mount, path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int err = fd < 0 ? -errno : sampler_open_cgroup_events(c->sampler, fd, hz, &events);
+	if (fd >= 0)
+		close(fd);
+	if (err) {
+		atomic_fetch_add(&c->high_open_errors, 1);
+		log_warn("cannot sample a container at its own rate: keeping the base rate",
+			 "cgroup=\"%s\" hz=%u err=\"%s\"", dir, hz, strerror(-err));
+	}
+	return events;
+}
+
+/* The rate the container can get: its own events are opened before the BPF policy tells the base
+ * events to leave it to them, and closed after the policy took it back, so no sample is counted twice
+ * and none is missed. */
+static unsigned raise_or_keep(struct collector *c, uint64_t cgroup_id, const char *path, unsigned hz,
+			      struct cgroup_events **fresh)
+{
+	struct high_frequency *cur = find_high(c, cgroup_id);
+
+	if (cur && cur->frequency == hz)
+		return hz;
+	if (!path || !c->cgroup2_mount[0])
+		return 0; /* until the scan finds its directory */
+	if (!cur && atomic_load(&c->nhigh) >= c->cfg->sampling_max_hf_cgroups) {
+		atomic_fetch_add(&c->high_refused_limit, 1);
+		log_warn("too many containers at a raised sampling frequency: keeping the base rate",
+			 "cgroup=\"%s\" max=%u", path, c->cfg->sampling_max_hf_cgroups);
+		return 0;
+	}
+	*fresh = open_high(c, path, hz);
+	return *fresh ? hz : 0;
+}
+
+/* pod_store policy hook: dropped containers are filtered in BPF by cgroup id; containers with their
+ * own rate get their own events. */
+static unsigned on_pod_policy(void *ctx, uint64_t cgroup_id, const char *path, const struct pod_policy *policy)
+{
+	struct collector *c = ctx;
+	struct cgroup_policy bpf = { 0 };
+	struct cgroup_events *fresh = NULL, *stale = NULL;
+	unsigned hz = 0;
+
+	if (policy && policy->frequency && !policy->dropped)
+		hz = raise_or_keep(c, cgroup_id, path, policy->frequency, &fresh);
+	if (policy) {
+		bpf.dropped = policy->dropped;
+		bpf.frequency = hz;
+	}
+	int err = sampler_set_cgroup_policy(c->sampler, cgroup_id, policy && (bpf.dropped || hz) ? &bpf : NULL);
+	if (err) {
+		log_warn("cannot update the BPF cgroup policy", "cgroup_id=%llu err=\"%s\"",
+			 (unsigned long long)cgroup_id, strerror(-err));
+		stale = fresh; /* the base events still sample it */
+		fresh = NULL;
+		hz = 0;
+	}
+	struct high_frequency *cur = find_high(c, cgroup_id);
+	if (fresh && cur) {
+		stale = cur->events;
+		*cur = (struct high_frequency){ cgroup_id, hz, fresh };
+	} else if (fresh) {
+		c->high[atomic_load(&c->nhigh)] = (struct high_frequency){ cgroup_id, hz, fresh };
+		atomic_fetch_add(&c->nhigh, 1);
+	} else if (!hz && cur) {
+		stale = cur->events;
+		*cur = c->high[atomic_load(&c->nhigh) - 1];
+		atomic_fetch_sub(&c->nhigh, 1);
+	}
+	sampler_close_cgroup_events(c->sampler, stale);
+	return hz;
+}
+
+static void on_container_cgroup(void *ctx, const char *path, uint64_t cgroup_id, const struct cgroup_identity *id)
+{
+	struct collector *c = ctx;
+
+	pod_store_link_cgroup(c->pods, cgroup_id, path, id);
+}
+
+/* Links the containers of new pods to their cgroups, so their policies apply before their first
+ * sample. Event thread. */
+static void scan_cgroups(struct collector *c)
+{
+	int64_t now = realtime_ns();
+	bool wanted = pod_store_take_unlinked(c->pods) | atomic_exchange(&c->scan_wanted, false);
+
+	if (!wanted || !c->cgroup2_mount[0])
+		return;
+	if (now - c->last_scan_ns < CGROUP_SCAN_INTERVAL_NS) {
+		atomic_store(&c->scan_wanted, true);
+		return;
+	}
+	c->last_scan_ns = now;
+	atomic_fetch_add(&c->cgroup_scans, 1);
+	int n = cgroup_scan_containers(c->cgroup2_mount, CGROUP_SCAN_MAX_DIRS, on_container_cgroup, c);
+	if (n < 0) {
+		atomic_fetch_add(&c->cgroup_scan_errors, 1);
+		log_warn("cannot scan the cgroup tree for containers", "mount=\"%s\" err=\"%s\"",
+			 c->cgroup2_mount, strerror(-n));
+	}
+}
+
 /* process_table on_learnt hook: runs on the event thread, so the drain never waits for it. */
 static void on_process_learnt(void *ctx, struct process *p)
 {
@@ -249,6 +446,53 @@ static void retry_trace_discovery(struct collector *c)
 	c->ntrace_retries = kept;
 }
 
+struct listing {
+	struct collector *c;
+	struct target_list *list;
+	int err;
+};
+
+static void add_host_target(void *ctx, const struct process *p, const struct target *t)
+{
+	struct listing *l = ctx;
+
+	if (!l->err && !in_pod(l->c, p))
+		l->err = target_list_add(l->list, t, l->c->cfg->sampling_frequency);
+}
+
+static void add_pod_target(void *ctx, const struct target *t, unsigned frequency)
+{
+	struct listing *l = ctx;
+
+	if (!l->err)
+		l->err = target_list_add(l->list, t, frequency);
+}
+
+/* Host targets of processes outside pods, then pods' containers. */
+static int collect_targets(struct collector *c, struct target_list *list)
+{
+	struct listing l = { .c = c, .list = list };
+
+	process_table_each_target(c->processes, add_host_target, &l);
+	if (c->pods && !l.err)
+		pod_store_each(c->pods, add_pod_target, &l);
+	return l.err;
+}
+
+int collector_targets(void *collector, char **json, size_t *len)
+{
+	struct collector *c = collector;
+	struct target_list targets = { 0 };
+	char job[256];
+
+	target_labeler_job_name(&c->labeler, job, sizeof(job));
+	int err = collect_targets(c, &targets);
+	if (!err)
+		err = targets_api_render(&targets, job, json, len);
+	target_list_free(&targets);
+	return err;
+}
+
 static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 {
 	struct collector *c = ctx;
@@ -261,6 +505,43 @@ static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 		       "relocating after retries, or too many waiting).");
 	metrics_value(b, "anorak_trace_context_discovery_errors_total", NULL,
 		      atomic_load(&c->trace_discovery_errors));
+
+	struct target_list targets = { 0 };
+	size_t active = 0, dropped = 0;
+	if (!collect_targets(c, &targets))
+		target_list_count(&targets, &active, &dropped);
+	target_list_free(&targets);
+	metrics_family(b, "anorak_targets", "gauge",
+		       "Targets by state: active (sampled) or dropped by relabeling, as /api/v1/targets lists them.");
+	metrics_value(b, "anorak_targets", "state=\"active\"", active);
+	metrics_value(b, "anorak_targets", "state=\"dropped\"", dropped);
+	metrics_family(b, "anorak_samples_by_rate_total", "counter",
+		       "Samples drained by the rate they were taken at: the base rate, or a container's raised one.");
+	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"base\"", atomic_load(&c->samples_base));
+	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"high\"", atomic_load(&c->samples_high));
+	if (!c->pods)
+		return;
+	struct pod_store_stats ps;
+	pod_store_stats(c->pods, &ps);
+	metrics_family(b, "anorak_kubernetes_containers", "gauge", "Containers of this node's pods known now.");
+	metrics_value(b, "anorak_kubernetes_containers", NULL, ps.containers);
+	metrics_family(b, "anorak_high_frequency_cgroups", "gauge",
+		       "Containers sampled at a raised frequency (pod annotation or __sampling_frequency__) now.");
+	metrics_value(b, "anorak_high_frequency_cgroups", NULL, atomic_load(&c->nhigh));
+	metrics_family(b, "anorak_high_frequency_cgroups_max", "gauge",
+		       "Limit of containers at a raised frequency (--sampling.max-high-frequency-containers).");
+	metrics_value(b, "anorak_high_frequency_cgroups_max", NULL, c->cfg->sampling_max_hf_cgroups);
+	metrics_family(b, "anorak_high_frequency_refused_total", "counter",
+		       "Raised frequencies not applied, by reason: invalid value, the container limit, perf events refused.");
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"invalid\"", ps.invalid_frequencies);
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"limit\"", atomic_load(&c->high_refused_limit));
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"perf_event\"", atomic_load(&c->high_open_errors));
+	metrics_family(b, "anorak_cgroup_scans_total", "counter",
+		       "Scans of the cgroup tree for the cgroups of new containers.");
+	metrics_value(b, "anorak_cgroup_scans_total", NULL, atomic_load(&c->cgroup_scans));
+	metrics_family(b, "anorak_cgroup_scan_errors_total", "counter",
+		       "Scans of the cgroup tree that failed or stopped at their bound.");
+	metrics_value(b, "anorak_cgroup_scan_errors_total", NULL, atomic_load(&c->cgroup_scan_errors));
 }
 
 static void *event_main(void *arg)
@@ -279,6 +560,8 @@ static void *event_main(void *arg)
 			break;
 		}
 		retry_trace_discovery(c);
+		if (c->pods)
+			scan_cgroups(c);
 	}
 	return NULL;
 }
@@ -360,7 +643,15 @@ int collector_profile(void *collector, unsigned seconds, void **out, size_t *out
 
 int collector_reload(struct collector *c)
 {
-	return target_labeler_reload(&c->labeler);
+	int err = target_labeler_reload(&c->labeler);
+
+	if (err)
+		return err;
+	/* Samples from now on carry the new labels; those already drained keep theirs. */
+	process_table_relabel(c->processes);
+	if (c->pods)
+		pod_store_relabel(c->pods);
+	return 0;
 }
 
 /* The port of a Prometheus-style listen address (":9760", "host:9760", "[::1]:9760"). */
@@ -375,7 +666,50 @@ bool collector_ready(void *collector)
 {
 	struct collector *c = collector;
 
-	return atomic_load(&c->ready);
+	return atomic_load(&c->ready) && (!c->k8s || k8s_client_synced(c->k8s));
+}
+
+static bool kubernetes_configured(const struct anorak_config *cfg)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+
+	return cfg->kubernetes_api_server || cfg->kubernetes_kubeconfig || (host && *host);
+}
+
+/* Kubernetes discovery, when configured: the pod store now, the client once BPF is attached. */
+static int start_pods(struct collector *c)
+{
+	struct pod_store_opts opts = {
+		.policy = on_pod_policy,
+		.ctx = c,
+		.base_frequency = c->cfg->sampling_frequency,
+		.max_frequency = c->cfg->sampling_max_frequency,
+	};
+	int err = cgroup2_mount_point("/proc/self/mountinfo", c->cgroup2_mount, sizeof(c->cgroup2_mount));
+
+	if (err) {
+		c->cgroup2_mount[0] = '\0';
+		log_warn("no cgroup2 hierarchy: containers are found from their first sample only",
+			 "err=\"%s\"", strerror(-err));
+	}
+	c->high = calloc(c->cfg->sampling_max_hf_cgroups ? c->cfg->sampling_max_hf_cgroups : 1, sizeof(*c->high));
+	if (!c->high)
+		return -ENOMEM;
+	return pod_store_new(&c->labeler, &opts, &c->pods);
+}
+
+static int start_kubernetes(struct collector *c, const char *node_name)
+{
+	struct k8s_client_config kcfg = {
+		.api_server = c->cfg->kubernetes_api_server,
+		.kubeconfig = c->cfg->kubernetes_kubeconfig,
+		.node_name = node_name,
+	};
+	int err = k8s_client_start(&kcfg, pod_store_on_pod, c->pods, &c->k8s);
+
+	if (!err)
+		log_info("discovering the pods of this node", "node=\"%s\"", node_name);
+	return err;
 }
 
 static int start_threads(struct collector *c)
@@ -427,7 +761,11 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		goto fail;
 	c->labeler_ready = true;
 	snprintf(c->address, sizeof(c->address), "%s:%s", node_name, listen_port(cfg->listen_address));
+	if (kubernetes_configured(cfg) && (err = start_pods(c)))
+		goto fail;
 	struct process_table_opts proc_opts = {
+		.on_target = on_host_target,
+		.on_target_ctx = c,
 		.on_learnt = on_process_learnt,
 		.on_learnt_ctx = c,
 		.symbolizer = c->symbolizer,
@@ -445,11 +783,14 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		.stack_map_entries = cfg->bpf_stack_map_entries,
 		.count_map_entries = cfg->bpf_count_map_entries,
 		.max_processes = cfg->max_processes,
+		.max_cgroup_policies = cfg->bpf_cgroup_map_entries,
 		.unwind_table_bytes = cfg->unwind_table_bytes,
 		.elf_max_bytes = cfg->elf_max_bytes,
 	};
 	err = sampler_open(&sampler_opts, process_table_on_event, c->processes, &c->sampler);
 	if (err)
+		goto fail;
+	if (c->pods && (err = start_kubernetes(c, node_name)))
 		goto fail;
 	err = start_threads(c);
 	if (err) {
@@ -489,12 +830,18 @@ void collector_free(struct collector *c)
 	if (!c)
 		return;
 	collector_stop(c);
+	if (c->k8s)
+		k8s_client_stop(c->k8s);
 	for (int i = 0; i < c->ntrace_retries; i++)
 		process_put(c->trace_retries[i].process);
+	for (size_t i = 0; i < atomic_load(&c->nhigh); i++)
+		sampler_close_cgroup_events(c->sampler, c->high[i].events);
+	free(c->high);
 	sampler_close(c->sampler);
 	window_store_destroy(&c->windows);
 	process_table_free(c->processes);
 	symbolizer_free(c->symbolizer);
+	pod_store_free(c->pods);
 	if (c->labeler_ready)
 		target_labeler_destroy(&c->labeler);
 	pthread_cond_destroy(&c->wake);

@@ -22,7 +22,10 @@ void collector_free(struct collector *c);
 
 /* The profile of the next `seconds` seconds, gzip'd pprof (blocks that long). Thread-safe. */
 int collector_profile(void *collector, unsigned seconds, void **out, size_t *outlen);
+/* BPF attached and, with Kubernetes, the first pod list delivered. */
 bool collector_ready(void *collector);
+/* GET /api/v1/targets. */
+int collector_targets(void *collector, char **json, size_t *len);
 /* SIGHUP: re-reads the config file; a bad one keeps the running config (logged). Processes learnt
  * from now on are labeled by the new one. */
 int collector_reload(struct collector *c);

@@ -35,10 +35,22 @@ static const struct flag flags[] = {
 	{ "config.file", 0, F_STRING, FIELD(config_file), NULL, "FILE", 0, 0, false,
 	  "YAML file with job_name and relabel_configs (Prometheus semantics), re-read on SIGHUP; "
 	  "without it the built-in default config is used." },
+	{ "kubernetes.api-server", 0, F_STRING, FIELD(kubernetes_api_server), NULL, "URL", 0, 0, false,
+	  "Kubernetes API server URL (no credentials). Without it and --kubernetes.kubeconfig, the "
+	  "in-cluster config when KUBERNETES_SERVICE_HOST is set, else no Kubernetes discovery." },
+	{ "kubernetes.kubeconfig", 0, F_STRING, FIELD(kubernetes_kubeconfig), NULL, "FILE", 0, 0, false,
+	  "kubeconfig file: its current context's server, CA, token or client certificate." },
+	{ "kubernetes.node-name", 0, F_STRING, FIELD(kubernetes_node_name), NULL, "NAME", 0, 0, false,
+	  "Node whose pods are discovered (spec.nodeName); default $NODE_NAME, else the hostname. Also "
+	  "the host part of host targets' __address__." },
+	{ "bpf.cgroup-map-entries", 0, F_UINT, FIELD(bpf_cgroup_map_entries), "4096", NULL, 16, 1U << 20,
+	  false, "Containers with a BPF policy at once (dropped by relabeling, or sampled at their own rate)." },
 	{ "sampling.frequency", 0, F_UINT, FIELD(sampling_frequency), "19", NULL, 1, 100000, false,
 	  "Samples per second per CPU for every target (at most --sampling.max-frequency)." },
 	{ "sampling.max-frequency", 0, F_UINT, FIELD(sampling_max_frequency), "1000", NULL, 1, 100000,
 	  false, "Ceiling for sampling frequencies raised by pod annotations." },
+	{ "sampling.max-high-frequency-containers", 0, F_UINT, FIELD(sampling_max_hf_cgroups), "64", NULL, 0,
+	  4096, false, "Containers sampled at a raised frequency at once; more keep the base rate (counted)." },
 	{ "sampling.include-idle", 0, F_BOOL, FIELD(sampling_include_idle), "false", NULL, 0, 0, false,
 	  "Keep samples of the idle task (pid 0)." },
 	{ "storage.retention", 0, F_DURATION, FIELD(retention_seconds), "1h", NULL, 1, 7 * DAY, false,

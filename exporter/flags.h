@@ -11,8 +11,13 @@
 struct anorak_config {
 	const char *listen_address;        /* --web.listen-address, ":9760" */
 	const char *config_file;           /* --config.file, NULL: the built-in default config */
+	const char *kubernetes_api_server; /* --kubernetes.api-server, NULL */
+	const char *kubernetes_kubeconfig; /* --kubernetes.kubeconfig, NULL */
+	const char *kubernetes_node_name;  /* --kubernetes.node-name, NULL: $NODE_NAME, else the hostname */
+	uint32_t bpf_cgroup_map_entries;   /* --bpf.cgroup-map-entries, 4096 */
 	unsigned sampling_frequency;       /* --sampling.frequency, 19 (1..sampling_max_frequency) */
 	unsigned sampling_max_frequency;   /* --sampling.max-frequency, 1000 */
+	uint32_t sampling_max_hf_cgroups;  /* --sampling.max-high-frequency-containers, 64 */
 	bool sampling_include_idle;        /* --sampling.include-idle, false: pid 0 samples dropped */
 	uint64_t retention_seconds;        /* --storage.retention, "1h": longest ?seconds= */
 	uint32_t bpf_stack_map_entries;    /* --bpf.stack-map-entries, 16384 per generation */

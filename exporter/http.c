@@ -36,6 +36,7 @@ enum route {
 	ROUTE_HEALTHY,
 	ROUTE_READY,
 	ROUTE_PROFILE,
+	ROUTE_TARGETS,
 	ROUTE_OTHER, /* unknown paths, counted together */
 	NROUTES
 };
@@ -115,6 +116,8 @@ static int serve_index(struct http_server *s, struct mg_connection *conn,
 		"<li><a href=\"debug/pprof/profile?seconds=10\">/debug/pprof/profile?seconds=N</a>: "
 		"CPU profile of the next N seconds (gzip'd pprof)</li>\n"
 		"<li><a href=\"metrics\">/metrics</a>: the exporter's own metrics</li>\n"
+		"<li><a href=\"api/v1/targets\">/api/v1/targets</a>: targets and their labels (Prometheus' "
+		"JSON shape)</li>\n"
 		"<li><a href=\"-/healthy\">/-/healthy</a>, <a href=\"-/ready\">/-/ready</a></li>\n"
 		"</ul>\n</body>\n</html>\n";
 
@@ -150,6 +153,22 @@ static int serve_ready(struct http_server *s, struct mg_connection *conn,
 	if (!s->h.ready(s->h.ctx))
 		return send_text(conn, 503, "anorak is not ready.\n");
 	return send_text(conn, 200, "anorak is Ready.\n");
+}
+
+static int serve_targets(struct http_server *s, struct mg_connection *conn,
+			 const struct mg_request_info *ri)
+{
+	char *body = NULL;
+	size_t len = 0;
+	int status, ret;
+
+	(void)ri;
+	ret = s->h.targets(s->h.ctx, &body, &len);
+	if (ret < 0)
+		return send_text(conn, 500, "could not list the targets: %s\n", strerror(-ret));
+	status = send_response(conn, 200, "application/json", body, len, NULL);
+	free(body);
+	return status;
 }
 
 static int serve_profile(struct http_server *s, struct mg_connection *conn,
@@ -197,6 +216,7 @@ static const struct {
 	[ROUTE_HEALTHY] = { "/-/healthy", serve_healthy, false },
 	[ROUTE_READY] = { "/-/ready", serve_ready, false },
 	[ROUTE_PROFILE] = { "/debug/pprof/profile", serve_profile, true },
+	[ROUTE_TARGETS] = { "/api/v1/targets", serve_targets, false },
 	[ROUTE_OTHER] = { "other", NULL, false },
 };
 

@@ -1,4 +1,5 @@
-/* The HTTP server (civetweb): /, /metrics, /-/healthy, /-/ready, /debug/pprof/profile. */
+/* The HTTP server (civetweb): /, /metrics, /-/healthy, /-/ready, /debug/pprof/profile,
+ * /api/v1/targets. */
 #ifndef ANORAK_HTTP_H
 #define ANORAK_HTTP_H
 
@@ -11,6 +12,8 @@ struct http_handlers {
 	int (*profile)(void *ctx, unsigned seconds, void **body, size_t *len);
 	/* BPF attached and targets known. */
 	bool (*ready)(void *ctx);
+	/* The targets as Prometheus' /api/v1/targets JSON, malloc'd; negative errno on failure. */
+	int (*targets)(void *ctx, char **body, size_t *len);
 	void *ctx;
 	unsigned max_seconds; /* larger ?seconds= is a 400 */
 };

@@ -82,9 +82,9 @@ static void raise_nofile(void)
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-static void node_name(char *out, size_t len)
+static void node_name(const struct anorak_config *cfg, char *out, size_t len)
 {
-	const char *env = getenv("NODE_NAME");
+	const char *env = cfg->kubernetes_node_name ? cfg->kubernetes_node_name : getenv("NODE_NAME");
 
 	if (env && *env) {
 		snprintf(out, len, "%s", env);
@@ -204,6 +204,7 @@ static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t 
 	struct http_handlers handlers = {
 		.profile = collector_profile,
 		.ready = collector_ready,
+		.targets = collector_targets,
 		.ctx = c,
 		.max_seconds = cfg->retention_seconds > 0xffffffffu ? 0xffffffffu : (unsigned)cfg->retention_seconds,
 	};
@@ -236,7 +237,7 @@ int main(int argc, char **argv)
 	if (check_capabilities() || check_btf())
 		return 1;
 	raise_nofile();
-	node_name(node, sizeof(node));
+	node_name(&cfg, node, sizeof(node));
 	block_signals(&signals);
 
 	err = collector_start(&cfg, node, &collector);

@@ -1,11 +1,13 @@
 #include "process.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cgroup.h"
 #include "log.h"
@@ -50,7 +52,7 @@ void process_put(struct process *p)
 	process_put(p->previous);
 	if (p->maps)
 		proc_maps_put(p->maps);
-	labelset_free(&p->labels);
+	target_put(p->target);
 	free(p);
 }
 
@@ -82,11 +84,37 @@ static struct proc_maps *load_maps(struct process_table *t, uint32_t tgid)
 	return maps;
 }
 
+/* The executable's path as the process sees it; "" when unreadable (kernel threads, gone). */
+static void read_executable(const char *proc_root, uint32_t tgid, char *exe, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%u/exe", proc_root, tgid);
+	n = readlink(path, exe, len - 1);
+	exe[n > 0 ? n : 0] = '\0';
+}
+
+static struct target *host_target(struct process_table *t, struct process *p)
+{
+	char exe[PATH_MAX], cgroup_path[PATH_MAX];
+	struct labelset discovered = { 0 };
+
+	read_executable(t->opts.proc_root, p->tgid, exe, sizeof(exe));
+	cgroup_identity_of_pid(t->opts.proc_root, (int)p->tgid, &p->cgroup, cgroup_path, sizeof(cgroup_path));
+	struct host_process hp = { .address = t->opts.address, .pid = p->tgid, .comm = p->comm,
+				   .executable = exe, .cgroup_path = cgroup_path, .cgroup = &p->cgroup };
+	if (host_discovered_labels(&hp, &discovered)) {
+		labelset_free(&discovered);
+		return NULL;
+	}
+	return target_make(t->opts.labeler, &discovered);
+}
+
 /* A new incarnation of tgid, read from /proc now (comm falls back to the event's). */
 static struct process *process_new(struct process_table *t, uint32_t tgid, const char *event_comm)
 {
 	struct process *p = calloc(1, sizeof(*p));
-	struct cgroup_identity cgroup = { 0 };
 
 	if (!p)
 		return NULL;
@@ -95,17 +123,13 @@ static struct process *process_new(struct process_table *t, uint32_t tgid, const
 	if (event_comm)
 		snprintf(p->comm, sizeof(p->comm), "%s", event_comm);
 	read_comm(t->opts.proc_root, tgid, p->comm, sizeof(p->comm));
-	cgroup_identity_of_pid(t->opts.proc_root, (int)tgid, &cgroup);
-	struct labelset discovered = { 0 };
-	int kept = host_discovered_labels(t->opts.address, p->comm, &cgroup, &discovered);
-	if (kept == 0)
-		kept = target_labeler_apply(t->opts.labeler, &discovered, &p->labels);
-	labelset_free(&discovered);
-	if (kept < 0) {
+	p->target = host_target(t, p);
+	if (!p->target) {
 		process_put(p);
 		return NULL;
 	}
-	p->dropped = kept == 0;
+	if (t->opts.on_target)
+		t->opts.on_target(t->opts.on_target_ctx, p, p->target, false);
 	p->maps = load_maps(t, tgid);
 	p->maps_loaded_ns = now_ns();
 	return p;
@@ -306,6 +330,71 @@ void process_table_drain_end(struct process_table *t)
 			}
 		}
 	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+struct target *process_target(struct process_table *t, struct process *p)
+{
+	pthread_mutex_lock(&t->lock);
+	struct target *target = target_get(p->target);
+	pthread_mutex_unlock(&t->lock);
+	return target;
+}
+
+struct relabeled {
+	struct process *process;
+	struct target *target;
+};
+
+/* Relabels outside the lock (regexes over every process take a while), then swaps the targets in. */
+void process_table_relabel(struct process_table *t)
+{
+	struct relabeled *todo = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	todo = calloc(t->tracked ? t->tracked : 1, sizeof(*todo));
+	for (size_t b = 0; todo && b < PROCESS_BUCKETS; b++)
+		for (struct process *p = t->buckets[b]; p && n < t->tracked; p = p->hash_next)
+			if (!p->gone)
+				todo[n++] = (struct relabeled){ process_get(p), target_get(p->target) };
+	pthread_mutex_unlock(&t->lock);
+	if (!todo) {
+		log_warn("cannot relabel processes: out of memory", NULL);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct labelset discovered = { 0 };
+		struct target *fresh = NULL;
+
+		if (!labelset_copy(&discovered, &todo[i].target->discovered))
+			fresh = target_make(t->opts.labeler, &discovered);
+		target_put(todo[i].target);
+		todo[i].target = fresh;
+		if (fresh && t->opts.on_target)
+			t->opts.on_target(t->opts.on_target_ctx, todo[i].process, fresh, true);
+	}
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (todo[i].target) {
+			target_put(todo[i].process->target);
+			todo[i].process->target = todo[i].target;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++)
+		process_put(todo[i].process);
+	free(todo);
+}
+
+void process_table_each_target(struct process_table *t,
+			       void (*fn)(void *ctx, const struct process *p, const struct target *target), void *ctx)
+{
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < PROCESS_BUCKETS; b++)
+		for (struct process *p = t->buckets[b]; p; p = p->hash_next)
+			if (!p->gone)
+				fn(ctx, p, p->target);
 	pthread_mutex_unlock(&t->lock);
 }
 

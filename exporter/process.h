@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <linux/types.h>
+#include "cgroup.h"
 #include "labelset.h"
 #include "profiler.h"
 #include "targets.h"
@@ -35,9 +36,9 @@ struct process {
 	uint32_t tgid;
 	char comm[16];
 	enum process_trace_source trace_source;
-	struct labelset labels; /* the target's final labels; immutable once the process is in the table */
-	bool dropped;           /* relabeling dropped its target: its samples are not served */
+	struct cgroup_identity cgroup; /* as /proc/PID/cgroup said when it was learnt */
 	/* Guarded by the table's lock. */
+	struct target *target;    /* its host target (outside Kubernetes pods); replaced on relabeling */
 	struct proc_maps *maps;
 	int64_t maps_loaded_ns;
 	uint64_t gone_after_drain; /* exited or replaced by exec: purge after the next drain */
@@ -47,6 +48,10 @@ struct process {
 };
 
 struct process_table_opts {
+	/* Called whenever a process gets a host target (learnt, or relabeled), outside the table's lock:
+	 * dropped ones are handed to the BPF filter here. */
+	void (*on_target)(void *ctx, const struct process *p, const struct target *target, bool relabeled);
+	void *on_target_ctx;
 	/* Called on the event thread, never the drain thread, for each process learnt from an event,
 	 * before it enters the table: discovery that reads files and memory happens here. */
 	void (*on_learnt)(void *ctx, struct process *p);
@@ -75,6 +80,14 @@ struct process *process_table_resolve(struct process_table *t, uint32_t tgid, co
 /* Bracket each drain: processes that exited before a drain began are purged when it ends. */
 void process_table_drain_begin(struct process_table *t);
 void process_table_drain_end(struct process_table *t);
+
+/* A reference to the process's current host target. */
+struct target *process_target(struct process_table *t, struct process *p);
+/* Relabels every process with the labeler's current configuration (after a reload). */
+void process_table_relabel(struct process_table *t);
+/* Calls fn for the host target of every live process, under the table's lock. */
+void process_table_each_target(struct process_table *t,
+			       void (*fn)(void *ctx, const struct process *p, const struct target *target), void *ctx);
 
 struct process *process_get(struct process *p);
 void process_put(struct process *p);

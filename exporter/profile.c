@@ -253,7 +253,7 @@ static int add_sample(struct encoder *e, const struct slice *sl, const struct sl
 	uint64_t locations[MAX_FRAMES];
 	struct pprof_label labels[34];
 	size_t nlabels = 0;
-	const struct labelset *ls = &s->process->labels;
+	const struct labelset *ls = slice_sample_labels(s);
 
 	if (total == 0)
 		return 0; /* both walks failed: counted in anorak_stacks_dropped_total */
@@ -275,7 +275,9 @@ static int add_sample(struct encoder *e, const struct slice *sl, const struct sl
 	labels[nlabels++] = (struct pprof_label){ .key = "pid", .num = s->process->tgid };
 	labels[nlabels++] = (struct pprof_label){ .key = "tid", .num = s->tid };
 
-	int64_t values[2] = { (int64_t)s->count, (int64_t)s->count * (1000000000LL / sl->frequency) };
+	/* A sample stands for 1/Hz seconds of CPU at the rate it was taken at. */
+	unsigned hz = s->frequency ? s->frequency : sl->frequency;
+	int64_t values[2] = { (int64_t)s->count, (int64_t)s->count * (1000000000LL / hz) };
 	return pprof_add_sample(e->builder, locations, total, values, labels, nlabels);
 }
 

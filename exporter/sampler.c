@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,12 @@ struct sampler {
 	atomic_uint_fast64_t last_distinct_stacks;
 	atomic_uint_fast64_t last_count_entries;
 	struct metrics_histogram drain_seconds;
+
+	pthread_mutex_t policies_lock; /* cgroup_policies and cgroup_policies_used change together */
+	uint32_t max_cgroup_policies;
+	atomic_uint_fast64_t cgroup_policies_full;
+	atomic_uint_fast64_t processes_dropped;
+	atomic_int cgroup_event_count;
 };
 
 static const double drain_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25 };
@@ -125,16 +132,21 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static int open_cpu_event(unsigned frequency, int cpu)
+/* A cpu-clock event on one CPU; with cgroup_fd >= 0 it counts only that cgroup's tasks. */
+static int open_cpu_event(unsigned frequency, int cpu, int cgroup_fd)
 {
 	struct perf_event_attr attr = {
 		.type = PERF_TYPE_SOFTWARE,
 		.size = sizeof(attr),
-		.config = PERF_COUNT_SW_CPU_CLOCK,
+		/* A container's own events use task-clock: a PMU of their own, so the kernel's cgroup switches
+		 * (which re-schedule every event of a PMU that has cgroup events) leave the base cpu-clock
+		 * events alone. */
+		.config = cgroup_fd >= 0 ? PERF_COUNT_SW_TASK_CLOCK : PERF_COUNT_SW_CPU_CLOCK,
 		.freq = 1,
 		.sample_freq = frequency,
 	};
-	int fd = syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+	unsigned long flags = PERF_FLAG_FD_CLOEXEC | (cgroup_fd >= 0 ? PERF_FLAG_PID_CGROUP : 0);
+	int fd = syscall(__NR_perf_event_open, &attr, cgroup_fd >= 0 ? cgroup_fd : -1, cpu, -1, flags);
 
 	return fd < 0 ? -errno : fd;
 }
@@ -152,7 +164,7 @@ static int attach_cpus(struct sampler *s)
 	if (!s->links)
 		return -ENOMEM;
 	for (int i = 0; i < n; i++) {
-		int fd = open_cpu_event(s->frequency, cpus[i]);
+		int fd = open_cpu_event(s->frequency, cpus[i], -1);
 
 		if (fd < 0) {
 			log_error("perf_event_open refused a cpu-clock event: run as root (or with CAP_PERFMON) "
@@ -185,6 +197,7 @@ static int size_maps(struct sampler *s, const struct sampler_opts *opts)
 	err = err ?: bpf_map__set_max_entries(skel->maps.stacks_gen1, opts->stack_map_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.known_processes, opts->max_processes);
 	err = err ?: bpf_map__set_max_entries(skel->maps.trace_slots, opts->max_processes);
+	err = err ?: bpf_map__set_max_entries(skel->maps.cgroup_policies, s->max_cgroup_policies);
 	if (opts->unwind_table_bytes) {
 		uint32_t rows, procs;
 
@@ -270,6 +283,8 @@ int sampler_open(const struct sampler_opts *opts, sampler_event_fn on_event, voi
 	if (!s)
 		return -ENOMEM;
 	s->frequency = opts->frequency;
+	s->max_cgroup_policies = opts->max_cgroup_policies ? opts->max_cgroup_policies : 4096;
+	pthread_mutex_init(&s->policies_lock, NULL);
 	s->on_event = on_event;
 	s->event_ctx = event_ctx;
 	s->ncpus_possible = libbpf_num_possible_cpus();
@@ -327,6 +342,7 @@ void sampler_close(struct sampler *s)
 	free(s->stack_values);
 	free(s->stacks.slots);
 	free(s->stacks.frames);
+	pthread_mutex_destroy(&s->policies_lock);
 	free(s);
 }
 
@@ -527,6 +543,96 @@ int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_
 	return 0;
 }
 
+struct cgroup_events {
+	struct bpf_link **links;
+	int nlinks;
+	unsigned frequency;
+};
+
+void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e)
+{
+	if (!e)
+		return;
+	for (int i = 0; i < e->nlinks; i++)
+		bpf_link__destroy(e->links[i]);
+	atomic_fetch_sub(&s->cgroup_event_count, e->nlinks);
+	free(e->links);
+	free(e);
+}
+
+int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, unsigned frequency, struct cgroup_events **out)
+{
+	struct cgroup_events *e = calloc(1, sizeof(*e));
+	int cpus[MAX_CPUS], err = 0;
+	int n = online_cpus(cpus, MAX_CPUS);
+
+	if (!e)
+		return -ENOMEM;
+	e->frequency = frequency;
+	if (n < 0 || !(e->links = calloc(n, sizeof(*e->links)))) {
+		free(e);
+		return n < 0 ? n : -ENOMEM;
+	}
+	for (int i = 0; i < n && !err; i++) {
+		int fd = open_cpu_event(frequency, cpus[i], cgroup_fd);
+
+		if (fd < 0) {
+			err = fd;
+			break;
+		}
+		e->links[i] = bpf_program__attach_perf_event(s->skel->progs.profile_cgroup, fd);
+		if (!e->links[i]) {
+			err = -errno;
+			close(fd);
+			break;
+		}
+		e->nlinks++;
+		atomic_fetch_add(&s->cgroup_event_count, 1);
+	}
+	if (err) {
+		sampler_close_cgroup_events(s, e);
+		return err;
+	}
+	*out = e;
+	return 0;
+}
+
+int sampler_set_process_dropped(struct sampler *s, uint32_t tgid, bool dropped)
+{
+	__u8 state = dropped ? KNOWN_PROCESS_DROPPED : KNOWN_PROCESS_SAMPLED;
+
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.known_processes), &tgid, &state, BPF_ANY))
+		return -errno;
+	/* CPUs that cached this process look it up again. */
+	__atomic_fetch_add(&s->skel->bss->announce_epoch, 1, __ATOMIC_SEQ_CST);
+	if (dropped)
+		atomic_fetch_add(&s->processes_dropped, 1);
+	return 0;
+}
+
+int sampler_set_cgroup_policy(struct sampler *s, uint64_t cgroup_id, const struct cgroup_policy *policy)
+{
+	int fd = bpf_map__fd(s->skel->maps.cgroup_policies);
+	int err = 0;
+
+	pthread_mutex_lock(&s->policies_lock);
+	if (policy) {
+		bool fresh = bpf_map_lookup_elem(fd, &cgroup_id, &(struct cgroup_policy){ 0 }) != 0;
+
+		if (bpf_map_update_elem(fd, &cgroup_id, policy, BPF_ANY)) {
+			err = -errno;
+			if (err == -E2BIG)
+				atomic_fetch_add(&s->cgroup_policies_full, 1);
+		} else if (fresh) {
+			s->skel->bss->cgroup_policies_used++;
+		}
+	} else if (bpf_map_delete_elem(fd, &cgroup_id) == 0) {
+		s->skel->bss->cgroup_policies_used--;
+	}
+	pthread_mutex_unlock(&s->policies_lock);
+	return err;
+}
+
 int sampler_poll_events(struct sampler *s, int timeout_ms)
 {
 	int n = ring_buffer__poll(s->events, timeout_ms);
@@ -560,6 +666,20 @@ void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 	metrics_value(b, "anorak_samples_total", "outcome=\"counted\"", o[SAMPLE_COUNTED]);
 	metrics_value(b, "anorak_samples_total", "outcome=\"idle\"", o[SAMPLE_IDLE]);
 	metrics_value(b, "anorak_samples_total", "outcome=\"dropped\"", o[SAMPLE_DROP_COUNT_MAP_FULL]);
+	metrics_value(b, "anorak_samples_total", "outcome=\"filtered\"", o[SAMPLE_FILTERED]);
+	metrics_family(b, "anorak_bpf_filtered_samples_total", "counter",
+		       "Samples of targets dropped by relabeling, stopped by the BPF cgroup or process filter.");
+	metrics_value(b, "anorak_bpf_filtered_samples_total", NULL, o[SAMPLE_FILTERED]);
+	metrics_family(b, "anorak_bpf_cgroup_policies", "gauge",
+		       "cgroups with a BPF policy (dropped, or sampled at their own rate).");
+	metrics_value(b, "anorak_bpf_cgroup_policies", NULL,
+		      __atomic_load_n(&s->skel->bss->cgroup_policies_used, __ATOMIC_RELAXED));
+	metrics_family(b, "anorak_bpf_cgroup_policies_full_total", "counter",
+		       "cgroup policies refused because the map was full (--bpf.cgroup-map-entries).");
+	metrics_value(b, "anorak_bpf_cgroup_policies_full_total", NULL, atomic_load(&s->cgroup_policies_full));
+	metrics_family(b, "anorak_bpf_processes_dropped_total", "counter",
+		       "Processes whose target relabeling dropped, marked for the BPF process filter.");
+	metrics_value(b, "anorak_bpf_processes_dropped_total", NULL, atomic_load(&s->processes_dropped));
 	/* Equal to outcome="counted" but for the samples of the generation being filled: every counted
 	 * sample is drained exactly once. */
 	metrics_family(b, "anorak_samples_drained_total", "counter", "CPU samples read from the BPF maps.");
@@ -587,6 +707,15 @@ void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 	metrics_value(b, "anorak_trace_context_samples_total", "result=\"read_failed\"",
 		      o[SAMPLE_TRACE_READ_FAILED]);
 	metrics_value(b, "anorak_trace_context_samples_total", "result=\"invalid\"", o[SAMPLE_TRACE_INVALID]);
+	metrics_family(b, "anorak_cgroup_perf_events", "gauge",
+		       "Open per-CPU perf events of containers sampled at their own rate.");
+	metrics_value(b, "anorak_cgroup_perf_events", NULL, atomic_load(&s->cgroup_event_count));
+	metrics_family(b, "anorak_samples_elsewhere_total", "counter",
+		       "Base-rate samples of containers sampled by their own events, left to those (not counted twice).");
+	metrics_value(b, "anorak_samples_elsewhere_total", NULL, o[SAMPLE_ELSEWHERE]);
+	metrics_family(b, "anorak_samples_cgroup_stale_total", "counter",
+		       "Samples of a container's own events taken after its rate was lowered, not counted.");
+	metrics_value(b, "anorak_samples_cgroup_stale_total", NULL, o[SAMPLE_CGROUP_STALE]);
 	metrics_family(b, "anorak_perf_events", "gauge", "Open per-CPU sampling perf events.");
 	metrics_value(b, "anorak_perf_events", NULL, s->nlinks);
 	metrics_family(b, "anorak_sampling_frequency_hertz", "gauge", "Base sampling frequency per CPU.");

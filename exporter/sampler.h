@@ -21,6 +21,7 @@ struct sampler_opts {
 	uint32_t stack_map_entries;  /* per generation */
 	uint32_t count_map_entries;  /* per generation */
 	uint32_t max_processes;      /* processes announced to user space (LRU) */
+	uint32_t max_cgroup_policies;
 	uint64_t unwind_table_bytes; /* BPF memory for unwind tables; 0: frame pointers only */
 	uint64_t elf_max_bytes;      /* larger files get no unwind table */
 };
@@ -55,6 +56,19 @@ int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_
 
 /* The unwind tables (exporter/unwind_table.h), NULL when disabled. */
 struct unwinder *sampler_unwinder(struct sampler *s);
+
+/* Stops sampling process tgid (its target is dropped) until it execs, or resumes it (thread-safe). */
+int sampler_set_process_dropped(struct sampler *s, uint32_t tgid, bool dropped);
+/* Sets the policy of a cgroup v2 id, or removes it (policy NULL); thread-safe. -E2BIG when the map is
+ * full (counted). */
+int sampler_set_cgroup_policy(struct sampler *s, uint64_t cgroup_id, const struct cgroup_policy *policy);
+
+/* Per-CPU events sampling one cgroup v2 (cgroup_fd: its directory, may be closed after) at its own
+ * rate; the samples carry that rate. Give the cgroup a policy with that frequency once they are open,
+ * so the base events leave it to them. Thread-safe; negative errno (nothing left open) on failure. */
+struct cgroup_events;
+int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, unsigned frequency, struct cgroup_events **out);
+void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e);
 
 /* Waits up to timeout_ms for process events and dispatches them; negative errno on failure. */
 int sampler_poll_events(struct sampler *s, int timeout_ms);

@@ -111,30 +111,34 @@ static int store_stack(struct slice *s, uint64_t user_id, const uint64_t *user, 
 	return 0;
 }
 
-int slice_add(struct slice *s, struct process *process, struct proc_maps *maps,
-	      const struct trace_ids *trace, uint32_t tid, uint64_t cgroup_id, uint64_t count, uint64_t user_id, const uint64_t *user, uint32_t nuser,
-	      uint64_t kernel_id, const uint64_t *kernel, uint32_t nkernel)
+const struct labelset *slice_sample_labels(const struct slice_sample *s)
+{
+	return &s->target->labels;
+}
+
+static void release_sample(const struct slice_sample *sample)
+{
+	process_put(sample->process);
+	target_put(sample->target);
+	if (sample->maps)
+		proc_maps_put(sample->maps);
+}
+
+int slice_add(struct slice *s, const struct slice_sample *sample, uint64_t user_id, const uint64_t *user,
+	      uint32_t nuser, uint64_t kernel_id, const uint64_t *kernel, uint32_t nkernel)
 {
 	uint32_t first;
 
 	if (grow((void **)&s->samples, &s->samples_cap, s->nsamples + 1, sizeof(*s->samples)) ||
 	    store_stack(s, user_id, user, nuser, kernel_id, kernel, nkernel, &first)) {
-		process_put(process);
-		if (maps)
-			proc_maps_put(maps);
+		release_sample(sample);
 		return -ENOMEM;
 	}
-	s->samples[s->nsamples++] = (struct slice_sample){
-		.process = process,
-		.maps = maps,
-		.trace = *trace,
-		.tid = tid,
-		.cgroup_id = cgroup_id,
-		.count = count,
-		.frames = first,
-		.nuser = (uint16_t)nuser,
-		.nkernel = (uint16_t)nkernel,
-	};
+	struct slice_sample *stored = &s->samples[s->nsamples++];
+	*stored = *sample;
+	stored->frames = first;
+	stored->nuser = (uint16_t)nuser;
+	stored->nkernel = (uint16_t)nkernel;
 	return 0;
 }
 
@@ -149,11 +153,8 @@ void slice_free(struct slice *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->nsamples; i++) {
-		process_put(s->samples[i].process);
-		if (s->samples[i].maps)
-			proc_maps_put(s->samples[i].maps);
-	}
+	for (size_t i = 0; i < s->nsamples; i++)
+		release_sample(&s->samples[i]);
 	free(s->samples);
 	free(s->frames);
 	free(s->stacks);

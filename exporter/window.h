@@ -13,6 +13,7 @@
 
 struct process;
 struct proc_maps;
+struct target;
 
 /* A trace context a sample was taken in; all zero for none. */
 struct trace_ids {
@@ -22,9 +23,11 @@ struct trace_ids {
 
 struct slice_sample {
 	struct process *process;  /* referenced */
+	struct target *target;    /* referenced: the labels it was taken under */
 	struct proc_maps *maps;   /* referenced; NULL when unreadable */
 	struct trace_ids trace;
 	uint32_t tid;
+	uint32_t frequency;       /* Hz it was taken at */
 	uint64_t cgroup_id;
 	uint64_t count;
 	uint32_t frames;          /* index of the stack's first frame in the slice's frames */
@@ -44,11 +47,14 @@ struct slice {
 };
 
 struct slice *slice_new(uint64_t seq, int64_t start_ns, unsigned frequency);
-/* Takes over the references to process and maps. user_id/kernel_id identify the stacks within the
- * drained generation, so equal stacks are stored once. */
-int slice_add(struct slice *s, struct process *process, struct proc_maps *maps,
-	      const struct trace_ids *trace, uint32_t tid, uint64_t cgroup_id, uint64_t count, uint64_t user_id, const uint64_t *user, uint32_t nuser,
-	      uint64_t kernel_id, const uint64_t *kernel, uint32_t nkernel);
+/* The target labels of a sample. */
+const struct labelset *slice_sample_labels(const struct slice_sample *s);
+
+/* Adds sample (its frames fields are filled here), taking over its references to process, target
+ * and maps, also on failure. user_id/kernel_id identify the stacks within the drained generation, so
+ * equal stacks are stored once. */
+int slice_add(struct slice *s, const struct slice_sample *sample, uint64_t user_id, const uint64_t *user,
+	      uint32_t nuser, uint64_t kernel_id, const uint64_t *kernel, uint32_t nkernel);
 /* Ends building: drops the stack index. */
 void slice_seal(struct slice *s, int64_t end_ns);
 void slice_free(struct slice *s);

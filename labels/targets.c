@@ -1,6 +1,7 @@
 #include "targets.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,19 +60,33 @@ int target_labeler_reload(struct target_labeler *t)
 	return 0;
 }
 
-int host_discovered_labels(const char *address, const char *comm, const struct cgroup_identity *cgroup,
-			   struct labelset *out)
+int host_discovered_labels(const struct host_process *hp, struct labelset *out)
 {
+	char pid[16];
 	int err = 0;
 
-	err = err ?: labelset_set(out, "__address__", address);
-	err = err ?: labelset_set(out, "__meta_process_comm", comm);
-	err = err ?: labelset_set(out, "__meta_systemd_unit", cgroup->systemd_unit);
-	err = err ?: labelset_set(out, "__meta_container_id", cgroup->container_id);
+	snprintf(pid, sizeof(pid), "%u", hp->pid);
+	err = err ?: labelset_set(out, "__address__", hp->address);
+	err = err ?: labelset_set(out, "__meta_process_pid", pid);
+	err = err ?: labelset_set(out, "__meta_process_comm", hp->comm);
+	err = err ?: labelset_set(out, "__meta_process_executable", hp->executable);
+	err = err ?: labelset_set(out, "__meta_process_cgroup", hp->cgroup_path);
+	err = err ?: labelset_set(out, "__meta_systemd_unit", hp->cgroup->systemd_unit);
+	err = err ?: labelset_set(out, "__meta_container_id", hp->cgroup->container_id);
 	return err;
 }
 
-int target_labeler_apply(struct target_labeler *t, const struct labelset *discovered, struct labelset *final)
+void target_labeler_job_name(struct target_labeler *t, char *out, size_t outlen)
+{
+	pthread_rwlock_rdlock(&t->lock);
+	snprintf(out, outlen, "%s", t->config->job_name);
+	pthread_rwlock_unlock(&t->lock);
+}
+
+/* Relabels a copy of discovered into final; the value __sampling_frequency__ had when the rules were
+ * done (before finalizing removes it) goes to frequency when it is not NULL. */
+static int relabel_target(struct target_labeler *t, const struct labelset *discovered, struct labelset *final,
+			  char *frequency, size_t frequency_len)
 {
 	char why[256];
 	int kept;
@@ -83,6 +98,11 @@ int target_labeler_apply(struct target_labeler *t, const struct labelset *discov
 	if (kept == 0)
 		kept = relabel_process(&t->config->rules, final);
 	pthread_rwlock_unlock(&t->lock);
+	if (kept == 1 && frequency) {
+		const char *v = labelset_get(final, TARGET_SAMPLING_FREQUENCY_LABEL);
+
+		snprintf(frequency, frequency_len, "%s", v ? v : "");
+	}
 	if (kept == 1 && relabel_finalize(final, why, sizeof(why))) {
 		log_debug("target rejected after relabeling", "err=\"%s\"", why);
 		kept = 0;
@@ -90,4 +110,45 @@ int target_labeler_apply(struct target_labeler *t, const struct labelset *discov
 	if (kept <= 0)
 		labelset_free(final);
 	return kept;
+}
+
+int target_labeler_apply(struct target_labeler *t, const struct labelset *discovered, struct labelset *final)
+{
+	return relabel_target(t, discovered, final, NULL, 0);
+}
+
+struct target *target_make(struct target_labeler *t, struct labelset *discovered)
+{
+	struct target *target = calloc(1, sizeof(*target));
+
+	if (!target) {
+		labelset_free(discovered);
+		return NULL;
+	}
+	atomic_init(&target->refs, 1);
+	target->discovered = *discovered;
+	*discovered = (struct labelset){ 0 };
+	int kept = relabel_target(t, &target->discovered, &target->labels, target->sampling_frequency,
+				  sizeof(target->sampling_frequency));
+	if (kept < 0) {
+		target_put(target);
+		return NULL;
+	}
+	target->dropped = kept == 0;
+	return target;
+}
+
+struct target *target_get(struct target *target)
+{
+	atomic_fetch_add(&target->refs, 1);
+	return target;
+}
+
+void target_put(struct target *target)
+{
+	if (!target || atomic_fetch_sub(&target->refs, 1) != 1)
+		return;
+	labelset_free(&target->discovered);
+	labelset_free(&target->labels);
+	free(target);
 }

@@ -7,6 +7,8 @@
 #define ANORAK_TARGETS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 
 #include "cgroup.h"
 #include "labelset.h"
@@ -26,11 +28,44 @@ void target_labeler_destroy(struct target_labeler *t);
 /* Re-reads the file; a bad file keeps the running configuration and says why. */
 int target_labeler_reload(struct target_labeler *t);
 
+/* What discovery knows of a process outside Kubernetes pods. */
+struct host_process {
+	const char *address;      /* this exporter's address on the node */
+	unsigned pid;
+	const char *comm;
+	const char *executable;   /* "" when unreadable */
+	const char *cgroup_path;  /* "" when unknown */
+	const struct cgroup_identity *cgroup;
+};
+
 /* The labels Prometheus-style discovery gives a host process: __address__ (the exporter's own
- * address on this node, so a target's instance matches anorak's /metrics), __meta_process_comm,
- * __meta_systemd_unit and __meta_container_id when its cgroup names them. */
-int host_discovered_labels(const char *address, const char *comm, const struct cgroup_identity *cgroup,
-			   struct labelset *out);
+ * address, so a target's instance matches anorak's /metrics), __meta_process_pid,
+ * __meta_process_comm, __meta_process_executable, __meta_process_cgroup, and __meta_systemd_unit and
+ * __meta_container_id when its cgroup names them. Empty values are left out, as Prometheus does. */
+int host_discovered_labels(const struct host_process *hp, struct labelset *out);
+
+/* A target samples are attributed to: immutable once made, shared by reference, so samples keep the
+ * labels they were taken under when the target is relabeled or goes away. */
+struct target {
+	atomic_int refs;
+	struct labelset discovered; /* before relabeling */
+	struct labelset labels;     /* after relabeling; empty when dropped */
+	bool dropped;               /* the rules dropped it: not sampled */
+	/* __sampling_frequency__ as the rules left it ("" when unset; longer values are cut, and then
+	 * invalid anyway): the rate its samples are asked to be taken at. */
+	char sampling_frequency[32];
+};
+
+#define TARGET_SAMPLING_FREQUENCY_LABEL "__sampling_frequency__"
+
+/* Makes a target of discovered (taken over, emptied on return): relabeled by t, dropped when the rules
+ * drop it. NULL on allocation failure. */
+struct target *target_make(struct target_labeler *t, struct labelset *discovered);
+struct target *target_get(struct target *target);
+void target_put(struct target *target);
+
+/* The running configuration's job_name (Prometheus' scrape pool). */
+void target_labeler_job_name(struct target_labeler *t, char *out, size_t outlen);
 
 /* Relabels a copy of discovered into final: 1 when the target is kept, 0 when the rules drop it (or
  * Prometheus would reject it), negative errno on allocation failure. */

@@ -47,7 +47,9 @@ class ConfigFile(unittest.TestCase):
                     self.assertNotIn("comm", x.labels, repr(x))
                     self.assertTrue(x.labels.get("instance", "").endswith(":%d" % d.port), repr(x))
                 metrics = d.get("/metrics").text()
-                self.assertRegex(metrics, r"(?m)^anorak_target_dropped_samples_total [1-9]")
+                # Stopped in BPF by the process filter, not drained and discarded.
+                self.assertRegex(metrics, r"(?m)^anorak_bpf_filtered_samples_total [1-9]")
+                self.assertRegex(metrics, r"(?m)^anorak_bpf_processes_dropped_total [1-9]")
 
                 # A bad file: the daemon says why and keeps serving with the old rules.
                 with open(path, "w") as f:

@@ -102,7 +102,7 @@ static void test_default_config(void **state)
 	labelset_free(&ls);
 
 	/* A Kubernetes container; the annotation is readable until relabel_finalize. */
-	assert_int_equal(labelset_set(&ls, "__address__", "10.0.0.5:8080"), 0);
+	assert_int_equal(labelset_set(&ls, "__address__", "127.0.0.5:8080"), 0);
 	assert_int_equal(labelset_set(&ls, "__meta_kubernetes_namespace", "shop"), 0);
 	assert_int_equal(labelset_set(&ls, "__meta_kubernetes_pod_name", "web-1"), 0);
 	assert_int_equal(labelset_set(&ls, "__meta_kubernetes_pod_container_name", "app"), 0);
@@ -116,7 +116,7 @@ static void test_default_config(void **state)
 	assert_string_equal(labelset_get(&ls, "namespace"), "shop");
 	assert_string_equal(labelset_get(&ls, "pod"), "web-1");
 	assert_string_equal(labelset_get(&ls, "container"), "app");
-	assert_string_equal(labelset_get(&ls, "instance"), "10.0.0.5:8080");
+	assert_string_equal(labelset_get(&ls, "instance"), "127.0.0.5:8080");
 	labelset_free(&ls);
 	anorak_config_free(cfg);
 }

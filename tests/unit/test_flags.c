@@ -72,6 +72,11 @@ static void test_defaults(void **state)
 	assert_false(cfg.record);
 	assert_int_equal(cfg.record_seconds, 10);
 	assert_null(cfg.record_output);
+	assert_null(cfg.kubernetes_api_server);
+	assert_null(cfg.kubernetes_kubeconfig);
+	assert_null(cfg.kubernetes_node_name);
+	assert_int_equal(cfg.bpf_cgroup_map_entries, 4096);
+	assert_int_equal(cfg.sampling_max_hf_cgroups, 64);
 	assert_string_equal(err_text, "");
 }
 
@@ -306,6 +311,9 @@ static void test_help(void **state)
 		"--log.level=info",		      "--seconds=10",
 		"-o, --output=FILE",		      "--help",
 		"--version",			      "record",
+		"--kubernetes.api-server=URL",	      "--kubernetes.kubeconfig=FILE",
+		"--kubernetes.node-name=NAME",	      "--bpf.cgroup-map-entries=4096",
+		"--sampling.max-high-frequency-containers=64",
 	};
 	struct anorak_config cfg;
 

@@ -151,8 +151,22 @@ static bool fake_ready(void *ctx)
 	return ready;
 }
 
+#define FAKE_TARGETS "{\"status\":\"success\",\"data\":{\"activeTargets\":[],\"droppedTargets\":[]}}"
+
+static int fake_targets(void *ctx, char **body, size_t *len)
+{
+	struct fake *f = ctx;
+
+	if (f->ret)
+		return f->ret;
+	*body = strdup(FAKE_TARGETS);
+	*len = strlen(FAKE_TARGETS);
+	return *body ? 0 : -ENOMEM;
+}
+
 static const struct http_handlers handlers = {
-	.profile = fake_profile, .ready = fake_ready, .ctx = &fake, .max_seconds = MAX_SECONDS,
+	.profile = fake_profile, .ready = fake_ready, .targets = fake_targets, .ctx = &fake,
+	.max_seconds = MAX_SECONDS,
 };
 
 static struct http_server *server;
@@ -304,6 +318,7 @@ static void test_index(void **state)
 	assert_non_null(strstr(r->body, "href=\"debug/pprof/profile?seconds=10\""));
 	assert_non_null(strstr(r->body, "href=\"-/healthy\""));
 	assert_non_null(strstr(r->body, "href=\"-/ready\""));
+	assert_non_null(strstr(r->body, "href=\"api/v1/targets\""));
 }
 
 static void test_healthy(void **state)
@@ -327,6 +342,21 @@ static void test_ready(void **state)
 	assert_text(get("/-/ready"), 200, "anorak is Ready.\n");
 	fake.ready = false;
 	assert_text(get("/-/ready"), 503, "anorak is not ready.\n");
+}
+
+static void test_targets(void **state)
+{
+	struct response *r = get("/api/v1/targets");
+
+	(void)state;
+	assert_int_equal(r->status, 200);
+	assert_header(r, "Content-Type", "application/json");
+	assert_int_equal(r->body_len, strlen(FAKE_TARGETS));
+	assert_memory_equal(r->body, FAKE_TARGETS, r->body_len);
+	fake.ret = -ENOMEM;
+	r = get("/api/v1/targets");
+	assert_int_equal(r->status, 500);
+	assert_non_null(strstr(r->body, "could not list the targets"));
 }
 
 static void test_profile(void **state)
@@ -526,6 +556,7 @@ int main(void)
 		cmocka_unit_test_setup(test_index, reset_fake),
 		cmocka_unit_test_setup(test_healthy, reset_fake),
 		cmocka_unit_test_setup(test_ready, reset_fake),
+		cmocka_unit_test_setup(test_targets, reset_fake),
 		cmocka_unit_test_setup(test_profile, reset_fake),
 		cmocka_unit_test_setup(test_profile_bad_seconds, reset_fake),
 		cmocka_unit_test_setup(test_profile_errors, reset_fake),

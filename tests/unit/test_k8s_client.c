@@ -290,7 +290,7 @@ static void test_kubeconfig(void **state)
 		   "apiVersion: v1\nkind: Config\ncurrent-context: prod\n"
 		   "clusters:\n"
 		   "- name: other\n  cluster: {server: 'https://other:6443'}\n"
-		   "- name: prod\n  cluster:\n    server: https://10.0.0.1:6443\n"
+		   "- name: prod\n  cluster:\n    server: https://127.0.0.1:6443\n"
 		   "    certificate-authority-data: Q0EtUEVN\n    insecure-skip-tls-verify: true\n"
 		   "users:\n- name: admin\n  user:\n    client-certificate: certs/admin.crt\n"
 		   "    token: abc.def\n"
@@ -300,13 +300,13 @@ static void test_kubeconfig(void **state)
 
 	write_file(path,
 		   "current-context: prod\n"
-		   "clusters:\n- name: prod\n  cluster:\n    server: https://10.0.0.1:6443\n"
+		   "clusters:\n- name: prod\n  cluster:\n    server: https://127.0.0.1:6443\n"
 		   "    certificate-authority-data: Q0EtUEVN\n    insecure-skip-tls-verify: true\n"
 		   "users:\n- name: admin\n  user:\n    client-certificate: certs/admin.crt\n"
 		   "    client-key: /etc/admin.key\n    token: abc.def\n"
 		   "contexts:\n- name: prod\n  context: {cluster: prod, user: admin}\n");
 	assert_int_equal(k8s_conn_from_kubeconfig(path, &conn), 0);
-	assert_string_equal(conn.server, "https://10.0.0.1:6443");
+	assert_string_equal(conn.server, "https://127.0.0.1:6443");
 	assert_int_equal(conn.ca.len, 6);
 	assert_memory_equal(conn.ca.data, "CA-PEM", 6);
 	assert_null(conn.ca.file);
@@ -354,10 +354,10 @@ static void test_in_cluster(void **state)
 
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	assert_int_equal(k8s_conn_in_cluster("/sa", &conn), -ENOENT);
-	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	setenv("KUBERNETES_SERVICE_HOST", "127.0.96.1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
 	assert_int_equal(k8s_conn_in_cluster("/sa", &conn), 0);
-	assert_string_equal(conn.server, "https://10.96.0.1:443");
+	assert_string_equal(conn.server, "https://127.0.96.1:443");
 	assert_string_equal(conn.token_file, "/sa/token");
 	assert_string_equal(conn.ca.file, "/sa/ca.crt");
 	k8s_conn_free(&conn);

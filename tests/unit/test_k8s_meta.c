@@ -88,11 +88,11 @@ static void test_multi_container_ports(void **state)
 	static const char *const common[] = {
 		"__meta_kubernetes_namespace=shop",
 		P "name=web-7d4b9c6f5d-x2k8p",
-		P "ip=10.244.1.23",
+		P "ip=127.0.1.23",
 		P "ready=true",
 		P "phase=Running",
 		P "node_name=node-1",
-		P "host_ip=10.0.0.11",
+		P "host_ip=127.0.0.11",
 		P "uid=6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b",
 		P "controller_kind=ReplicaSet",
 		P "controller_name=web-7d4b9c6f5d",
@@ -114,7 +114,7 @@ static void test_multi_container_ports(void **state)
 		NULL,
 	};
 	static const char *const http[] = {
-		"__address__=10.244.1.23:8080",
+		"__address__=127.0.1.23:8080",
 		P "container_name=app",
 		P "container_id=containerd://a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4abcd",
 		P "container_image=registry.example.com/shop/web:1.4.2",
@@ -125,7 +125,7 @@ static void test_multi_container_ports(void **state)
 		NULL,
 	};
 	static const char *const unnamed[] = {
-		"__address__=10.244.1.23:9090",
+		"__address__=127.0.1.23:9090",
 		P "container_name=app",
 		P "container_id=containerd://a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4abcd",
 		P "container_image=registry.example.com/shop/web:1.4.2",
@@ -135,7 +135,7 @@ static void test_multi_container_ports(void **state)
 		NULL,
 	};
 	static const char *const portless[] = {
-		"__address__=10.244.1.23",
+		"__address__=127.0.1.23",
 		P "container_name=log-shipper",
 		P "container_id=containerd://1111111111111111111111111111111111111111111111111111111111111111",
 		P "container_image=fluent/fluent-bit:2.2",
@@ -170,11 +170,11 @@ static void test_init_containers(void **state)
 	static const char *const common[] = {
 		"__meta_kubernetes_namespace=data",
 		P "name=db-0",
-		P "ip=10.244.1.40",
+		P "ip=127.0.1.40",
 		P "ready=false",
 		P "phase=Pending",
 		P "node_name=node-1",
-		P "host_ip=10.0.0.11",
+		P "host_ip=127.0.0.11",
 		P "uid=0d9e8f7a-6b5c-4d3e-2f1a-0b9c8d7e6f5a",
 		P "controller_kind=StatefulSet",
 		P "controller_name=db",
@@ -184,7 +184,7 @@ static void test_init_containers(void **state)
 	};
 	/* Regular containers first; a status without containerID means no container_id label. */
 	static const char *const pg[] = {
-		"__address__=10.244.1.40:5432",
+		"__address__=127.0.1.40:5432",
 		P "container_name=postgres",
 		P "container_image=postgres:16",
 		P "container_init=false",
@@ -194,7 +194,7 @@ static void test_init_containers(void **state)
 		NULL,
 	};
 	static const char *const perms[] = {
-		"__address__=10.244.1.40",
+		"__address__=127.0.1.40",
 		P "container_name=init-perms",
 		P "container_id=cri-o://b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0",
 		P "container_image=busybox:1.36",
@@ -202,7 +202,7 @@ static void test_init_containers(void **state)
 		NULL,
 	};
 	static const char *const migrate[] = {
-		"__address__=10.244.1.40:6060",
+		"__address__=127.0.1.40:6060",
 		P "container_name=migrate",
 		P "container_image=example/migrate:3",
 		P "container_init=true",
@@ -245,14 +245,14 @@ static void test_host_network(void **state)
 {
 	(void)state;
 	static const char *const want[] = {
-		"__address__=10.0.0.11:9100",
+		"__address__=127.0.0.11:9100",
 		"__meta_kubernetes_namespace=monitoring",
 		P "name=node-exporter-q7z5w",
-		P "ip=10.0.0.11",
+		P "ip=127.0.0.11",
 		P "ready=true",
 		P "phase=Running",
 		P "node_name=node-1",
-		P "host_ip=10.0.0.11",
+		P "host_ip=127.0.0.11",
 		P "uid=9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
 		P "controller_kind=DaemonSet",
 		P "controller_name=node-exporter",
@@ -286,14 +286,14 @@ static void test_failed_terminating_pod_is_a_target(void **state)
 {
 	(void)state;
 	static const char *const want[] = {
-		"__address__=10.244.1.77",
+		"__address__=127.0.1.77",
 		"__meta_kubernetes_namespace=jobs",
 		P "name=batch-28471230-zx9qv",
-		P "ip=10.244.1.77",
+		P "ip=127.0.1.77",
 		P "ready=false",
 		P "phase=Failed",
 		P "node_name=node-1",
-		P "host_ip=10.0.0.11",
+		P "host_ip=127.0.0.11",
 		P "uid=12345678-90ab-4cde-8f01-234567890abc",
 		P "controller_kind=Job",
 		P "controller_name=batch-28471230",

@@ -81,10 +81,10 @@ static const struct target_case target_cases[] = {
 	  "  - {source_labels: [__address__, x], modulus: 7, target_label: h2, action: hashmod}\n"
 	  "  - {source_labels: [nope], modulus: 10, target_label: h3, action: hashmod}\n",
 	  "foo=foo|h1=696|h2=4|h3=8|instance=a:80|job=test|x=x" },
-	{ "hashmod with the largest modulus", "__address__=10.0.0.1:8080",
+	{ "hashmod with the largest modulus", "__address__=127.0.0.1:8080",
 	  "  - {source_labels: [__address__], modulus: 18446744073709551615, target_label: h,"
 	  " action: hashmod}\n",
-	  "h=8530149591427357260|instance=10.0.0.1:8080|job=test" },
+	  "h=12398641385235045098|instance=127.0.0.1:8080|job=test" },
 	{ "labelmap overwrites", "__address__=a|__meta_kubernetes_pod_label_app=web|"
 	  "__meta_kubernetes_pod_label_tier=db|app=old",
 	  "  - {action: labelmap, regex: __meta_kubernetes_pod_label_(.+)}\n",
@@ -112,7 +112,7 @@ static const struct target_case target_cases[] = {
 	  "  - {source_labels: [__scheme__, __metrics_path__, __scrape_interval__, __scrape_timeout__],"
 	  " target_label: s}\n",
 	  "instance=a:80|job=test|s=http;/metrics;1m;10s" },
-	{ "address with a port", "__address__=10.0.0.1:8080", "", "instance=10.0.0.1:8080|job=test" },
+	{ "address with a port", "__address__=127.0.0.1:8080", "", "instance=127.0.0.1:8080|job=test" },
 	{ "bracketed IPv6 gets a port", "__address__=[::1]", "", "instance=[::1]:80|job=test" },
 	{ "bare IPv6 gets none", "__address__=fe80::1", "", "instance=fe80::1|job=test" },
 	{ "https port", "__address__=a", "  - {target_label: __scheme__, replacement: https}\n",

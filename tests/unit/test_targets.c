@@ -26,7 +26,9 @@ static int label_target(struct target_labeler *t, const char *comm, const char *
 	struct labelset discovered = { 0 };
 
 	snprintf(cgroup.systemd_unit, sizeof(cgroup.systemd_unit), "%s", unit);
-	assert_int_equal(host_discovered_labels("node-1:9760", comm, &cgroup, &discovered), 0);
+	struct host_process hp = { .address = "node-1:9760", .pid = 42, .comm = comm, .executable = "",
+				   .cgroup_path = "", .cgroup = &cgroup };
+	assert_int_equal(host_discovered_labels(&hp, &discovered), 0);
 	int kept = target_labeler_apply(t, &discovered, final);
 	labelset_free(&discovered);
 	return kept;
@@ -90,6 +92,72 @@ static void test_user_config_and_reload(void **state)
 	unlink(path);
 }
 
+/* Every meta label of a host process; empty ones are absent, as Prometheus leaves them out. */
+static void test_host_discovered_labels(void **state)
+{
+	(void)state;
+	struct cgroup_identity cgroup = { .systemd_unit = "nginx.service" };
+	struct host_process hp = { .address = "node-1:9760", .pid = 4242, .comm = "nginx",
+				   .executable = "/usr/sbin/nginx", .cgroup_path = "/system.slice/nginx.service",
+				   .cgroup = &cgroup };
+	struct labelset ls = { 0 };
+
+	assert_int_equal(host_discovered_labels(&hp, &ls), 0);
+	assert_int_equal(ls.n, 6);
+	assert_string_equal(labelset_get(&ls, "__address__"), "node-1:9760");
+	assert_string_equal(labelset_get(&ls, "__meta_process_pid"), "4242");
+	assert_string_equal(labelset_get(&ls, "__meta_process_comm"), "nginx");
+	assert_string_equal(labelset_get(&ls, "__meta_process_executable"), "/usr/sbin/nginx");
+	assert_string_equal(labelset_get(&ls, "__meta_process_cgroup"), "/system.slice/nginx.service");
+	assert_string_equal(labelset_get(&ls, "__meta_systemd_unit"), "nginx.service");
+	assert_null(labelset_get(&ls, "__meta_container_id"));
+	labelset_free(&ls);
+}
+
+/* target_make keeps the discovered labels, relabels them, and says when the rules drop the target. */
+static void test_target_make(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/anorak-targets-XXXXXX";
+	int fd = mkstemp(path);
+	struct target_labeler t;
+	struct labelset discovered = { 0 };
+
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, "job_name: j\nrelabel_configs:\n"
+			 "  - {source_labels: [__meta_process_comm], regex: cron, action: drop}\n"
+			 "  - {source_labels: [__meta_process_comm], target_label: comm}\n");
+	assert_int_equal(target_labeler_init(&t, path), 0);
+
+	assert_int_equal(labelset_set(&discovered, "__address__", "h:1"), 0);
+	assert_int_equal(labelset_set(&discovered, "__meta_process_comm", "nginx"), 0);
+	struct target *kept = target_make(&t, &discovered);
+	assert_non_null(kept);
+	assert_int_equal(discovered.n, 0);
+	assert_false(kept->dropped);
+	assert_string_equal(labelset_get(&kept->labels, "comm"), "nginx");
+	assert_string_equal(labelset_get(&kept->labels, "instance"), "h:1");
+	assert_string_equal(labelset_get(&kept->discovered, "__meta_process_comm"), "nginx");
+
+	assert_int_equal(labelset_set(&discovered, "__address__", "h:1"), 0);
+	assert_int_equal(labelset_set(&discovered, "__meta_process_comm", "cron"), 0);
+	struct target *dropped = target_make(&t, &discovered);
+	assert_non_null(dropped);
+	assert_true(dropped->dropped);
+	assert_int_equal(dropped->labels.n, 0);
+	assert_string_equal(labelset_get(&dropped->discovered, "__meta_process_comm"), "cron");
+
+	/* a reference outlives the maker's */
+	struct target *ref = target_get(kept);
+	target_put(kept);
+	assert_string_equal(labelset_get(&ref->labels, "comm"), "nginx");
+	target_put(ref);
+	target_put(dropped);
+	target_labeler_destroy(&t);
+	unlink(path);
+}
+
 static void test_bad_file_at_start(void **state)
 {
 	(void)state;
@@ -103,6 +171,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_config),
 		cmocka_unit_test(test_user_config_and_reload),
+		cmocka_unit_test(test_host_discovered_labels),
+		cmocka_unit_test(test_target_make),
 		cmocka_unit_test(test_bad_file_at_start),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,8 +10,6 @@
 #include "process.h"
 #include "window.h"
 
-static const struct trace_ids no_trace;
-
 static struct process *new_process(uint32_t tgid)
 {
 	struct process *p = calloc(1, sizeof(*p));
@@ -30,9 +28,9 @@ static void test_slice_dedups_stacks(void **state)
 	const uint64_t user[] = { 0x401000, 0x402000, 0x403000 };
 	const uint64_t kernel[] = { 0xffffffff81000000ULL };
 
-	assert_int_equal(slice_add(s, process_get(p), NULL, &no_trace, 43, 7, 5, 3, user, 3, 9, kernel, 1), 0);
-	assert_int_equal(slice_add(s, process_get(p), NULL, &no_trace, 44, 7, 2, 3, user, 3, 9, kernel, 1), 0);
-	assert_int_equal(slice_add(s, process_get(p), NULL, &no_trace, 44, 7, 1, 3, user, 3, 0, NULL, 0), 0);
+	assert_int_equal(slice_add(s, &(struct slice_sample){ .process = process_get(p), .tid = 43, .cgroup_id = 7, .count = 5 }, 3, user, 3, 9, kernel, 1), 0);
+	assert_int_equal(slice_add(s, &(struct slice_sample){ .process = process_get(p), .tid = 44, .cgroup_id = 7, .count = 2 }, 3, user, 3, 9, kernel, 1), 0);
+	assert_int_equal(slice_add(s, &(struct slice_sample){ .process = process_get(p), .tid = 44, .cgroup_id = 7, .count = 1 }, 3, user, 3, 0, NULL, 0), 0);
 	slice_seal(s, 1000);
 
 	assert_int_equal(s->nsamples, 3);
@@ -59,7 +57,7 @@ static void test_slice_many_stacks(void **state)
 
 	for (int32_t i = 1; i <= 5000; i++) {
 		uint64_t frame = 0x1000 + (uint64_t)i;
-		assert_int_equal(slice_add(s, process_get(p), NULL, &no_trace, 1, 0, 1, (uint64_t)i, &frame, 1, 0, NULL, 0), 0);
+		assert_int_equal(slice_add(s, &(struct slice_sample){ .process = process_get(p), .tid = 1, .count = 1 }, (uint64_t)i, &frame, 1, 0, NULL, 0), 0);
 	}
 	for (int32_t i = 1; i <= 5000; i++)
 		assert_int_equal(s->frames[s->samples[i - 1].frames], 0x1000 + (uint64_t)i);
