@@ -163,8 +163,8 @@ class UnwindTables(unittest.TestCase):
         self.assertGreaterEqual(good, 0.95 * n, "qsort: %d of %d samples go libc/comparator -> sort_hot "
                                 "-> main:\n%s" % (good, n, h.describe(sorting)))
 
-    def metric(self, series):
-        text = self.daemon.get("/metrics").text()
+    def metric(self, series, daemon=None):
+        text = (daemon or self.daemon).get("/metrics").text()
         for line in text.splitlines():
             if line.startswith(series + " "):
                 return float(line.split()[-1])
@@ -180,6 +180,28 @@ class UnwindTables(unittest.TestCase):
         self.assertGreater(self.metric("anorak_unwind_tables"), 0)
         self.metric('anorak_unwind_stacks_truncated_total{reason="no_table"}')
         self.metric("anorak_unwind_tables_evicted_total")
+
+    def test_6_eviction(self):
+        # 1 MiB: room for about 100k rows, less than libc plus the tables of this machine's other
+        # processes, so tables are evicted, least recently used first, and counted.
+        small = h.Daemon("--sampling.frequency=%d" % HZ, "--unwind.table-memory=1MiB", name="unwind-small").start()
+        try:
+            w = h.Workload([h.workload("weights_nofp"), "-t", "1", "-d", "4"])
+            try:
+                raw = small.profile(3)
+                self.assertEqual(w.wait(timeout=30), 0)
+            finally:
+                w.kill()
+            h.check_profile(self, raw, "unwind-small.pb.gz")
+            capacity = self.metric("anorak_unwind_table_capacity_bytes", small)
+            self.assertLessEqual(capacity, 1 << 20)
+            self.assertLessEqual(self.metric("anorak_unwind_table_bytes", small), capacity)
+            built = self.metric('anorak_unwind_tables_built_total{result="success"}', small)
+            evicted = self.metric("anorak_unwind_tables_evicted_total", small)
+            h.note("1 MiB of tables: %d built, %d evicted" % (built, evicted))
+            self.assertGreater(evicted, 0, "no table was evicted with 1 MiB for %d tables" % built)
+        finally:
+            small.stop()
 
 
 if __name__ == "__main__":
