@@ -15,6 +15,9 @@
 
 #include "unwind.h"
 
+/* Bumped by user space when it evicts a table, before it reuses the rows: every cached row is stale. */
+__u64 unwind_epoch = 0;
+
 /* A process whose stacks leave its known mappings asks user space to look again at most this often. */
 #define UNWIND_MISS_INTERVAL_NS 5000000000ULL
 /* A table's last-use time is refreshed at most this often (one write per table per second). */
@@ -94,10 +97,20 @@ static __always_inline long unwind_stop(__u32 reason)
  * about map contents, so its states at each step of the loop are all alike and it checks the step
  * about once; values on the stack (constants like a stop reason, ranges learnt from comparisons)
  * would make it check the step again for each combination. */
+struct unwind_cached_row {
+	__u64 pc;
+	__u64 epoch;
+	__u32 tgid;
+	__u32 gen;
+	struct unwind_row row;
+};
+
 struct stack_unwind {
 	__u64 ip, sp, bp;
 	__u64 hash;
 	__u64 now;
+	__u64 epoch;        /* unwind_epoch and the process entry's gen at the start of the walk */
+	__u32 proc_gen;
 	__u32 tgid;
 	__u32 depth;        /* frames in trace */
 	__u32 table_frames, fp_frames;
@@ -106,6 +119,7 @@ struct stack_unwind {
 	__u64 map_start, map_end, map_base;
 	__u32 first, count;
 	struct stack_trace trace;
+	struct unwind_cached_row cache[UNWIND_CACHE_SIZE]; /* kept from sample to sample */
 };
 
 struct {
@@ -264,6 +278,7 @@ static long unwind_step(__u32 i, void *ctx)
 	__u32 zero = 0;
 	struct stack_unwind *s = bpf_map_lookup_elem(&unwind_scratch, &zero);
 	struct unwind_row *row = NULL;
+	struct unwind_cached_row *c;
 	__u64 pc, cfa, ra, bp;
 
 	if (!s)
@@ -272,12 +287,22 @@ static long unwind_step(__u32 i, void *ctx)
 	 * a noreturn function). The leaf's pc is exact. */
 	pc = i == 0 ? s->ip : s->ip - 1;
 
-	if (pc < s->map_start || pc >= s->map_end)
-		unwind_find_mapping(s, pc);
-	if (s->count)
-		row = unwind_find_row(s, pc);
-	if (!row)
-		return unwind_fp_step(s, i, UNWIND_TRUNC_NO_TABLE);
+	c = &s->cache[(pc ^ (pc >> 9) ^ s->tgid) & (UNWIND_CACHE_SIZE - 1)];
+	if (c->pc == pc && c->tgid == s->tgid && c->gen == s->proc_gen && c->epoch == s->epoch) {
+		row = &c->row;
+	} else {
+		if (pc < s->map_start || pc >= s->map_end)
+			unwind_find_mapping(s, pc);
+		if (s->count)
+			row = unwind_find_row(s, pc);
+		if (!row)
+			return unwind_fp_step(s, i, UNWIND_TRUNC_NO_TABLE);
+		c->pc = pc;
+		c->tgid = s->tgid;
+		c->gen = s->proc_gen;
+		c->epoch = s->epoch;
+		c->row = *row;
+	}
 	switch (row->cfa) {
 	case UNWIND_CFA_RSP:
 		cfa = s->sp + row->cfa_off;
@@ -299,14 +324,23 @@ static long unwind_step(__u32 i, void *ctx)
 		/* Inconsistent registers: the stack only grows down. */
 		return unwind_stop(UNWIND_TRUNC_BAD_RULE);
 	}
-	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
-		return unwind_stop(UNWIND_TRUNC_READ_FAULT);
-	}
-	if (row->rbp_off && row->cfa != UNWIND_CFA_PLT) {
-		if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(cfa + (__s64)row->rbp_off * 8))) {
+	if (row->rbp_off == -2 && row->cfa != UNWIND_CFA_PLT) {
+		/* rbp pushed right below the return address (push %rbp, the usual prologue): one read. */
+		__u64 pair[2];
+
+		if (bpf_probe_read_user(pair, sizeof(pair), (void *)(cfa - 16)))
 			return unwind_stop(UNWIND_TRUNC_READ_FAULT);
-		}
+		bp = pair[0];
+		ra = pair[1];
 		s->bp = bp;
+	} else {
+		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8)))
+			return unwind_stop(UNWIND_TRUNC_READ_FAULT);
+		if (row->rbp_off && row->cfa != UNWIND_CFA_PLT) {
+			if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(cfa + (__s64)row->rbp_off * 8)))
+				return unwind_stop(UNWIND_TRUNC_READ_FAULT);
+			s->bp = bp;
+		}
 	}
 	s->sp = cfa;
 	s->ip = ra;
@@ -320,13 +354,16 @@ static __always_inline struct stack_trace *unwind_user_stack(__u64 ip, __u64 sp,
 							     int *depth)
 {
 	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+	struct unwind_process *p = bpf_map_lookup_elem(&unwind_procs, &tgid);
 	struct stack_unwind *s;
 
-	if (!bpf_map_lookup_elem(&unwind_procs, &tgid))
+	if (!p)
 		return NULL;
 	s = bpf_map_lookup_elem(&unwind_scratch, &zero);
 	if (!s)
 		return NULL;
+	s->proc_gen = p->gen;
+	s->epoch = unwind_epoch;
 	s->ip = ip;
 	s->sp = sp;
 	s->bp = bp;

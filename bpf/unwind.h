@@ -13,6 +13,10 @@
 #define UNWIND_MAX_MAPPINGS 128
 /* Table slots (binaries whose tables can be in BPF at once). */
 #define UNWIND_MAX_TABLES 8192
+/* Rows recently found, per CPU (direct-mapped by pc and process): most samples repeat the same
+ * return addresses, and a hit spares the mapping and row searches, whose reads of a large map miss
+ * the TLB and caches. */
+#define UNWIND_CACHE_SIZE 256
 /* Rows of one table: the BPF binary search runs UNWIND_SEARCH_STEPS halvings. */
 #define UNWIND_SEARCH_STEPS 23
 #define UNWIND_MAX_TABLE_ROWS (1u << UNWIND_SEARCH_STEPS)
@@ -54,7 +58,7 @@ struct unwind_mapping {
 
 struct unwind_process {
 	__u32 count;
-	__u32 pad;
+	__u32 gen;           /* changes with every write: rows cached for the process before are stale */
 	__u64 last_miss_ns;  /* last unwind_event sent for this process (rate limit) */
 	struct unwind_mapping mappings[UNWIND_MAX_MAPPINGS];
 };

@@ -219,6 +219,7 @@ static int open_unwinder(struct sampler *s, const struct sampler_opts *opts)
 		.counters_fd = bpf_map__fd(skel->maps.unwind_counters),
 		.sync_fd = bpf_map__fd(skel->maps.unwind_sync),
 		.sync_inner_fd = bpf_map__fd(skel->maps.unwind_sync_dummy),
+		.epoch = &skel->bss->unwind_epoch,
 		.nrows = bpf_map__max_entries(skel->maps.unwind_rows),
 		.nprocs = bpf_map__max_entries(skel->maps.unwind_procs),
 		.ncpus = s->ncpus_possible,

@@ -75,6 +75,7 @@ struct unwinder {
 	size_t nfree;
 	uint64_t rows_used;
 	uint64_t install_seq;
+	uint32_t entries_written;
 
 	const void *vdso_image;
 	uint64_t vdso_size;
@@ -257,6 +258,8 @@ static int make_room(struct unwinder *u, uint32_t count, uint32_t *slot, uint32_
 		}
 		if (nv == 0)
 			return -ENOSPC;
+		/* Rows cached per CPU before now are stale; the wait makes every program see it. */
+		__atomic_add_fetch(u->maps.epoch, 1, __ATOMIC_SEQ_CST);
 		int err = wait_for_readers(u);
 		for (int i = 0; i < nv; i++) {
 			/* Without the wait the rows may still be read: leak them rather than reuse them. */
@@ -541,6 +544,7 @@ static int add_locked(struct unwinder *u, uint32_t tgid)
 	if (c.p->count == 0)
 		return -ENOENT;
 	qsort(c.p->mappings, c.p->count, sizeof(c.p->mappings[0]), cmp_mapping);
+	c.p->gen = ++u->entries_written;
 	if (bpf_map_update_elem(u->maps.procs_fd, &tgid, c.p, BPF_ANY))
 		return errno == E2BIG ? -ENOSPC : -errno;
 	/* BPF drops the entry at exit; one written after the exit would outlive the process. */

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/types.h>
+
 struct metrics_buf;
 struct unwinder;
 
@@ -26,6 +28,7 @@ struct unwinder_maps {
 	int counters_fd;    /* unwind_counters (per CPU) */
 	int sync_fd;        /* unwind_sync: re-setting entry 0 waits for running programs */
 	int sync_inner_fd;  /* the map entry 0 is re-set to */
+	__u64 *epoch;       /* unwind_epoch in the program's .bss: bumped on eviction */
 	uint32_t nrows;     /* capacity of unwind_rows */
 	uint32_t nprocs;    /* max_entries of unwind_procs */
 	int ncpus;          /* possible CPUs, for the per-CPU counters */

@@ -13,7 +13,9 @@
 #   bash tests/bench/run.sh                 # needs root, a built build/ (bash scripts/test.sh or run.sh)
 #   BENCH_SECONDS=5 BENCH_FREQS="99" bash tests/bench/run.sh     # quick
 # Environment: ANORAK_BUILD_DIR (default build), BENCH_SECONDS, BENCH_FREQS, BENCH_TOOLS (default
-# "anorak perf bcc"), BENCH_OUT (raw results directory, default /var/tmp/anorak-bench).
+# "anorak perf bcc"), BENCH_OUT (raw results directory, default /var/tmp/anorak-bench),
+# BENCH_WORKLOAD (default weights; weights_nofp has no frame pointers), BENCH_ANORAK_FLAGS (extra
+# daemon flags, e.g. --unwind.table-memory=0 for frame pointers only).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -25,7 +27,7 @@ TOOLS=${BENCH_TOOLS:-anorak perf bcc}
 OUT=${BENCH_OUT:-/var/tmp/anorak-bench}
 NCPU=$(nproc)
 ANORAK=$BUILD/anorak
-WEIGHTS=$BUILD/tests/workload/weights
+WEIGHTS=$BUILD/tests/workload/${BENCH_WORKLOAD:-weights}
 PORT=${BENCH_PORT:-19760}
 
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root" >&2; exit 1; }
@@ -33,7 +35,7 @@ bash scripts/install-deps.sh --bench >/dev/null
 for t in bpftool /usr/bin/time python3; do
 	command -v "$t" >/dev/null || { echo "bench: $t missing" >&2; exit 1; }
 done
-[ -x "$WEIGHTS" ] || cmake --build "$BUILD" --target weights >/dev/null
+[ -x "$WEIGHTS" ] || cmake --build "$BUILD" --target "${BENCH_WORKLOAD:-weights}" >/dev/null
 has() { case " $TOOLS " in *" $1 "*) return 0 ;; esac; return 1; }
 if has anorak && [ ! -x "$ANORAK" ]; then
 	echo "bench: $ANORAK not built; running without it" >&2
@@ -124,7 +126,8 @@ for hz in $FREQS; do
 
 	apid=""
 	if has anorak; then
-		"$ANORAK" --sampling.frequency="$hz" --web.listen-address=127.0.0.1:$PORT --log.level=warn \
+		# shellcheck disable=SC2086 # extra flags split on purpose
+		"$ANORAK" --sampling.frequency="$hz" --web.listen-address=127.0.0.1:$PORT --log.level=warn ${BENCH_ANORAK_FLAGS:-} \
 			>"$OUT/anorak-$hz.log" 2>&1 &
 		apid=$!
 		pids_to_kill+=("$apid")
