@@ -192,9 +192,9 @@ static void compare_with_readelf(const char *file, struct readelf_stats *st)
 		assert_non_null(cfa);
 		assert_non_null(ra);
 		if (in_cie >= 0) {
-			snprintf(cies[in_cie].cfa, 16, "%.15s", cfa);
+			snprintf(cies[in_cie].cfa, 16, "%.15s", cfa ? cfa : "");
 			snprintf(cies[in_cie].rbp, 16, "%.15s", rbp ? rbp : "u");
-			snprintf(cies[in_cie].ra, 16, "%.15s", ra);
+			snprintf(cies[in_cie].ra, 16, "%.15s", ra ? ra : "");
 			continue;
 		}
 		if (loc < fde_lo || loc >= fde_hi)
