@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "labelset.h"
+#include "process.h"
+
 struct process;
 struct proc_maps;
 
@@ -30,6 +33,8 @@ struct slice_sample {
 	uint32_t frames;          /* index of the stack's first frame in the slice's frames */
 	uint16_t nuser, nkernel;  /* kernel frames first (leaf first), then user frames (leaf first) */
 };
+
+static inline const struct labelset *slice_sample_labels(const struct slice_sample *s) { return &s->process->labels; }
 
 struct slice {
 	uint64_t seq;
