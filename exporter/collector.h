@@ -23,6 +23,8 @@ void collector_free(struct collector *c);
 /* The profile of the next `seconds` seconds, gzip'd pprof (blocks that long). Thread-safe. */
 int collector_profile(void *collector, unsigned seconds, void **out, size_t *outlen);
 bool collector_ready(void *collector);
+/* The ring of past windows (always on). */
+struct history *collector_history(struct collector *c);
 /* SIGHUP: re-reads the config file; a bad one keeps the running config (logged). Processes learnt
  * from now on are labeled by the new one. */
 int collector_reload(struct collector *c);

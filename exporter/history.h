@@ -21,6 +21,9 @@ struct metrics_buf;
 struct slice;
 struct symbolizer;
 
+/* Windows close after this long: the resolution of past ranges. */
+#define HISTORY_WINDOW_NS (10 * 1000000000LL)
+
 struct history_opts {
 	int64_t retention_ns;
 	uint64_t max_bytes;
