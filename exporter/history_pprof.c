@@ -99,14 +99,28 @@ int history_parse_time(const char *s, int64_t *ns)
 	return 0;
 }
 
-/* The value of the first key in the query, decoded: 1, 0 when absent, -EINVAL when too long. */
+/* The occurrence-th value of key in the query, decoded (keys are decoded too: "match%5B%5D" is
+ * "match[]", as Go reads it): 1, 0 when absent, -EINVAL when too long or badly encoded. */
 static int query_var(const char *query, const char *key, int occurrence, char *buf, size_t len)
 {
-	int n = mg_get_var2(query, strlen(query), key, buf, len, occurrence);
+	char name[64];
 
-	if (n == -1)
-		return 0;
-	return n < 0 ? -EINVAL : 1;
+	for (const char *p = query; p && *p;) {
+		const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
+		const char *eq = memchr(p, '=', end - p), *key_end = eq ? eq : end;
+		int n = mg_url_decode(p, (int)(key_end - p), name, sizeof(name), 1);
+
+		if (n >= 0 && strcmp(name, key) == 0 && occurrence-- == 0) {
+			if (!eq) {
+				buf[0] = '\0';
+				return 1;
+			}
+			n = mg_url_decode(eq + 1, (int)(end - eq - 1), buf, (int)len, 1);
+			return n < 0 ? -EINVAL : 1; /* -1: longer than the buffer */
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return 0;
 }
 
 static int parse_edge(const char *query, const char *key, int64_t *ns, char *err, size_t errlen)
