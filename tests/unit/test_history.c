@@ -315,7 +315,7 @@ static void test_pprof_of_range(void **state)
 	assert_int_equal(s->value[1], 3 * 10000000LL * (s->value[0] / 3));
 	perftools__profiles__profile__free_unpacked(p, NULL);
 
-	p = range_profile(h, "start=1700000000&end=1700000020&match[]={pod=\"web-1\"}&match%5B%5D={pod=\"none\"}");
+	p = range_profile(h, "start=1700000000&end=1700000020&match%5B%5D={pod=\"web-1\"}&match[]={pod=\"none\"}");
 	assert_int_equal(total_of(p, 0), 100);
 	perftools__profiles__profile__free_unpacked(p, NULL);
 
