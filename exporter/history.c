@@ -16,8 +16,9 @@
 #define KERNEL_START 0xffff800000000000ULL
 #define MAX_FRAMES (2 * PROFILER_MAX_STACK_DEPTH)
 #define NAME_MAX_LEN 1024
-/* Windows per epoch: dictionaries are rebuilt this often, so what only old windows used goes away. */
-#define EPOCH_WINDOWS 30
+/* Windows per epoch (15 min): dictionaries start afresh this often, so what only old windows used goes
+ * away with them; longer epochs store the recurring stacks fewer times. */
+#define EPOCH_WINDOWS 90
 /* Dictionary blobs live in chunks that never move, so pointers into them stay valid. */
 #define CHUNK_BYTES (64 * 1024)
 #define RECORD_MAX_BYTES (7 * 10 + 24)
@@ -820,6 +821,7 @@ void history_stats(struct history *h, struct history_stats *out)
 	pthread_rwlock_rdlock(&h->lock);
 	*out = (struct history_stats){
 		.bytes = total_bytes(h),
+		.window_bytes = h->window_bytes,
 		.windows = h->windows,
 		.records = h->records,
 		.samples = h->samples,

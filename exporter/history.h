@@ -114,7 +114,7 @@ void history_write_metrics(struct metrics_buf *b, void *history);
 
 /* Snapshot of the ring's size, for tests and the benchmark. */
 struct history_stats {
-	uint64_t bytes, windows, epochs, records, samples, evictions_retention, evictions_size;
+	uint64_t bytes, window_bytes, windows, epochs, records, samples, evictions_retention, evictions_size;
 };
 void history_stats(struct history *h, struct history_stats *out);
 

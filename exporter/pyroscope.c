@@ -299,6 +299,7 @@ struct tree {
 	uint32_t tcap;
 	uint64_t epoch;
 	uint32_t *loc_names; /* per location of the epoch: name id + 1 */
+	uint32_t *stack_leaf; /* per stack of the epoch: its leaf node + 1 */
 	uint32_t loc_names_cap;
 	char addr[32];
 };
@@ -376,22 +377,30 @@ static void tree_free(struct tree *t)
 	free(t->nodes);
 	free(t->table);
 	free(t->loc_names);
+	free(t->stack_leaf);
+}
+
+static int tree_epoch(struct tree *t, const struct history_epoch *ep)
+{
+	struct history_dict_sizes n;
+
+	if (t->epoch == history_epoch_id(ep))
+		return 0;
+	history_epoch_sizes(ep, &n);
+	free(t->loc_names);
+	free(t->stack_leaf);
+	t->loc_names_cap = n.locations;
+	t->loc_names = calloc(n.locations + 1, sizeof(*t->loc_names));
+	t->stack_leaf = calloc(n.stacks + 1, sizeof(*t->stack_leaf));
+	if (!t->loc_names || !t->stack_leaf)
+		return -ENOMEM;
+	t->epoch = history_epoch_id(ep);
+	return 0;
 }
 
 /* A frame's name: its function, or its address when it has none. */
 static int64_t location_name(struct tree *t, const struct history_epoch *ep, uint32_t id)
 {
-	if (t->epoch != history_epoch_id(ep)) {
-		struct history_dict_sizes n;
-
-		history_epoch_sizes(ep, &n);
-		free(t->loc_names);
-		t->loc_names_cap = n.locations;
-		t->loc_names = calloc(n.locations + 1, sizeof(*t->loc_names));
-		if (!t->loc_names)
-			return -ENOMEM;
-		t->epoch = history_epoch_id(ep);
-	}
 	if (t->loc_names[id])
 		return t->loc_names[id] - 1;
 
@@ -409,6 +418,8 @@ static int tree_add_window(void *ctx, const struct history_window *w)
 {
 	struct tree *t = ctx;
 
+	if (tree_epoch(t, w->epoch))
+		return -ENOMEM;
 	for (size_t i = 0; i < w->n; i++) {
 		const struct history_record *rec = &w->records[i];
 		const uint32_t *locs;
@@ -419,8 +430,16 @@ static int tree_add_window(void *ctx, const struct history_window *w)
 		if (!selected(t->sel, w, rec))
 			continue;
 		v = value_of(t->sel, rec);
-		nlocs = history_stack(w->epoch, rec->stack, &locs);
 		t->nodes[0].total += v;
+		/* A stack seen before in this epoch: add along the path from its leaf. */
+		if (t->stack_leaf[rec->stack]) {
+			node = t->stack_leaf[rec->stack] - 1;
+			t->nodes[node].self += v;
+			for (; node; node = t->nodes[node].parent)
+				t->nodes[node].total += v;
+			continue;
+		}
+		nlocs = history_stack(w->epoch, rec->stack, &locs);
 		for (size_t k = nlocs; k-- > 0;) {
 			int64_t name = location_name(t, w->epoch, locs[k]), child;
 
@@ -433,6 +452,7 @@ static int tree_add_window(void *ctx, const struct history_window *w)
 			t->nodes[node].total += v;
 		}
 		t->nodes[node].self += v;
+		t->stack_leaf[rec->stack] = node + 1;
 	}
 	return 0;
 }
