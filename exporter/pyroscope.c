@@ -1170,6 +1170,24 @@ static int select_series_method(struct history *h, const void *body, size_t len,
 	return err;
 }
 
+/* What the ring covers; Grafana asks it to tell "no data yet" from an empty range. */
+static int profile_stats_method(struct history *h, const void *body, size_t len, struct http_reply *r)
+{
+	Types__V1__GetProfileStatsRequest *req = types__v1__get_profile_stats_request__unpack(NULL, len, body);
+	Types__V1__GetProfileStatsResponse resp = TYPES__V1__GET_PROFILE_STATS_RESPONSE__INIT;
+	int64_t first = 0, last = 0;
+
+	if (!req)
+		return error_reply(r, "invalid_argument", "cannot decode types.v1.GetProfileStatsRequest");
+	types__v1__get_profile_stats_request__free_unpacked(req, NULL);
+	/* An empty range visits no window and only reports the covered range. */
+	history_query(h, INT64_MIN, INT64_MIN, NULL, NULL, &first, &last);
+	resp.data_ingested = last != 0;
+	resp.oldest_profile_time = first / MS;
+	resp.newest_profile_time = last / MS;
+	return message_reply(r, &resp.base);
+}
+
 static const struct {
 	const char *name;
 	int (*serve)(struct history *h, const void *body, size_t len, struct http_reply *r);
@@ -1180,6 +1198,7 @@ static const struct {
 	{ "SelectMergeStacktraces", merge_stacktraces_method },
 	{ "SelectSeries", select_series_method },
 	{ "SelectMergeSpanProfile", merge_span_profile_method },
+	{ "GetProfileStats", profile_stats_method },
 };
 
 int pyroscope_serve(struct history *h, const char *method, const void *body, size_t len, struct http_reply *reply)

@@ -1,7 +1,7 @@
 /*
  * Grafana Pyroscope's query API over the history ring, so Grafana's built-in profiles datasource can
  * query anorak directly: querier.v1.QuerierService ProfileTypes, LabelNames, LabelValues,
- * SelectMergeStacktraces, SelectSeries and SelectMergeSpanProfile, Connect protocol (unary POST,
+ * SelectMergeStacktraces, SelectSeries, SelectMergeSpanProfile and GetProfileStats, Connect protocol (unary POST,
  * application/proto), messages from Pyroscope's .proto files (exporter/proto). Errors are Connect's
  * JSON `{"code": ..., "message": ...}` with the matching HTTP status; unknown methods are
  * `unimplemented`.

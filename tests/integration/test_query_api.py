@@ -184,6 +184,13 @@ class QueryAPI(unittest.TestCase):
             self.assertEqual(t["ID"], ":".join([t["name"], t["sample_type"], t["sample_unit"], t["period_type"],
                                                 t["period_unit"]]))
 
+    def test_profile_stats(self):
+        spec = {1: ("data_ingested", "int", False), 2: ("oldest", "s64", False), 3: ("newest", "s64", False)}
+        stats = self.ok("GetProfileStats", b"", spec)
+        self.assertEqual(stats["data_ingested"], 1)
+        self.assertLessEqual(stats["oldest"], self.start_ms)
+        self.assertGreaterEqual(stats["newest"], self.end_ms)
+
     def test_flame_graph_matches_pprof(self):
         for type_id, index in ((CPU, 1), (SAMPLES, 0)):
             fg = self.flame(type_id)
@@ -200,7 +207,8 @@ class QueryAPI(unittest.TestCase):
         fg = self.flame(CPU, max_nodes=8)
         self.assertEqual(fg["total"], self.pprof.total(1))
         self.assertIn("other", fg["names"])
-        self.assertLessEqual(sum(len(l["values"]) // 4 for l in fg["levels"]), 8 + 1 + 8)
+        nodes = sum(len(l["values"]) // 4 for l in fg["levels"])
+        self.assertLess(nodes, sum(len(l["values"]) // 4 for l in self.flame(CPU)["levels"]))
         self.assertEqual(sum(flame_stacks(fg).values()), self.pprof.total(1))
         fg = self.flame(CPU, '{comm="weights"}')
         want = pprof_stacks(self.pprof, 1, lambda x: x.labels.get("comm") == "weights")
@@ -256,7 +264,7 @@ class QueryAPI(unittest.TestCase):
             values = self.ok("LabelValues", f_str(1, name) + f_int(3, self.start_ms) + f_int(4, self.end_ms),
                              NAMES_RESPONSE)["names"]
             self.assertEqual(values, sorted(want[name]), name)
-        values = self.ok("LabelValues", f_str(1, "comm") + f_str(2, '{comm=~"weigh.*"}') + f_int(3, self.start_ms) +
+        values = self.ok("LabelValues", f_str(1, "comm") + f_str(2, '{comm=~"weigh.s"}') + f_int(3, self.start_ms) +
                          f_int(4, self.end_ms), NAMES_RESPONSE)["names"]
         self.assertEqual(values, ["weights"])
 
