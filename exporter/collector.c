@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "history.h"
 #include "k8s_client.h"
 #include "log.h"
 #include "metrics.h"
@@ -81,6 +82,7 @@ struct collector {
 	struct process_table *processes;
 	struct sampler *sampler;
 	struct window_store windows;
+	struct history *history;
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;       /* drain thread: a request came, or stopping */
@@ -197,6 +199,9 @@ static void drain_once(struct collector *c)
 	}
 	if (dc.slice) {
 		slice_seal(dc.slice, end_ns);
+		/* Before the store may free it: nobody may have pinned it. */
+		if (history_add_slice(c->history, dc.slice))
+			log_warn("samples lost while keeping a drain in the history: out of memory", NULL);
 		window_store_append(&c->windows, dc.slice);
 	}
 	/* After the slice is stored: the processes it references stay alive through it. */
@@ -641,6 +646,11 @@ int collector_profile(void *collector, unsigned seconds, void **out, size_t *out
 	return err;
 }
 
+struct history *collector_history(struct collector *c)
+{
+	return c->history;
+}
+
 int collector_reload(struct collector *c)
 {
 	int err = target_labeler_reload(&c->labeler);
@@ -756,6 +766,16 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		err = -ENOMEM;
 		goto fail;
 	}
+	struct history_opts history_opts = {
+		.retention_ns = (int64_t)(cfg->retention_seconds > INT64_MAX / 1000000000 ? INT64_MAX / 1000000000
+							    : cfg->retention_seconds) * 1000000000,
+		.max_bytes = cfg->storage_max_bytes,
+		.window_ns = HISTORY_WINDOW_NS,
+		.symbolizer = c->symbolizer,
+	};
+	err = history_new(&history_opts, &c->history);
+	if (err)
+		goto fail;
 	err = target_labeler_init(&c->labeler, cfg->config_file);
 	if (err)
 		goto fail;
@@ -801,6 +821,7 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 	metrics_register(process_table_write_metrics, c->processes);
 	metrics_register(symbolizer_write_metrics, c->symbolizer);
 	metrics_register(write_collector_metrics, c);
+	metrics_register(history_write_metrics, c->history);
 	atomic_store(&c->ready, true);
 	*out = c;
 	return 0;
@@ -839,6 +860,7 @@ void collector_free(struct collector *c)
 	free(c->high);
 	sampler_close(c->sampler);
 	window_store_destroy(&c->windows);
+	history_free(c->history);
 	process_table_free(c->processes);
 	symbolizer_free(c->symbolizer);
 	pod_store_free(c->pods);

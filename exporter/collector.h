@@ -26,6 +26,8 @@ int collector_profile(void *collector, unsigned seconds, void **out, size_t *out
 bool collector_ready(void *collector);
 /* GET /api/v1/targets. */
 int collector_targets(void *collector, char **json, size_t *len);
+/* The ring of past windows (always on). */
+struct history *collector_history(struct collector *c);
 /* SIGHUP: re-reads the config file; a bad one keeps the running config (logged). Processes learnt
  * from now on are labeled by the new one. */
 int collector_reload(struct collector *c);

@@ -54,7 +54,11 @@ static const struct flag flags[] = {
 	{ "sampling.include-idle", 0, F_BOOL, FIELD(sampling_include_idle), "false", NULL, 0, 0, false,
 	  "Keep samples of the idle task (pid 0)." },
 	{ "storage.retention", 0, F_DURATION, FIELD(retention_seconds), "1h", NULL, 1, 7 * DAY, false,
-	  "Longest profile window a request can ask for (?seconds=), as a duration (30s, 5m, 1h30m)." },
+	  "Longest profile window a request can ask for (?seconds=), and how long past windows are kept "
+	  "for ?start=&end= and the query API, as a duration (30s, 5m, 1h30m)." },
+	{ "storage.max-bytes", 0, F_BYTES, FIELD(storage_max_bytes), "64MiB", NULL, 1 * MiB, UINT64_MAX,
+	  false, "Memory for past windows (compressed samples and their dictionaries); the oldest go "
+	  "first when it is full." },
 	{ "bpf.stack-map-entries", 0, F_UINT, FIELD(bpf_stack_map_entries), "16384", NULL, 64,
 	  1U << 22, false, "Distinct stacks kept per collection generation (BPF stack map size)." },
 	{ "bpf.count-map-entries", 0, F_UINT, FIELD(bpf_count_map_entries), "10240", NULL, 64, 1U << 22,

@@ -19,7 +19,8 @@ struct anorak_config {
 	unsigned sampling_max_frequency;   /* --sampling.max-frequency, 1000 */
 	uint32_t sampling_max_hf_cgroups;  /* --sampling.max-high-frequency-containers, 64 */
 	bool sampling_include_idle;        /* --sampling.include-idle, false: pid 0 samples dropped */
-	uint64_t retention_seconds;        /* --storage.retention, "1h": longest ?seconds= */
+	uint64_t retention_seconds;        /* --storage.retention, "1h": longest ?seconds=, history kept */
+	uint64_t storage_max_bytes;        /* --storage.max-bytes, "64MiB": the history ring's bound */
 	uint32_t bpf_stack_map_entries;    /* --bpf.stack-map-entries, 16384 per generation */
 	uint32_t bpf_count_map_entries;    /* --bpf.count-map-entries, 10240 per generation */
 	uint64_t symbol_cache_bytes;       /* --symbols.cache-size, "16MiB": symbol tables in memory */

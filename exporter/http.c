@@ -15,8 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "history_pprof.h"
 #include "log.h"
 #include "metrics.h"
+#include "pyroscope.h"
 
 #define PROFILE_DEFAULT_SECONDS 30
 #define STR_(x) #x
@@ -37,6 +39,7 @@ enum route {
 	ROUTE_READY,
 	ROUTE_PROFILE,
 	ROUTE_TARGETS,
+	ROUTE_QUERY_API,
 	ROUTE_OTHER, /* unknown paths, counted together */
 	NROUTES
 };
@@ -46,7 +49,7 @@ typedef int (*route_fn)(struct http_server *s, struct mg_connection *conn,
 			const struct mg_request_info *ri);
 
 /* Status codes counted in anorak_http_requests_total; anything else is counted as 500. */
-static const int status_codes[] = { 200, 400, 404, 405, 429, 500, 503 };
+static const int status_codes[] = { 200, 400, 404, 405, 413, 415, 429, 500, 501, 503 };
 #define NCODES (sizeof(status_codes) / sizeof(status_codes[0]))
 
 /* Request durations, seconds: /metrics takes milliseconds, profiles take their window. */
@@ -115,6 +118,9 @@ static int serve_index(struct http_server *s, struct mg_connection *conn,
 		"<h1>anorak</h1>\n<p>eBPF continuous profiler.</p>\n<ul>\n"
 		"<li><a href=\"debug/pprof/profile?seconds=10\">/debug/pprof/profile?seconds=N</a>: "
 		"CPU profile of the next N seconds (gzip'd pprof)</li>\n"
+		"<li>/debug/pprof/profile?start=T1&amp;end=T2&amp;match[]={...}: a past range kept in memory "
+		"(unix seconds or RFC 3339)</li>\n"
+		"<li>POST /querier.v1.QuerierService/...: Pyroscope's query API, for Grafana</li>\n"
 		"<li><a href=\"metrics\">/metrics</a>: the exporter's own metrics</li>\n"
 		"<li><a href=\"api/v1/targets\">/api/v1/targets</a>: targets and their labels (Prometheus' "
 		"JSON shape)</li>\n"
@@ -171,15 +177,60 @@ static int serve_targets(struct http_server *s, struct mg_connection *conn,
 	return status;
 }
 
+static void rfc3339(int64_t ns, char *out, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ?start=&end=: answered at once from the history ring. */
+static int serve_history(struct http_server *s, struct mg_connection *conn, struct history_range_query *q)
+{
+	char first[32], last[32];
+	int64_t first_ns = 0, last_ns = 0;
+	size_t len = 0;
+	void *body = NULL;
+	int ret = s->h.history_profile ? s->h.history_profile(s->h.ctx, q, &body, &len, &first_ns, &last_ns)
+				       : -ENOENT;
+
+	history_range_query_free(q);
+	if (ret == -ENOENT && !last_ns)
+		return send_text(conn, 404, "no profile kept for that range: the history is still empty\n");
+	if (ret == -ENOENT) {
+		rfc3339(first_ns, first, sizeof(first));
+		rfc3339(last_ns, last, sizeof(last));
+		return send_text(conn, 404, "no profile kept for that range: the history covers %s to %s "
+				 "(unix %lld to %lld, --storage.retention)\n", first, last,
+				 (long long)(first_ns / 1000000000), (long long)((last_ns + 999999999) / 1000000000));
+	}
+	if (ret < 0) {
+		log_warn("history profile request failed", "err=\"%s\"", strerror(-ret));
+		return send_text(conn, 500, "could not build the profile: %s\n", strerror(-ret));
+	}
+	ret = send_response(conn, 200, "application/octet-stream", body, len,
+			    "Content-Disposition: attachment; filename=\"profile\"\r\n");
+	free(body);
+	return ret;
+}
+
 static int serve_profile(struct http_server *s, struct mg_connection *conn,
 			 const struct mg_request_info *ri)
 {
-	char reason[128];
+	struct history_range_query range;
+	char reason[256];
 	unsigned seconds;
 	size_t len = 0;
 	void *body = NULL;
 	int ret, status;
 
+	ret = history_parse_range_query(ri->query_string, &range, reason, sizeof(reason));
+	if (ret < 0)
+		return send_text(conn, 400, "%s\n", reason);
+	if (ret == 1)
+		return serve_history(s, conn, &range);
 	if (http_parse_profile_query(ri->query_string, s->h.max_seconds, &seconds, reason,
 	    sizeof(reason)))
 		return send_text(conn, 400, "%s\n", reason);
@@ -206,10 +257,64 @@ static int serve_profile(struct http_server *s, struct mg_connection *conn,
 	return status;
 }
 
+#define QUERY_API_MAX_BODY (1 << 20)
+
+/* Connect unary call: POST, application/proto; the method is the rest of the path. */
+static int serve_query_api(struct http_server *s, struct mg_connection *conn,
+			   const struct mg_request_info *ri)
+{
+	const char *type = mg_get_header(conn, "Content-Type");
+	const char *encoding = mg_get_header(conn, "Content-Encoding");
+	struct http_reply reply = { 0 };
+	size_t len = 0;
+	char *body;
+	int status;
+
+	static const char not_post[] = "method not allowed\n";
+	static const char not_proto[] = "unsupported content type: use application/proto\n";
+
+	if (!s->h.query_api)
+		return send_text(conn, 404, "404 page not found\n");
+	if (strcmp(ri->request_method, "POST") != 0)
+		return send_response(conn, 405, "text/plain; charset=utf-8", not_post, sizeof(not_post) - 1,
+				     "Allow: POST\r\n");
+	if (!type || strncmp(type, "application/proto", 17) != 0 || (type[17] && type[17] != ';'))
+		return send_response(conn, 415, "text/plain; charset=utf-8", not_proto, sizeof(not_proto) - 1,
+				     "Accept-Post: application/proto\r\n");
+	if (encoding && strcmp(encoding, "identity") != 0)
+		return send_text(conn, 415, "unsupported Content-Encoding %.40s: send the body uncompressed\n",
+				 encoding);
+	if (ri->content_length > QUERY_API_MAX_BODY)
+		return send_text(conn, 413, "request body larger than %d bytes\n", QUERY_API_MAX_BODY);
+	body = malloc(QUERY_API_MAX_BODY + 1);
+	if (!body)
+		return send_text(conn, 500, "out of memory\n");
+	for (;;) {
+		int n = mg_read(conn, body + len, QUERY_API_MAX_BODY + 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len > QUERY_API_MAX_BODY) {
+			free(body);
+			return send_text(conn, 413, "request body larger than %d bytes\n", QUERY_API_MAX_BODY);
+		}
+	}
+	if (s->h.query_api(s->h.ctx, ri->local_uri + strlen(PYROSCOPE_SERVICE_PATH), body, len, &reply)) {
+		free(body);
+		return send_text(conn, 500, "out of memory\n");
+	}
+	free(body);
+	status = send_response(conn, reply.status, reply.content_type, reply.body, reply.len, NULL);
+	free(reply.body);
+	return status;
+}
+
 static const struct {
 	const char *path; /* also the handler label */
 	route_fn serve;
 	bool get_only;    /* HEAD would wait for a whole profile window for nothing */
+	bool prefix;      /* path is a prefix; the handler checks the method */
 } routes[NROUTES] = {
 	[ROUTE_INDEX] = { "/", serve_index, false },
 	[ROUTE_METRICS] = { "/metrics", serve_metrics, false },
@@ -217,6 +322,7 @@ static const struct {
 	[ROUTE_READY] = { "/-/ready", serve_ready, false },
 	[ROUTE_PROFILE] = { "/debug/pprof/profile", serve_profile, true },
 	[ROUTE_TARGETS] = { "/api/v1/targets", serve_targets, false },
+	[ROUTE_QUERY_API] = { PYROSCOPE_SERVICE_PATH, serve_query_api, false, true },
 	[ROUTE_OTHER] = { "other", NULL, false },
 };
 
@@ -231,7 +337,8 @@ static int send_405(struct mg_connection *conn, bool get_only)
 static enum route find_route(const char *path)
 {
 	for (int r = 0; r < ROUTE_OTHER; r++)
-		if (path && strcmp(path, routes[r].path) == 0)
+		if (path && (routes[r].prefix ? strncmp(path, routes[r].path, strlen(routes[r].path)) == 0
+					      : strcmp(path, routes[r].path) == 0))
 			return r;
 	return ROUTE_OTHER;
 }
@@ -270,7 +377,8 @@ static int begin_request(struct mg_connection *conn)
 
 	if (r == ROUTE_OTHER)
 		status = send_text(conn, 404, "404 page not found\n");
-	else if (strcmp(method, "GET") != 0 && (routes[r].get_only || strcmp(method, "HEAD") != 0))
+	else if (!routes[r].prefix && strcmp(method, "GET") != 0 &&
+		 (routes[r].get_only || strcmp(method, "HEAD") != 0))
 		status = send_405(conn, routes[r].get_only);
 	else
 		status = routes[r].serve(s, conn, ri);
@@ -408,11 +516,6 @@ int http_parse_profile_query(const char *query, unsigned max_seconds, unsigned *
 			int ret = parse_seconds(eq ? eq + 1 : end, end, max_seconds, seconds, err, errlen);
 
 			return ret < 0 ? ret : 0;
-		}
-		/* A past window is kept only by the history store, which this server does not have. */
-		if (key_is(p, key_end, "start") || key_is(p, key_end, "end")) {
-			snprintf(err, errlen, "invalid query: start/end (past windows) are not supported, use seconds");
-			return -EINVAL;
 		}
 		p = amp ? amp + 1 : NULL;
 	}

@@ -1,15 +1,32 @@
 /* The HTTP server (civetweb): /, /metrics, /-/healthy, /-/ready, /debug/pprof/profile,
- * /api/v1/targets. */
+ * /api/v1/targets, and Pyroscope's query API under /querier.v1.QuerierService/. */
 #ifndef ANORAK_HTTP_H
 #define ANORAK_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct history_range_query;
+
+/* A whole answer built by a handler; body is malloc'd and freed by the server. */
+struct http_reply {
+	int status;
+	const char *content_type;
+	void *body;
+	size_t len;
+};
 
 struct http_handlers {
 	/* Collects a CPU profile of the next `seconds` seconds (blocks that long) and returns it as a
 	 * malloc'd gzip'd pprof; negative errno on failure (-ESHUTDOWN while the daemon stops). */
 	int (*profile)(void *ctx, unsigned seconds, void **body, size_t *len);
+	/* The profile of a past range from the history ring (?start=&end=): -ENOENT when nothing kept
+	 * overlaps it, with the range the ring covers in first_ns/last_ns (0 when empty). */
+	int (*history_profile)(void *ctx, const struct history_range_query *q, void **body, size_t *len,
+			       int64_t *first_ns, int64_t *last_ns);
+	/* A Connect call to POST /querier.v1.QuerierService/<method> (Pyroscope's query API). */
+	int (*query_api)(void *ctx, const char *method, const void *body, size_t len, struct http_reply *reply);
 	/* BPF attached and targets known. */
 	bool (*ready)(void *ctx);
 	/* The targets as Prometheus' /api/v1/targets JSON, malloc'd; negative errno on failure. */

@@ -14,9 +14,12 @@
 
 #include "collector.h"
 #include "flags.h"
+#include "history.h"
+#include "history_pprof.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "pyroscope.h"
 #include "selfstats.h"
 
 /* Every file a profiled process maps stays open while its samples may be encoded. */
@@ -199,13 +202,52 @@ static int record(struct collector *c, const struct anorak_config *cfg, sigset_t
 	return job.err;
 }
 
+struct query_ctx {
+	struct collector *collector;
+	unsigned base_frequency;
+};
+
+static int history_profile(void *ctx, const struct history_range_query *q, void **body, size_t *len,
+			   int64_t *first_ns, int64_t *last_ns)
+{
+	struct query_ctx *qc = ctx;
+
+	return history_profile_encode(collector_history(qc->collector), q, qc->base_frequency, body, len,
+				      first_ns, last_ns);
+}
+
+static int query_api(void *ctx, const char *method, const void *body, size_t len, struct http_reply *reply)
+{
+	struct query_ctx *qc = ctx;
+
+	return pyroscope_serve(collector_history(qc->collector), method, body, len, reply);
+}
+
+static int live_profile(void *ctx, unsigned seconds, void **out, size_t *outlen)
+{
+	return collector_profile(((struct query_ctx *)ctx)->collector, seconds, out, outlen);
+}
+
+static int targets(void *ctx, char **json, size_t *len)
+{
+	return collector_targets(((struct query_ctx *)ctx)->collector, json, len);
+}
+
+static bool ready(void *ctx)
+{
+	return collector_ready(((struct query_ctx *)ctx)->collector);
+}
+
 static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t *set)
 {
+	struct query_ctx qc = { .collector = c, .base_frequency = cfg->sampling_frequency };
 	struct http_handlers handlers = {
-		.profile = collector_profile,
-		.ready = collector_ready,
-		.targets = collector_targets,
-		.ctx = c,
+		.profile = live_profile,
+		.history_profile = history_profile,
+		.query_api = query_api,
+		.ready = ready,
+		.targets = targets,
+		.ctx = &qc,
 		.max_seconds = cfg->retention_seconds > 0xffffffffu ? 0xffffffffu : (unsigned)cfg->retention_seconds,
 	};
 	struct http_server *server;

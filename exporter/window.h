@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "labelset.h"
+#include "process.h"
+
 struct process;
 struct proc_maps;
 struct target;

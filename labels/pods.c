@@ -320,8 +320,11 @@ struct target *pod_store_target(struct pod_store *s, uint64_t cgroup_id, const s
 
 	pthread_mutex_lock(&s->lock);
 	struct container *c = cgroup_id ? find_by_cgroup(s, cgroup_id) : NULL;
-	if (!c && id && (c = find_by_id(s, id->container_id)) && cgroup_id)
-		link_locked(s, c, cgroup_id);
+	/* Not linked from here: the cgroup2 group a sample ran in names the container only when the
+	 * runtime put it there (v1-only containers on hybrid hosts share their service's), which only the
+	 * scan of the cgroup2 tree knows. */
+	if (!c && id)
+		c = find_by_id(s, id->container_id);
 	if (!c && id && id->pod_uid[0])
 		c = only_unstarted(s, id->pod_uid);
 	if (c)

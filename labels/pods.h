@@ -6,7 +6,7 @@
  *
  * A container is found by its runtime id in the pod status. A cgroup whose container id the status
  * does not have yet falls back to its pod's uid, when exactly one container of that pod is still
- * without an id. cgroup ids are linked to containers by the cgroup scan (or the first sample), and
+ * without an id. cgroup ids are linked to containers by the scan of the cgroup2 tree, and
  * each linked cgroup's policy (dropped by relabeling, sampling frequency) is handed to the hook.
  */
 #ifndef ANORAK_PODS_H
@@ -44,8 +44,9 @@ void pod_store_free(struct pod_store *s);
 /* k8s_pod_fn: a pod was added or changed, or deleted. */
 void pod_store_on_pod(void *store, const struct k8s_pod *pod, bool deleted);
 
-/* The target of the container that cgroup_id (whose path said id) belongs to: a reference, or NULL
- * when it is no known pod's container. Links cgroup_id to the container found by its runtime id. */
+/* The target of the container that cgroup_id belongs to, found by the cgroup's link, else by what the
+ * process's /proc/PID/cgroup said (id, may be NULL): a reference, or NULL when it is no known pod's
+ * container. */
 struct target *pod_store_target(struct pod_store *s, uint64_t cgroup_id, const struct cgroup_identity *id);
 
 /* From the cgroup scan: a directory (path relative to the cgroup2 mount) naming a container. */

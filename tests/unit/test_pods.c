@@ -171,7 +171,9 @@ static void test_labels_and_lookup(void **state)
 	assert_string_equal(labelset_get(&t->discovered, "__meta_kubernetes_pod_container_port_name"), "http");
 	target_put(t);
 
-	/* Linked: the cgroup id alone finds it now. */
+	/* A sample does not link its cgroup (only the cgroup2 scan knows it is the container's). */
+	assert_null(pod_store_target(f->store, 1001, NULL));
+	pod_store_link_cgroup(f->store, 1001, "/kubepods.slice/cri-containerd-" APP_ID ".scope", &app);
 	t = pod_store_target(f->store, 1001, NULL);
 	assert_non_null(t);
 	assert_string_equal(labelset_get(&t->labels, "container"), "app");
@@ -221,6 +223,7 @@ static void test_label_change(void **state)
 	struct cgroup_identity app = identity(APP_ID, UID);
 
 	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
+	pod_store_link_cgroup(f->store, 1001, "/x", &app);
 	struct target *before = pod_store_target(f->store, 1001, &app);
 	on_pod(f, "backend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
 	assert_int_equal(containers(f), 2);
@@ -330,19 +333,21 @@ static void test_sampling_frequency(void **state)
 
 	set_frequency("199");
 	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
-	/* linked by a sample, without the directory: the hook cannot apply the rate yet */
-	target_put(pod_store_target(f->store, 1001, &app));
-	assert_int_equal(f->rec.n, 1);
-	assert_int_equal(f->rec.calls[0].frequency, 199);
-	assert_false(f->rec.calls[0].has_path);
 	assert_true(pod_store_take_unlinked(f->store));
 	pod_store_stats(f->store, &st);
 	assert_int_equal(st.high_frequency, 0);
-	/* the scan finds it: applied now */
+	/* the scan finds the container's directory: raised now */
 	pod_store_link_cgroup(f->store, 1001, "/kubepods.slice/cri-containerd-" APP_ID ".scope", &app);
-	assert_int_equal(f->rec.n, 2);
-	assert_int_equal(f->rec.calls[1].frequency, 199);
-	assert_true(f->rec.calls[1].has_path);
+	assert_int_equal(f->rec.n, 1);
+	assert_int_equal(f->rec.calls[0].frequency, 199);
+	assert_true(f->rec.calls[0].has_path);
+	/* the container restarted in place: a new cgroup, the rate follows it */
+	pod_store_link_cgroup(f->store, 1002, "/kubepods.slice/cri-containerd-" APP_ID ".scope", &app);
+	assert_int_equal(f->rec.n, 3);
+	assert_false(f->rec.calls[1].present);
+	assert_int_equal(f->rec.calls[1].cgroup_id, 1001);
+	assert_int_equal(f->rec.calls[2].cgroup_id, 1002);
+	assert_int_equal(f->rec.calls[2].frequency, 199);
 	pod_store_stats(f->store, &st);
 	assert_int_equal(st.high_frequency, 1);
 
@@ -353,25 +358,25 @@ static void test_sampling_frequency(void **state)
 		on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
 		assert_int_equal(invalid(f), i + 1);
 	}
-	assert_int_equal(f->rec.n, 2);
+	assert_int_equal(f->rec.n, 3);
 	pod_store_stats(f->store, &st);
 	assert_int_equal(st.high_frequency, 1);
 
 	/* the base rate needs nothing; the maximum is allowed */
 	set_frequency("19");
 	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
-	assert_int_equal(f->rec.n, 3);
-	assert_false(f->rec.calls[2].present);
+	assert_int_equal(f->rec.n, 4);
+	assert_false(f->rec.calls[3].present);
 	set_frequency("1000");
 	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
-	assert_int_equal(f->rec.n, 4);
-	assert_int_equal(f->rec.calls[3].frequency, 1000);
+	assert_int_equal(f->rec.n, 5);
+	assert_int_equal(f->rec.calls[4].frequency, 1000);
 
 	/* the annotation removed: back to the base rate */
 	set_frequency(NULL);
 	on_pod(f, "frontend", "containerd://" APP_ID, "containerd://" LOG_ID, false);
-	assert_int_equal(f->rec.n, 5);
-	assert_false(f->rec.calls[4].present);
+	assert_int_equal(f->rec.n, 6);
+	assert_false(f->rec.calls[5].present);
 	pod_store_stats(f->store, &st);
 	assert_int_equal(st.high_frequency, 0);
 	assert_int_equal(invalid(f), 8);

@@ -1,0 +1,900 @@
+#include "history.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <snappy-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "process.h"
+#include "selector.h"
+#include "symbolize.h"
+#include "window.h"
+
+#define KERNEL_START 0xffff800000000000ULL
+#define MAX_FRAMES (2 * PROFILER_MAX_STACK_DEPTH)
+#define NAME_MAX_LEN 1024
+/* Windows per epoch (15 min): dictionaries start afresh this often, so what only old windows used goes
+ * away with them; longer epochs store the recurring stacks fewer times. */
+#define EPOCH_WINDOWS 90
+/* Dictionary blobs live in chunks that never move, so pointers into them stay valid. */
+#define CHUNK_BYTES (64 * 1024)
+#define RECORD_MAX_BYTES (7 * 10 + 24)
+
+/* --- dictionaries: interned byte blobs with dense ids ------------------------------------------- */
+
+struct chunk {
+	struct chunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+struct dict {
+	struct chunk *chunks;
+	const void **blobs;
+	uint32_t *lens;
+	uint32_t n, cap;
+	uint32_t *table; /* id + 1, 0 free; at most half full */
+	uint32_t tcap;
+	size_t bytes;
+};
+
+static uint64_t hash_blob(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 0x100000001b3ULL;
+	h ^= h >> 29;
+	return h * 0xbf58476d1ce4e5b9ULL;
+}
+
+static void dict_free(struct dict *d)
+{
+	while (d->chunks) {
+		struct chunk *next = d->chunks->next;
+
+		free(d->chunks);
+		d->chunks = next;
+	}
+	free(d->blobs);
+	free(d->lens);
+	free(d->table);
+	memset(d, 0, sizeof(*d));
+}
+
+static void *arena_alloc(struct dict *d, size_t len)
+{
+	struct chunk *c = d->chunks;
+
+	len = (len + 7) & ~(size_t)7;
+	if (!c || c->cap - c->used < len) {
+		size_t cap = len > CHUNK_BYTES / 4 ? len : CHUNK_BYTES;
+
+		c = malloc(sizeof(*c) + cap);
+		if (!c)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		c->next = d->chunks;
+		d->chunks = c;
+		d->bytes += sizeof(*c) + cap;
+	}
+	c->used += len;
+	return c->data + c->used - len;
+}
+
+static int dict_rehash(struct dict *d)
+{
+	uint32_t cap = d->tcap ? d->tcap * 2 : 256;
+	uint32_t *table = calloc(cap, sizeof(*table));
+
+	if (!table)
+		return -ENOMEM;
+	for (uint32_t id = 0; id < d->n; id++) {
+		uint32_t j = (uint32_t)hash_blob(d->blobs[id], d->lens[id]) & (cap - 1);
+
+		while (table[j])
+			j = (j + 1) & (cap - 1);
+		table[j] = id + 1;
+	}
+	d->bytes += (size_t)(cap - d->tcap) * sizeof(*table);
+	free(d->table);
+	d->table = table;
+	d->tcap = cap;
+	return 0;
+}
+
+static int dict_grow_ids(struct dict *d)
+{
+	uint32_t cap = d->cap ? d->cap * 2 : 64;
+	const void **blobs = realloc(d->blobs, cap * sizeof(*blobs));
+
+	if (!blobs)
+		return -ENOMEM;
+	d->blobs = blobs;
+	uint32_t *lens = realloc(d->lens, cap * sizeof(*lens));
+	if (!lens)
+		return -ENOMEM;
+	d->lens = lens;
+	d->bytes += (size_t)(cap - d->cap) * (sizeof(*blobs) + sizeof(*lens));
+	d->cap = cap;
+	return 0;
+}
+
+/* The id of the blob, added when new (*added set). */
+static int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *id, bool *added)
+{
+	if ((d->n + 1) * 2 > d->tcap && dict_rehash(d))
+		return -ENOMEM;
+
+	uint32_t j = (uint32_t)hash_blob(blob, len) & (d->tcap - 1);
+	for (; d->table[j]; j = (j + 1) & (d->tcap - 1)) {
+		uint32_t k = d->table[j] - 1;
+
+		if (d->lens[k] == len && !memcmp(d->blobs[k], blob, len)) {
+			*id = k;
+			if (added)
+				*added = false;
+			return 0;
+		}
+	}
+	if (d->n == d->cap && dict_grow_ids(d))
+		return -ENOMEM;
+	void *copy = arena_alloc(d, len ? len : 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, blob, len);
+	d->blobs[d->n] = copy;
+	d->lens[d->n] = (uint32_t)len;
+	d->table[j] = d->n + 1;
+	*id = d->n++;
+	if (added)
+		*added = true;
+	return 0;
+}
+
+/* --- epochs, windows, the ring ----------------------------------------------------------------- */
+
+struct loc_key {
+	uint32_t mapping; /* id + 1 */
+	uint32_t leaf;
+	uint64_t address;
+};
+
+struct map_key {
+	uint64_t start, limit, offset;
+	const char *path, *build_id;
+};
+
+struct loc_info {
+	const char *function, *filename;
+};
+
+struct history_epoch {
+	uint64_t id;
+	struct dict strings, mappings, locations, stacks, labelsets;
+	struct loc_info *loc_info; /* per location */
+	uint32_t loc_info_cap;
+	bool *map_functions;       /* per mapping: some location in it is symbolized */
+	uint32_t map_functions_cap;
+	size_t extra_bytes;
+	uint32_t nwindows;         /* sealed windows that use it */
+	struct history_epoch *next;
+};
+
+struct rec_key {
+	uint32_t stack, labels, pid, tid, frequency, traced;
+	uint8_t trace_id[16], span_id[8];
+};
+
+struct sealed {
+	int64_t start_ns, end_ns;
+	struct history_epoch *epoch;
+	char *data; /* snappy */
+	size_t len;
+	uint32_t nrecords;
+	uint64_t samples;
+	struct sealed *next;
+};
+
+struct open_window {
+	int64_t start_ns, end_ns;
+	struct dict records;     /* rec_key blobs */
+	uint64_t *counts;
+	uint32_t counts_cap;
+	uint64_t samples;
+};
+
+struct history {
+	struct history_opts opts;
+	pthread_rwlock_t lock;
+	struct history_epoch *epochs, *current; /* oldest first; current is the last */
+	uint64_t next_epoch_id;
+	struct sealed *oldest, *newest;
+	struct open_window open;
+	uint64_t windows, window_bytes, records, samples;
+	uint64_t evictions_retention, evictions_size;
+	char name[NAME_MAX_LEN];
+	char module[64];
+};
+
+static size_t epoch_bytes(const struct history_epoch *e)
+{
+	return sizeof(*e) + e->strings.bytes + e->mappings.bytes + e->locations.bytes + e->stacks.bytes +
+	       e->labelsets.bytes + e->extra_bytes;
+}
+
+static void epoch_free(struct history_epoch *e)
+{
+	if (!e)
+		return;
+	dict_free(&e->strings);
+	dict_free(&e->mappings);
+	dict_free(&e->locations);
+	dict_free(&e->stacks);
+	dict_free(&e->labelsets);
+	free(e->loc_info);
+	free(e->map_functions);
+	free(e);
+}
+
+static struct history_epoch *epoch_new(struct history *h)
+{
+	struct history_epoch *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->id = ++h->next_epoch_id;
+	return e;
+}
+
+static size_t open_bytes(const struct open_window *o)
+{
+	return o->records.bytes + (size_t)o->counts_cap * sizeof(*o->counts);
+}
+
+static uint64_t total_bytes(const struct history *h)
+{
+	uint64_t bytes = h->window_bytes + open_bytes(&h->open);
+
+	for (const struct history_epoch *e = h->epochs; e; e = e->next)
+		bytes += epoch_bytes(e);
+	return bytes;
+}
+
+int history_new(const struct history_opts *opts, struct history **out)
+{
+	struct history *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	h->opts = *opts;
+	pthread_rwlock_init(&h->lock, NULL);
+	h->current = h->epochs = epoch_new(h);
+	if (!h->current) {
+		history_free(h);
+		return -ENOMEM;
+	}
+	*out = h;
+	return 0;
+}
+
+static void open_reset(struct open_window *o)
+{
+	dict_free(&o->records);
+	free(o->counts);
+	memset(o, 0, sizeof(*o));
+}
+
+void history_free(struct history *h)
+{
+	if (!h)
+		return;
+	while (h->oldest) {
+		struct sealed *next = h->oldest->next;
+
+		free(h->oldest->data);
+		free(h->oldest);
+		h->oldest = next;
+	}
+	while (h->epochs) {
+		struct history_epoch *next = h->epochs->next;
+
+		epoch_free(h->epochs);
+		h->epochs = next;
+	}
+	open_reset(&h->open);
+	pthread_rwlock_destroy(&h->lock);
+	free(h);
+}
+
+/* --- ingest ------------------------------------------------------------------------------------ */
+
+static int intern_string(struct history_epoch *e, const char *s, const char **out)
+{
+	uint32_t id;
+	int err = dict_intern(&e->strings, s, strlen(s) + 1, &id, NULL);
+
+	if (!err)
+		*out = e->strings.blobs[id];
+	return err;
+}
+
+static int grow_array(void **array, uint32_t *cap, uint32_t need, size_t size, size_t *bytes)
+{
+	uint32_t c = *cap ? *cap : 64;
+	void *grown;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	grown = realloc(*array, (size_t)c * size);
+	if (!grown)
+		return -ENOMEM;
+	memset((char *)grown + (size_t)*cap * size, 0, (size_t)(c - *cap) * size);
+	*bytes += (size_t)(c - *cap) * size;
+	*array = grown;
+	*cap = c;
+	return 0;
+}
+
+static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint32_t *id)
+{
+	struct map_key key = { 0 };
+	int err;
+
+	if (m) {
+		key.start = m->start;
+		key.limit = m->end;
+		key.offset = m->offset;
+		err = intern_string(e, m->path ? m->path : "", &key.path) ?:
+		      intern_string(e, m->build_id ? m->build_id : "", &key.build_id);
+	} else {
+		key.start = KERNEL_START;
+		key.limit = UINT64_MAX;
+		err = intern_string(e, "[kernel.kallsyms]", &key.path) ?: intern_string(e, "", &key.build_id);
+	}
+	if (err)
+		return err;
+	err = dict_intern(&e->mappings, &key, sizeof(key), id, NULL);
+	if (!err)
+		err = grow_array((void **)&e->map_functions, &e->map_functions_cap, *id + 1,
+				 sizeof(*e->map_functions), &e->extra_bytes);
+	return err;
+}
+
+/* Resolves the function of a location seen for the first time, as the live encoder does: a return
+ * address is looked up one byte back. */
+static int symbolize(struct history *h, struct history_epoch *e, const struct slice_sample *s,
+		     const struct sym_mapping *map, bool kernel, uint64_t addr, bool leaf, struct loc_info *info)
+{
+	uint64_t lookup = leaf ? addr : addr - 1;
+	size_t n = 0;
+
+	h->module[0] = '\0';
+	if (!h->opts.symbolizer)
+		n = 0;
+	else if (kernel)
+		n = symbolizer_kernel(h->opts.symbolizer, lookup, h->name, sizeof(h->name), h->module,
+				      sizeof(h->module));
+	else if (map)
+		n = symbolizer_user(h->opts.symbolizer, s->maps, map, lookup, h->name, sizeof(h->name));
+	info->function = NULL;
+	if (n == 0)
+		return intern_string(e, "", &info->filename);
+
+	char filename[sizeof(h->module) + 2] = "";
+	if (h->module[0])
+		snprintf(filename, sizeof(filename), "[%s]", h->module);
+	return intern_string(e, h->name, &info->function) ?: intern_string(e, filename, &info->filename);
+}
+
+struct ingest {
+	const struct sym_mapping *last_map; /* one-entry cache: frames of a stack share mappings */
+	uint32_t last_map_id;
+	bool have_last;
+};
+
+static int location_id(struct history *h, struct history_epoch *e, struct ingest *in,
+		       const struct slice_sample *s, uint64_t addr, bool leaf, bool kernel, uint32_t *id)
+{
+	const struct sym_mapping *map = NULL;
+	struct loc_key key = { .leaf = leaf, .address = addr };
+	bool added;
+	int err;
+
+	if (!kernel)
+		map = s->maps ? proc_maps_find(s->maps, addr) : NULL;
+	if (kernel || map) {
+		if (!in->have_last || in->last_map != map) {
+			err = mapping_id(e, map, &in->last_map_id);
+			if (err)
+				return err;
+			in->last_map = map;
+			in->have_last = true;
+		}
+		key.mapping = in->last_map_id + 1;
+	}
+	err = dict_intern(&e->locations, &key, sizeof(key), id, &added);
+	if (err || !added)
+		return err;
+	err = grow_array((void **)&e->loc_info, &e->loc_info_cap, *id + 1, sizeof(*e->loc_info),
+			 &e->extra_bytes);
+	if (!err)
+		err = symbolize(h, e, s, map, kernel, addr, leaf, &e->loc_info[*id]);
+	if (!err && e->loc_info[*id].function && key.mapping)
+		e->map_functions[key.mapping - 1] = true;
+	return err;
+}
+
+static int labels_id(struct history_epoch *e, const struct labelset *ls, uint32_t *id)
+{
+	struct label pairs[64];
+	size_t n = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < ls->n && n < sizeof(pairs) / sizeof(pairs[0]) && !err; i++, n++)
+		err = intern_string(e, ls->labels[i].name, (const char **)&pairs[n].name) ?:
+		      intern_string(e, ls->labels[i].value, (const char **)&pairs[n].value);
+	return err ?: dict_intern(&e->labelsets, pairs, n * sizeof(pairs[0]), id, NULL);
+}
+
+static int add_sample(struct history *h, struct ingest *in, const struct slice *sl,
+		      const struct slice_sample *s)
+{
+	struct history_epoch *e = h->current;
+	struct open_window *o = &h->open;
+	uint32_t total = s->nkernel + s->nuser, locs[MAX_FRAMES], id;
+	const uint64_t *frames = sl->frames + s->frames;
+	struct rec_key key = { .pid = s->process->tgid, .tid = s->tid,
+				.frequency = s->frequency ? s->frequency : sl->frequency };
+	bool added;
+	int err = 0;
+
+	if (total == 0 || total > MAX_FRAMES)
+		return 0; /* both walks failed: counted in anorak_stacks_dropped_total */
+	in->have_last = false;
+	for (uint32_t k = 0; k < total && !err; k++)
+		err = location_id(h, e, in, s, frames[k], k == 0, k < s->nkernel, &locs[k]);
+	if (err)
+		return err;
+	err = dict_intern(&e->stacks, locs, total * sizeof(locs[0]), &key.stack, NULL) ?:
+	      labels_id(e, slice_sample_labels(s), &key.labels);
+	if (err)
+		return err;
+	for (size_t i = 0; i < sizeof(s->trace.trace_id); i++)
+		key.traced |= s->trace.trace_id[i];
+	if (key.traced) {
+		key.traced = 1;
+		memcpy(key.trace_id, s->trace.trace_id, sizeof(key.trace_id));
+		memcpy(key.span_id, s->trace.span_id, sizeof(key.span_id));
+	}
+	err = dict_intern(&o->records, &key, sizeof(key), &id, &added);
+	if (!err && added)
+		err = grow_array((void **)&o->counts, &o->counts_cap, id + 1, sizeof(*o->counts),
+				 &(size_t){ 0 });
+	if (err)
+		return err;
+	o->counts[id] += s->count;
+	o->samples += s->count;
+	return 0;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t r = 0;
+
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		if (*p >= end)
+			return -EIO;
+		uint8_t b = *(*p)++;
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			return 0;
+		}
+	}
+	return -EIO;
+}
+
+/* Varints, one record after another; snappy then finds the repetition between records. */
+static int encode_open(const struct open_window *o, char **out, size_t *outlen)
+{
+	size_t raw_cap = (size_t)o->records.n * RECORD_MAX_BYTES + 10, len = 0;
+	uint8_t *raw = malloc(raw_cap);
+	int err = 0;
+
+	if (!raw)
+		return -ENOMEM;
+	len += put_varint(raw, o->records.n);
+	for (uint32_t i = 0; i < o->records.n; i++) {
+		const struct rec_key *k = o->records.blobs[i];
+
+		len += put_varint(raw + len, k->stack);
+		len += put_varint(raw + len, k->labels);
+		len += put_varint(raw + len, k->pid);
+		len += put_varint(raw + len, k->tid);
+		len += put_varint(raw + len, k->frequency);
+		len += put_varint(raw + len, o->counts[i]);
+		len += put_varint(raw + len, k->traced);
+		if (k->traced) {
+			memcpy(raw + len, k->trace_id, sizeof(k->trace_id));
+			memcpy(raw + len + sizeof(k->trace_id), k->span_id, sizeof(k->span_id));
+			len += sizeof(k->trace_id) + sizeof(k->span_id);
+		}
+	}
+	size_t clen = snappy_max_compressed_length(len);
+	char *c = malloc(clen);
+	if (!c || snappy_compress((const char *)raw, len, c, &clen) != SNAPPY_OK) {
+		free(c);
+		err = -ENOMEM;
+	} else {
+		char *shrunk = realloc(c, clen);
+
+		*out = shrunk ? shrunk : c;
+		*outlen = clen;
+	}
+	free(raw);
+	return err;
+}
+
+static int decode_window(const struct sealed *w, struct history_record **out)
+{
+	size_t rawlen;
+	uint8_t *raw;
+	struct history_record *recs = NULL;
+	uint64_t n = 0, v[7];
+	int err = -EIO;
+
+	if (snappy_uncompressed_length(w->data, w->len, &rawlen) != SNAPPY_OK)
+		return -EIO;
+	raw = malloc(rawlen ? rawlen : 1);
+	if (!raw)
+		return -ENOMEM;
+	if (snappy_uncompress(w->data, w->len, (char *)raw, &rawlen) != SNAPPY_OK)
+		goto out;
+	const uint8_t *p = raw, *end = raw + rawlen;
+	if (get_varint(&p, end, &n) || n != w->nrecords)
+		goto out;
+	recs = calloc(n ? n : 1, sizeof(*recs));
+	if (!recs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		struct history_record *r = &recs[i];
+
+		for (int f = 0; f < 7; f++)
+			if (get_varint(&p, end, &v[f]))
+				goto out;
+		*r = (struct history_record){ .stack = v[0], .labels = v[1], .pid = v[2], .tid = v[3],
+					      .frequency = v[4], .count = v[5], .traced = v[6] != 0 };
+		if (r->traced) {
+			if (end - p < (ptrdiff_t)(sizeof(r->trace_id) + sizeof(r->span_id)))
+				goto out;
+			memcpy(r->trace_id, p, sizeof(r->trace_id));
+			memcpy(r->span_id, p + sizeof(r->trace_id), sizeof(r->span_id));
+			p += sizeof(r->trace_id) + sizeof(r->span_id);
+		}
+	}
+	err = 0;
+	*out = recs;
+	recs = NULL;
+out:
+	free(recs);
+	free(raw);
+	return err;
+}
+
+static void drop_oldest(struct history *h)
+{
+	struct sealed *w = h->oldest;
+
+	h->oldest = w->next;
+	if (!h->oldest)
+		h->newest = NULL;
+	h->windows--;
+	h->window_bytes -= sizeof(*w) + w->len;
+	h->records -= w->nrecords;
+	h->samples -= w->samples;
+	w->epoch->nwindows--;
+	free(w->data);
+	free(w);
+	/* Epochs are in time order: the ones before the oldest window's are unused. */
+	while (h->epochs != h->current && !h->epochs->nwindows) {
+		struct history_epoch *next = h->epochs->next;
+
+		epoch_free(h->epochs);
+		h->epochs = next;
+	}
+}
+
+static void evict(struct history *h, int64_t now_ns)
+{
+	while (h->oldest && h->oldest->end_ns < now_ns - h->opts.retention_ns) {
+		drop_oldest(h);
+		h->evictions_retention++;
+	}
+	while (h->oldest && total_bytes(h) > h->opts.max_bytes) {
+		drop_oldest(h);
+		h->evictions_size++;
+	}
+}
+
+static int seal_open(struct history *h)
+{
+	struct open_window *o = &h->open;
+	struct sealed *w;
+	int err;
+
+	if (!o->records.n) {
+		open_reset(o);
+		return 0;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	err = encode_open(o, &w->data, &w->len);
+	if (err) {
+		free(w);
+		open_reset(o);
+		return err;
+	}
+	w->start_ns = o->start_ns;
+	w->end_ns = o->end_ns;
+	w->epoch = h->current;
+	w->nrecords = o->records.n;
+	w->samples = o->samples;
+	h->current->nwindows++;
+	if (h->newest)
+		h->newest->next = w;
+	else
+		h->oldest = w;
+	h->newest = w;
+	h->windows++;
+	h->window_bytes += sizeof(*w) + w->len;
+	h->records += w->nrecords;
+	h->samples += w->samples;
+	open_reset(o);
+
+	/* A new epoch now and then, or sooner when its dictionaries grow large, so that dictionaries
+	 * only old windows used can be freed with them. */
+	if (h->current->nwindows >= EPOCH_WINDOWS || epoch_bytes(h->current) > h->opts.max_bytes / 8) {
+		struct history_epoch *e = epoch_new(h);
+
+		if (!e)
+			return -ENOMEM;
+		h->current->next = e;
+		h->current = e;
+	}
+	return 0;
+}
+
+int history_add_slice(struct history *h, const struct slice *s)
+{
+	struct ingest in = { 0 };
+	int err = 0;
+
+	pthread_rwlock_wrlock(&h->lock);
+	if (!h->open.records.n && !h->open.samples)
+		h->open.start_ns = s->start_ns;
+	for (size_t i = 0; i < s->nsamples && !err; i++)
+		err = add_sample(h, &in, s, &s->samples[i]);
+	h->open.end_ns = s->end_ns;
+	/* Close the window at its length, or early when it alone would take a large share of the
+	 * bound. */
+	if (h->open.end_ns - h->open.start_ns >= h->opts.window_ns ||
+	    open_bytes(&h->open) + epoch_bytes(h->current) > h->opts.max_bytes / 4) {
+		int serr = seal_open(h);
+
+		err = err ?: serr;
+	}
+	evict(h, s->end_ns);
+	pthread_rwlock_unlock(&h->lock);
+	return err;
+}
+
+/* --- queries ----------------------------------------------------------------------------------- */
+
+static int visit_open(struct history *h, history_visit_fn fn, void *ctx)
+{
+	const struct open_window *o = &h->open;
+	struct history_record *recs = calloc(o->records.n ? o->records.n : 1, sizeof(*recs));
+	int ret;
+
+	if (!recs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < o->records.n; i++) {
+		const struct rec_key *k = o->records.blobs[i];
+
+		recs[i] = (struct history_record){ .stack = k->stack, .labels = k->labels, .pid = k->pid,
+						   .tid = k->tid, .frequency = k->frequency,
+						   .count = o->counts[i], .traced = k->traced };
+		memcpy(recs[i].trace_id, k->trace_id, sizeof(k->trace_id));
+		memcpy(recs[i].span_id, k->span_id, sizeof(k->span_id));
+	}
+	struct history_window w = { .start_ns = o->start_ns, .end_ns = o->end_ns, .epoch = h->current,
+				    .records = recs, .n = o->records.n };
+	ret = fn(ctx, &w);
+	free(recs);
+	return ret;
+}
+
+int history_query(struct history *h, int64_t start_ns, int64_t end_ns, history_visit_fn fn, void *ctx,
+		  int64_t *first_ns, int64_t *last_ns)
+{
+	bool any = false, open_has;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&h->lock);
+	open_has = h->open.records.n > 0;
+	if (first_ns)
+		*first_ns = h->oldest ? h->oldest->start_ns : open_has ? h->open.start_ns : 0;
+	if (last_ns)
+		*last_ns = open_has ? h->open.end_ns : h->newest ? h->newest->end_ns : 0;
+	for (struct sealed *w = h->oldest; w && !ret; w = w->next) {
+		struct history_record *recs;
+
+		if (w->start_ns >= end_ns || w->end_ns <= start_ns)
+			continue;
+		any = true;
+		ret = decode_window(w, &recs);
+		if (ret)
+			break;
+		struct history_window view = { .start_ns = w->start_ns, .end_ns = w->end_ns, .epoch = w->epoch,
+					       .records = recs, .n = w->nrecords };
+		ret = fn(ctx, &view);
+		free(recs);
+	}
+	if (!ret && open_has && h->open.start_ns < end_ns && h->open.end_ns > start_ns) {
+		any = true;
+		ret = visit_open(h, fn, ctx);
+	}
+	pthread_rwlock_unlock(&h->lock);
+	if (!ret && !any)
+		ret = -ENOENT;
+	return ret;
+}
+
+uint64_t history_epoch_id(const struct history_epoch *e)
+{
+	return e->id;
+}
+
+void history_epoch_sizes(const struct history_epoch *e, struct history_dict_sizes *out)
+{
+	out->locations = e->locations.n;
+	out->mappings = e->mappings.n;
+	out->stacks = e->stacks.n;
+	out->labelsets = e->labelsets.n;
+}
+
+size_t history_stack(const struct history_epoch *e, uint32_t id, const uint32_t **locations)
+{
+	*locations = e->stacks.blobs[id];
+	return e->stacks.lens[id] / sizeof(uint32_t);
+}
+
+void history_location(const struct history_epoch *e, uint32_t id, struct history_location *out)
+{
+	const struct loc_key *k = e->locations.blobs[id];
+
+	out->mapping = k->mapping;
+	out->address = k->address;
+	out->function = e->loc_info[id].function;
+	out->filename = e->loc_info[id].filename;
+}
+
+void history_mapping(const struct history_epoch *e, uint32_t id, struct history_mapping *out)
+{
+	const struct map_key *k = e->mappings.blobs[id];
+
+	*out = (struct history_mapping){ .start = k->start, .limit = k->limit, .offset = k->offset,
+					 .path = k->path, .build_id = k->build_id,
+					 .has_functions = e->map_functions[id] };
+}
+
+size_t history_labels(const struct history_epoch *e, uint32_t id, const struct label **labels)
+{
+	*labels = e->labelsets.blobs[id];
+	return e->labelsets.lens[id] / sizeof(struct label);
+}
+
+void history_stats(struct history *h, struct history_stats *out)
+{
+	pthread_rwlock_rdlock(&h->lock);
+	*out = (struct history_stats){
+		.bytes = total_bytes(h),
+		.window_bytes = h->window_bytes,
+		.windows = h->windows,
+		.records = h->records,
+		.samples = h->samples,
+		.evictions_retention = h->evictions_retention,
+		.evictions_size = h->evictions_size,
+	};
+	for (const struct history_epoch *e = h->epochs; e; e = e->next)
+		out->epochs++;
+	pthread_rwlock_unlock(&h->lock);
+}
+
+void history_write_metrics(struct metrics_buf *b, void *history)
+{
+	struct history *h = history;
+	struct history_stats st;
+	int64_t oldest;
+
+	history_stats(h, &st);
+	pthread_rwlock_rdlock(&h->lock);
+	oldest = h->oldest ? h->oldest->start_ns : 0;
+	pthread_rwlock_unlock(&h->lock);
+	metrics_family(b, "anorak_history_bytes", "gauge",
+		       "Memory the history ring takes: compressed windows and their dictionaries.");
+	metrics_value(b, "anorak_history_bytes", NULL, (double)st.bytes);
+	metrics_family(b, "anorak_history_max_bytes", "gauge", "The ring's bound (--storage.max-bytes).");
+	metrics_value(b, "anorak_history_max_bytes", NULL, (double)h->opts.max_bytes);
+	metrics_family(b, "anorak_history_windows", "gauge", "Closed windows kept in the ring.");
+	metrics_value(b, "anorak_history_windows", NULL, (double)st.windows);
+	metrics_family(b, "anorak_history_samples", "gauge", "Samples kept in the ring's closed windows.");
+	metrics_value(b, "anorak_history_samples", NULL, (double)st.samples);
+	metrics_family(b, "anorak_history_oldest_timestamp_seconds", "gauge",
+		       "Start of the oldest window kept (0 when none).");
+	metrics_value(b, "anorak_history_oldest_timestamp_seconds", NULL, oldest / 1e9);
+	metrics_family(b, "anorak_history_evictions_total", "counter",
+		       "Windows dropped from the ring, by reason: older than --storage.retention, or to stay "
+		       "under --storage.max-bytes.");
+	metrics_value(b, "anorak_history_evictions_total", "reason=\"retention\"", (double)st.evictions_retention);
+	metrics_value(b, "anorak_history_evictions_total", "reason=\"size\"", (double)st.evictions_size);
+}
+
+bool history_filter_match(struct history_filter *f, const struct history_epoch *e, uint32_t labels)
+{
+	if (!f->n)
+		return true;
+	if (f->epoch != e->id || f->cap < e->labelsets.n) {
+		free(f->cache);
+		f->cap = e->labelsets.n;
+		f->cache = calloc(f->cap ? f->cap : 1, 1);
+		f->epoch = e->id;
+		if (!f->cache) {
+			f->cap = 0;
+			f->epoch = 0;
+		}
+	}
+	if (f->cache && f->cache[labels])
+		return f->cache[labels] > 0;
+
+	const struct label *ls;
+	size_t n = history_labels(e, labels, &ls);
+	bool hit = false;
+
+	for (size_t i = 0; i < f->n && !hit; i++)
+		hit = selector_matches(&f->selectors[i], ls, n, "__name__", HISTORY_PROFILE_NAME);
+	if (f->cache)
+		f->cache[labels] = hit ? 1 : -1;
+	return hit;
+}
+
+void history_filter_free(struct history_filter *f)
+{
+	free(f->cache);
+	f->cache = NULL;
+	f->cap = 0;
+	f->epoch = 0;
+}
