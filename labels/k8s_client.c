@@ -1,4 +1,5 @@
 #include "k8s_client.h"
+#include "k8s_client_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -328,18 +329,9 @@ static void skip_line(struct xfer *x, enum k8s_skip why)
 	x->partial = false;
 }
 
-/* Feeds a piece of one line (no newline) to the tokener; every complete object is an event. */
-static void feed(struct xfer *x, const char *p, size_t n)
+/* Parses a piece of one line (no newline); every complete object is an event. */
+static void parse_piece(struct xfer *x, const char *p, size_t n)
 {
-	if (x->skipping || !n)
-		return;
-	if (x->line_len + n > x->c->max_object) {
-		log_warn("Kubernetes watch event larger than the limit, skipped",
-			 "bytes_so_far=%zu max_bytes=%zu", x->line_len + n, x->c->max_object);
-		skip_line(x, K8S_SKIP_TOO_LARGE);
-		return;
-	}
-	x->line_len += n;
 	while (n && !x->outcome) {
 		struct json_object *ev = json_tokener_parse_ex(x->tok, p, (int)n);
 		enum json_tokener_error jerr = json_tokener_get_error(x->tok);
@@ -361,6 +353,23 @@ static void feed(struct xfer *x, const char *p, size_t n)
 		x->partial = false;
 		p += used;
 		n -= used;
+	}
+}
+
+/* Feeds a piece of one line to the tokener. Only the first max_object bytes of a line are parsed, the
+ * rest is skipped, so a line is handled the same however the network cut it into pieces. */
+static void feed(struct xfer *x, const char *p, size_t n)
+{
+	size_t room = x->c->max_object - x->line_len;
+
+	if (x->skipping || !n)
+		return;
+	parse_piece(x, p, n < room ? n : room);
+	x->line_len += n < room ? n : room;
+	if (n > room && !x->skipping && !x->outcome) {
+		log_warn("Kubernetes watch event larger than the limit, skipped",
+			 "bytes_so_far=%zu max_bytes=%zu", x->line_len + n - room, x->c->max_object);
+		skip_line(x, K8S_SKIP_TOO_LARGE);
 	}
 }
 
@@ -983,4 +992,33 @@ void k8s_client_stop(struct k8s_client *c)
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->thread, NULL);
 	client_free(c);
+}
+
+/* --- replaying a watch stream (fuzzing) ---------------------------------------------------------- */
+
+enum k8s_result k8s_watch_replay(const char *data, size_t len, size_t chunk, size_t max_object,
+				 k8s_pod_fn on_pod, void *ctx, struct k8s_client_stats *stats)
+{
+	struct xfer x = { .stream = true, .status = 200, .tok = json_tokener_new_ex(JSON_DEPTH) };
+	struct k8s_client *c = calloc(1, sizeof(*c));
+	enum k8s_result res = K8S_RES_INVALID;
+
+	if (!c || !x.tok || init_sync(c)) {
+		free(c);
+		if (x.tok)
+			json_tokener_free(x.tok);
+		return res;
+	}
+	c->on_pod = on_pod;
+	c->ctx = ctx;
+	c->max_object = max_object;
+	x.c = c;
+	/* In pieces, as curl hands a stream over: events and escapes straddle the cuts. */
+	for (size_t off = 0; off < len && !x.outcome; off += chunk)
+		stream_data(&x, data + off, len - off < chunk ? len - off : chunk);
+	res = classify(&x, CURLE_OK);
+	*stats = c->st;
+	json_tokener_free(x.tok);
+	client_free(c);
+	return res;
 }
