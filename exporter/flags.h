@@ -11,6 +11,7 @@
 struct anorak_config {
 	const char *listen_address;        /* --web.listen-address, ":9760" */
 	const char *config_file;           /* --config.file, NULL: the built-in default config */
+	const char *web_config_file;       /* --web.config.file, NULL: plain HTTP, no authentication */
 	unsigned sampling_frequency;       /* --sampling.frequency, 19 (1..sampling_max_frequency) */
 	unsigned sampling_max_frequency;   /* --sampling.max-frequency, 1000 */
 	bool sampling_include_idle;        /* --sampling.include-idle, false: pid 0 samples dropped */
