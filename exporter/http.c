@@ -610,7 +610,8 @@ int http_server_start(const char *listen_address, const struct http_handlers *ha
 		mg_stop(s->mg);
 		goto fail_log;
 	}
-	log_info("listening", "address=%s port=%d", listen_address, http_server_port(s));
+	log_info("listening", "address=%s port=%d tls=%s", listen_address, http_server_port(s),
+		 webconfig_tls(s->h.web) ? "true" : "false");
 	*out = s;
 	return 0;
 fail_log:
