@@ -83,6 +83,7 @@ struct xfer {
 	struct json_tokener *tok;
 	size_t line_len;
 	bool skipping, partial;
+	struct json_object *pending; /* a parsed event, handled when its line ends */
 	enum outcome outcome;
 	unsigned events;
 	char err[ERR_LEN];
@@ -323,20 +324,33 @@ static void handle_event(struct xfer *x, struct json_object *ev)
 
 static void skip_line(struct xfer *x, enum k8s_skip why)
 {
+	json_object_put(x->pending);
+	x->pending = NULL;
 	skip_object(x->c, why);
 	json_tokener_reset(x->tok);
 	x->skipping = true;
 	x->partial = false;
 }
 
-/* Parses a piece of one line (no newline); every complete object is an event. */
+/* Parses a piece of one line (no newline). A line holds one event: an object, then nothing but blanks
+ * (what json-c does with bytes after a value depends on how they were cut, so they are checked here). */
 static void parse_piece(struct xfer *x, const char *p, size_t n)
 {
-	while (n && !x->outcome) {
-		struct json_object *ev = json_tokener_parse_ex(x->tok, p, (int)n);
-		enum json_tokener_error jerr = json_tokener_get_error(x->tok);
-		size_t used = json_tokener_get_parse_end(x->tok);
+	while (n) {
+		struct json_object *ev;
+		enum json_tokener_error jerr;
 
+		if (x->pending) {
+			while (n && (*p == ' ' || *p == '\t' || *p == '\r'))
+				p++, n--;
+			if (n) {
+				log_warn("data after a Kubernetes watch event on its line, skipped", NULL);
+				skip_line(x, K8S_SKIP_INVALID);
+			}
+			return;
+		}
+		ev = json_tokener_parse_ex(x->tok, p, (int)n);
+		jerr = json_tokener_get_error(x->tok);
 		if (jerr == json_tokener_continue) {
 			x->partial = true;
 			return;
@@ -347,13 +361,21 @@ static void parse_piece(struct xfer *x, const char *p, size_t n)
 			skip_line(x, K8S_SKIP_INVALID);
 			return;
 		}
-		handle_event(x, ev);
-		json_object_put(ev);
-		json_tokener_reset(x->tok);
+		x->pending = ev;
 		x->partial = false;
-		p += used;
-		n -= used;
+		p += json_tokener_get_parse_end(x->tok);
+		n -= json_tokener_get_parse_end(x->tok);
+		json_tokener_reset(x->tok);
 	}
+}
+
+/* Handles the event of the line that ended. */
+static void handle_pending(struct xfer *x)
+{
+	if (x->pending && !x->outcome)
+		handle_event(x, x->pending);
+	json_object_put(x->pending);
+	x->pending = NULL;
 }
 
 /* Feeds a piece of one line to the tokener. Only the first max_object bytes of a line are parsed, the
@@ -366,7 +388,7 @@ static void feed(struct xfer *x, const char *p, size_t n)
 		return;
 	parse_piece(x, p, n < room ? n : room);
 	x->line_len += n < room ? n : room;
-	if (n > room && !x->skipping && !x->outcome) {
+	if (n > room && !x->skipping) {
 		log_warn("Kubernetes watch event larger than the limit, skipped",
 			 "bytes_so_far=%zu max_bytes=%zu", x->line_len + n - room, x->c->max_object);
 		skip_line(x, K8S_SKIP_TOO_LARGE);
@@ -376,6 +398,7 @@ static void feed(struct xfer *x, const char *p, size_t n)
 /* The API server ends every event with a newline: the place to resynchronize after a skip. */
 static void end_line(struct xfer *x)
 {
+	handle_pending(x);
 	if (x->partial) {
 		log_warn("incomplete Kubernetes watch event, skipped", "bytes=%zu", x->line_len);
 		skip_object(x->c, K8S_SKIP_INVALID);
@@ -543,8 +566,13 @@ static enum k8s_result perform(struct k8s_client *c, enum k8s_request req, const
 						    c->watch_timeout_s + WATCH_GRACE_S :
 						    LIST_TIMEOUT_S));
 	rc = curl_easy_perform(h);
-	if (stopping(c))
+	if (stopping(c)) {
+		json_object_put(x->pending);
+		x->pending = NULL;
 		return K8S_RES_NETWORK_ERROR; /* not counted: the caller leaves */
+	}
+	if (x->stream)
+		end_line(x); /* the stream's end ends its last line */
 	res = classify(x, rc);
 	log_debug("Kubernetes API request", "request=%s status=%ld result=%s", request_names[req],
 		  x->status, result_names[res]);
@@ -1016,6 +1044,7 @@ enum k8s_result k8s_watch_replay(const char *data, size_t len, size_t chunk, siz
 	/* In pieces, as curl hands a stream over: events and escapes straddle the cuts. */
 	for (size_t off = 0; off < len && !x.outcome; off += chunk)
 		stream_data(&x, data + off, len - off < chunk ? len - off : chunk);
+	end_line(&x);
 	res = classify(&x, CURLE_OK);
 	*stats = c->st;
 	json_tokener_free(x.tok);

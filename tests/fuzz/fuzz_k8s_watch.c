@@ -1,7 +1,7 @@
 /* The watch stream splitter and event handling of the Kubernetes client (labels/k8s_client.c): a
  * stream of newline-separated JSON events as the API server sends them, cut into pieces as the network
  * delivers them. Byte 0 picks the piece size, byte 1 the size limit of one event. The same stream in
- * one piece must give the same pods, skips and outcome as in small pieces. */
+ * one piece must give the same events, pods, skipped lines and outcome as in small pieces. */
 #include "fuzz_common.h"
 #include "k8s_client_internal.h"
 
@@ -40,7 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(ra == K8S_RES_SUCCESS || ra == K8S_RES_GONE || ra == K8S_RES_HTTP_ERROR);
 	FUZZ_CHECK(ra == rb);
 	FUZZ_CHECK(a.pods == b.pods && a.pods <= K8S_CLIENT_MAX_PODS);
-	FUZZ_CHECK(memcmp(a.skipped, b.skipped, sizeof(a.skipped)) == 0);
+	/* A garbage line may be counted as too large or as invalid depending on where json-c stops
+	 * looking; that it is skipped, and which events are handled, must not depend on the cuts. */
+	FUZZ_CHECK(a.skipped[K8S_SKIP_TOO_LARGE] + a.skipped[K8S_SKIP_INVALID] ==
+		   b.skipped[K8S_SKIP_TOO_LARGE] + b.skipped[K8S_SKIP_INVALID]);
+	FUZZ_CHECK(a.skipped[K8S_SKIP_TOO_MANY_PODS] == b.skipped[K8S_SKIP_TOO_MANY_PODS]);
 	FUZZ_CHECK(sa.calls == sb.calls && sa.deleted == sb.deleted && sa.digest == sb.digest);
 	return 0;
 }
