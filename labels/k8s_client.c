@@ -81,9 +81,9 @@ struct xfer {
 	size_t len, max;
 	bool overflow;
 	struct json_tokener *tok;
-	size_t line_len;
-	bool skipping, partial;
-	struct json_object *pending; /* a parsed event, handled when its line ends */
+	char *line;                 /* the watch event being received, up to max_object bytes */
+	size_t line_len, line_cap;
+	bool skipping;              /* the rest of this line is dropped */
 	enum outcome outcome;
 	unsigned events;
 	char err[ERR_LEN];
@@ -324,88 +324,76 @@ static void handle_event(struct xfer *x, struct json_object *ev)
 
 static void skip_line(struct xfer *x, enum k8s_skip why)
 {
-	json_object_put(x->pending);
-	x->pending = NULL;
 	skip_object(x->c, why);
-	json_tokener_reset(x->tok);
 	x->skipping = true;
-	x->partial = false;
 }
 
-/* Parses a piece of one line (no newline). A line holds one event: an object, then nothing but blanks
- * (what json-c does with bytes after a value depends on how they were cut, so they are checked here). */
-static void parse_piece(struct xfer *x, const char *p, size_t n)
-{
-	while (n) {
-		struct json_object *ev;
-		enum json_tokener_error jerr;
-
-		if (x->pending) {
-			while (n && (*p == ' ' || *p == '\t' || *p == '\r'))
-				p++, n--;
-			if (n) {
-				log_warn("data after a Kubernetes watch event on its line, skipped", NULL);
-				skip_line(x, K8S_SKIP_INVALID);
-			}
-			return;
-		}
-		ev = json_tokener_parse_ex(x->tok, p, (int)n);
-		jerr = json_tokener_get_error(x->tok);
-		if (jerr == json_tokener_continue) {
-			x->partial = true;
-			return;
-		}
-		if (jerr != json_tokener_success) {
-			log_warn("malformed Kubernetes watch event, skipped", "err=\"%s\"",
-				 json_tokener_error_desc(jerr));
-			skip_line(x, K8S_SKIP_INVALID);
-			return;
-		}
-		x->pending = ev;
-		x->partial = false;
-		p += json_tokener_get_parse_end(x->tok);
-		n -= json_tokener_get_parse_end(x->tok);
-		json_tokener_reset(x->tok);
-	}
-}
-
-/* Handles the event of the line that ended. */
-static void handle_pending(struct xfer *x)
-{
-	if (x->pending && !x->outcome)
-		handle_event(x, x->pending);
-	json_object_put(x->pending);
-	x->pending = NULL;
-}
-
-/* Feeds a piece of one line to the tokener. Only the first max_object bytes of a line are parsed, the
- * rest is skipped, so a line is handled the same however the network cut it into pieces. */
+/* Appends a piece of one line (no newline). Lines above max_object bytes are dropped as they come. */
 static void feed(struct xfer *x, const char *p, size_t n)
 {
-	size_t room = x->c->max_object - x->line_len;
-
 	if (x->skipping || !n)
 		return;
-	parse_piece(x, p, n < room ? n : room);
-	x->line_len += n < room ? n : room;
-	if (n > room && !x->skipping) {
+	if (n > x->c->max_object - x->line_len) {
 		log_warn("Kubernetes watch event larger than the limit, skipped",
-			 "bytes_so_far=%zu max_bytes=%zu", x->line_len + n - room, x->c->max_object);
+			 "bytes_so_far=%zu max_bytes=%zu", x->line_len + n, x->c->max_object);
 		skip_line(x, K8S_SKIP_TOO_LARGE);
+		return;
 	}
+	if (x->line_len + n > x->line_cap) {
+		size_t cap = x->line_cap ? x->line_cap : 4096;
+		char *grown;
+
+		while (cap < x->line_len + n)
+			cap *= 2;
+		grown = realloc(x->line, cap);
+		if (!grown) {
+			log_error("out of memory reading a Kubernetes watch event", "bytes=%zu", cap);
+			skip_line(x, K8S_SKIP_TOO_LARGE);
+			return;
+		}
+		x->line = grown;
+		x->line_cap = cap;
+	}
+	memcpy(x->line + x->line_len, p, n);
+	x->line_len += n;
 }
 
-/* The API server ends every event with a newline: the place to resynchronize after a skip. */
+static bool blank(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return false;
+	return true;
+}
+
+/* The API server ends every event with a newline. A line is parsed whole, once it has ended: json-c
+ * parsing in pieces can take or refuse the same malformed bytes depending on where they were cut. */
 static void end_line(struct xfer *x)
 {
-	handle_pending(x);
-	if (x->partial) {
+	struct json_object *ev = NULL;
+	enum json_tokener_error jerr;
+	size_t end;
+
+	if (x->skipping || blank(x->line, x->line_len))
+		goto out;
+	json_tokener_reset(x->tok);
+	ev = json_tokener_parse_ex(x->tok, x->line, (int)x->line_len);
+	jerr = json_tokener_get_error(x->tok);
+	end = json_tokener_get_parse_end(x->tok);
+	if (jerr == json_tokener_continue) {
 		log_warn("incomplete Kubernetes watch event, skipped", "bytes=%zu", x->line_len);
 		skip_object(x->c, K8S_SKIP_INVALID);
-		json_tokener_reset(x->tok);
+	} else if (jerr != json_tokener_success || !blank(x->line + end, x->line_len - end)) {
+		log_warn("malformed Kubernetes watch event, skipped", "err=\"%s\"",
+			 jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "data after the event");
+		skip_object(x->c, K8S_SKIP_INVALID);
+	} else {
+		handle_event(x, ev);
 	}
+	json_object_put(ev);
+out:
 	x->line_len = 0;
-	x->skipping = x->partial = false;
+	x->skipping = false;
 }
 
 static void stream_data(struct xfer *x, const char *data, size_t len)
@@ -566,13 +554,10 @@ static enum k8s_result perform(struct k8s_client *c, enum k8s_request req, const
 						    c->watch_timeout_s + WATCH_GRACE_S :
 						    LIST_TIMEOUT_S));
 	rc = curl_easy_perform(h);
-	if (stopping(c)) {
-		json_object_put(x->pending);
-		x->pending = NULL;
+	if (stopping(c))
 		return K8S_RES_NETWORK_ERROR; /* not counted: the caller leaves */
-	}
-	if (x->stream)
-		end_line(x); /* the stream's end ends its last line */
+	if (x->stream && rc == CURLE_OK)
+		end_line(x); /* a clean end of the stream ends its last line */
 	res = classify(x, rc);
 	log_debug("Kubernetes API request", "request=%s status=%ld result=%s", request_names[req],
 		  x->status, result_names[res]);
@@ -752,6 +737,7 @@ static enum k8s_result do_watch(struct k8s_client *c, char *err, unsigned *event
 	*events = x.events;
 	if (x.tok)
 		json_tokener_free(x.tok);
+	free(x.line);
 	curl_free(rv);
 	free(url);
 	free(x.body);
@@ -1048,6 +1034,7 @@ enum k8s_result k8s_watch_replay(const char *data, size_t len, size_t chunk, siz
 	res = classify(&x, CURLE_OK);
 	*stats = c->st;
 	json_tokener_free(x.tok);
+	free(x.line);
 	client_free(c);
 	return res;
 }

@@ -40,11 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(ra == K8S_RES_SUCCESS || ra == K8S_RES_GONE || ra == K8S_RES_HTTP_ERROR);
 	FUZZ_CHECK(ra == rb);
 	FUZZ_CHECK(a.pods == b.pods && a.pods <= K8S_CLIENT_MAX_PODS);
-	/* A garbage line may be counted as too large or as invalid depending on where json-c stops
-	 * looking; that it is skipped, and which events are handled, must not depend on the cuts. */
-	FUZZ_CHECK(a.skipped[K8S_SKIP_TOO_LARGE] + a.skipped[K8S_SKIP_INVALID] ==
-		   b.skipped[K8S_SKIP_TOO_LARGE] + b.skipped[K8S_SKIP_INVALID]);
-	FUZZ_CHECK(a.skipped[K8S_SKIP_TOO_MANY_PODS] == b.skipped[K8S_SKIP_TOO_MANY_PODS]);
+	FUZZ_CHECK(memcmp(a.skipped, b.skipped, sizeof(a.skipped)) == 0);
 	FUZZ_CHECK(sa.calls == sb.calls && sa.deleted == sb.deleted && sa.digest == sb.digest);
 	return 0;
 }
