@@ -32,6 +32,9 @@ static const struct flag flags[] = {
 	{ "web.listen-address", 0, F_STRING, FIELD(listen_address), ":9760", NULL, 0, 0, false,
 	  "Address to serve /metrics and /debug/pprof/profile on: \":9760\" (all interfaces), "
 	  "\"127.0.0.1:9760\", \"[::1]:9760\"." },
+	{ "web.config.file", 0, F_STRING, FIELD(web_config_file), NULL, "FILE", 0, 0, false,
+	  "TLS and basic authentication, in the exporter-toolkit web configuration format "
+	  "(tls_server_config, basic_auth_users with bcrypt hashes); looked at on every request." },
 	{ "config.file", 0, F_STRING, FIELD(config_file), NULL, "FILE", 0, 0, false,
 	  "YAML file with job_name and relabel_configs (Prometheus semantics), re-read on SIGHUP; "
 	  "without it the built-in default config is used." },

@@ -15,6 +15,7 @@ struct anorak_config {
 	const char *kubernetes_kubeconfig; /* --kubernetes.kubeconfig, NULL */
 	const char *kubernetes_node_name;  /* --kubernetes.node-name, NULL: $NODE_NAME, else the hostname */
 	uint32_t bpf_cgroup_map_entries;   /* --bpf.cgroup-map-entries, 4096 */
+	const char *web_config_file;       /* --web.config.file, NULL: plain HTTP, no authentication */
 	unsigned sampling_frequency;       /* --sampling.frequency, 19 (1..sampling_max_frequency) */
 	unsigned sampling_max_frequency;   /* --sampling.max-frequency, 1000 */
 	uint32_t sampling_max_hf_cgroups;  /* --sampling.max-high-frequency-containers, 64 */

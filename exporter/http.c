@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pyroscope.h"
+#include "webconfig.h"
 
 #define PROFILE_DEFAULT_SECONDS 30
 #define STR_(x) #x
@@ -49,7 +50,7 @@ typedef int (*route_fn)(struct http_server *s, struct mg_connection *conn,
 			const struct mg_request_info *ri);
 
 /* Status codes counted in anorak_http_requests_total; anything else is counted as 500. */
-static const int status_codes[] = { 200, 400, 404, 405, 413, 415, 429, 500, 501, 503 };
+static const int status_codes[] = { 200, 400, 401, 404, 405, 413, 415, 429, 500, 501, 503 };
 #define NCODES (sizeof(status_codes) / sizeof(status_codes[0]))
 
 /* Request durations, seconds: /metrics takes milliseconds, profiles take their window. */
@@ -375,7 +376,12 @@ static int begin_request(struct mg_connection *conn)
 	double start = now_seconds();
 	int status;
 
-	if (r == ROUTE_OTHER)
+	/* Like exporter-toolkit: the web config is looked at on every request, and guards every path. */
+	webconfig_refresh(s->h.web);
+	if (s->h.web && webconfig_authorize(s->h.web, mg_get_header(conn, "Authorization")))
+		status = send_response(conn, 401, "text/plain; charset=utf-8", "Unauthorized\n", 13,
+				       "WWW-Authenticate: Basic\r\n");
+	else if (r == ROUTE_OTHER)
 		status = send_text(conn, 404, "404 page not found\n");
 	else if (!routes[r].prefix && strcmp(method, "GET") != 0 &&
 		 (routes[r].get_only || strcmp(method, "HEAD") != 0))
@@ -644,7 +650,7 @@ static pthread_once_t civetweb_once = PTHREAD_ONCE_INIT;
 
 static void civetweb_init(void)
 {
-	mg_init_library(0);
+	mg_init_library(MG_FEATURES_TLS);
 }
 
 static void server_free(struct http_server *s)
@@ -654,23 +660,35 @@ static void server_free(struct http_server *s)
 	free(s);
 }
 
+/* civetweb's SSL_CTX gets everything from the web config: 1 tells civetweb it is set up. */
+static int init_ssl(void *ssl_ctx, void *user_data)
+{
+	struct http_server *s = user_data;
+
+	return webconfig_setup_tls(s->h.web, ssl_ctx) ? -1 : 1;
+}
+
 static int start_civetweb(struct http_server *s, const char *listen_address,
 			  const struct listen_addr *la)
 {
+	char ports[sizeof(la->ports) + 1];
 	const char *options[] = {
-		"listening_ports", la->ports,
+		"listening_ports", ports,
 		"num_threads", STR(HTTP_WORKER_THREADS),
 		"request_timeout_ms", REQUEST_TIMEOUT_MS,
+		"max_request_size", STR(HTTP_MAX_HEADER_BYTES),
 		"enable_keep_alive", "yes",
 		NULL,
 	};
-	struct mg_callbacks callbacks = { .begin_request = begin_request };
+	struct mg_callbacks callbacks = { .begin_request = begin_request, .init_ssl = init_ssl };
 	struct mg_init_data init = { .callbacks = &callbacks, .user_data = s,
 				     .configuration_options = options };
 	char text[256] = "";
 	struct mg_error_data error = { .text = text, .text_buffer_size = sizeof(text) };
 	int err;
 
+	/* civetweb's "s" suffix: this port speaks TLS only. */
+	snprintf(ports, sizeof(ports), "%s%s", la->ports, webconfig_tls(s->h.web) ? "s" : "");
 	pthread_once(&civetweb_once, civetweb_init);
 	s->mg = mg_start2(&init, &error);
 	if (s->mg)
@@ -715,7 +733,8 @@ int http_server_start(const char *listen_address, const struct http_handlers *ha
 		mg_stop(s->mg);
 		goto fail_log;
 	}
-	log_info("listening", "address=%s port=%d", listen_address, http_server_port(s));
+	log_info("listening", "address=%s port=%d tls=%s", listen_address, http_server_port(s),
+		 webconfig_tls(s->h.web) ? "true" : "false");
 	*out = s;
 	return 0;
 fail_log:

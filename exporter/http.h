@@ -33,14 +33,18 @@ struct http_handlers {
 	int (*targets)(void *ctx, char **body, size_t *len);
 	void *ctx;
 	unsigned max_seconds; /* larger ?seconds= is a 400 */
+	struct webconfig *web; /* --web.config.file (TLS, basic auth), borrowed; NULL for neither */
 };
 
 struct http_server;
+struct webconfig;
 
 /* Profile requests waiting at once; more are answered 429 so they cannot take every worker thread
  * (the server has HTTP_WORKER_THREADS) and starve /metrics and the health checks. */
 #define HTTP_MAX_PROFILE_REQUESTS 16
 #define HTTP_WORKER_THREADS 32
+/* Request line and headers together; a larger request is refused (civetweb answers 413/431). */
+#define HTTP_MAX_HEADER_BYTES 16384
 
 /* listen_address is Prometheus style: ":9760", "127.0.0.1:9760", "[::1]:9760". On failure logs one
  * line naming the address and the cause (port taken, bad address) and returns negative errno. */

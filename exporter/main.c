@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "pyroscope.h"
 #include "selfstats.h"
+#include "webconfig.h"
 
 /* Every file a profiled process maps stays open while its samples may be encoded. */
 #define WANTED_NOFILE 65536
@@ -238,7 +239,8 @@ static bool ready(void *ctx)
 	return collector_ready(((struct query_ctx *)ctx)->collector);
 }
 
-static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t *set)
+static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t *set,
+		 struct webconfig *web)
 {
 	struct query_ctx qc = { .collector = c, .base_frequency = cfg->sampling_frequency };
 	struct http_handlers handlers = {
@@ -249,6 +251,7 @@ static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t 
 		.targets = targets,
 		.ctx = &qc,
 		.max_seconds = cfg->retention_seconds > 0xffffffffu ? 0xffffffffu : (unsigned)cfg->retention_seconds,
+		.web = web,
 	};
 	struct http_server *server;
 	int err = http_server_start(cfg->listen_address, &handlers, &server);
@@ -266,7 +269,8 @@ int main(int argc, char **argv)
 {
 	struct anorak_config cfg;
 	struct collector *collector = NULL;
-	char node[256];
+	struct webconfig *web = NULL;
+	char node[256], why[640];
 	sigset_t signals;
 	int err = flags_parse(argc, argv, &cfg, stdout, stderr);
 
@@ -275,20 +279,30 @@ int main(int argc, char **argv)
 	if (err)
 		return 2;
 	log_set_level(cfg.log_level);
-	libbpf_set_print(libbpf_log);
-	if (check_capabilities() || check_btf())
+	/* Before anything is attached: a bad web config is a startup error, not an open endpoint. */
+	if (cfg.web_config_file && webconfig_load(cfg.web_config_file, &web, why, sizeof(why))) {
+		log_error("invalid --web.config.file", "err=\"%s\"", why);
 		return 1;
+	}
+	libbpf_set_print(libbpf_log);
+	if (check_capabilities() || check_btf()) {
+		webconfig_free(web);
+		return 1;
+	}
 	raise_nofile();
 	node_name(&cfg, node, sizeof(node));
 	block_signals(&signals);
 
 	err = collector_start(&cfg, node, &collector);
-	if (err)
+	if (err) {
+		webconfig_free(web);
 		return 1;
+	}
 	metrics_register(build_info, NULL);
 	metrics_register(selfstats_write_metrics, NULL);
-	err = cfg.record ? record(collector, &cfg, &signals) : serve(collector, &cfg, &signals);
+	err = cfg.record ? record(collector, &cfg, &signals) : serve(collector, &cfg, &signals, web);
 	collector_free(collector);
+	webconfig_free(web);
 	metrics_unregister_all();
 	return err ? 1 : 0;
 }

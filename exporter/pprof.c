@@ -112,7 +112,8 @@ static int vec_reserve(struct vec *v, size_t extra, size_t elem, size_t max)
 
 	if (need < v->len || need > max)
 		return -ENOMEM;
-	if (need <= v->cap)
+	/* Allocated even for 0 more: callers take pointers into the tail, and NULL + 0 is undefined. */
+	if (need <= v->cap && v->data)
 		return 0;
 	cap = v->cap ? v->cap : 16;
 	while (cap < need)

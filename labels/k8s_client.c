@@ -1,4 +1,5 @@
 #include "k8s_client.h"
+#include "k8s_client_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -80,8 +81,9 @@ struct xfer {
 	size_t len, max;
 	bool overflow;
 	struct json_tokener *tok;
-	size_t line_len;
-	bool skipping, partial;
+	char *line;                 /* the watch event being received, up to max_object bytes */
+	size_t line_len, line_cap;
+	bool skipping;              /* the rest of this line is dropped */
 	enum outcome outcome;
 	unsigned events;
 	char err[ERR_LEN];
@@ -323,57 +325,75 @@ static void handle_event(struct xfer *x, struct json_object *ev)
 static void skip_line(struct xfer *x, enum k8s_skip why)
 {
 	skip_object(x->c, why);
-	json_tokener_reset(x->tok);
 	x->skipping = true;
-	x->partial = false;
 }
 
-/* Feeds a piece of one line (no newline) to the tokener; every complete object is an event. */
+/* Appends a piece of one line (no newline). Lines above max_object bytes are dropped as they come. */
 static void feed(struct xfer *x, const char *p, size_t n)
 {
 	if (x->skipping || !n)
 		return;
-	if (x->line_len + n > x->c->max_object) {
+	if (n > x->c->max_object - x->line_len) {
 		log_warn("Kubernetes watch event larger than the limit, skipped",
 			 "bytes_so_far=%zu max_bytes=%zu", x->line_len + n, x->c->max_object);
 		skip_line(x, K8S_SKIP_TOO_LARGE);
 		return;
 	}
-	x->line_len += n;
-	while (n && !x->outcome) {
-		struct json_object *ev = json_tokener_parse_ex(x->tok, p, (int)n);
-		enum json_tokener_error jerr = json_tokener_get_error(x->tok);
-		size_t used = json_tokener_get_parse_end(x->tok);
+	if (x->line_len + n > x->line_cap) {
+		size_t cap = x->line_cap ? x->line_cap : 4096;
+		char *grown;
 
-		if (jerr == json_tokener_continue) {
-			x->partial = true;
+		while (cap < x->line_len + n)
+			cap *= 2;
+		grown = realloc(x->line, cap);
+		if (!grown) {
+			log_error("out of memory reading a Kubernetes watch event", "bytes=%zu", cap);
+			skip_line(x, K8S_SKIP_TOO_LARGE);
 			return;
 		}
-		if (jerr != json_tokener_success) {
-			log_warn("malformed Kubernetes watch event, skipped", "err=\"%s\"",
-				 json_tokener_error_desc(jerr));
-			skip_line(x, K8S_SKIP_INVALID);
-			return;
-		}
-		handle_event(x, ev);
-		json_object_put(ev);
-		json_tokener_reset(x->tok);
-		x->partial = false;
-		p += used;
-		n -= used;
+		x->line = grown;
+		x->line_cap = cap;
 	}
+	memcpy(x->line + x->line_len, p, n);
+	x->line_len += n;
 }
 
-/* The API server ends every event with a newline: the place to resynchronize after a skip. */
+static bool blank(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return false;
+	return true;
+}
+
+/* The API server ends every event with a newline. A line is parsed whole, once it has ended: json-c
+ * parsing in pieces can take or refuse the same malformed bytes depending on where they were cut. */
 static void end_line(struct xfer *x)
 {
-	if (x->partial) {
+	struct json_object *ev = NULL;
+	enum json_tokener_error jerr;
+	size_t end;
+
+	if (x->skipping || blank(x->line, x->line_len))
+		goto out;
+	json_tokener_reset(x->tok);
+	ev = json_tokener_parse_ex(x->tok, x->line, (int)x->line_len);
+	jerr = json_tokener_get_error(x->tok);
+	end = json_tokener_get_parse_end(x->tok);
+	if (jerr == json_tokener_continue) {
 		log_warn("incomplete Kubernetes watch event, skipped", "bytes=%zu", x->line_len);
 		skip_object(x->c, K8S_SKIP_INVALID);
-		json_tokener_reset(x->tok);
+	} else if (jerr != json_tokener_success || !blank(x->line + end, x->line_len - end)) {
+		log_warn("malformed Kubernetes watch event, skipped", "err=\"%s\"",
+			 jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "data after the event");
+		skip_object(x->c, K8S_SKIP_INVALID);
+	} else {
+		handle_event(x, ev);
 	}
+	json_object_put(ev);
+out:
 	x->line_len = 0;
-	x->skipping = x->partial = false;
+	x->skipping = false;
 }
 
 static void stream_data(struct xfer *x, const char *data, size_t len)
@@ -536,6 +556,8 @@ static enum k8s_result perform(struct k8s_client *c, enum k8s_request req, const
 	rc = curl_easy_perform(h);
 	if (stopping(c))
 		return K8S_RES_NETWORK_ERROR; /* not counted: the caller leaves */
+	if (x->stream && rc == CURLE_OK)
+		end_line(x); /* a clean end of the stream ends its last line */
 	res = classify(x, rc);
 	log_debug("Kubernetes API request", "request=%s status=%ld result=%s", request_names[req],
 		  x->status, result_names[res]);
@@ -715,6 +737,7 @@ static enum k8s_result do_watch(struct k8s_client *c, char *err, unsigned *event
 	*events = x.events;
 	if (x.tok)
 		json_tokener_free(x.tok);
+	free(x.line);
 	curl_free(rv);
 	free(url);
 	free(x.body);
@@ -983,4 +1006,35 @@ void k8s_client_stop(struct k8s_client *c)
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->thread, NULL);
 	client_free(c);
+}
+
+/* --- replaying a watch stream (fuzzing) ---------------------------------------------------------- */
+
+enum k8s_result k8s_watch_replay(const char *data, size_t len, size_t chunk, size_t max_object,
+				 k8s_pod_fn on_pod, void *ctx, struct k8s_client_stats *stats)
+{
+	struct xfer x = { .stream = true, .status = 200, .tok = json_tokener_new_ex(JSON_DEPTH) };
+	struct k8s_client *c = calloc(1, sizeof(*c));
+	enum k8s_result res = K8S_RES_INVALID;
+
+	if (!c || !x.tok || init_sync(c)) {
+		free(c);
+		if (x.tok)
+			json_tokener_free(x.tok);
+		return res;
+	}
+	c->on_pod = on_pod;
+	c->ctx = ctx;
+	c->max_object = max_object;
+	x.c = c;
+	/* In pieces, as curl hands a stream over: events and escapes straddle the cuts. */
+	for (size_t off = 0; off < len && !x.outcome; off += chunk)
+		stream_data(&x, data + off, len - off < chunk ? len - off : chunk);
+	end_line(&x);
+	res = classify(&x, CURLE_OK);
+	*stats = c->st;
+	json_tokener_free(x.tok);
+	free(x.line);
+	client_free(c);
+	return res;
 }

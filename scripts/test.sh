@@ -6,7 +6,7 @@
 #
 # Environment: JOBS (default 2), ANORAK_BUILD_DIR (default build), ANORAK_ASAN_BUILD_DIR (default
 # build-asan), ANORAK_ASAN=0 to skip the sanitizer build, ANORAK_ASAN_INTEGRATION=0 to run only its
-# unit tests.
+# unit tests. Then the fuzz targets run for a few seconds each (scripts/fuzz.sh; ANORAK_FUZZ=0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,6 +60,13 @@ if [ "${ANORAK_ASAN:-1}" != 0 ]; then
 		if ! ctest --test-dir "$ASAN_BUILD" --output-on-failure -L integration --timeout 300; then
 			failed+=("integration tests in $ASAN_BUILD/")
 		fi
+	fi
+fi
+
+if [ "${ANORAK_FUZZ:-1}" != 0 ]; then
+	step "fuzz targets, ${FUZZ_SECONDS:-10}s each (scripts/fuzz.sh) in build-fuzz/"
+	if ! FUZZ_BUILD_DIR="${ANORAK_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}" JOBS="$JOBS" bash scripts/fuzz.sh; then
+		failed+=("fuzz targets")
 	fi
 fi
 
