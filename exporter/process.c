@@ -349,17 +349,17 @@ struct relabeled {
 /* Relabels outside the lock (regexes over every process take a while), then swaps the targets in. */
 void process_table_relabel(struct process_table *t)
 {
-	struct relabeled *todo = NULL;
+	struct relabeled *relabel_list = NULL;
 	size_t n = 0;
 
 	pthread_mutex_lock(&t->lock);
-	todo = calloc(t->tracked ? t->tracked : 1, sizeof(*todo));
-	for (size_t b = 0; todo && b < PROCESS_BUCKETS; b++)
+	relabel_list = calloc(t->tracked ? t->tracked : 1, sizeof(*relabel_list));
+	for (size_t b = 0; relabel_list && b < PROCESS_BUCKETS; b++)
 		for (struct process *p = t->buckets[b]; p && n < t->tracked; p = p->hash_next)
 			if (!p->gone)
-				todo[n++] = (struct relabeled){ process_get(p), target_get(p->target) };
+				relabel_list[n++] = (struct relabeled){ process_get(p), target_get(p->target) };
 	pthread_mutex_unlock(&t->lock);
-	if (!todo) {
+	if (!relabel_list) {
 		log_warn("cannot relabel processes: out of memory", NULL);
 		return;
 	}
@@ -367,24 +367,24 @@ void process_table_relabel(struct process_table *t)
 		struct labelset discovered = { 0 };
 		struct target *fresh = NULL;
 
-		if (!labelset_copy(&discovered, &todo[i].target->discovered))
+		if (!labelset_copy(&discovered, &relabel_list[i].target->discovered))
 			fresh = target_make(t->opts.labeler, &discovered);
-		target_put(todo[i].target);
-		todo[i].target = fresh;
+		target_put(relabel_list[i].target);
+		relabel_list[i].target = fresh;
 		if (fresh && t->opts.on_target)
-			t->opts.on_target(t->opts.on_target_ctx, todo[i].process, fresh, true);
+			t->opts.on_target(t->opts.on_target_ctx, relabel_list[i].process, fresh, true);
 	}
 	pthread_mutex_lock(&t->lock);
 	for (size_t i = 0; i < n; i++) {
-		if (todo[i].target) {
-			target_put(todo[i].process->target);
-			todo[i].process->target = todo[i].target;
+		if (relabel_list[i].target) {
+			target_put(relabel_list[i].process->target);
+			relabel_list[i].process->target = relabel_list[i].target;
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
 	for (size_t i = 0; i < n; i++)
-		process_put(todo[i].process);
-	free(todo);
+		process_put(relabel_list[i].process);
+	free(relabel_list);
 }
 
 void process_table_each_target(struct process_table *t,
