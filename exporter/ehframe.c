@@ -116,6 +116,30 @@ static uint64_t read_encoded(struct cursor *c, uint8_t enc, uint64_t at_vaddr)
 	}
 }
 
+/* uleb as a signed value; above INT64_MAX the input is malformed. */
+static int64_t uleb_signed(struct cursor *c)
+{
+	uint64_t v = uleb(c);
+
+	if (v > INT64_MAX) {
+		c->err = true;
+		return 0;
+	}
+	return (int64_t)v;
+}
+
+/* A factored offset (v x the CIE's data alignment); one that does not fit is malformed input. */
+static int64_t factored(struct cursor *c, int64_t v, int64_t align)
+{
+	int64_t r;
+
+	if (__builtin_mul_overflow(v, align, &r)) {
+		c->err = true;
+		return 0;
+	}
+	return r;
+}
+
 struct cie {
 	uint64_t code_align;
 	int64_t data_align;
@@ -321,7 +345,7 @@ static int run(struct interp *in, const uint8_t *p, const uint8_t *end)
 			err = advance(in, in->loc + (op & 0x3f) * cie->code_align);
 			continue;
 		case 2: /* DW_CFA_offset */
-			off = (int64_t)uleb(&c) * cie->data_align;
+			off = factored(&c, uleb_signed(&c), cie->data_align);
 			set_reg(s, cie, op & 0x3f, EHFRAME_AT_CFA, off);
 			continue;
 		case 3: /* DW_CFA_restore */
@@ -341,7 +365,7 @@ static int run(struct interp *in, const uint8_t *p, const uint8_t *end)
 		case 0x04: err = advance(in, in->loc + read_le(&c, 4) * cie->code_align); break;
 		case 0x05: /* offset_extended */
 			reg = uleb(&c);
-			off = (int64_t)uleb(&c) * cie->data_align;
+			off = factored(&c, uleb_signed(&c), cie->data_align);
 			set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
 			break;
 		case 0x06: /* restore_extended */
@@ -400,16 +424,16 @@ static int run(struct interp *in, const uint8_t *p, const uint8_t *end)
 			break;
 		case 0x11: /* offset_extended_sf */
 			reg = uleb(&c);
-			off = sleb(&c) * cie->data_align;
+			off = factored(&c, sleb(&c), cie->data_align);
 			set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
 			break;
 		case 0x12: /* def_cfa_sf */
 			reg = uleb(&c);
 			set_cfa_reg(s, reg);
-			s->cfa_off = sleb(&c) * cie->data_align;
+			s->cfa_off = factored(&c, sleb(&c), cie->data_align);
 			break;
 		case 0x13: /* def_cfa_offset_sf */
-			s->cfa_off = sleb(&c) * cie->data_align;
+			s->cfa_off = factored(&c, sleb(&c), cie->data_align);
 			if (s->cfa == UNWIND_CFA_PLT)
 				s->cfa = UNWIND_CFA_UNSUPPORTED;
 			break;
@@ -428,7 +452,7 @@ static int run(struct interp *in, const uint8_t *p, const uint8_t *end)
 			break;
 		case 0x2f: /* GNU_negative_offset_extended */
 			reg = uleb(&c);
-			off = -(int64_t)uleb(&c) * cie->data_align;
+			off = factored(&c, -uleb_signed(&c), cie->data_align);
 			set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
 			break;
 		default:

@@ -1,12 +1,8 @@
 /*
- * libFuzzer target for the .eh_frame interpreter and table builder (exporter/ehframe.c). Standalone:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I exporter -I bpf \
- *         tests/fuzz/fuzz_ehframe.c exporter/ehframe.c exporter/elf_file.c -lelf -lz -o fuzz_ehframe
- *   ./fuzz_ehframe -max_total_time=60 CORPUS_DIR
- *
- * A good seed corpus is the .eh_frame of a few real binaries:
- *   objcopy -O binary --only-section=.eh_frame /lib/x86_64-linux-gnu/libc.so.6 CORPUS_DIR/libc
+ * libFuzzer target for the .eh_frame interpreter and table builder (exporter/ehframe.c), built with the
+ * others (ANORAK_FUZZ=ON, scripts/fuzz.sh). Seeds in tests/fuzz/corpus/ehframe/: the .eh_frame of a
+ * workload without frame pointers, made with
+ *   objcopy -O binary --only-section=.eh_frame BINARY OUT   (prefixed with the section's address)
  * The first 8 bytes of the input are the section's virtual address, the rest its contents.
  */
 #include <stddef.h>
