@@ -6,7 +6,6 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "yaml_node.h"
 
 #define AUTH_CACHE_SIZE 64
 #define BCRYPT_LEN 60
@@ -41,34 +41,14 @@ struct parse {
 	size_t errlen;
 };
 
-static int node_error(struct parse *p, const yaml_node_t *node, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int node_error(struct parse *p, const yaml_node_t *node, const char *fmt, ...)
-{
-	char msg[384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(p->err, p->errlen, "line %zu: %s", node->start_mark.line + 1, msg);
-	return -EINVAL;
-}
-
-static bool is_null(const yaml_node_t *n)
-{
-	const char *s = (const char *)n->data.scalar.value;
-
-	return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-	       (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"));
-}
+#define node_error(p, node, ...) yaml_node_error((p)->err, (p)->errlen, node, __VA_ARGS__)
 
 /* A string value (a null one is ""); anything but a scalar is an error. */
 static int get_string(struct parse *p, const char *key, const yaml_node_t *v, const char **out)
 {
 	if (v->type != YAML_SCALAR_NODE)
 		return node_error(p, v, "%s must be a string", key);
-	*out = is_null(v) ? "" : (const char *)v->data.scalar.value;
+	*out = yaml_node_is_null(v) ? "" : (const char *)v->data.scalar.value;
 	return 0;
 }
 
@@ -95,7 +75,7 @@ typedef int (*field_fn)(struct parse *p, const char *key, const yaml_node_t *v, 
 /* Calls fn for each key of a mapping (a null node is an empty mapping); keys must be unique strings. */
 static int each_pair(struct parse *p, const yaml_node_t *map, const char *what, field_fn fn, void *arg)
 {
-	if (is_null(map))
+	if (yaml_node_is_null(map))
 		return 0;
 	if (map->type != YAML_MAPPING_NODE)
 		return node_error(p, map, "%s must be a mapping", what);

@@ -2,12 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <yaml.h>
+
+#include "yaml_node.h"
 
 /* The default config: what Prometheus users conventionally keep of a target's discovered labels.
  * Host targets keep the process name, systemd unit and container id; Kubernetes containers keep
@@ -41,42 +42,11 @@ struct parse {
 	size_t errlen;
 };
 
-static int node_error(struct parse *p, const yaml_node_t *node, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int node_error(struct parse *p, const yaml_node_t *node, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(p->err, p->errlen, "line %zu: %s", node->start_mark.line + 1, msg);
-	return -EINVAL;
-}
-
-static const char *kind_name(const yaml_node_t *node)
-{
-	return node->type == YAML_SEQUENCE_NODE ? "a sequence"
-	       : node->type == YAML_MAPPING_NODE ? "a mapping"
-						 : "a scalar";
-}
+#define node_error(p, node, ...) yaml_node_error((p)->err, (p)->errlen, node, __VA_ARGS__)
 
 static const char *scalar(const yaml_node_t *node)
 {
 	return (const char *)node->data.scalar.value;
-}
-
-/* YAML 1.1 null, as Go's yaml.v2 resolves plain scalars. */
-static int is_null(const yaml_node_t *node)
-{
-	const char *s;
-
-	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-	    strcmp((const char *)node->tag, YAML_STR_TAG))
-		return node->type == YAML_SCALAR_NODE && !strcmp((const char *)node->tag, YAML_NULL_TAG);
-	s = scalar(node);
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 /* A string field: any scalar as written (yaml.v2 turns numbers and booleans into their text); null
@@ -84,8 +54,8 @@ static int is_null(const yaml_node_t *node)
 static int get_string(struct parse *p, const yaml_node_t *node, const char *key, const char **out)
 {
 	if (node->type != YAML_SCALAR_NODE)
-		return node_error(p, node, "%s: expected a string, got %s", key, kind_name(node));
-	*out = is_null(node) ? "" : scalar(node);
+		return node_error(p, node, "%s: expected a string, got %s", key, yaml_node_kind(node));
+	*out = yaml_node_is_null(node) ? "" : scalar(node);
 	return 0;
 }
 
@@ -94,13 +64,13 @@ static int get_modulus(struct parse *p, const yaml_node_t *node, uint64_t *out)
 	const char *s;
 	char *end = NULL;
 
-	if (is_null(node)) {
+	if (yaml_node_is_null(node)) {
 		*out = 0;
 		return 0;
 	}
 	if (node->type != YAML_SCALAR_NODE)
 		return node_error(p, node, "modulus: expected an unsigned integer, got %s",
-				  kind_name(node));
+				  yaml_node_kind(node));
 	s = scalar(node);
 	errno = 0;
 	/* A plain decimal or 0x number; a quoted one is a string to yaml.v2. */
@@ -117,11 +87,11 @@ static int get_source_labels(struct parse *p, const yaml_node_t *node, struct re
 	yaml_node_item_t *item;
 	size_t n;
 
-	if (is_null(node))
+	if (yaml_node_is_null(node))
 		return 0;
 	if (node->type != YAML_SEQUENCE_NODE)
 		return node_error(p, node, "source_labels: expected a sequence of label names, got %s",
-				  kind_name(node));
+				  yaml_node_kind(node));
 	n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
 	/* Never NULL once given, even empty: labeldrop/labelkeep refuse a given source_labels. */
 	rc->source_labels = calloc(n + 1, sizeof(char *));
@@ -148,7 +118,7 @@ static int each_pair(struct parse *p, const yaml_node_t *map, const char *what,
 	yaml_node_pair_t *pair, *prev;
 
 	if (map->type != YAML_MAPPING_NODE)
-		return node_error(p, map, "%s: expected a mapping, got %s", what, kind_name(map));
+		return node_error(p, map, "%s: expected a mapping, got %s", what, yaml_node_kind(map));
 	for (pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
 		yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
 		yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
@@ -208,7 +178,7 @@ static int parse_rule(struct parse *p, const yaml_node_t *node, struct relabel_r
 	char msg[512];
 	int err;
 
-	if (is_null(node))
+	if (yaml_node_is_null(node))
 		return node_error(p, node, "empty or null target relabeling rule in scrape config");
 	relabel_config_init(&rc);
 	err = each_pair(p, node, "relabel_configs entry", rule_field, &rc);
@@ -225,11 +195,11 @@ static int parse_rules(struct parse *p, const yaml_node_t *node, struct relabel_
 {
 	yaml_node_item_t *item;
 
-	if (is_null(node))
+	if (yaml_node_is_null(node))
 		return 0;
 	if (node->type != YAML_SEQUENCE_NODE)
 		return node_error(p, node, "relabel_configs: expected a sequence, got %s",
-				  kind_name(node));
+				  yaml_node_kind(node));
 	for (item = node->data.sequence.items.start; item < node->data.sequence.items.top; item++) {
 		yaml_node_t *v = yaml_document_get_node(p->doc, *item);
 		int err;
@@ -270,7 +240,7 @@ static int parse_document(yaml_document_t *doc, struct anorak_file_config *cfg, 
 	yaml_node_t *root = yaml_document_get_root_node(doc);
 
 	/* An empty file, like an empty Prometheus config, is all defaults. */
-	if (!root || is_null(root))
+	if (!root || yaml_node_is_null(root))
 		return 0;
 	return each_pair(&p, root, "config file", top_field, cfg);
 }
@@ -353,8 +323,8 @@ static int read_bounded(const char *path, char **buf, size_t *len)
 
 int anorak_config_load(const char *path, struct anorak_file_config **out, char *err, size_t errlen)
 {
-	char msg[512], *buf;
-	size_t len;
+	char msg[512], *buf = NULL;
+	size_t len = 0;
 	int rc = read_bounded(path, &buf, &len);
 
 	*out = NULL;
