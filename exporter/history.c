@@ -202,6 +202,7 @@ struct sealed {
 };
 
 struct open_window {
+	bool started; /* covers time since start_ns, samples or not */
 	int64_t start_ns, end_ns;
 	struct dict records;     /* rec_key blobs */
 	uint64_t *counts;
@@ -644,10 +645,8 @@ static int seal_open(struct history *h)
 	struct sealed *w;
 	int err;
 
-	if (!o->records.n) {
-		open_reset(o);
-		return 0;
-	}
+	/* Windows without samples are kept too (a few bytes): the ring then covers time without gaps
+	 * and a range on an idle node is an empty profile, not a miss. */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
@@ -693,8 +692,10 @@ int history_add_slice(struct history *h, const struct slice *s)
 	int err = 0;
 
 	pthread_rwlock_wrlock(&h->lock);
-	if (!h->open.records.n && !h->open.samples)
+	if (!h->open.started) {
+		h->open.started = true;
 		h->open.start_ns = s->start_ns;
+	}
 	for (size_t i = 0; i < s->nsamples && !err; i++)
 		err = add_sample(h, &in, s, &s->samples[i]);
 	h->open.end_ns = s->end_ns;
@@ -744,7 +745,7 @@ int history_query(struct history *h, int64_t start_ns, int64_t end_ns, history_v
 	int ret = 0;
 
 	pthread_rwlock_rdlock(&h->lock);
-	open_has = h->open.records.n > 0;
+	open_has = h->open.started;
 	if (first_ns)
 		*first_ns = h->oldest ? h->oldest->start_ns : open_has ? h->open.start_ns : 0;
 	if (last_ns)

@@ -171,6 +171,49 @@ static void test_windows_and_ranges(void **state)
 	put_process(p);
 }
 
+/* One slice [t, t + 1 s) without samples: an idle node. */
+static void add_idle(struct history *h, int64_t t)
+{
+	struct slice *s = slice_new(1, t, 100);
+
+	assert_non_null(s);
+	slice_seal(s, t + S);
+	assert_int_equal(history_add_slice(h, s), 0);
+	slice_free(s);
+}
+
+/* Time without samples is covered too: a range on an idle stretch is an empty answer, and the window
+ * of a later burst does not reach back into the idle time. */
+static void test_idle_time_is_covered(void **state)
+{
+	(void)state;
+	struct history *h = new_history(3600 * S, 64 << 20);
+	struct process *p = new_process(100, "api-1");
+	struct totals t = { 0 };
+	int64_t t0 = 1700000000 * S, first, last;
+
+	for (int i = 0; i < 12; i++)
+		add_idle(h, t0 + i * S);
+	for (int i = 12; i < 15; i++)
+		add(h, p, t0 + i * S, 0x1001, 50, NULL);
+
+	assert_int_equal(history_query(h, t0 + 1 * S, t0 + 3 * S, sum, &t, &first, &last), 0);
+	assert_int_equal(first, t0);
+	assert_int_equal(last, t0 + 15 * S);
+	assert_int_equal(t.windows, 1);
+	assert_int_equal(t.count, 0);
+	assert_int_equal(t.first_start, t0);
+	assert_int_equal(t.last_end, t0 + 10 * S);
+
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(history_query(h, t0 + 12 * S, t0 + 15 * S, sum, &t, NULL, NULL), 0);
+	assert_int_equal(t.windows, 1);
+	assert_int_equal(t.count, 150);
+	assert_int_equal(t.first_start, t0 + 10 * S);
+	history_free(h);
+	put_process(p);
+}
+
 static void test_retention(void **state)
 {
 	(void)state;
@@ -385,6 +428,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_windows_and_ranges),
+		cmocka_unit_test(test_idle_time_is_covered),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_max_bytes),
 		cmocka_unit_test(test_pprof_of_range),

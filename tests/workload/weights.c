@@ -5,7 +5,9 @@
  * (default 50/30/20): main -> worker -> hot_a / hot_b / hot_c (the first worker runs on the main
  * thread, the others under pthread's start_thread). The shares are exact in thread CPU time: worker
  * measures every call with CLOCK_THREAD_CPUTIME_ID and always runs the function furthest behind its
- * target, so preemption by other processes does not skew them.
+ * target, so preemption by other processes does not skew them. Each call's length is random (0.5x to
+ * 1.5x the nominal chunk): a fixed length makes the a/b/c sequence periodic, and a period close to
+ * the sampling period phase-locks with it and skews the sampled shares by several points.
  *
  * --mode=syscall instead spends the time in syscall_heavy(), which issues read(2) of /dev/zero
  * directly (inline syscall instruction on x86-64, so the user stack stays main/worker -> syscall_heavy)
@@ -114,6 +116,16 @@ NOINLINE long syscall_heavy(unsigned calls)
 
 static volatile uint64_t sink;
 
+/* xorshift64: per thread, no locks, no libc state shared between the workers. */
+static uint64_t next_random(uint64_t *state)
+{
+	uint64_t x = *state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *state = x;
+}
+
 NOINLINE void *worker(void *arg)
 {
 	(void)arg;
@@ -121,6 +133,7 @@ NOINLINE void *worker(void *arg)
 	uint64_t end = mono_ns() + (uint64_t)(duration_s * 1e9);
 	uint64_t (*const hot[3])(unsigned long) = {hot_a, hot_b, hot_c};
 	unsigned round = 0;
+	uint64_t random_state = 0x9e3779b97f4a7c15ull ^ ((uint64_t)syscall(SYS_gettid) << 20) ^ mono_ns();
 
 	while (mono_ns() < end) {
 		if (mode == MODE_SYSCALL || (mode == MODE_MIXED && (round++ & 1))) {
@@ -138,7 +151,8 @@ NOINLINE void *worker(void *arg)
 		if (best < 0)
 			break;
 		uint64_t t0 = thread_cpu_ns();
-		sink += hot[best](chunk_iters);
+		unsigned long iters = chunk_iters / 2 + next_random(&random_state) % chunk_iters;
+		sink += hot[best](iters);
 		used[best] += thread_cpu_ns() - t0;
 	}
 	return NULL;
