@@ -457,7 +457,8 @@ static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
 /* Applies the cgroup's policy: false when the sample is not to be counted here. A base-rate sample
  * (cgroup_event false) of a cgroup with its own events is theirs; a per-cgroup sample takes its rate
  * from the policy. */
-static __always_inline bool cgroup_admits(struct sample_key *key, bool cgroup_event)
+static __always_inline bool cgroup_admits(struct bpf_perf_event_data *ctx, struct sample_key *key,
+					  bool cgroup_event)
 {
 	struct cgroup_policy *policy;
 
@@ -471,6 +472,10 @@ static __always_inline bool cgroup_admits(struct sample_key *key, bool cgroup_ev
 	if (cgroup_event) {
 		if (!policy || !policy->frequency) {
 			count_outcome(SAMPLE_CGROUP_STALE);
+			return false;
+		}
+		if (bpf_get_attach_cookie(ctx) != CGROUP_EVENT_COOKIE(key->cgroup_id, policy->frequency)) {
+			count_outcome(SAMPLE_ELSEWHERE);
 			return false;
 		}
 		key->frequency = policy->frequency;
@@ -496,7 +501,7 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 		return 0;
 	}
 	key.cgroup_id = bpf_get_current_cgroup_id();
-	if (!cgroup_admits(&key, cgroup_event))
+	if (!cgroup_admits(ctx, &key, cgroup_event))
 		return 0;
 
 	__u32 gen = generation & 1;

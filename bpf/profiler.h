@@ -46,6 +46,14 @@ struct cgroup_policy {
 	__u8 pad[3];
 };
 
+/* The BPF cookie of a per-cgroup event: the cgroup it was opened on (its id's low 44 bits) and its
+ * rate. Events on a cgroup also fire for tasks in its descendants, and while a cgroup's rate changes its
+ * old and new events overlap: only the events matching the task's own cgroup and current policy count. */
+#define CGROUP_EVENT_FREQUENCY_BITS 20
+#define CGROUP_EVENT_COOKIE(cgroup_id, frequency)                                                  \
+	(((__u64)(cgroup_id) << CGROUP_EVENT_FREQUENCY_BITS) |                                     \
+	 ((__u64)(frequency) & ((1ull << CGROUP_EVENT_FREQUENCY_BITS) - 1)))
+
 /* Values of known_processes. */
 enum known_process {
 	KNOWN_PROCESS_SAMPLED = 1, /* announced to user space */
@@ -66,7 +74,7 @@ enum sample_outcome {
 	SAMPLE_TRACE_READ_FAILED,   /* the context could not be read (page not present) */
 	SAMPLE_TRACE_INVALID,       /* a record was published but not valid (valid != 1, zero trace id) */
 	SAMPLE_FILTERED,            /* of a target relabeling dropped: stopped by the cgroup or process filter */
-	SAMPLE_ELSEWHERE,           /* a base-rate sample of a cgroup its own events sample: not counted twice */
+	SAMPLE_ELSEWHERE,           /* other events sample this cgroup (its own, or the base ones): not counted twice */
 	SAMPLE_CGROUP_STALE,        /* a per-cgroup event fired after its policy was removed */
 	SAMPLE_OUTCOME_MAX,
 };

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup_rates.h"
 #include "history.h"
 #include "k8s_client.h"
 #include "log.h"
@@ -33,6 +34,8 @@
  * a sample from an unknown pod cgroup asks for it. */
 #define CGROUP_SCAN_INTERVAL_NS 1000000000LL
 #define CGROUP_SCAN_MAX_DIRS 65536
+/* Host targets' own rates are brought up to date at most this often (exits, moves, relabeling). */
+#define HOST_RATES_INTERVAL_NS 1000000000LL
 
 /* A profile window's edge: served by the first drain that starts after it was asked for. */
 struct drain_request {
@@ -44,11 +47,13 @@ struct drain_request {
 	struct drain_request *next;
 };
 
-/* A container sampled at its own rate by its own per-CPU events. */
-struct high_frequency {
+/* A host cgroup some host target asks a rate for: the highest any of its processes asks. */
+struct host_rate {
 	uint64_t cgroup_id;
-	unsigned frequency;
-	struct cgroup_events *events;
+	uint32_t pid;     /* one of the processes asking, to find its directory */
+	unsigned wanted;  /* Hz */
+	unsigned applied; /* Hz; 0 while refused (limit, perf events) */
+	uint64_t raised_when_refused; /* cgroups raised then: tried again once fewer are */
 };
 
 struct trace_retry {
@@ -69,10 +74,14 @@ struct collector {
 	atomic_bool scan_wanted;
 	int64_t last_scan_ns;         /* event thread only */
 	atomic_uint_fast64_t cgroup_scans, cgroup_scan_errors;
-	/* Containers at their own rate; changed only by on_pod_policy, which the pod store serializes. */
-	struct high_frequency *high;
-	atomic_size_t nhigh;
-	atomic_uint_fast64_t high_refused_limit, high_open_errors;
+	/* Cgroups at their own rate: pods' containers and host targets' cgroups. NULL without cgroup2. */
+	struct cgroup_rates *rates;
+	/* Host cgroups asked a rate for; event thread only. */
+	struct host_rate *host_rates;
+	size_t nhost_rates, host_rates_cap;
+	int64_t host_rates_checked_ns;
+	atomic_bool host_rates_wanted;
+	atomic_uint_fast64_t host_invalid_frequencies;
 	atomic_uint_fast64_t samples_base, samples_high;
 	/* Event thread only. */
 	struct trace_retry trace_retries[TRACE_RETRIES_MAX];
@@ -290,65 +299,29 @@ static void queue_trace_retry(struct collector *c, struct process *p)
 }
 
 /* process_table on_target hook: a dropped host target is stopped in BPF by its pid; a pod's process is
- * filtered by its container's cgroup instead. */
+ * filtered by its container's cgroup instead. A target asking for its own rate has it checked here, once
+ * per target, and applied to its cgroup by the event thread. */
 static void on_host_target(void *ctx, const struct process *p, const struct target *target, bool relabeled)
 {
 	struct collector *c = ctx;
 
-	if (in_pod(c, p) || (!target->dropped && !relabeled))
+	if (in_pod(c, p))
 		return;
-	int err = sampler_set_process_dropped(c->sampler, p->tgid, target->dropped);
-	if (err)
-		log_warn("cannot update the BPF process filter", "pid=%u err=\"%s\"", p->tgid, strerror(-err));
-}
+	if (target->dropped || relabeled) {
+		int err = sampler_set_process_dropped(c->sampler, p->tgid, target->dropped);
 
-static struct high_frequency *find_high(struct collector *c, uint64_t cgroup_id)
-{
-	for (size_t i = 0; i < atomic_load(&c->nhigh); i++)
-		if (c->high[i].cgroup_id == cgroup_id)
-			return &c->high[i];
-	return NULL;
-}
-
-/* Opens the container's own events at hz; NULL when it cannot (logged, counted). */
-static struct cgroup_events *open_high(struct collector *c, const char *path, unsigned hz)
-{
-	char dir[PATH_MAX * 2];
-	struct cgroup_events *events = NULL;
-
-	snprintf(dir, sizeof(dir), "%s%s", c->cgroup2_mount, path);
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int err = fd < 0 ? -errno : sampler_open_cgroup_events(c->sampler, fd, hz, &events);
-	if (fd >= 0)
-		close(fd);
-	if (err) {
-		atomic_fetch_add(&c->high_open_errors, 1);
-		log_warn("cannot sample a container at its own rate: keeping the base rate",
-			 "cgroup=\"%s\" hz=%u err=\"%s\"", dir, hz, strerror(-err));
+		if (err)
+			log_warn("cannot update the BPF process filter", "pid=%u err=\"%s\"", p->tgid, strerror(-err));
 	}
-	return events;
-}
-
-/* The rate the container can get: its own events are opened before the BPF policy tells the base
- * events to leave it to them, and closed after the policy took it back, so no sample is counted twice
- * and none is missed. */
-static unsigned raise_or_keep(struct collector *c, uint64_t cgroup_id, const char *path, unsigned hz,
-			      struct cgroup_events **fresh)
-{
-	struct high_frequency *cur = find_high(c, cgroup_id);
-
-	if (cur && cur->frequency == hz)
-		return hz;
-	if (!path || !c->cgroup2_mount[0])
-		return 0; /* until the scan finds its directory */
-	if (!cur && atomic_load(&c->nhigh) >= c->cfg->sampling_max_hf_cgroups) {
-		atomic_fetch_add(&c->high_refused_limit, 1);
-		log_warn("too many containers at a raised sampling frequency: keeping the base rate",
-			 "cgroup=\"%s\" max=%u", path, c->cfg->sampling_max_hf_cgroups);
-		return 0;
+	if (!target->sampling_frequency[0] && !relabeled)
+		return;
+	if (target_sampling_frequency(target, c->cfg->sampling_frequency, c->cfg->sampling_max_frequency) < 0) {
+		atomic_fetch_add(&c->host_invalid_frequencies, 1);
+		log_warn("invalid sampling frequency for a host target: keeping the base rate",
+			 "pid=%u comm=\"%s\" unit=\"%s\" value=\"%s\" max=%u", p->tgid, p->comm, p->cgroup.systemd_unit,
+			 target->sampling_frequency, c->cfg->sampling_max_frequency);
 	}
-	*fresh = open_high(c, path, hz);
-	return *fresh ? hz : 0;
+	atomic_store(&c->host_rates_wanted, true);
 }
 
 /* pod_store policy hook: dropped containers are filtered in BPF by cgroup id; containers with their
@@ -356,38 +329,107 @@ static unsigned raise_or_keep(struct collector *c, uint64_t cgroup_id, const cha
 static unsigned on_pod_policy(void *ctx, uint64_t cgroup_id, const char *path, const struct pod_policy *policy)
 {
 	struct collector *c = ctx;
-	struct cgroup_policy bpf = { 0 };
-	struct cgroup_events *fresh = NULL, *stale = NULL;
-	unsigned hz = 0;
 
-	if (policy && policy->frequency && !policy->dropped)
-		hz = raise_or_keep(c, cgroup_id, path, policy->frequency, &fresh);
-	if (policy) {
-		bpf.dropped = policy->dropped;
-		bpf.frequency = hz;
+	if (!c->rates)
+		return 0;
+	return cgroup_rates_set(c->rates, cgroup_id, path, policy && policy->dropped, policy ? policy->frequency : 0,
+				!policy);
+}
+
+struct host_rates_scan {
+	struct collector *c;
+	struct host_rate *wanted;
+	size_t n, cap;
+};
+
+static const struct host_rate *find_host_rate(const struct host_rate *rates, size_t n, uint64_t cgroup_id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rates[i].cgroup_id == cgroup_id)
+			return &rates[i];
+	return NULL;
+}
+
+/* process_table_each_target callback (table lock held: no I/O): the highest rate asked per cgroup. */
+static void want_host_rate(void *ctx, const struct process *p, const struct target *t)
+{
+	struct host_rates_scan *scan = ctx;
+	struct collector *c = scan->c;
+
+	if (!t->sampling_frequency[0] || !p->cgroup2_id || in_pod(c, p))
+		return;
+	int hz = target_sampling_frequency(t, c->cfg->sampling_frequency, c->cfg->sampling_max_frequency);
+	if (hz < 0) { /* invalid: the rate it had stands */
+		const struct host_rate *before = find_host_rate(c->host_rates, c->nhost_rates, p->cgroup2_id);
+
+		hz = before ? (int)before->wanted : 0;
 	}
-	int err = sampler_set_cgroup_policy(c->sampler, cgroup_id, policy && (bpf.dropped || hz) ? &bpf : NULL);
-	if (err) {
-		log_warn("cannot update the BPF cgroup policy", "cgroup_id=%llu err=\"%s\"",
-			 (unsigned long long)cgroup_id, strerror(-err));
-		stale = fresh; /* the base events still sample it */
-		fresh = NULL;
-		hz = 0;
+	if (hz <= 0)
+		return;
+	for (size_t i = 0; i < scan->n; i++) {
+		if (scan->wanted[i].cgroup_id == p->cgroup2_id) {
+			if ((unsigned)hz > scan->wanted[i].wanted)
+				scan->wanted[i] = (struct host_rate){ .cgroup_id = p->cgroup2_id, .pid = p->tgid,
+								      .wanted = (unsigned)hz };
+			return;
+		}
 	}
-	struct high_frequency *cur = find_high(c, cgroup_id);
-	if (fresh && cur) {
-		stale = cur->events;
-		*cur = (struct high_frequency){ cgroup_id, hz, fresh };
-	} else if (fresh) {
-		c->high[atomic_load(&c->nhigh)] = (struct high_frequency){ cgroup_id, hz, fresh };
-		atomic_fetch_add(&c->nhigh, 1);
-	} else if (!hz && cur) {
-		stale = cur->events;
-		*cur = c->high[atomic_load(&c->nhigh) - 1];
-		atomic_fetch_sub(&c->nhigh, 1);
+	/* Beyond the limit of raised cgroups they would be refused anyway. */
+	if (scan->n < scan->cap)
+		scan->wanted[scan->n++] = (struct host_rate){ .cgroup_id = p->cgroup2_id, .pid = p->tgid,
+							      .wanted = (unsigned)hz };
+}
+
+/* Raises a host cgroup to what its processes ask, or lowers it back. Only a change (or a raise refused
+ * earlier, once a place is free) touches the events, so a refusal is logged and counted once. */
+static unsigned apply_host_rate(struct collector *c, struct host_rate *want, const struct host_rate *before)
+{
+	char path[PATH_MAX];
+	uint64_t id;
+	struct cgroup_rates_stats st;
+
+	cgroup_rates_stats(c->rates, &st);
+	if (before && before->wanted == want->wanted &&
+	    (before->applied == want->wanted || st.cgroups >= before->raised_when_refused)) {
+		want->raised_when_refused = before->raised_when_refused;
+		return before->applied;
 	}
-	sampler_close_cgroup_events(c->sampler, stale);
+	/* Its directory, as long as the process is still in it. */
+	if (cgroup2_of_pid("/proc", c->cgroup2_mount, (int)want->pid, &id, path, sizeof(path)) || id != want->cgroup_id) {
+		want->raised_when_refused = UINT64_MAX; /* try again next time */
+		return before ? before->applied : 0;
+	}
+	unsigned hz = cgroup_rates_set(c->rates, want->cgroup_id, path, false, want->wanted, false);
+	if (hz != want->wanted)
+		want->raised_when_refused = st.cgroups;
 	return hz;
+}
+
+/* Gives host cgroups the rates their targets ask for (__sampling_frequency__), and takes them back
+ * from cgroups no live target asks any more. Event thread. */
+static void update_host_rates(struct collector *c)
+{
+	int64_t now = realtime_ns();
+
+	if (!c->rates || (!atomic_load(&c->host_rates_wanted) && !c->nhost_rates) ||
+	    now - c->host_rates_checked_ns < HOST_RATES_INTERVAL_NS)
+		return;
+	c->host_rates_checked_ns = now;
+	atomic_store(&c->host_rates_wanted, false);
+	struct host_rates_scan scan = { .c = c, .cap = c->host_rates_cap };
+	scan.wanted = calloc(scan.cap, sizeof(*scan.wanted));
+	if (!scan.wanted)
+		return;
+	process_table_each_target(c->processes, want_host_rate, &scan);
+	for (size_t i = 0; i < scan.n; i++)
+		scan.wanted[i].applied = apply_host_rate(c, &scan.wanted[i],
+							 find_host_rate(c->host_rates, c->nhost_rates, scan.wanted[i].cgroup_id));
+	for (size_t i = 0; i < c->nhost_rates; i++)
+		if (!find_host_rate(scan.wanted, scan.n, c->host_rates[i].cgroup_id) && c->host_rates[i].applied)
+			cgroup_rates_set(c->rates, c->host_rates[i].cgroup_id, NULL, false, 0, true);
+	free(c->host_rates);
+	c->host_rates = scan.wanted;
+	c->nhost_rates = scan.n;
 }
 
 static void on_container_cgroup(void *ctx, const char *path, uint64_t cgroup_id, const struct cgroup_identity *id)
@@ -457,12 +499,16 @@ struct listing {
 	int err;
 };
 
+/* Table lock held. */
 static void add_host_target(void *ctx, const struct process *p, const struct target *t)
 {
 	struct listing *l = ctx;
+	struct collector *c = l->c;
 
-	if (!l->err && !in_pod(l->c, p))
-		l->err = target_list_add(l->list, t, l->c->cfg->sampling_frequency);
+	if (l->err || in_pod(c, p))
+		return;
+	unsigned hz = c->rates && p->cgroup2_id ? cgroup_rates_of(c->rates, p->cgroup2_id) : 0;
+	l->err = target_list_add(l->list, t, hz ? hz : c->cfg->sampling_frequency);
 }
 
 static void add_pod_target(void *ctx, const struct target *t, unsigned frequency)
@@ -524,23 +570,30 @@ static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 		       "Samples drained by the rate they were taken at: the base rate, or a container's raised one.");
 	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"base\"", atomic_load(&c->samples_base));
 	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"high\"", atomic_load(&c->samples_high));
-	if (!c->pods)
-		return;
-	struct pod_store_stats ps;
-	pod_store_stats(c->pods, &ps);
-	metrics_family(b, "anorak_kubernetes_containers", "gauge", "Containers of this node's pods known now.");
-	metrics_value(b, "anorak_kubernetes_containers", NULL, ps.containers);
+
+	struct pod_store_stats ps = { 0 };
+	struct cgroup_rates_stats rs = { 0 };
+	if (c->pods)
+		pod_store_stats(c->pods, &ps);
+	if (c->rates)
+		cgroup_rates_stats(c->rates, &rs);
 	metrics_family(b, "anorak_high_frequency_cgroups", "gauge",
-		       "Containers sampled at a raised frequency (pod annotation or __sampling_frequency__) now.");
-	metrics_value(b, "anorak_high_frequency_cgroups", NULL, atomic_load(&c->nhigh));
+		       "Cgroups sampled at a raised frequency now: pods' containers (annotation or __sampling_frequency__) "
+		       "and host targets' cgroups (__sampling_frequency__).");
+	metrics_value(b, "anorak_high_frequency_cgroups", NULL, rs.cgroups);
 	metrics_family(b, "anorak_high_frequency_cgroups_max", "gauge",
-		       "Limit of containers at a raised frequency (--sampling.max-high-frequency-containers).");
+		       "Limit of cgroups at a raised frequency (--sampling.max-high-frequency-containers).");
 	metrics_value(b, "anorak_high_frequency_cgroups_max", NULL, c->cfg->sampling_max_hf_cgroups);
 	metrics_family(b, "anorak_high_frequency_refused_total", "counter",
-		       "Raised frequencies not applied, by reason: invalid value, the container limit, perf events refused.");
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"invalid\"", ps.invalid_frequencies);
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"limit\"", atomic_load(&c->high_refused_limit));
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"perf_event\"", atomic_load(&c->high_open_errors));
+		       "Raised frequencies not applied, by reason: invalid value, the cgroup limit, perf events refused.");
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"invalid\"",
+		      ps.invalid_frequencies + atomic_load(&c->host_invalid_frequencies));
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"limit\"", rs.refused_limit);
+	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"perf_event\"", rs.open_errors);
+	if (!c->pods)
+		return;
+	metrics_family(b, "anorak_kubernetes_containers", "gauge", "Containers of this node's pods known now.");
+	metrics_value(b, "anorak_kubernetes_containers", NULL, ps.containers);
 	metrics_family(b, "anorak_cgroup_scans_total", "counter",
 		       "Scans of the cgroup tree for the cgroups of new containers.");
 	metrics_value(b, "anorak_cgroup_scans_total", NULL, atomic_load(&c->cgroup_scans));
@@ -567,6 +620,7 @@ static void *event_main(void *arg)
 		retry_trace_discovery(c);
 		if (c->pods)
 			scan_cgroups(c);
+		update_host_rates(c);
 	}
 	return NULL;
 }
@@ -695,16 +749,9 @@ static int start_pods(struct collector *c)
 		.base_frequency = c->cfg->sampling_frequency,
 		.max_frequency = c->cfg->sampling_max_frequency,
 	};
-	int err = cgroup2_mount_point("/proc/self/mountinfo", c->cgroup2_mount, sizeof(c->cgroup2_mount));
 
-	if (err) {
-		c->cgroup2_mount[0] = '\0';
-		log_warn("no cgroup2 hierarchy: containers are found from their first sample only",
-			 "err=\"%s\"", strerror(-err));
-	}
-	c->high = calloc(c->cfg->sampling_max_hf_cgroups ? c->cfg->sampling_max_hf_cgroups : 1, sizeof(*c->high));
-	if (!c->high)
-		return -ENOMEM;
+	if (!c->cgroup2_mount[0])
+		log_warn("no cgroup2 hierarchy: containers are found from their first sample only", NULL);
 	return pod_store_new(&c->labeler, &opts, &c->pods);
 }
 
@@ -720,6 +767,19 @@ static int start_kubernetes(struct collector *c, const char *node_name)
 	if (!err)
 		log_info("discovering the pods of this node", "node=\"%s\"", node_name);
 	return err;
+}
+
+static int start_rates(struct collector *c)
+{
+	struct cgroup_rates_opts opts = {
+		.sampler = c->sampler,
+		.cgroup2_mount = c->cgroup2_mount,
+		.max_cgroups = c->cfg->sampling_max_hf_cgroups,
+	};
+
+	/* Room to see a few cgroups past the limit, so that refusals are counted. */
+	c->host_rates_cap = (size_t)c->cfg->sampling_max_hf_cgroups + 16;
+	return cgroup_rates_new(&opts, &c->rates);
 }
 
 static int start_threads(struct collector *c)
@@ -781,6 +841,11 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		goto fail;
 	c->labeler_ready = true;
 	snprintf(c->address, sizeof(c->address), "%s:%s", node_name, listen_port(cfg->listen_address));
+	err = cgroup2_mount_point("/proc/self/mountinfo", c->cgroup2_mount, sizeof(c->cgroup2_mount));
+	if (err) {
+		c->cgroup2_mount[0] = '\0';
+		log_warn("no cgroup2 hierarchy: no cgroup can be sampled at its own rate", "err=\"%s\"", strerror(-err));
+	}
 	if (kubernetes_configured(cfg) && (err = start_pods(c)))
 		goto fail;
 	struct process_table_opts proc_opts = {
@@ -790,6 +855,7 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		.on_learnt_ctx = c,
 		.symbolizer = c->symbolizer,
 		.proc_root = "/proc",
+		.cgroup2_mount = c->cgroup2_mount,
 		.labeler = &c->labeler,
 		.address = c->address,
 		.max_processes = cfg->max_processes,
@@ -809,6 +875,8 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 	};
 	err = sampler_open(&sampler_opts, process_table_on_event, c->processes, &c->sampler);
 	if (err)
+		goto fail;
+	if ((err = start_rates(c)))
 		goto fail;
 	if (c->pods && (err = start_kubernetes(c, node_name)))
 		goto fail;
@@ -855,9 +923,8 @@ void collector_free(struct collector *c)
 		k8s_client_stop(c->k8s);
 	for (int i = 0; i < c->ntrace_retries; i++)
 		process_put(c->trace_retries[i].process);
-	for (size_t i = 0; i < atomic_load(&c->nhigh); i++)
-		sampler_close_cgroup_events(c->sampler, c->high[i].events);
-	free(c->high);
+	cgroup_rates_free(c->rates);
+	free(c->host_rates);
 	sampler_close(c->sampler);
 	window_store_destroy(&c->windows);
 	history_free(c->history);

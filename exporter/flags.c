@@ -51,9 +51,10 @@ static const struct flag flags[] = {
 	{ "sampling.frequency", 0, F_UINT, FIELD(sampling_frequency), "19", NULL, 1, 100000, false,
 	  "Samples per second per CPU for every target (at most --sampling.max-frequency)." },
 	{ "sampling.max-frequency", 0, F_UINT, FIELD(sampling_max_frequency), "1000", NULL, 1, 100000,
-	  false, "Ceiling for sampling frequencies raised by pod annotations." },
+	  false, "Ceiling for sampling frequencies raised by pod annotations or __sampling_frequency__." },
 	{ "sampling.max-high-frequency-containers", 0, F_UINT, FIELD(sampling_max_hf_cgroups), "64", NULL, 0,
-	  4096, false, "Containers sampled at a raised frequency at once; more keep the base rate (counted)." },
+	  4096, false, "Containers and host cgroups sampled at a raised frequency at once; more keep the base rate "
+	  "(counted)." },
 	{ "sampling.include-idle", 0, F_BOOL, FIELD(sampling_include_idle), "false", NULL, 0, 0, false,
 	  "Keep samples of the idle task (pid 0)." },
 	{ "storage.retention", 0, F_DURATION, FIELD(retention_seconds), "1h", NULL, 1, 7 * DAY, false,

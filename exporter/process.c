@@ -102,6 +102,9 @@ static struct target *host_target(struct process_table *t, struct process *p)
 
 	read_executable(t->opts.proc_root, p->tgid, exe, sizeof(exe));
 	cgroup_identity_of_pid(t->opts.proc_root, (int)p->tgid, &p->cgroup, cgroup_path, sizeof(cgroup_path));
+	if (t->opts.cgroup2_mount && t->opts.cgroup2_mount[0] &&
+	    cgroup2_of_pid(t->opts.proc_root, t->opts.cgroup2_mount, (int)p->tgid, &p->cgroup2_id, NULL, 0))
+		p->cgroup2_id = 0;
 	struct host_process hp = { .address = t->opts.address, .pid = p->tgid, .comm = p->comm,
 				   .executable = exe, .cgroup_path = cgroup_path, .cgroup = &p->cgroup };
 	if (host_discovered_labels(&hp, &discovered)) {

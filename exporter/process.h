@@ -37,6 +37,7 @@ struct process {
 	char comm[16];
 	enum process_trace_source trace_source;
 	struct cgroup_identity cgroup; /* as /proc/PID/cgroup said when it was learnt */
+	uint64_t cgroup2_id;           /* its cgroup2 cgroup then; 0 when unknown */
 	/* Guarded by the table's lock. */
 	struct target *target;    /* its host target (outside Kubernetes pods); replaced on relabeling */
 	struct proc_maps *maps;
@@ -58,6 +59,7 @@ struct process_table_opts {
 	void *on_learnt_ctx;
 	struct symbolizer *symbolizer;
 	const char *proc_root;      /* "/proc" */
+	const char *cgroup2_mount;  /* where cgroup2 is mounted; "" or NULL: processes get no cgroup2_id */
 	struct target_labeler *labeler;
 	const char *address;        /* __address__ of host targets: this exporter's address on the node */
 	uint32_t max_processes;

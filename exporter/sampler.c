@@ -561,8 +561,10 @@ void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e)
 	free(e);
 }
 
-int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, unsigned frequency, struct cgroup_events **out)
+int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, uint64_t cgroup_id, unsigned frequency,
+			       struct cgroup_events **out)
 {
+	LIBBPF_OPTS(bpf_perf_event_opts, attach, .bpf_cookie = CGROUP_EVENT_COOKIE(cgroup_id, frequency));
 	struct cgroup_events *e = calloc(1, sizeof(*e));
 	int cpus[MAX_CPUS], err = 0;
 	int n = online_cpus(cpus, MAX_CPUS);
@@ -581,7 +583,7 @@ int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, unsigned freque
 			err = fd;
 			break;
 		}
-		e->links[i] = bpf_program__attach_perf_event(s->skel->progs.profile_cgroup, fd);
+		e->links[i] = bpf_program__attach_perf_event_opts(s->skel->progs.profile_cgroup, fd, &attach);
 		if (!e->links[i]) {
 			err = -errno;
 			close(fd);

@@ -63,11 +63,13 @@ int sampler_set_process_dropped(struct sampler *s, uint32_t tgid, bool dropped);
  * full (counted). */
 int sampler_set_cgroup_policy(struct sampler *s, uint64_t cgroup_id, const struct cgroup_policy *policy);
 
-/* Per-CPU events sampling one cgroup v2 (cgroup_fd: its directory, may be closed after) at its own
- * rate; the samples carry that rate. Give the cgroup a policy with that frequency once they are open,
- * so the base events leave it to them. Thread-safe; negative errno (nothing left open) on failure. */
+/* Per-CPU events sampling one cgroup v2 (cgroup_fd: its directory, may be closed after; cgroup_id: its
+ * id) at its own rate; the samples carry that rate. Give the cgroup a policy with that frequency once
+ * they are open, so the base events leave it to them; until then, and for tasks in its descendant
+ * cgroups, they count nothing. Thread-safe; negative errno (nothing left open) on failure. */
 struct cgroup_events;
-int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, unsigned frequency, struct cgroup_events **out);
+int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, uint64_t cgroup_id, unsigned frequency,
+			       struct cgroup_events **out);
 void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e);
 
 /* Waits up to timeout_ms for process events and dispatches them; negative errno on failure. */

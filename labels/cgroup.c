@@ -257,6 +257,40 @@ int cgroup_identity_of_pid(const char *proc_root, int pid, struct cgroup_identit
 	return err;
 }
 
+int cgroup2_of_pid(const char *proc_root, const char *mount, int pid, uint64_t *id, char *path, size_t pathlen)
+{
+	char fname[PATH_MAX], dir[PATH_MAX], *line = NULL, *hier, *ctrls, *p;
+	size_t cap = 0;
+	int err = -ENOENT;
+	struct stat st;
+	FILE *f;
+
+	if (snprintf(fname, sizeof(fname), "%s/%d/cgroup", proc_root, pid) >= (int)sizeof(fname))
+		return -ENAMETOOLONG;
+	f = fopen(fname, "re");
+	if (!f)
+		return -errno;
+	while (err == -ENOENT && getline(&line, &cap, f) > 0) {
+		if (!split_line(line, &hier, &ctrls, &p) || rank_of(hier, ctrls) != RANK_UNIFIED)
+			continue;
+		if (snprintf(dir, sizeof(dir), "%s%s", mount, p) >= (int)sizeof(dir))
+			err = -ENAMETOOLONG;
+		else if (stat(dir, &st))
+			err = -errno;
+		else
+			err = 0;
+		if (!err) {
+			*id = st.st_ino;
+			set_path(path, pathlen, p);
+		}
+	}
+	if (err == -ENOENT && ferror(f))
+		err = -EIO;
+	free(line);
+	fclose(f);
+	return err;
+}
+
 /* mountinfo fields: ID parent major:minor root mount-point options [optional...] - fstype source opts */
 int cgroup2_mount_point(const char *mountinfo, char *out, size_t outlen)
 {

@@ -25,6 +25,11 @@ void cgroup_identity_from_path(const char *path, struct cgroup_identity *id);
 int cgroup_identity_of_pid(const char *proc_root, int pid, struct cgroup_identity *id, char *path,
 			   size_t pathlen);
 
+/* The cgroup2 cgroup of a process: its "0::" line's path (to path, when not NULL) and the id of that
+ * directory under mount (what bpf_get_current_cgroup_id gives). -ENOENT when it has no cgroup2 line,
+ * other negative errno when the file or directory cannot be read. */
+int cgroup2_of_pid(const char *proc_root, const char *mount, int pid, uint64_t *id, char *path, size_t pathlen);
+
 /* Where the cgroup2 hierarchy is mounted, from a mountinfo file (usually /proc/self/mountinfo):
  * "/sys/fs/cgroup" on unified hosts, "/sys/fs/cgroup/unified" on hybrid ones. -ENOENT without one. */
 int cgroup2_mount_point(const char *mountinfo, char *out, size_t outlen);

@@ -104,30 +104,23 @@ static void withdraw_policy(struct pod_store *s, struct container *c)
 	c->applied_frequency = 0;
 }
 
-/* __sampling_frequency__ (from the pod's annotation with the default rules): a decimal integer from
- * 1 to the maximum; the base rate itself needs nothing (0). Anything else changes nothing (-1: the
- * previous rate stands) and is logged, naming the pod. */
+/* __sampling_frequency__ (from the pod's annotation with the default rules); an invalid value changes
+ * nothing (-1: the previous rate stands) and is logged, naming the pod. */
 static int frequency_of(struct pod_store *s, const struct target *t)
 {
-	const char *v = t->sampling_frequency;
-	unsigned long hz = 0;
-	char *end;
+	int hz = target_sampling_frequency(t, s->opts.base_frequency, s->opts.max_frequency);
 
-	if (!v[0] || t->dropped)
-		return 0;
-	if (v[0] >= '0' && v[0] <= '9')
-		hz = strtoul(v, &end, 10);
-	if (!(v[0] >= '0' && v[0] <= '9') || *end || hz == 0 || hz > s->opts.max_frequency) {
+	if (hz < 0) {
 		__atomic_add_fetch(&s->invalid_frequencies, 1, __ATOMIC_RELAXED);
 		log_warn("invalid sampling frequency for a pod's container: keeping the base rate",
 			 "pod=\"%s/%s\" container=\"%s\" value=\"%s\" max=%u",
 			 labelset_get(&t->discovered, "__meta_kubernetes_namespace") ?: "",
 			 labelset_get(&t->discovered, "__meta_kubernetes_pod_name") ?: "",
-			 labelset_get(&t->discovered, "__meta_kubernetes_pod_container_name") ?: "", v,
-			 s->opts.max_frequency);
+			 labelset_get(&t->discovered, "__meta_kubernetes_pod_container_name") ?: "",
+			 t->sampling_frequency, s->opts.max_frequency);
 		return -1;
 	}
-	return hz == s->opts.base_frequency ? 0 : (int)hz;
+	return hz;
 }
 
 static void set_frequency(struct pod_store *s, struct container *c)

@@ -152,3 +152,20 @@ void target_put(struct target *target)
 	labelset_free(&target->labels);
 	free(target);
 }
+
+int target_sampling_frequency(const struct target *t, unsigned base_frequency, unsigned max_frequency)
+{
+	const char *v = t->sampling_frequency;
+	unsigned long hz;
+	char *end;
+
+	if (!v[0] || t->dropped)
+		return 0;
+	if (v[0] < '0' || v[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	hz = strtoul(v, &end, 10);
+	if (*end || errno || hz == 0 || hz > max_frequency)
+		return -EINVAL;
+	return hz == base_frequency ? 0 : (int)hz;
+}

@@ -58,6 +58,10 @@ struct target {
 
 #define TARGET_SAMPLING_FREQUENCY_LABEL "__sampling_frequency__"
 
+/* The rate a target asks for with __sampling_frequency__: a decimal integer from 1 to max_frequency.
+ * 0 when it asks for nothing, or for the base rate, or is dropped; -EINVAL for any other value. */
+int target_sampling_frequency(const struct target *t, unsigned base_frequency, unsigned max_frequency);
+
 /* Makes a target of discovered (taken over, emptied on return): relabeled by t, dropped when the rules
  * drop it. NULL on allocation failure. */
 struct target *target_make(struct target_labeler *t, struct labelset *discovered);

@@ -310,6 +310,41 @@ static void test_proc_errors(void **state)
 	assert_int_equal(cgroup_identity_of_pid(root, 1, &id, NULL, 0), -ENAMETOOLONG);
 }
 
+/* The cgroup2 line's path and the id of its directory under the mount (a temporary tree here). */
+static void test_cgroup2_of_pid(void **state)
+{
+	struct fake_proc *fp = *state;
+	char mount[] = "/tmp/anorak-test-cg2-XXXXXX", dir[128], unit[160], path[256];
+	struct stat st;
+	uint64_t id = 0;
+
+	assert_non_null(mkdtemp(mount));
+	snprintf(dir, sizeof(dir), "%s/system.slice", mount);
+	snprintf(unit, sizeof(unit), "%s/nginx.service", dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(mkdir(unit, 0755), 0);
+	assert_int_equal(stat(unit, &st), 0);
+
+	fake_proc_write(fp, 4242, "9:name=systemd:/system.slice/other.service\n3:cpuset:/\n"
+				  "0::/system.slice/nginx.service\n");
+	assert_int_equal(cgroup2_of_pid(fp->root, mount, 4242, &id, path, sizeof(path)), 0);
+	assert_int_equal(id, st.st_ino);
+	assert_string_equal(path, "/system.slice/nginx.service");
+	assert_int_equal(cgroup2_of_pid(fp->root, mount, 4242, &id, NULL, 0), 0);
+
+	/* cgroup v1 only: no cgroup2 line. */
+	fake_proc_write(fp, 4242, "1:name=systemd:/system.slice/nginx.service\n");
+	assert_int_equal(cgroup2_of_pid(fp->root, mount, 4242, &id, path, sizeof(path)), -ENOENT);
+	/* The directory is gone (the cgroup was removed since). */
+	fake_proc_write(fp, 4242, "0::/system.slice/gone.service\n");
+	assert_int_equal(cgroup2_of_pid(fp->root, mount, 4242, &id, path, sizeof(path)), -ENOENT);
+	assert_int_equal(cgroup2_of_pid(fp->root, mount, 999999, &id, path, sizeof(path)), -ENOENT);
+
+	rmdir(unit);
+	rmdir(dir);
+	rmdir(mount);
+}
+
 /* The real file of this process parses, whatever this host's cgroup layout is. */
 static void test_real_proc(void **state)
 {
@@ -370,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_cgroup2_mount),
 		cmocka_unit_test_setup_teardown(test_proc_files, setup_proc, teardown_proc),
 		cmocka_unit_test_setup_teardown(test_proc_errors, setup_proc, teardown_proc),
+		cmocka_unit_test_setup_teardown(test_cgroup2_of_pid, setup_proc, teardown_proc),
 		cmocka_unit_test(test_real_proc),
 	};
 

@@ -158,6 +158,33 @@ static void test_target_make(void **state)
 	unlink(path);
 }
 
+/* __sampling_frequency__ as the rules leave it: a decimal rate from 1 to the maximum; the base rate, no
+ * value or a dropped target ask for nothing; anything else is invalid. */
+static void test_sampling_frequency(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *value;
+		bool dropped;
+		int want;
+	} cases[] = {
+		{ "", false, 0 },	  { "199", false, 199 },   { "1000", false, 1000 },  { "1", false, 1 },
+		{ "19", false, 0 },	  { "199", true, 0 },	   { "1001", false, -EINVAL }, { "0", false, -EINVAL },
+		{ "-5", false, -EINVAL }, { "+5", false, -EINVAL }, { " 5", false, -EINVAL }, { "5 ", false, -EINVAL },
+		{ "5Hz", false, -EINVAL }, { "fast", false, -EINVAL }, { "0x10", false, -EINVAL },
+		{ "99999999999999999999999", false, -EINVAL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct target t = { .dropped = cases[i].dropped };
+
+		snprintf(t.sampling_frequency, sizeof(t.sampling_frequency), "%s", cases[i].value);
+		if (target_sampling_frequency(&t, 19, 1000) != cases[i].want)
+			fail_msg("\"%s\"%s: got %d, want %d", cases[i].value, cases[i].dropped ? " (dropped)" : "",
+				 target_sampling_frequency(&t, 19, 1000), cases[i].want);
+	}
+}
+
 static void test_bad_file_at_start(void **state)
 {
 	(void)state;
@@ -173,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_user_config_and_reload),
 		cmocka_unit_test(test_host_discovered_labels),
 		cmocka_unit_test(test_target_make),
+		cmocka_unit_test(test_sampling_frequency),
 		cmocka_unit_test(test_bad_file_at_start),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
