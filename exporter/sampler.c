@@ -58,6 +58,8 @@ struct sampler {
 
 	atomic_uint_fast64_t drains;
 	atomic_uint_fast64_t drained_samples;
+	uint64_t generation_counted[2]; /* drain thread: BPF's count of each generation at its last drain */
+	atomic_uint_fast64_t counted_drained;
 	atomic_uint_fast64_t drain_errors;
 	atomic_uint_fast64_t last_distinct_stacks;
 	atomic_uint_fast64_t last_count_entries;
@@ -439,6 +441,33 @@ static const uint64_t *table_frames(struct stack_table *t, uint64_t hash, uint32
 	return *depth ? t->frames + slot->first : NULL;
 }
 
+/* BPF's own count of the samples put in generation gen so far: exact once no program writes it. */
+static int read_generation_counted(struct sampler *s, uint32_t gen)
+{
+	__u64 *percpu = calloc(s->ncpus_possible, sizeof(*percpu));
+	uint64_t total = 0;
+	int err = 0;
+
+	if (!percpu)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.generation_counted), &gen, percpu))
+		err = -errno;
+	for (int c = 0; c < s->ncpus_possible && !err; c++)
+		total += percpu[c];
+	free(percpu);
+	if (!err) {
+		s->generation_counted[gen] = total;
+		atomic_store(&s->counted_drained, s->generation_counted[0] + s->generation_counted[1]);
+	}
+	return err;
+}
+
+void sampler_drained_totals(struct sampler *s, uint64_t *counted, uint64_t *drained)
+{
+	*counted = atomic_load(&s->counted_drained);
+	*drained = atomic_load(&s->drained_samples);
+}
+
 /* Reads and deletes every entry of a map nobody writes any more, n at a time into keys/values, and
  * hands each batch to fn. */
 static int drain_map(int fd, void *keys, void *values, __u32 batch_size,
@@ -517,6 +546,8 @@ int sampler_drain(struct sampler *s, sampler_sample_fn on_sample, void *ctx)
 	s->generation ^= 1;
 	__atomic_store_n(&s->skel->bss->generation, s->generation, __ATOMIC_SEQ_CST);
 	err = wait_for_writers(s, old);
+	if (!err)
+		err = read_generation_counted(s, old);
 	table_reset(&s->stacks);
 	/* Stacks first: the counts name them. */
 	if (!err)

@@ -51,6 +51,11 @@ void sampler_close(struct sampler *s);
  * the old one to on_sample, then empties it. */
 int sampler_drain(struct sampler *s, sampler_sample_fn on_sample, void *ctx);
 
+/* counted: what the BPF program counted into the generations drained so far (its own count, exact at
+ * each drain); drained: the samples read from them. Equal unless a drain failed part way (the rest
+ * then waits in the map for the generation's next drain). Drain thread, or any thread for metrics. */
+void sampler_drained_totals(struct sampler *s, uint64_t *counted, uint64_t *drained);
+
 /* Tells the BPF program where process tgid publishes its trace context (thread-safe). */
 int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_slot *slot);
 
