@@ -252,6 +252,12 @@ static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t 
 		.ctx = &qc,
 		.max_seconds = cfg->retention_seconds > 0xffffffffu ? 0xffffffffu : (unsigned)cfg->retention_seconds,
 		.web = web,
+		.limits = {
+			.max_connections = cfg->web_max_connections,
+			.max_requests = cfg->web_max_requests,
+			.read_timeout_ms = (unsigned)cfg->web_read_timeout_seconds * 1000,
+			.max_header_bytes = (unsigned)cfg->web_max_header_bytes,
+		},
 	};
 	struct http_server *server;
 	int err = http_server_start(cfg->listen_address, &handlers, &server);
