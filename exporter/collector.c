@@ -890,6 +890,8 @@ void collector_stop(struct collector *c)
 	pthread_cond_broadcast(&c->served);
 	pthread_mutex_unlock(&c->lock);
 	window_store_stop(&c->windows);
+	if (c->sampler)
+		sampler_stop_events(c->sampler);
 	if (c->drain_started)
 		pthread_join(c->drain_thread, NULL);
 	if (c->event_started)

@@ -45,6 +45,7 @@ struct sampler {
 	struct unwinder *unwinder;
 	sampler_event_fn on_event;
 	void *event_ctx;
+	atomic_bool events_stopped;
 	unsigned frequency;
 	uint32_t generation;
 
@@ -126,6 +127,10 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
+	/* Ends the poll early: a backlog of events, each of which may read ELF files, must not hold up
+	 * shutdown. */
+	if (atomic_load(&s->events_stopped))
+		return -ECANCELED;
 	/* Unwind tables first: until the process has them its stacks are walked by frame pointer, and
 	 * learning it (labels, symbols) takes longer. */
 	if (s->unwinder && (e->type == PROCESS_EVENT_SAMPLED || e->type == PROCESS_EVENT_EXEC))
@@ -669,7 +674,12 @@ int sampler_poll_events(struct sampler *s, int timeout_ms)
 {
 	int n = ring_buffer__poll(s->events, timeout_ms);
 
-	return n == -EINTR ? 0 : n;
+	return n == -EINTR || n == -ECANCELED ? 0 : n;
+}
+
+void sampler_stop_events(struct sampler *s)
+{
+	atomic_store(&s->events_stopped, true);
 }
 
 static void sum_outcomes(struct sampler *s, uint64_t *totals)

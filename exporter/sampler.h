@@ -77,6 +77,8 @@ void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e);
 
 /* Waits up to timeout_ms for process events and dispatches them; negative errno on failure. */
 int sampler_poll_events(struct sampler *s, int timeout_ms);
+/* Makes sampler_poll_events return before the next event (thread-safe): for shutdown. */
+void sampler_stop_events(struct sampler *s);
 
 /* anorak_samples_total{outcome}, anorak_bpf_* families. */
 void sampler_write_metrics(struct metrics_buf *b, void *sampler);
