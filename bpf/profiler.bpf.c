@@ -92,6 +92,16 @@ struct {
 	__type(value, __u64);
 } outcomes SEC(".maps");
 
+/* Samples counted into each generation's count map, per CPU. Only programs that read generation g
+ * write entry g, so after a switch and the wait for writers user space reads an exact total for the
+ * generation it drains. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} generation_counted SEC(".maps");
+
 /* Processes user space has been told about (enum known_process); a miss sends PROCESS_EVENT_SAMPLED. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -545,6 +555,9 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 		}
 	}
 	count_outcome(SAMPLE_COUNTED);
+	__u64 *in_gen = bpf_map_lookup_elem(&generation_counted, &gen);
+	if (in_gen)
+		*in_gen += 1;
 	return 0;
 }
 

@@ -101,6 +101,14 @@ struct collector {
 	uint64_t drain_seq;
 	int64_t last_drain_ns;
 
+	/* What became of the drained samples, updated with the history at the end of each drain, so a
+	 * scrape that sees the same number of drains before and after a history query sees figures that
+	 * match it exactly. */
+	pthread_mutex_t ledger_lock;
+	struct drain_ledger {
+		uint64_t drains, counted, drained, stored, target_dropped, no_stack, out_of_memory;
+	} ledger;
+
 	pthread_t drain_thread, event_thread;
 	bool drain_started, event_started;
 	atomic_bool ready;
@@ -109,7 +117,7 @@ struct collector {
 struct drain_ctx {
 	struct collector *c;
 	struct slice *slice;
-	uint64_t lost;
+	uint64_t stored, target_dropped, no_stack, lost;
 };
 
 static int64_t realtime_ns(void)
@@ -148,6 +156,12 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 	struct drain_ctx *dc = ctx;
 	struct collector *c = dc->c;
 	struct proc_maps *maps = NULL;
+
+	/* Both walks failed: nothing to show it under (the walks' failures are in anorak_stacks_dropped_total). */
+	if (!d->nuser && !d->nkernel) {
+		dc->no_stack += d->count;
+		return;
+	}
 	struct process *p = process_table_resolve(c->processes, d->key->tgid, d->user, d->nuser, &maps);
 
 	if (!p) {
@@ -166,6 +180,7 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 	/* Taken before the BPF filter knew the target was dropped: counted and let go here. */
 	if (sample.target->dropped) {
 		atomic_fetch_add(&c->dropped_target_samples, d->count);
+		dc->target_dropped += d->count;
 		process_put(p);
 		target_put(sample.target);
 		if (maps)
@@ -178,6 +193,20 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 	if (slice_add(dc->slice, &sample, d->key->user_stack, d->user, d->nuser, d->key->kernel_stack,
 		      d->kernel, d->nkernel))
 		dc->lost += d->count;
+	else
+		dc->stored += d->count;
+}
+
+static void ledger_add(struct collector *c, const struct drain_ctx *dc)
+{
+	struct drain_ledger *l = &c->ledger;
+
+	l->drains++;
+	sampler_drained_totals(c->sampler, &l->counted, &l->drained);
+	l->stored += dc->stored;
+	l->target_dropped += dc->target_dropped;
+	l->no_stack += dc->no_stack;
+	l->out_of_memory += dc->lost;
 }
 
 /* Drains one generation into a new slice and serves the requests taken before it began. */
@@ -206,13 +235,17 @@ static void drain_once(struct collector *c)
 		r->at_ns = end_ns;
 		r->err = r->pin ? window_store_pin(&c->windows, seq) : 0;
 	}
+	pthread_mutex_lock(&c->ledger_lock);
 	if (dc.slice) {
 		slice_seal(dc.slice, end_ns);
 		/* Before the store may free it: nobody may have pinned it. */
 		if (history_add_slice(c->history, dc.slice))
 			log_warn("samples lost while keeping a drain in the history: out of memory", NULL);
-		window_store_append(&c->windows, dc.slice);
 	}
+	ledger_add(c, &dc);
+	pthread_mutex_unlock(&c->ledger_lock);
+	if (dc.slice)
+		window_store_append(&c->windows, dc.slice);
 	/* After the slice is stored: the processes it references stay alive through it. */
 	process_table_drain_end(c->processes);
 
@@ -571,6 +604,23 @@ static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"base\"", atomic_load(&c->samples_base));
 	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"high\"", atomic_load(&c->samples_high));
 
+	pthread_mutex_lock(&c->ledger_lock);
+	struct drain_ledger l = c->ledger;
+	pthread_mutex_unlock(&c->ledger_lock);
+	metrics_family(b, "anorak_drains_completed_total", "counter",
+		       "Drains whose samples are in anorak_drained_samples_total and the history (all three change together).");
+	metrics_value(b, "anorak_drains_completed_total", NULL, l.drains);
+	metrics_family(b, "anorak_bpf_counted_drained_samples_total", "counter",
+		       "Samples the BPF program counted into the generations drained so far, by its own count.");
+	metrics_value(b, "anorak_bpf_counted_drained_samples_total", NULL, l.counted);
+	metrics_family(b, "anorak_drained_samples_total", "counter",
+		       "Samples read from the BPF maps by what became of them: stored (served by profiles and the "
+		       "history), or dropped because their target is dropped, they have no stack, or memory ran out.");
+	metrics_value(b, "anorak_drained_samples_total", "outcome=\"stored\"", l.stored);
+	metrics_value(b, "anorak_drained_samples_total", "outcome=\"target_dropped\"", l.target_dropped);
+	metrics_value(b, "anorak_drained_samples_total", "outcome=\"no_stack\"", l.no_stack);
+	metrics_value(b, "anorak_drained_samples_total", "outcome=\"out_of_memory\"", l.out_of_memory);
+
 	struct pod_store_stats ps = { 0 };
 	struct cgroup_rates_stats rs = { 0 };
 	if (c->pods)
@@ -805,6 +855,7 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		return -ENOMEM;
 	c->cfg = cfg;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->ledger_lock, NULL);
 	pthread_condattr_t monotonic;
 	pthread_condattr_init(&monotonic);
 	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
@@ -907,6 +958,8 @@ void collector_stop(struct collector *c)
 	pthread_cond_broadcast(&c->served);
 	pthread_mutex_unlock(&c->lock);
 	window_store_stop(&c->windows);
+	if (c->sampler)
+		sampler_stop_events(c->sampler);
 	if (c->drain_started)
 		pthread_join(c->drain_thread, NULL);
 	if (c->event_started)
@@ -936,5 +989,6 @@ void collector_free(struct collector *c)
 	pthread_cond_destroy(&c->wake);
 	pthread_cond_destroy(&c->served);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->ledger_lock);
 	free(c);
 }

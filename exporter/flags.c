@@ -35,6 +35,16 @@ static const struct flag flags[] = {
 	{ "web.config.file", 0, F_STRING, FIELD(web_config_file), NULL, "FILE", 0, 0, false,
 	  "TLS and basic authentication, in the exporter-toolkit web configuration format "
 	  "(tls_server_config, basic_auth_users with bcrypt hashes); looked at on every request." },
+	{ "web.max-connections", 0, F_UINT, FIELD(web_max_connections), "128", NULL, 2, 4096, false,
+	  "Connections served at once, each by its own worker thread; more wait to be accepted." },
+	{ "web.max-requests", 0, F_UINT, FIELD(web_max_requests), "64", NULL, 1, 4095, false,
+	  "Profile requests (?seconds=) waiting for their window at once; more are answered 429. Below "
+	  "--web.max-connections, so /metrics and the health checks always find a worker." },
+	{ "web.read-timeout", 0, F_DURATION, FIELD(web_read_timeout_seconds), "30s", NULL, 1, 3600, false,
+	  "Longest wait for one network read or write: a client that stops sending its request or "
+	  "reading the answer is dropped. Profile windows may be longer." },
+	{ "web.max-header-bytes", 0, F_BYTES, FIELD(web_max_header_bytes), "16KiB", NULL, 1024, 1 * MiB,
+	  false, "Largest request line and headers; a larger request is refused." },
 	{ "config.file", 0, F_STRING, FIELD(config_file), NULL, "FILE", 0, 0, false,
 	  "YAML file with job_name and relabel_configs (Prometheus semantics), re-read on SIGHUP; "
 	  "without it the built-in default config is used." },
@@ -209,6 +219,9 @@ static int check_range(const struct flag *f, const char *value, uint64_t v, FILE
 	else if (f->max == UINT64_MAX)
 		fprintf(err, "anorak: error: --%s: %s is below the minimum of %llu%s\n", f->name, value,
 			(unsigned long long)f->min, f->type == F_BYTES ? " bytes" : "s");
+	else if (f->type == F_BYTES)
+		fprintf(err, "anorak: error: --%s: %s is out of range (%llu to %llu bytes)\n", f->name, value,
+			(unsigned long long)f->min, (unsigned long long)f->max);
 	else
 		fprintf(err, "anorak: error: --%s: %s is out of range (%llus to %llus)\n", f->name, value,
 			(unsigned long long)f->min, (unsigned long long)f->max);
@@ -418,6 +431,12 @@ static int validate(const struct anorak_config *cfg, const bool *seen, FILE *err
 	}
 	if (cfg->record && !cfg->record_output) {
 		fprintf(err, "anorak: error: record: -o/--output FILE is required\n");
+		return -EINVAL;
+	}
+	if (cfg->web_max_requests >= cfg->web_max_connections) {
+		fprintf(err, "anorak: error: --web.max-requests: %u is not below --web.max-connections (%u): "
+			"/metrics and the health checks need a worker\n", cfg->web_max_requests,
+			cfg->web_max_connections);
 		return -EINVAL;
 	}
 	if (cfg->sampling_frequency > cfg->sampling_max_frequency) {

@@ -16,6 +16,10 @@ struct anorak_config {
 	const char *kubernetes_node_name;  /* --kubernetes.node-name, NULL: $NODE_NAME, else the hostname */
 	uint32_t bpf_cgroup_map_entries;   /* --bpf.cgroup-map-entries, 4096 */
 	const char *web_config_file;       /* --web.config.file, NULL: plain HTTP, no authentication */
+	uint32_t web_max_connections;      /* --web.max-connections, 128: worker threads */
+	uint32_t web_max_requests;         /* --web.max-requests, 64: profile requests waiting at once */
+	uint64_t web_read_timeout_seconds; /* --web.read-timeout, "30s" */
+	uint64_t web_max_header_bytes;     /* --web.max-header-bytes, "16KiB" */
 	unsigned sampling_frequency;       /* --sampling.frequency, 19 (1..sampling_max_frequency) */
 	unsigned sampling_max_frequency;   /* --sampling.max-frequency, 1000 */
 	uint32_t sampling_max_hf_cgroups;  /* --sampling.max-high-frequency-containers, 64 */

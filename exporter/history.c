@@ -219,6 +219,7 @@ struct history {
 	struct open_window open;
 	uint64_t windows, window_bytes, records, samples;
 	uint64_t evictions_retention, evictions_size;
+	uint64_t samples_lost; /* not stored: out of memory */
 	char name[NAME_MAX_LEN];
 	char module[64];
 };
@@ -649,10 +650,11 @@ static int seal_open(struct history *h)
 	 * and a range on an idle node is an empty profile, not a miss. */
 	w = calloc(1, sizeof(*w));
 	if (!w)
-		return -ENOMEM;
+		return -ENOMEM; /* the window stays open, and is sealed by a later slice */
 	err = encode_open(o, &w->data, &w->len);
 	if (err) {
 		free(w);
+		h->samples_lost += o->samples;
 		open_reset(o);
 		return err;
 	}
@@ -696,8 +698,13 @@ int history_add_slice(struct history *h, const struct slice *s)
 		h->open.started = true;
 		h->open.start_ns = s->start_ns;
 	}
-	for (size_t i = 0; i < s->nsamples && !err; i++)
-		err = add_sample(h, &in, s, &s->samples[i]);
+	for (size_t i = 0; i < s->nsamples; i++) {
+		if (!err)
+			err = add_sample(h, &in, s, &s->samples[i]);
+		/* add_sample adds the count last: a failed sample and the rest of the slice are lost. */
+		if (err)
+			h->samples_lost += s->samples[i].count;
+	}
 	h->open.end_ns = s->end_ns;
 	/* Close the window at its length, or early when it alone would take a large share of the
 	 * bound. */
@@ -829,6 +836,7 @@ void history_stats(struct history *h, struct history_stats *out)
 		.samples = h->samples,
 		.evictions_retention = h->evictions_retention,
 		.evictions_size = h->evictions_size,
+		.samples_lost = h->samples_lost,
 	};
 	for (const struct history_epoch *e = h->epochs; e; e = e->next)
 		out->epochs++;
@@ -862,6 +870,9 @@ void history_write_metrics(struct metrics_buf *b, void *history)
 		       "under --storage.max-bytes.");
 	metrics_value(b, "anorak_history_evictions_total", "reason=\"retention\"", (double)st.evictions_retention);
 	metrics_value(b, "anorak_history_evictions_total", "reason=\"size\"", (double)st.evictions_size);
+	metrics_family(b, "anorak_history_samples_lost_total", "counter",
+		       "Samples of drains the history could not keep: out of memory.");
+	metrics_value(b, "anorak_history_samples_lost_total", NULL, (double)st.samples_lost);
 }
 
 bool history_filter_match(struct history_filter *f, const struct history_epoch *e, uint32_t labels)

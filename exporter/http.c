@@ -22,16 +22,6 @@
 #include "webconfig.h"
 
 #define PROFILE_DEFAULT_SECONDS 30
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
-/*
- * civetweb's request_timeout_ms bounds each network read and write (a client that stops sending
- * its request, or stops reading the answer), not the time a handler runs: a profile handler can
- * block for the whole window (up to --storage.retention) while idle and slow clients are still
- * dropped after 30 s.
- */
-#define REQUEST_TIMEOUT_MS "30000"
 
 enum route {
 	ROUTE_INDEX,
@@ -236,10 +226,12 @@ static int serve_profile(struct http_server *s, struct mg_connection *conn,
 	    sizeof(reason)))
 		return send_text(conn, 400, "%s\n", reason);
 
-	if (__atomic_add_fetch(&s->profiles_in_flight, 1, __ATOMIC_SEQ_CST) > HTTP_MAX_PROFILE_REQUESTS) {
+	/* Waiting profiles hold a worker each: past the limit they are turned away, so they cannot take
+	 * every worker and starve /metrics and the health checks. */
+	if (__atomic_add_fetch(&s->profiles_in_flight, 1, __ATOMIC_SEQ_CST) > (int)s->h.limits.max_requests) {
 		__atomic_sub_fetch(&s->profiles_in_flight, 1, __ATOMIC_SEQ_CST);
-		return send_text(conn, 429, "too many concurrent profile requests (at most %d)\n",
-				 HTTP_MAX_PROFILE_REQUESTS);
+		return send_text(conn, 429, "too many concurrent profile requests (at most %u, --web.max-requests)\n",
+				 s->h.limits.max_requests);
 	}
 	ret = s->h.profile(s->h.ctx, seconds, &body, &len);
 	__atomic_sub_fetch(&s->profiles_in_flight, 1, __ATOMIC_SEQ_CST);
@@ -671,12 +663,15 @@ static int init_ssl(void *ssl_ctx, void *user_data)
 static int start_civetweb(struct http_server *s, const char *listen_address,
 			  const struct listen_addr *la)
 {
-	char ports[sizeof(la->ports) + 1];
+	char ports[sizeof(la->ports) + 1], threads[16], timeout[16], header[16];
+	/* request_timeout_ms bounds each network read and write (a client that stops sending its request,
+	 * or stops reading the answer), not the time a handler runs: a profile can wait for its whole
+	 * window while idle and slow clients are still dropped. */
 	const char *options[] = {
 		"listening_ports", ports,
-		"num_threads", STR(HTTP_WORKER_THREADS),
-		"request_timeout_ms", REQUEST_TIMEOUT_MS,
-		"max_request_size", STR(HTTP_MAX_HEADER_BYTES),
+		"num_threads", threads,
+		"request_timeout_ms", timeout,
+		"max_request_size", header,
 		"enable_keep_alive", "yes",
 		NULL,
 	};
@@ -687,6 +682,9 @@ static int start_civetweb(struct http_server *s, const char *listen_address,
 	struct mg_error_data error = { .text = text, .text_buffer_size = sizeof(text) };
 	int err;
 
+	snprintf(threads, sizeof(threads), "%u", s->h.limits.max_connections);
+	snprintf(timeout, sizeof(timeout), "%u", s->h.limits.read_timeout_ms);
+	snprintf(header, sizeof(header), "%u", s->h.limits.max_header_bytes);
 	/* civetweb's "s" suffix: this port speaks TLS only. */
 	snprintf(ports, sizeof(ports), "%s%s", la->ports, webconfig_tls(s->h.web) ? "s" : "");
 	pthread_once(&civetweb_once, civetweb_init);
@@ -709,6 +707,15 @@ int http_server_start(const char *listen_address, const struct http_handlers *ha
 	const char *why;
 	int err;
 
+	const struct http_limits *lim = &handlers->limits;
+
+	if (!lim->max_connections || !lim->max_requests || lim->max_requests >= lim->max_connections ||
+	    !lim->read_timeout_ms || !lim->max_header_bytes) {
+		log_error("bad HTTP limits", "max_connections=%u max_requests=%u read_timeout_ms=%u "
+			  "max_header_bytes=%u", lim->max_connections, lim->max_requests, lim->read_timeout_ms,
+			  lim->max_header_bytes);
+		return -EINVAL;
+	}
 	err = parse_listen_address(listen_address, &la, &why);
 	if (err) {
 		log_error("bad listen address", "address=\"%s\" err=\"%s\"", listen_address, why);

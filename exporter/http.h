@@ -33,18 +33,19 @@ struct http_handlers {
 	int (*targets)(void *ctx, char **body, size_t *len);
 	void *ctx;
 	unsigned max_seconds; /* larger ?seconds= is a 400 */
+	/* Every one nonzero (http_server_start refuses zeros); max_requests below max_connections, so
+	 * /metrics and the health checks always find a worker. */
+	struct http_limits {
+		unsigned max_connections;  /* worker threads: connections served at once */
+		unsigned max_requests;     /* profile requests waiting at once; more are answered 429 */
+		unsigned read_timeout_ms;  /* each network read or write (civetweb's request_timeout_ms) */
+		unsigned max_header_bytes; /* request line and headers; larger requests are refused */
+	} limits;
 	struct webconfig *web; /* --web.config.file (TLS, basic auth), borrowed; NULL for neither */
 };
 
 struct http_server;
 struct webconfig;
-
-/* Profile requests waiting at once; more are answered 429 so they cannot take every worker thread
- * (the server has HTTP_WORKER_THREADS) and starve /metrics and the health checks. */
-#define HTTP_MAX_PROFILE_REQUESTS 16
-#define HTTP_WORKER_THREADS 32
-/* Request line and headers together; a larger request is refused (civetweb answers 413/431). */
-#define HTTP_MAX_HEADER_BYTES 16384
 
 /* listen_address is Prometheus style: ":9760", "127.0.0.1:9760", "[::1]:9760". On failure logs one
  * line naming the address and the cause (port taken, bad address) and returns negative errno. */

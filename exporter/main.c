@@ -26,6 +26,8 @@
 /* Every file a profiled process maps stays open while its samples may be encoded. */
 #define WANTED_NOFILE 65536
 
+/* The set the DaemonSet grants (integrations/kubernetes/daemonset.yaml says what each is for), but for
+ * CAP_SYS_RESOURCE: see raise_nofile. */
 static const struct {
 	int cap;
 	const char *name;
@@ -35,6 +37,7 @@ static const struct {
 	{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE" },
 	{ CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH" },
 	{ CAP_SYSLOG, "CAP_SYSLOG" },
+	{ 40 /* CAP_CHECKPOINT_RESTORE */, "CAP_CHECKPOINT_RESTORE" },
 };
 
 /* Names the capabilities missing from the effective set; 0 when all are there. */
@@ -71,6 +74,8 @@ static int check_btf(void)
 	return -ENOENT;
 }
 
+/* Raising the hard limit takes CAP_SYS_RESOURCE, which is not needed where the hard limit is high
+ * enough already: without it anorak says so once and runs with the hard limit. */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -82,6 +87,9 @@ static void raise_nofile(void)
 		struct rlimit raised = { WANTED_NOFILE, WANTED_NOFILE };
 		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
 			return;
+		log_warn("cannot raise the open-file limit without CAP_SYS_RESOURCE: using the hard limit",
+			 "missing=\"CAP_SYS_RESOURCE\" limit=%llu wanted=%d err=\"%s\"",
+			 (unsigned long long)rl.rlim_max, WANTED_NOFILE, strerror(errno));
 	}
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
@@ -252,6 +260,12 @@ static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t 
 		.ctx = &qc,
 		.max_seconds = cfg->retention_seconds > 0xffffffffu ? 0xffffffffu : (unsigned)cfg->retention_seconds,
 		.web = web,
+		.limits = {
+			.max_connections = cfg->web_max_connections,
+			.max_requests = cfg->web_max_requests,
+			.read_timeout_ms = (unsigned)cfg->web_read_timeout_seconds * 1000,
+			.max_header_bytes = (unsigned)cfg->web_max_header_bytes,
+		},
 	};
 	struct http_server *server;
 	int err = http_server_start(cfg->listen_address, &handlers, &server);

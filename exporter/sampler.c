@@ -45,6 +45,7 @@ struct sampler {
 	struct unwinder *unwinder;
 	sampler_event_fn on_event;
 	void *event_ctx;
+	atomic_bool events_stopped;
 	unsigned frequency;
 	uint32_t generation;
 
@@ -58,6 +59,8 @@ struct sampler {
 
 	atomic_uint_fast64_t drains;
 	atomic_uint_fast64_t drained_samples;
+	uint64_t generation_counted[2]; /* drain thread: BPF's count of each generation at its last drain */
+	atomic_uint_fast64_t counted_drained;
 	atomic_uint_fast64_t drain_errors;
 	atomic_uint_fast64_t last_distinct_stacks;
 	atomic_uint_fast64_t last_count_entries;
@@ -124,6 +127,10 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
+	/* Ends the poll early: a backlog of events, each of which may read ELF files, must not hold up
+	 * shutdown. */
+	if (atomic_load(&s->events_stopped))
+		return -ECANCELED;
 	/* Unwind tables first: until the process has them its stacks are walked by frame pointer, and
 	 * learning it (labels, symbols) takes longer. */
 	if (s->unwinder && (e->type == PROCESS_EVENT_SAMPLED || e->type == PROCESS_EVENT_EXEC))
@@ -439,6 +446,33 @@ static const uint64_t *table_frames(struct stack_table *t, uint64_t hash, uint32
 	return *depth ? t->frames + slot->first : NULL;
 }
 
+/* BPF's own count of the samples put in generation gen so far: exact once no program writes it. */
+static int read_generation_counted(struct sampler *s, uint32_t gen)
+{
+	__u64 *percpu = calloc(s->ncpus_possible, sizeof(*percpu));
+	uint64_t total = 0;
+	int err = 0;
+
+	if (!percpu)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.generation_counted), &gen, percpu))
+		err = -errno;
+	for (int c = 0; c < s->ncpus_possible && !err; c++)
+		total += percpu[c];
+	free(percpu);
+	if (!err) {
+		s->generation_counted[gen] = total;
+		atomic_store(&s->counted_drained, s->generation_counted[0] + s->generation_counted[1]);
+	}
+	return err;
+}
+
+void sampler_drained_totals(struct sampler *s, uint64_t *counted, uint64_t *drained)
+{
+	*counted = atomic_load(&s->counted_drained);
+	*drained = atomic_load(&s->drained_samples);
+}
+
 /* Reads and deletes every entry of a map nobody writes any more, n at a time into keys/values, and
  * hands each batch to fn. */
 static int drain_map(int fd, void *keys, void *values, __u32 batch_size,
@@ -517,6 +551,8 @@ int sampler_drain(struct sampler *s, sampler_sample_fn on_sample, void *ctx)
 	s->generation ^= 1;
 	__atomic_store_n(&s->skel->bss->generation, s->generation, __ATOMIC_SEQ_CST);
 	err = wait_for_writers(s, old);
+	if (!err)
+		err = read_generation_counted(s, old);
 	table_reset(&s->stacks);
 	/* Stacks first: the counts name them. */
 	if (!err)
@@ -640,7 +676,12 @@ int sampler_poll_events(struct sampler *s, int timeout_ms)
 {
 	int n = ring_buffer__poll(s->events, timeout_ms);
 
-	return n == -EINTR ? 0 : n;
+	return n == -EINTR || n == -ECANCELED ? 0 : n;
+}
+
+void sampler_stop_events(struct sampler *s)
+{
+	atomic_store(&s->events_stopped, true);
 }
 
 static void sum_outcomes(struct sampler *s, uint64_t *totals)

@@ -51,6 +51,11 @@ void sampler_close(struct sampler *s);
  * the old one to on_sample, then empties it. */
 int sampler_drain(struct sampler *s, sampler_sample_fn on_sample, void *ctx);
 
+/* counted: what the BPF program counted into the generations drained so far (its own count, exact at
+ * each drain); drained: the samples read from them. Equal unless a drain failed part way (the rest
+ * then waits in the map for the generation's next drain). Drain thread, or any thread for metrics. */
+void sampler_drained_totals(struct sampler *s, uint64_t *counted, uint64_t *drained);
+
 /* Tells the BPF program where process tgid publishes its trace context (thread-safe). */
 int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_slot *slot);
 
@@ -74,6 +79,8 @@ void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e);
 
 /* Waits up to timeout_ms for process events and dispatches them; negative errno on failure. */
 int sampler_poll_events(struct sampler *s, int timeout_ms);
+/* Makes sampler_poll_events return before the next event (thread-safe): for shutdown. */
+void sampler_stop_events(struct sampler *s);
 
 /* anorak_samples_total{outcome}, anorak_bpf_* families. */
 void sampler_write_metrics(struct metrics_buf *b, void *sampler);

@@ -531,6 +531,9 @@ static enum k8s_result classify(struct xfer *x, CURLcode rc)
 		log_safe(x->err);
 		return K8S_RES_NETWORK_ERROR;
 	}
+	/* The write callback takes the status with the first bytes: an empty body has not. */
+	if (!x->status)
+		curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->status == 200)
 		return K8S_RES_SUCCESS;
 	error_message(x, x->err, sizeof(x->err));

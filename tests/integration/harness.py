@@ -137,8 +137,9 @@ def http_get(port, path, timeout=10.0, host="127.0.0.1", headers=None):
 class Daemon:
     """build/anorak on a free loopback port. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, *flags, port=None, env=None, name=None):
+    def __init__(self, *flags, port=None, env=None, name=None, preexec_fn=None):
         self.flags = list(flags)
+        self.preexec_fn = preexec_fn  # runs in the child before exec (capabilities, limits)
         self.port = port or free_port()
         self.env = env
         self.proc = None
@@ -164,7 +165,8 @@ class Daemon:
         self._log = open(self.log_path, "wb")
         note("starting: " + " ".join(self.argv()))
         self.proc = subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                     preexec_fn=self.preexec_fn)
         if wait_ready:
             self.wait_ready()
         return self

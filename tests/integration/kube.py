@@ -38,7 +38,8 @@ def pod(name, namespace, uid, ip, containers, labels=None, annotations=None):
 
 
 class FakeAPIServer:
-    def __init__(self):
+    def __init__(self, port=0):
+        """port: 0 for a free one; an earlier server's port to stand in for it after a restart."""
         self.pods = {}
         self.rv = 100
         self.lock = threading.Lock()
@@ -102,9 +103,11 @@ class FakeAPIServer:
                 finally:
                     with server.lock:
                         server.watches.remove(events)
+                # A closed server keeps no connection open for the client to reuse.
+                self.close_connection = self.close_connection or server.stopping
 
         self.stopping = False
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port

@@ -163,7 +163,12 @@ class Kubernetes(unittest.TestCase):
         d = h.Daemon(*flags, name="k8s-unready")
         d.start(wait_ready=False)
         try:
-            time.sleep(2 * h.TIME_SCALE)
+            # Listening takes a while on a loaded machine (the BPF verifier): wait for it, not a fixed time.
+            deadline = time.monotonic() + h.READY_TIMEOUT
+            while "listening" not in d.log():
+                self.assertLess(time.monotonic(), deadline, "anorak never listened")
+                time.sleep(0.1)
+            time.sleep(1 * h.TIME_SCALE)  # a few list attempts fail meanwhile
             self.assertEqual(d.get("/-/healthy").status, 200)
             self.assertEqual(d.get("/-/ready").status, 503, "ready before any pod list")
             self.assertRegex(d.get("/metrics").text(), r'(?m)^anorak_kubernetes_requests_total\{[^}]*result="network_error"[^}]*\} [1-9]')

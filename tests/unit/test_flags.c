@@ -77,7 +77,33 @@ static void test_defaults(void **state)
 	assert_null(cfg.kubernetes_node_name);
 	assert_int_equal(cfg.bpf_cgroup_map_entries, 4096);
 	assert_int_equal(cfg.sampling_max_hf_cgroups, 64);
+	assert_int_equal(cfg.web_max_connections, 128);
+	assert_int_equal(cfg.web_max_requests, 64);
+	assert_int_equal(cfg.web_read_timeout_seconds, 30);
+	assert_int_equal(cfg.web_max_header_bytes, 16384);
 	assert_string_equal(err_text, "");
+}
+
+/* The HTTP limits: worker threads, waiting profiles, the read/write timeout, the header size. */
+static void test_web_limits(void **state)
+{
+	struct anorak_config cfg;
+
+	(void)state;
+	assert_int_equal(PARSE(&cfg, "--web.max-connections=16", "--web.max-requests=15",
+			       "--web.read-timeout=2m", "--web.max-header-bytes=64KiB"),
+			 FLAGS_OK);
+	assert_int_equal(cfg.web_max_connections, 16);
+	assert_int_equal(cfg.web_max_requests, 15);
+	assert_int_equal(cfg.web_read_timeout_seconds, 120);
+	assert_int_equal(cfg.web_max_header_bytes, 65536);
+	ASSERT_ERROR("--web.max-requests: 128 is not below --web.max-connections (128): /metrics and the "
+		     "health checks need a worker", "--web.max-requests=128");
+	ASSERT_ERROR("--web.max-requests: 0 is out of range (1 to 4095)", "--web.max-requests=0");
+	ASSERT_ERROR("--web.max-connections: 1 is out of range (2 to 4096)", "--web.max-connections=1");
+	ASSERT_ERROR("--web.read-timeout: 2h is out of range (1s to 3600s)", "--web.read-timeout=2h");
+	ASSERT_ERROR("--web.max-header-bytes: 2MiB is out of range (1024 to 1048576 bytes)",
+		     "--web.max-header-bytes=2MiB");
 }
 
 static void test_every_flag_equals(void **state)
@@ -347,7 +373,7 @@ int main(void)
 		cmocka_unit_test(test_booleans),     cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_durations),    cmocka_unit_test(test_bytes),
 		cmocka_unit_test(test_record),	     cmocka_unit_test(test_help),
-		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_version),	     cmocka_unit_test(test_web_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

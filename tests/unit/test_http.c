@@ -103,6 +103,7 @@ static void test_parse_query_short_reason_buffer(void **state)
 
 #define FAKE_BODY "\x1f\x8b\x08\x00 not really a profile"
 #define MAX_SECONDS 60
+#define MAX_REQUESTS 16
 
 static struct fake {
 	pthread_mutex_t lock;
@@ -165,6 +166,8 @@ static int fake_targets(void *ctx, char **body, size_t *len)
 static const struct http_handlers handlers = {
 	.profile = fake_profile, .ready = fake_ready, .targets = fake_targets, .ctx = &fake,
 	.max_seconds = MAX_SECONDS,
+	.limits = { .max_connections = 32, .max_requests = MAX_REQUESTS, .read_timeout_ms = 30000,
+		    .max_header_bytes = 16384 },
 };
 
 static struct http_server *server;
@@ -464,37 +467,37 @@ static void *profile_request(void *arg)
 	return r;
 }
 
-/* Profiles that wait take at most HTTP_MAX_PROFILE_REQUESTS threads: more are turned away and the
+/* Profiles that wait take at most MAX_REQUESTS threads: more are turned away and the
  * cheap endpoints keep answering. */
 static void test_profile_limit(void **state)
 {
-	pthread_t threads[HTTP_MAX_PROFILE_REQUESTS];
+	pthread_t threads[MAX_REQUESTS];
 	struct timespec deadline;
 	char gauge[64];
 
 	(void)state;
 	fake.block = true;
-	for (int i = 0; i < HTTP_MAX_PROFILE_REQUESTS; i++)
+	for (int i = 0; i < MAX_REQUESTS; i++)
 		assert_int_equal(pthread_create(&threads[i], NULL, profile_request, NULL), 0);
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 20;
 	pthread_mutex_lock(&fake.lock);
-	while (fake.waiting < HTTP_MAX_PROFILE_REQUESTS)
+	while (fake.waiting < MAX_REQUESTS)
 		assert_int_equal(pthread_cond_timedwait(&fake.cond, &fake.lock, &deadline), 0);
 	pthread_mutex_unlock(&fake.lock);
 
 	assert_text(get("/debug/pprof/profile?seconds=1"), 429,
-		    "too many concurrent profile requests (at most 16)\n");
+		    "too many concurrent profile requests (at most 16, --web.max-requests)\n");
 	assert_text(get("/-/healthy"), 200, "anorak is Healthy.\n");
 	snprintf(gauge, sizeof(gauge), "anorak_profile_requests_in_flight %d\n",
-		 HTTP_MAX_PROFILE_REQUESTS);
+		 MAX_REQUESTS);
 	assert_non_null(strstr(get("/metrics")->body, gauge));
 
 	pthread_mutex_lock(&fake.lock);
 	fake.block = false;
 	pthread_cond_broadcast(&fake.cond);
 	pthread_mutex_unlock(&fake.lock);
-	for (int i = 0; i < HTTP_MAX_PROFILE_REQUESTS; i++) {
+	for (int i = 0; i < MAX_REQUESTS; i++) {
 		struct response *r;
 
 		pthread_join(threads[i], (void **)&r);
