@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -308,7 +309,10 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 		t->state = TABLE_FAILED;
 		goto out;
 	}
-	err = ehframe_table_from_elf(ef, UNWIND_MAX_TABLE_ROWS, &et);
+	/* A table larger than the whole map can never load: stop building it there, which also bounds the
+	 * builder's temporary memory by --unwind.table-memory. */
+	err = ehframe_table_from_elf(ef, u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS,
+				     &et);
 	if (err) {
 		t->state = err == -ENOENT ? TABLE_NONE : err == -E2BIG ? TABLE_TOO_BIG : TABLE_FAILED;
 		goto out;
@@ -555,10 +559,24 @@ static int add_locked(struct unwinder *u, uint32_t tgid)
 	return 0;
 }
 
+static uint64_t tables_built(const struct unwinder *u)
+{
+	uint64_t n = 0;
+
+	for (int s = 0; s < TABLE_STATES; s++)
+		n += u->built[s];
+	return n;
+}
+
 int unwinder_add_process(struct unwinder *u, uint32_t tgid)
 {
 	pthread_mutex_lock(&u->lock);
+	uint64_t built = tables_built(u);
 	int err = add_locked(u, tgid);
+	/* Parsing leaves freed holes between the few blocks that stay (libelf's, the file list): give
+	 * their pages back, or every burst of new binaries would grow the daemon's RSS for good. */
+	if (tables_built(u) != built)
+		malloc_trim(0);
 	if (!err)
 		u->processes_added++;
 	else if (err == -ENOSPC)
