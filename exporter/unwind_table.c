@@ -51,7 +51,7 @@ struct table {
 	enum table_state state;
 	uint32_t slot, gen, first, count;
 	uint64_t base;                 /* file virtual address of row pc 0 */
-	struct elf_load loads[ELF_MAX_LOADS];
+	struct elf_load *loads;        /* of a loaded table only: files without one are many */
 	int nloads;
 	uint64_t installed_ns;         /* last time a process was given it (CLOCK_MONOTONIC) */
 	struct table *next;
@@ -135,13 +135,19 @@ static int wait_for_readers(struct unwinder *u)
 	return bpf_map_update_elem(u->maps.sync_fd, &zero, &inner, BPF_ANY) ? -errno : 0;
 }
 
+static void table_free(struct table *t)
+{
+	free(t->loads);
+	free(t);
+}
+
 static void table_unlink(struct unwinder *u, struct table *victim)
 {
 	for (struct table **pp = &u->tables; *pp; pp = &(*pp)->next) {
 		if (*pp == victim) {
 			*pp = victim->next;
 			u->ntables--;
-			free(victim);
+			table_free(victim);
 			return;
 		}
 	}
@@ -201,12 +207,12 @@ static int write_rows(struct unwinder *u, uint32_t first, const struct unwind_ro
 /* Parses the file and puts its table into BPF. Sets t->state. */
 static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 {
+	struct elf_load loads[ELF_MAX_LOADS];
 	struct ehframe_table et;
 	uint64_t start = mono_ns();
-	int err;
+	int err, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
 
-	t->nloads = elf_file_loads(ef, t->loads, ELF_MAX_LOADS);
-	if (t->nloads <= 0) {
+	if (nloads <= 0) {
 		t->state = TABLE_FAILED;
 		goto out;
 	}
@@ -247,6 +253,11 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 		t->base = et.base;
 		t->installed_ns = mono_ns();
 		u->by_slot[t->slot] = t;
+		t->loads = malloc((size_t)nloads * sizeof(*t->loads));
+		if (t->loads) {
+			memcpy(t->loads, loads, (size_t)nloads * sizeof(*t->loads));
+			t->nloads = nloads;
+		}
 	}
 	ehframe_table_free(&et);
 out:
@@ -265,7 +276,7 @@ static struct table *table_new(struct unwinder *u)
 			if (o->state != TABLE_LOADED) {
 				*pp = o->next;
 				u->ntables--;
-				free(o);
+				table_free(o);
 			} else {
 				pp = &o->next;
 			}
@@ -381,7 +392,7 @@ static int add_mapping(const struct procmaps_entry *e, void *arg)
 		t = file_table(u, c->pid, c->rootfd, e);
 	else if (strcmp(e->path, "[vdso]") == 0)
 		t = vdso_table(u, e);
-	if (!t)
+	if (!t || !t->nloads)
 		return 0;
 	unwind_alloc_pin(u->alloc, t->slot);
 	t->installed_ns = mono_ns();
@@ -567,7 +578,7 @@ void unwinder_free(struct unwinder *u)
 	while (u->tables) {
 		struct table *t = u->tables;
 		u->tables = t->next;
-		free(t);
+		table_free(t);
 	}
 	metrics_histogram_destroy(&u->build_seconds);
 	pthread_mutex_destroy(&u->lock);

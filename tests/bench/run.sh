@@ -138,7 +138,9 @@ for hz in $FREQS; do
 	fi
 	bpid=""
 	if has bcc; then
-		/usr/bin/time -v -o "$OUT/bcc-$hz.time" /usr/sbin/profile-bpfcc -F "$hz" -af $((SECS + 5)) \
+		# Its duration must outlast the window and the reads after it (bpftool takes seconds on a busy
+		# host): a background job ignores the SIGINT sent below, so only the duration ends it.
+		/usr/bin/time -v -o "$OUT/bcc-$hz.time" /usr/sbin/profile-bpfcc -F "$hz" -af $((SECS + 30)) \
 			>"$OUT/bcc-$hz.out" 2>"$OUT/bcc-$hz.err" &
 		btpid=$!
 		pids_to_kill+=("$btpid")
