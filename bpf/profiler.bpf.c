@@ -121,6 +121,10 @@ struct {
 	__type(value, struct cgroup_policy);
 } cgroup_policies SEC(".maps");
 
+/* Set by user space when it first writes trace_slots: until then (a node where no process publishes
+ * a trace context) samples skip the lookup, which misses the caches. */
+__u32 trace_slots_used = 0;
+
 /* tgid -> where the process publishes its trace context; written by user space. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -442,8 +446,11 @@ static __always_inline void read_custom_labels(struct task_struct *task, __s64 t
 /* The trace and span the sampled thread is working for, when its process publishes them. */
 static __always_inline void read_trace_context(struct task_struct *task, struct sample_key *key)
 {
-	struct trace_slot *slot = bpf_map_lookup_elem(&trace_slots, &key->tgid);
+	struct trace_slot *slot;
 
+	if (!trace_slots_used)
+		return;
+	slot = bpf_map_lookup_elem(&trace_slots, &key->tgid);
 	if (!slot)
 		return;
 	if (slot->has_otel)

@@ -23,12 +23,23 @@ __u64 unwind_epoch = 0;
 /* A table's last-use time is refreshed at most this often (one write per table per second). */
 #define UNWIND_USED_GRANULE_NS 1000000000ULL
 
+/* BPF_F_MMAPABLE only for its layout: the values start on a page, so a block of rows is one page.
+ * User space writes rows with batch updates and never maps it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1); /* sized by user space from --unwind.table-memory */
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct unwind_row);
 } unwind_rows SEC(".maps");
+
+/* Block b of unwind_rows starts with a row at pc unwind_index[b] (relative to its table). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* sized by user space: one per block of unwind_rows */
+	__type(key, __u32);
+	__type(value, __u32);
+} unwind_index SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -209,27 +220,44 @@ static __always_inline void unwind_find_mapping(struct stack_unwind *s, __u64 pc
 		t->last_used_ns = s->now;
 }
 
-/* The row in effect at pc (the last with row.pc <= pc - map_base), or NULL. */
+/* The row in effect at pc (the last with row.pc <= pc - map_base), or NULL: the last block starting
+ * at or below it by the block index, then the row within that block. */
 static __always_inline struct unwind_row *unwind_find_row(struct stack_unwind *s, __u64 pc)
 {
 	__u64 rel = pc - s->map_base;
-	__u32 lo = 0, n = s->count, idx;
+	__u32 lo = 0, n = (s->count + UNWIND_BLOCK_ROWS - 1) >> UNWIND_BLOCK_SHIFT, idx, first;
 	struct unwind_row *r;
+	__u32 *start;
 
 	if (pc < s->map_base || rel > 0xffffffffULL)
 		return NULL;
-	/* Branch-free and fixed-count like the mapping search; once n is 1 the steps re-read one row. */
-	for (int k = 0; k < UNWIND_SEARCH_STEPS; k++) {
+	/* Branch-free and fixed-count like the mapping search; once n is 1 the steps re-read one entry. */
+	for (int k = 0; k < UNWIND_INDEX_STEPS; k++) {
 		__u32 half = n / 2;
 
-		idx = s->first + lo + half;
+		idx = (s->first >> UNWIND_BLOCK_SHIFT) + lo + half;
+		start = bpf_map_lookup_elem(&unwind_index, &idx);
+		if (!start)
+			return NULL;
+		lo += half & ~below(rel, *start);
+		n -= half;
+	}
+	first = s->first + (lo << UNWIND_BLOCK_SHIFT);
+	n = s->count - (lo << UNWIND_BLOCK_SHIFT);
+	if (n > UNWIND_BLOCK_ROWS)
+		n = UNWIND_BLOCK_ROWS;
+	lo = 0;
+	for (int k = 0; k < UNWIND_BLOCK_SHIFT; k++) {
+		__u32 half = n / 2;
+
+		idx = first + lo + half;
 		r = bpf_map_lookup_elem(&unwind_rows, &idx);
 		if (!r)
 			return NULL;
 		lo += half & ~below(rel, r->pc);
 		n -= half;
 	}
-	idx = s->first + lo;
+	idx = first + lo;
 	r = bpf_map_lookup_elem(&unwind_rows, &idx);
 	if (!r || r->pc > (__u32)rel)
 		return NULL;

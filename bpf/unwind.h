@@ -17,8 +17,15 @@
  * return addresses, and a hit spares the mapping and row searches, whose reads of a large map miss
  * the TLB and caches. */
 #define UNWIND_CACHE_SIZE 256
-/* Rows of one table: the BPF binary search runs UNWIND_SEARCH_STEPS halvings. */
+/* Rows come in blocks of 4 KiB; a table starts on a block. A block index (one array entry per block:
+ * the pc of its first row) is searched first, then one block: a row is found reading one page of
+ * rows and a few cache lines of index, not a page per halving of a binary search over the table. */
+#define UNWIND_BLOCK_SHIFT 9
+#define UNWIND_BLOCK_ROWS (1u << UNWIND_BLOCK_SHIFT)
+/* Rows of one table: the BPF search runs UNWIND_INDEX_STEPS halvings over its blocks, then
+ * UNWIND_BLOCK_SHIFT within one. */
 #define UNWIND_SEARCH_STEPS 23
+#define UNWIND_INDEX_STEPS (UNWIND_SEARCH_STEPS - UNWIND_BLOCK_SHIFT)
 #define UNWIND_MAX_TABLE_ROWS (1u << UNWIND_SEARCH_STEPS)
 
 /* How the canonical frame address (the caller's stack pointer) is found at a pc. */
@@ -42,7 +49,7 @@ struct unwind_row {
 /* A slot of unwind_tables. count 0: free. gen changes whenever the slot is freed, so process entries
  * written for an evicted table are recognized as stale. */
 struct unwind_table_info {
-	__u32 first;         /* index of the first row in unwind_rows */
+	__u32 first;         /* index of the first row in unwind_rows, a multiple of UNWIND_BLOCK_ROWS */
 	__u32 count;
 	__u32 gen;
 	__u32 pad;

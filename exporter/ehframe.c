@@ -1,5 +1,6 @@
 #include "ehframe.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -751,6 +752,36 @@ int ehframe_table_build(const uint8_t *data, size_t len, uint64_t vaddr, uint32_
 	return err;
 }
 
+int ehframe_hdr_eh_frame(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, uint64_t *eh_frame_vaddr)
+{
+	struct cursor c = { hdr, hdr + len, false };
+	uint8_t version = (uint8_t)read_le(&c, 1), enc = (uint8_t)read_le(&c, 1);
+
+	read_le(&c, 2); /* the encodings of fde_count and of the search table */
+	uint64_t v = read_encoded(&c, enc, hdr_vaddr + 4);
+	if (c.err || version != 1)
+		return -EINVAL;
+	*eh_frame_vaddr = v;
+	return 0;
+}
+
+/* .eh_frame found through PT_GNU_EH_FRAME, for binaries without section headers: it runs from the
+ * address in .eh_frame_hdr to its zero terminator, which lies within the same PT_LOAD segment. */
+static int eh_frame_from_phdr(struct elf_file *f, const void **data, size_t *len, uint64_t *vaddr)
+{
+	const void *hdr;
+	size_t hdr_len;
+	uint64_t hdr_vaddr;
+	int err = elf_file_segment_head(f, PT_GNU_EH_FRAME, 16, &hdr, &hdr_len, &hdr_vaddr);
+
+	if (err)
+		return err;
+	err = ehframe_hdr_eh_frame(hdr, hdr_len, hdr_vaddr, vaddr);
+	if (err)
+		return err;
+	return elf_file_vaddr_data(f, *vaddr, EHFRAME_MAX_BYTES, data, len) == 0 ? 0 : -EINVAL;
+}
+
 int ehframe_table_from_elf(struct elf_file *f, uint32_t max_rows, struct ehframe_table *out)
 {
 	const void *data;
@@ -758,6 +789,8 @@ int ehframe_table_from_elf(struct elf_file *f, uint32_t max_rows, struct ehframe
 	uint64_t vaddr;
 	int err = elf_file_section(f, ".eh_frame", EHFRAME_MAX_BYTES, &data, &len, &vaddr);
 
+	if (err == -ENOENT)
+		err = eh_frame_from_phdr(f, &data, &len, &vaddr);
 	if (err)
 		return err;
 	return ehframe_table_build(data, len, vaddr, max_rows, out);

@@ -76,7 +76,10 @@ struct unwind_row ehframe_compact(const struct ehframe_row *r);
  * more than 4 GiB, -EINVAL when malformed, -ENOENT when there are no FDEs, -ENOMEM. */
 int ehframe_table_build(const uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows,
 			struct ehframe_table *out);
-/* The same for the .eh_frame section of an ELF file. -ENOENT when it has none. */
+/* The address of .eh_frame from .eh_frame_hdr bytes at hdr_vaddr. -EINVAL when malformed. */
+int ehframe_hdr_eh_frame(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, uint64_t *eh_frame_vaddr);
+/* The same for the .eh_frame of an ELF file: its section, or without section headers the one
+ * PT_GNU_EH_FRAME (.eh_frame_hdr) points to. -ENOENT when it has neither. */
 int ehframe_table_from_elf(struct elf_file *f, uint32_t max_rows, struct ehframe_table *out);
 void ehframe_table_free(struct ehframe_table *t);
 

@@ -607,6 +607,67 @@ int elf_fd_crc32(int fd, uint64_t max_bytes, uint32_t *crc)
 	return err;
 }
 
+/* Bytes [offset, offset + size) of the file, read through libelf (freed by elf_file_close). */
+static int raw_bytes(struct elf_file *f, uint64_t offset, uint64_t size, const void **data)
+{
+	Elf_Data *d;
+
+	if (offset > f->size || size > f->size - offset || size == 0)
+		return -ENOEXEC;
+	d = elf_getdata_rawchunk(f->elf, (int64_t)offset, size, ELF_T_BYTE);
+	if (!d || !d->d_buf || d->d_size != size)
+		return -ENOEXEC;
+	*data = d->d_buf;
+	return 0;
+}
+
+int elf_file_segment_head(struct elf_file *f, uint32_t p_type, uint64_t max_bytes, const void **data,
+			  size_t *len, uint64_t *vaddr)
+{
+	size_t phnum;
+
+	if (elf_getphdrnum(f->elf, &phnum))
+		return -ENOEXEC;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(f->elf, (int)i, &ph) || ph.p_type != p_type)
+			continue;
+		uint64_t n = ph.p_filesz < max_bytes ? ph.p_filesz : max_bytes;
+		int err = raw_bytes(f, ph.p_offset, n, data);
+		if (err)
+			return err;
+		*len = n;
+		*vaddr = ph.p_vaddr;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int elf_file_vaddr_data(struct elf_file *f, uint64_t vaddr, uint64_t max_bytes, const void **data, size_t *len)
+{
+	size_t phnum;
+
+	if (elf_getphdrnum(f->elf, &phnum))
+		return -ENOEXEC;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(f->elf, (int)i, &ph) || ph.p_type != PT_LOAD || vaddr < ph.p_vaddr ||
+		    vaddr - ph.p_vaddr >= ph.p_filesz)
+			continue;
+		uint64_t n = ph.p_filesz - (vaddr - ph.p_vaddr);
+		if (n > max_bytes)
+			n = max_bytes;
+		int err = raw_bytes(f, ph.p_offset + (vaddr - ph.p_vaddr), n, data);
+		if (err)
+			return err;
+		*len = n;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, const void **data,
 		     size_t *len, uint64_t *vaddr)
 {

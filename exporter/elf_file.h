@@ -90,6 +90,15 @@ int elf_file_find_rela(struct elf_file *f, uint32_t r_type, uint32_t sym_index, 
 int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, const void **data,
 		     size_t *len, uint64_t *vaddr);
 
+/* The first bytes (at most max_bytes) of the first segment of type p_type, and its virtual address;
+ * valid until elf_file_close. -ENOENT when there is none, -ENOEXEC when it lies outside the file. */
+int elf_file_segment_head(struct elf_file *f, uint32_t p_type, uint64_t max_bytes, const void **data,
+			  size_t *len, uint64_t *vaddr);
+
+/* The file's bytes from virtual address vaddr to the end of the file part of the PT_LOAD segment
+ * holding it, at most max_bytes; valid until elf_file_close. -ENOENT when no segment holds it. */
+int elf_file_vaddr_data(struct elf_file *f, uint64_t vaddr, uint64_t max_bytes, const void **data, size_t *len);
+
 /* CRC32 (zlib, as .gnu_debuglink uses) of the whole file; -EFBIG above max_bytes. */
 int elf_fd_crc32(int fd, uint64_t max_bytes, uint32_t *crc);
 

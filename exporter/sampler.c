@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "profiler.skel.h"
+#include "unwind.h"
 #include "unwind_table.h"
 
 #define DRAIN_BATCH 512
@@ -210,6 +211,7 @@ static int size_maps(struct sampler *s, const struct sampler_opts *opts)
 
 		unwinder_plan(opts->unwind_table_bytes, opts->max_processes, &rows, &procs);
 		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_rows, rows);
+		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_index, rows / UNWIND_BLOCK_ROWS);
 		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_procs, procs);
 	}
 	return err;
@@ -221,6 +223,7 @@ static int open_unwinder(struct sampler *s, const struct sampler_opts *opts)
 	struct profiler_bpf *skel = s->skel;
 	struct unwinder_maps maps = {
 		.rows_fd = bpf_map__fd(skel->maps.unwind_rows),
+		.index_fd = bpf_map__fd(skel->maps.unwind_index),
 		.tables_fd = bpf_map__fd(skel->maps.unwind_tables),
 		.procs_fd = bpf_map__fd(skel->maps.unwind_procs),
 		.counters_fd = bpf_map__fd(skel->maps.unwind_counters),
@@ -577,6 +580,7 @@ int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_
 {
 	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.trace_slots), &tgid, slot, BPF_ANY))
 		return -errno;
+	__atomic_store_n(&s->skel->bss->trace_slots_used, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,10 +24,11 @@
 #include "procfile.h"
 #include "procmaps.h"
 #include "unwind.h"
+#include "unwind_alloc.h"
 
 /* Files remembered (with or without a table). */
 #define MAX_FILES (4 * UNWIND_MAX_TABLES)
-/* Rows written to the array map per syscall. */
+/* Rows written to the array map per syscall (a multiple of UNWIND_BLOCK_ROWS). */
 #define ROW_BATCH 4096
 
 /* Why a file has no table; negative cache entries remember it. */
@@ -49,16 +51,10 @@ struct table {
 	enum table_state state;
 	uint32_t slot, gen, first, count;
 	uint64_t base;                 /* file virtual address of row pc 0 */
-	struct elf_load loads[ELF_MAX_LOADS];
+	struct elf_load *loads;        /* of a loaded table only: files without one are many */
 	int nloads;
 	uint64_t installed_ns;         /* last time a process was given it (CLOCK_MONOTONIC) */
-	uint64_t pin;                  /* the install that uses it: not evicted by that install */
 	struct table *next;
-};
-
-/* A free run of rows, in an array sorted by first. */
-struct extent {
-	uint32_t first, count;
 };
 
 struct unwinder {
@@ -68,24 +64,19 @@ struct unwinder {
 	pthread_mutex_t lock;
 
 	struct table *tables;          /* all files seen, loaded or not */
-	uint32_t ntables, ntables_loaded;
-	uint32_t slot_gen[UNWIND_MAX_TABLES];
-	bool slot_used[UNWIND_MAX_TABLES];
-	struct extent *free;
-	size_t nfree;
-	uint64_t rows_used;
-	uint64_t install_seq;
+	uint32_t ntables;
+	struct unwind_alloc *alloc;    /* slots and row blocks of the loaded ones */
+	struct table *by_slot[UNWIND_MAX_TABLES];
 	uint32_t entries_written;
 
 	const void *vdso_image;
 	uint64_t vdso_size;
 
 	struct unwind_process *entry;  /* scratch for the process being added */
-	struct unwind_row *rowbuf;
 	__u32 *keybuf;
+	__u32 *indexbuf;
 
 	uint64_t built[TABLE_STATES];
-	uint64_t evicted;
 	uint64_t processes_added, processes_failed, processes_full, mappings_dropped, events;
 	struct metrics_histogram build_seconds;
 };
@@ -109,90 +100,30 @@ void unwinder_plan(uint64_t memory_bytes, uint32_t max_processes, uint32_t *nrow
 		procs = max_processes;
 	if (procs < 1)
 		procs = 1;
-	rows = (memory_bytes - procs * sizeof(struct unwind_process)) / sizeof(struct unwind_row);
+	/* Whole blocks of rows, each with its entry in the block index. */
+	rows = (memory_bytes - procs * sizeof(struct unwind_process)) /
+	       (sizeof(struct unwind_row) + sizeof(__u32) / (double)UNWIND_BLOCK_ROWS);
 	if (rows > UINT32_MAX)
 		rows = UINT32_MAX;
-	*nrows = rows ? (uint32_t)rows : 1;
+	rows -= rows % UNWIND_BLOCK_ROWS;
+	*nrows = rows ? (uint32_t)rows : UNWIND_BLOCK_ROWS;
 	*nprocs = (uint32_t)procs;
-}
-
-/* --- row allocation ------------------------------------------------------------------------------ */
-
-static int extent_alloc(struct unwinder *u, uint32_t count, uint32_t *first)
-{
-	for (size_t i = 0; i < u->nfree; i++) {
-		if (u->free[i].count < count)
-			continue;
-		*first = u->free[i].first;
-		u->free[i].first += count;
-		u->free[i].count -= count;
-		if (u->free[i].count == 0) {
-			memmove(&u->free[i], &u->free[i + 1], (u->nfree - i - 1) * sizeof(*u->free));
-			u->nfree--;
-		}
-		u->rows_used += count;
-		return 0;
-	}
-	return -ENOSPC;
-}
-
-/* Gives rows back, merging with free neighbours. The array has room: it holds at most one extent
- * per table plus one. */
-static void extent_free(struct unwinder *u, uint32_t first, uint32_t count)
-{
-	size_t i = 0;
-
-	while (i < u->nfree && u->free[i].first < first)
-		i++;
-	u->rows_used -= count;
-	bool merge_prev = i > 0 && u->free[i - 1].first + u->free[i - 1].count == first;
-	bool merge_next = i < u->nfree && first + count == u->free[i].first;
-	if (merge_prev && merge_next) {
-		u->free[i - 1].count += count + u->free[i].count;
-		memmove(&u->free[i], &u->free[i + 1], (u->nfree - i - 1) * sizeof(*u->free));
-		u->nfree--;
-	} else if (merge_prev) {
-		u->free[i - 1].count += count;
-	} else if (merge_next) {
-		u->free[i].first = first;
-		u->free[i].count += count;
-	} else {
-		memmove(&u->free[i + 1], &u->free[i], (u->nfree - i) * sizeof(*u->free));
-		u->free[i] = (struct extent){ first, count };
-		u->nfree++;
-	}
-}
-
-static int free_slot(struct unwinder *u, uint32_t *slot)
-{
-	for (uint32_t i = 0; i < UNWIND_MAX_TABLES; i++) {
-		if (!u->slot_used[i]) {
-			*slot = i;
-			return 0;
-		}
-	}
-	return -ENOSPC;
 }
 
 /* --- eviction ------------------------------------------------------------------------------------ */
 
 /* When samples last used the table, or it was last installed, whichever is later. */
-static uint64_t last_used(struct unwinder *u, const struct table *t)
+static uint64_t last_used(void *ctx, uint32_t slot)
 {
+	struct unwinder *u = ctx;
+	const struct table *t = u->by_slot[slot];
 	struct unwind_table_info info;
 
-	if (bpf_map_lookup_elem(u->maps.tables_fd, &t->slot, &info) == 0 && info.last_used_ns > t->installed_ns)
+	if (!t)
+		return 0;
+	if (bpf_map_lookup_elem(u->maps.tables_fd, &slot, &info) == 0 && info.last_used_ns > t->installed_ns)
 		return info.last_used_ns;
 	return t->installed_ns;
-}
-
-/* Marks the slot free for BPF: its gen changes, so process entries naming it are stale. */
-static void release_slot(struct unwinder *u, struct table *t)
-{
-	struct unwind_table_info info = { .gen = ++u->slot_gen[t->slot] };
-
-	bpf_map_update_elem(u->maps.tables_fd, &t->slot, &info, BPF_ANY);
-	u->slot_used[t->slot] = false;
 }
 
 /* Waits until no BPF program can still be reading rows of a released table. */
@@ -204,92 +135,69 @@ static int wait_for_readers(struct unwinder *u)
 	return bpf_map_update_elem(u->maps.sync_fd, &zero, &inner, BPF_ANY) ? -errno : 0;
 }
 
+static void table_free(struct table *t)
+{
+	free(t->loads);
+	free(t);
+}
+
 static void table_unlink(struct unwinder *u, struct table *victim)
 {
 	for (struct table **pp = &u->tables; *pp; pp = &(*pp)->next) {
 		if (*pp == victim) {
 			*pp = victim->next;
 			u->ntables--;
-			free(victim);
+			table_free(victim);
 			return;
 		}
 	}
 }
 
-static struct table *least_recently_used(struct unwinder *u)
+/* Evicted tables: their slots are marked free for BPF (the new gen makes process entries naming
+ * them stale), rows cached per CPU are made stale, and the wait makes every program see it. The
+ * files are forgotten: the next process mapping one gets it parsed again. */
+static int evicted(void *ctx, const uint32_t *slots, int n)
 {
-	struct table *oldest = NULL;
-	uint64_t oldest_used = UINT64_MAX;
+	struct unwinder *u = ctx;
 
-	for (struct table *t = u->tables; t; t = t->next) {
-		if (t->state != TABLE_LOADED || t->pin == u->install_seq)
-			continue;
-		uint64_t used = last_used(u, t);
-		if (used < oldest_used) {
-			oldest = t;
-			oldest_used = used;
-		}
+	for (int i = 0; i < n; i++) {
+		struct unwind_table_info info = { .gen = u->alloc->slots[slots[i]].gen };
+
+		bpf_map_update_elem(u->maps.tables_fd, &slots[i], &info, BPF_ANY);
 	}
-	return oldest;
-}
-
-/* A slot and count rows in one run for a new table; evicts least recently used tables (not those of
- * the process being added) until they fit, or fails with -ENOSPC. */
-static int make_room(struct unwinder *u, uint32_t count, uint32_t *slot, uint32_t *first)
-{
-	for (;;) {
-		bool have_slot = free_slot(u, slot) == 0;
-
-		if (have_slot && extent_alloc(u, count, first) == 0)
-			return 0;
-		/* A batch of the oldest, so one wait covers several evictions. */
-		struct table *victims[16];
-		int nv = 0;
-		uint64_t freed = 0;
-		while (nv < 16 && (freed < count || (!have_slot && nv == 0))) {
-			struct table *oldest = least_recently_used(u);
-			if (!oldest)
-				break;
-			release_slot(u, oldest);
-			oldest->state = TABLE_NONE;
-			oldest->pin = u->install_seq;
-			victims[nv++] = oldest;
-			freed += oldest->count;
-		}
-		if (nv == 0)
-			return -ENOSPC;
-		/* Rows cached per CPU before now are stale; the wait makes every program see it. */
-		__atomic_add_fetch(u->maps.epoch, 1, __ATOMIC_SEQ_CST);
-		int err = wait_for_readers(u);
-		for (int i = 0; i < nv; i++) {
-			/* Without the wait the rows may still be read: leak them rather than reuse them. */
-			if (!err)
-				extent_free(u, victims[i]->first, victims[i]->count);
-			u->ntables_loaded--;
-			u->evicted++;
-			/* Forgotten: the next process mapping the file gets it parsed again. */
-			table_unlink(u, victims[i]);
-		}
-		if (err) {
-			log_warn("cannot wait for BPF programs before reusing unwind table rows", "err=\"%s\"",
-				 strerror(-err));
-			return err;
-		}
+	__atomic_add_fetch(u->maps.epoch, 1, __ATOMIC_SEQ_CST);
+	int err = wait_for_readers(u);
+	for (int i = 0; i < n; i++) {
+		table_unlink(u, u->by_slot[slots[i]]);
+		u->by_slot[slots[i]] = NULL;
 	}
+	if (err)
+		log_warn("cannot wait for BPF programs before reusing unwind table rows", "err=\"%s\"",
+			 strerror(-err));
+	return err;
 }
 
 /* --- building tables ----------------------------------------------------------------------------- */
 
+/* The rows from row first on, and the block index entry of each of their blocks: the pc of its first
+ * row. Written with batch updates, not through a mapping of the map: the rows are kernel memory only,
+ * never pages of the daemon. */
 static int write_rows(struct unwinder *u, uint32_t first, const struct unwind_row *rows, uint32_t n)
 {
 	for (uint32_t done = 0; done < n;) {
-		__u32 batch = n - done > ROW_BATCH ? ROW_BATCH : n - done;
+		__u32 batch = n - done > ROW_BATCH ? ROW_BATCH : n - done, nblocks = unwind_blocks(batch);
+		__u32 count = batch;
 
 		for (__u32 i = 0; i < batch; i++)
 			u->keybuf[i] = first + done + i;
-		memcpy(u->rowbuf, rows + done, batch * sizeof(*rows));
-		__u32 count = batch;
-		if (bpf_map_update_batch(u->maps.rows_fd, u->keybuf, u->rowbuf, &count, NULL))
+		if (bpf_map_update_batch(u->maps.rows_fd, u->keybuf, rows + done, &count, NULL))
+			return -errno;
+		for (__u32 b = 0; b < nblocks; b++) {
+			u->keybuf[b] = (first + done) / UNWIND_BLOCK_ROWS + b;
+			u->indexbuf[b] = rows[done + b * UNWIND_BLOCK_ROWS].pc;
+		}
+		count = nblocks;
+		if (bpf_map_update_batch(u->maps.index_fd, u->keybuf, u->indexbuf, &count, NULL))
 			return -errno;
 		done += batch;
 	}
@@ -299,16 +207,19 @@ static int write_rows(struct unwinder *u, uint32_t first, const struct unwind_ro
 /* Parses the file and puts its table into BPF. Sets t->state. */
 static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 {
+	struct elf_load loads[ELF_MAX_LOADS];
 	struct ehframe_table et;
 	uint64_t start = mono_ns();
-	int err;
+	int err, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
 
-	t->nloads = elf_file_loads(ef, t->loads, ELF_MAX_LOADS);
-	if (t->nloads <= 0) {
+	if (nloads <= 0) {
 		t->state = TABLE_FAILED;
 		goto out;
 	}
-	err = ehframe_table_from_elf(ef, UNWIND_MAX_TABLE_ROWS, &et);
+	/* A table larger than the whole map can never load: stop building it there, which also bounds the
+	 * builder's temporary memory by --unwind.table-memory. */
+	err = ehframe_table_from_elf(ef, u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS,
+				     &et);
 	if (err) {
 		t->state = err == -ENOENT ? TABLE_NONE : err == -E2BIG ? TABLE_TOO_BIG : TABLE_FAILED;
 		goto out;
@@ -318,20 +229,19 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 		ehframe_table_free(&et);
 		goto out;
 	}
-	err = make_room(u, et.nrows, &t->slot, &t->first);
+	struct unwind_alloc_ops ops = { .last_used = last_used, .evicted = evicted, .ctx = u };
+	err = unwind_alloc_table(u->alloc, et.nrows, &ops, &t->slot);
 	if (!err) {
-		err = write_rows(u, t->first, et.rows, et.nrows);
-		if (err)
-			extent_free(u, t->first, et.nrows);
-	}
-	if (!err) {
+		t->first = u->alloc->slots[t->slot].first_block * UNWIND_BLOCK_ROWS;
 		struct unwind_table_info info = {
-			.first = t->first, .count = et.nrows, .gen = u->slot_gen[t->slot], .last_used_ns = mono_ns(),
+			.first = t->first, .count = et.nrows, .gen = u->alloc->slots[t->slot].gen,
+			.last_used_ns = mono_ns(),
 		};
-		if (bpf_map_update_elem(u->maps.tables_fd, &t->slot, &info, BPF_ANY)) {
+		err = write_rows(u, t->first, et.rows, et.nrows);
+		if (!err && bpf_map_update_elem(u->maps.tables_fd, &t->slot, &info, BPF_ANY))
 			err = -errno;
-			extent_free(u, t->first, et.nrows);
-		}
+		if (err)
+			unwind_alloc_release(u->alloc, t->slot);
 	}
 	if (err) {
 		t->state = err == -ENOSPC ? TABLE_TOO_BIG : TABLE_FAILED;
@@ -339,10 +249,15 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 	} else {
 		t->state = TABLE_LOADED;
 		t->count = et.nrows;
-		t->gen = u->slot_gen[t->slot];
+		t->gen = u->alloc->slots[t->slot].gen;
 		t->base = et.base;
-		u->slot_used[t->slot] = true;
-		u->ntables_loaded++;
+		t->installed_ns = mono_ns();
+		u->by_slot[t->slot] = t;
+		t->loads = malloc((size_t)nloads * sizeof(*t->loads));
+		if (t->loads) {
+			memcpy(t->loads, loads, (size_t)nloads * sizeof(*t->loads));
+			t->nloads = nloads;
+		}
 	}
 	ehframe_table_free(&et);
 out:
@@ -361,7 +276,7 @@ static struct table *table_new(struct unwinder *u)
 			if (o->state != TABLE_LOADED) {
 				*pp = o->next;
 				u->ntables--;
-				free(o);
+				table_free(o);
 			} else {
 				pp = &o->next;
 			}
@@ -405,7 +320,6 @@ static struct table *file_table(struct unwinder *u, int pid, int rootfd, const s
 			t->ino = st.st_ino;
 			t->size = st.st_size;
 			t->mtime_ns = mtime;
-			t->pin = u->install_seq;
 			if (elf_file_open(fd, u->opts.elf_max_bytes, &ef) == 0)
 				load_table(u, t, ef);
 			else
@@ -432,7 +346,6 @@ static struct table *vdso_table(struct unwinder *u, const struct procmaps_entry 
 	if (!t)
 		return NULL;
 	t->vdso = true;
-	t->pin = u->install_seq;
 	if (elf_file_open_mem(u->vdso_image, u->vdso_size, &ef) == 0) {
 		load_table(u, t, ef);
 		elf_file_close(ef);
@@ -479,9 +392,9 @@ static int add_mapping(const struct procmaps_entry *e, void *arg)
 		t = file_table(u, c->pid, c->rootfd, e);
 	else if (strcmp(e->path, "[vdso]") == 0)
 		t = vdso_table(u, e);
-	if (!t)
+	if (!t || !t->nloads)
 		return 0;
-	t->pin = u->install_seq;
+	unwind_alloc_pin(u->alloc, t->slot);
 	t->installed_ns = mono_ns();
 	if (t->vdso)
 		vaddr = t->loads[0].vaddr; /* the image is mapped whole from its start */
@@ -515,7 +428,8 @@ static void drop_stale(struct unwinder *u, struct unwind_process *p)
 	uint32_t kept = 0;
 
 	for (uint32_t i = 0; i < p->count; i++)
-		if (u->slot_used[p->mappings[i].table] && u->slot_gen[p->mappings[i].table] == p->mappings[i].gen)
+		if (u->alloc->slots[p->mappings[i].table].used &&
+		    u->alloc->slots[p->mappings[i].table].gen == p->mappings[i].gen)
 			p->mappings[kept++] = p->mappings[i];
 	p->count = kept;
 }
@@ -531,7 +445,7 @@ static int add_locked(struct unwinder *u, uint32_t tgid)
 	f = fopen(path, "re");
 	if (!f)
 		return -ESRCH;
-	u->install_seq++;
+	unwind_alloc_begin_install(u->alloc);
 	memset(c.p, 0, sizeof(*c.p));
 	c.rootfd = procfile_open_root(u->proc_root, (int)tgid);
 	err = procmaps_foreach(f, add_mapping, &c);
@@ -555,10 +469,24 @@ static int add_locked(struct unwinder *u, uint32_t tgid)
 	return 0;
 }
 
+static uint64_t tables_built(const struct unwinder *u)
+{
+	uint64_t n = 0;
+
+	for (int s = 0; s < TABLE_STATES; s++)
+		n += u->built[s];
+	return n;
+}
+
 int unwinder_add_process(struct unwinder *u, uint32_t tgid)
 {
 	pthread_mutex_lock(&u->lock);
+	uint64_t built = tables_built(u);
 	int err = add_locked(u, tgid);
+	/* Parsing leaves freed holes between the few blocks that stay (libelf's, the file list): give
+	 * their pages back, or every burst of new binaries would grow the daemon's RSS for good. */
+	if (tables_built(u) != built)
+		malloc_trim(0);
 	if (!err)
 		u->processes_added++;
 	else if (err == -ENOSPC)
@@ -624,21 +552,19 @@ int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *m
 	u->maps = *maps;
 	u->proc_root = strdup(opts->proc_root ? opts->proc_root : "/proc");
 	u->entry = calloc(1, sizeof(*u->entry));
-	u->rowbuf = calloc(ROW_BATCH, sizeof(*u->rowbuf));
 	u->keybuf = calloc(ROW_BATCH, sizeof(*u->keybuf));
-	u->free = calloc(UNWIND_MAX_TABLES + 2, sizeof(*u->free));
-	if (!u->proc_root || !u->entry || !u->rowbuf || !u->keybuf || !u->free ||
+	u->indexbuf = calloc(ROW_BATCH / UNWIND_BLOCK_ROWS, sizeof(*u->indexbuf));
+	if (!u->proc_root || !u->entry || !u->keybuf || !u->indexbuf ||
+	    unwind_alloc_new(maps->nrows / UNWIND_BLOCK_ROWS, &u->alloc) ||
 	    metrics_histogram_init(&u->build_seconds, build_buckets, sizeof(build_buckets) / sizeof(build_buckets[0]))) {
 		free(u->proc_root);
 		free(u->entry);
-		free(u->rowbuf);
 		free(u->keybuf);
-		free(u->free);
+		free(u->indexbuf);
+		unwind_alloc_free(u->alloc);
 		free(u);
 		return -ENOMEM;
 	}
-	u->free[0] = (struct extent){ 0, maps->nrows };
-	u->nfree = 1;
 	pthread_mutex_init(&u->lock, NULL);
 	find_vdso(u);
 	*out = u;
@@ -652,15 +578,15 @@ void unwinder_free(struct unwinder *u)
 	while (u->tables) {
 		struct table *t = u->tables;
 		u->tables = t->next;
-		free(t);
+		table_free(t);
 	}
 	metrics_histogram_destroy(&u->build_seconds);
 	pthread_mutex_destroy(&u->lock);
 	free(u->proc_root);
 	free(u->entry);
-	free(u->rowbuf);
 	free(u->keybuf);
-	free(u->free);
+	free(u->indexbuf);
+	unwind_alloc_free(u->alloc);
 	free(u);
 }
 
@@ -706,7 +632,8 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	metrics_value(b, "anorak_unwind_events_lost_total", NULL, c[UNWIND_EVENTS_LOST]);
 
 	pthread_mutex_lock(&u->lock);
-	uint64_t rows_used = u->rows_used, loaded = u->ntables_loaded, evicted = u->evicted;
+	uint64_t rows_used = (uint64_t)u->alloc->blocks_used * UNWIND_BLOCK_ROWS, loaded = u->alloc->tables;
+	uint64_t evicted = u->alloc->evicted;
 	uint64_t built[TABLE_STATES];
 	memcpy(built, u->built, sizeof(built));
 	uint64_t added = u->processes_added, failed = u->processes_failed, full = u->processes_full;

@@ -23,13 +23,14 @@ struct unwinder;
 
 struct unwinder_maps {
 	int rows_fd;        /* unwind_rows */
+	int index_fd;       /* unwind_index: the first pc of each block of rows */
 	int tables_fd;      /* unwind_tables */
 	int procs_fd;       /* unwind_procs */
 	int counters_fd;    /* unwind_counters (per CPU) */
 	int sync_fd;        /* unwind_sync: re-setting entry 0 waits for running programs */
 	int sync_inner_fd;  /* the map entry 0 is re-set to */
 	__u64 *epoch;       /* unwind_epoch in the program's .bss: bumped on eviction */
-	uint32_t nrows;     /* capacity of unwind_rows */
+	uint32_t nrows;     /* capacity of unwind_rows, whole blocks (unwind_index has one entry each) */
 	uint32_t nprocs;    /* max_entries of unwind_procs */
 	int ncpus;          /* possible CPUs, for the per-CPU counters */
 };
@@ -40,7 +41,7 @@ struct unwinder_opts {
 };
 
 /* How --unwind.table-memory is split: process entries get a quarter (at most one per tracked
- * process), the rows the rest. */
+ * process), the rows (whole blocks) and their block index the rest. */
 void unwinder_plan(uint64_t memory_bytes, uint32_t max_processes, uint32_t *nrows, uint32_t *nprocs);
 
 int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *maps, struct unwinder **out);

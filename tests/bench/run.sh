@@ -138,7 +138,11 @@ for hz in $FREQS; do
 	fi
 	bpid=""
 	if has bcc; then
-		/usr/bin/time -v -o "$OUT/bcc-$hz.time" /usr/sbin/profile-bpfcc -F "$hz" -af $((SECS + 5)) \
+		# Ended by the SIGINT sent after the window (a background job starts with SIGINT ignored: env
+		# restores it); the duration only has to outlast the window and the reads after it, which take
+		# seconds on a busy host.
+		/usr/bin/time -v -o "$OUT/bcc-$hz.time" env --default-signal=INT /usr/sbin/profile-bpfcc -F "$hz" \
+			-af $((SECS + 30)) \
 			>"$OUT/bcc-$hz.out" 2>"$OUT/bcc-$hz.err" &
 		btpid=$!
 		pids_to_kill+=("$btpid")

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <elf.h>
 
 #include "ehframe.h"
 #include "elf_file.h"
@@ -566,9 +567,93 @@ static void test_truncated_and_corrupted(void **state)
 	free(sec);
 }
 
+/* A copy of path with the section header table gone (e_shoff, e_shnum, e_shstrndx zeroed), as some
+ * packers and stripped release builds ship; the caller unlinks it. */
+static void copy_without_sections(const char *path, char *copy, size_t len)
+{
+	int in = open(path, O_RDONLY | O_CLOEXEC), out;
+	char buf[65536];
+	ssize_t n;
+	Elf64_Ehdr eh;
+
+	snprintf(copy, len, "/tmp/anorak-test-noshdr-XXXXXX");
+	out = mkstemp(copy);
+	assert_true(in >= 0 && out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	assert_int_equal(pread(out, &eh, sizeof(eh), 0), sizeof(eh));
+	eh.e_shoff = 0;
+	eh.e_shnum = 0;
+	eh.e_shstrndx = 0;
+	assert_int_equal(pwrite(out, &eh, sizeof(eh), 0), sizeof(eh));
+	close(in);
+	close(out);
+}
+
+static void same_table_without_sections(const char *path)
+{
+	struct ehframe_table with, without;
+	char copy[64];
+	const void *data;
+	size_t len;
+	uint64_t vaddr;
+	struct elf_file *f;
+
+	copy_without_sections(path, copy, sizeof(copy));
+	int fd = open(copy, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(elf_file_open(fd, 1ull << 30, &f), 0);
+	/* Really no sections: only the program headers can lead to .eh_frame. */
+	assert_int_equal(elf_file_section(f, ".eh_frame", 1ull << 30, &data, &len, &vaddr), -ENOENT);
+	assert_int_equal(ehframe_table_from_elf(f, MAX_ROWS, &without), 0);
+	elf_file_close(f);
+	close(fd);
+	unlink(copy);
+
+	load(path, &with);
+	print_message("%s without section headers: %u rows (%u with)\n", path, without.nrows, with.nrows);
+	assert_true(with.nrows > 1);
+	assert_int_equal(without.base, with.base);
+	assert_int_equal(without.nrows, with.nrows);
+	assert_int_equal(without.nfdes, with.nfdes);
+	assert_memory_equal(without.rows, with.rows, with.nrows * sizeof(*with.rows));
+	ehframe_table_free(&with);
+	ehframe_table_free(&without);
+}
+
+static void test_without_section_headers(void **state)
+{
+	(void)state;
+	same_table_without_sections(LIBC);
+	same_table_without_sections(PIE);
+	same_table_without_sections(LIB);
+}
+
+static void test_eh_frame_hdr(void **state)
+{
+	/* version 1, eh_frame_ptr pcrel|sdata4, fde_count udata4, table datarel|sdata4 */
+	uint8_t hdr[12] = { 1, 0x1b, 0x03, 0x3b, 0xf0, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
+	uint64_t v = 0;
+
+	(void)state;
+	assert_int_equal(ehframe_hdr_eh_frame(hdr, sizeof(hdr), 0x2000, &v), 0);
+	assert_int_equal(v, 0x2000 + 4 - 0x10);
+	assert_int_equal(ehframe_hdr_eh_frame(hdr, 6, 0x2000, &v), -EINVAL);  /* truncated */
+	hdr[0] = 2;
+	assert_int_equal(ehframe_hdr_eh_frame(hdr, sizeof(hdr), 0x2000, &v), -EINVAL);
+	hdr[0] = 1;
+	hdr[1] = 0xff; /* omitted */
+	assert_int_equal(ehframe_hdr_eh_frame(hdr, sizeof(hdr), 0x2000, &v), -EINVAL);
+	hdr[1] = 0x9b; /* indirect */
+	assert_int_equal(ehframe_hdr_eh_frame(hdr, sizeof(hdr), 0x2000, &v), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_without_section_headers),
+		cmocka_unit_test(test_eh_frame_hdr),
 		cmocka_unit_test(test_handmade_rows),
 		cmocka_unit_test(test_malformed_rejected),
 		cmocka_unit_test(test_libc_matches_readelf),
