@@ -7,7 +7,11 @@ against pprof totals, and label names and values against the pprof's target labe
 import http.client
 import json
 import struct
+import os
+import re
 import subprocess
+import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -19,6 +23,20 @@ RUN = 5
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 SAMPLES = "process_cpu:samples:count:cpu:nanoseconds"
 SERVICE = "/querier.v1.QuerierService/"
+# Only this test's workloads are targets (by executable: others may run the same programs from other
+# builds; everything else is dropped, so never sampled), with one label more than the default rules give.
+CONFIG = """job_name: query-api
+relabel_configs:
+  - source_labels: [__meta_process_executable]
+    regex: '%s/(weights|tracectx_exe)'
+    action: keep
+  - source_labels: [__meta_process_comm]
+    target_label: comm
+  - source_labels: [__meta_process_executable]
+    target_label: executable
+"""
+# pprof labels that are not target labels.
+SAMPLE_LABELS = ("pid", "tid", "trace_id", "span_id")
 
 # --- protobuf by hand -------------------------------------------------------------------------------
 
@@ -126,17 +144,27 @@ class QueryAPI(unittest.TestCase):
     def setUpClass(cls):
         h.require_daemon()
         weights, tracectx = h.workload("weights"), h.workload("tracectx_exe")
-        cls.daemon = h.Daemon("--sampling.frequency=%d" % HZ, name="query-api").start()
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write(CONFIG % re.escape(os.path.realpath(h.WORKLOAD_DIR)))
+            cls.config = f.name
+        cls.daemon = h.Daemon("--sampling.frequency=%d" % HZ, "--config.file=" + cls.config,
+                              name="query-api").start()
         cls.start = time.time()
         w = h.Workload([weights, "-t", "2", "-d", str(RUN)])
         t = subprocess.Popen([tracectx, "-d", str(RUN)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                              universal_newlines=True)
+        cls.targets, running = set(), threading.Event()
+        reader = threading.Thread(target=cls.read_targets, args=(running,))
+        running.set()
+        reader.start()
         try:
             first = t.stdout.readline()
             cls.span = first.split("span_id=")[1].strip()
             assert w.wait(timeout=30 * h.TIME_SCALE) == 0, "weights failed"
             t.communicate(timeout=30 * h.TIME_SCALE)
         finally:
+            running.clear()
+            reader.join()
             w.kill()
             t.kill()
             t.wait(5)
@@ -150,8 +178,19 @@ class QueryAPI(unittest.TestCase):
         assert cls.pprof.samples, "the pprof of the range is empty"
 
     @classmethod
+    def read_targets(cls, running):
+        """Every active target's labels (as sorted tuples) seen while the workloads run."""
+        while running.is_set():
+            r = cls.daemon.get("/api/v1/targets")
+            assert r.status == 200, "/api/v1/targets: %d" % r.status
+            for target in json.loads(r.text())["data"]["activeTargets"]:
+                cls.targets.add(tuple(sorted(target["labels"].items())))
+            time.sleep(0.2)
+
+    @classmethod
     def tearDownClass(cls):
         cls.daemon.stop()
+        os.unlink(cls.config)
 
     def call(self, method, body, content_type="application/proto", verb="POST"):
         conn = http.client.HTTPConnection("127.0.0.1", self.daemon.port, timeout=30 * h.TIME_SCALE)
@@ -252,21 +291,39 @@ class QueryAPI(unittest.TestCase):
         avg = self.series(aggregation=1)
         self.assertTrue(avg and avg[0]["points"])
 
+    def label_names(self, matchers=()):
+        body = b"".join(f_str(1, m) for m in matchers) + f_int(2, self.start_ms) + f_int(3, self.end_ms)
+        return self.ok("LabelNames", body, NAMES_RESPONSE)["names"]
+
+    def label_values(self, name, matchers=()):
+        body = f_str(1, name) + b"".join(f_str(2, m) for m in matchers) + f_int(3, self.start_ms) + f_int(4, self.end_ms)
+        return self.ok("LabelValues", body, NAMES_RESPONSE)["names"]
+
     def test_label_names_and_values(self):
-        want = {}
+        # Targets with samples in the range: each sample's target labels are a whole target's.
+        sampled = set()
         for x in self.pprof.samples:
-            for k, v in x.labels.items():
-                if k not in ("trace_id", "span_id"):
-                    want.setdefault(k, set()).add(v)
-        names = self.ok("LabelNames", f_int(2, self.start_ms) + f_int(3, self.end_ms), NAMES_RESPONSE)["names"]
-        self.assertEqual(names, sorted(want))
+            labels = tuple(sorted((k, v) for k, v in x.labels.items() if k not in SAMPLE_LABELS))
+            self.assertIn(labels, self.targets, "a sample's labels are no target's in /api/v1/targets")
+            sampled.add(labels)
+        comms = {dict(t).get("comm") for t in sampled}
+        self.assertEqual(comms, {"weights", "tracectx_exe"}, "targets with samples: %r" % sampled)
+        names = {}
+        for target in sampled:
+            for k, v in target:
+                names.setdefault(k, set()).add(v)
+        self.assertIn("executable", names)
+        # Every name and value returned is a target's, and every target with samples gives all of its.
+        self.assertEqual(self.label_names(), sorted(names))
         for name in names:
-            values = self.ok("LabelValues", f_str(1, name) + f_int(3, self.start_ms) + f_int(4, self.end_ms),
-                             NAMES_RESPONSE)["names"]
-            self.assertEqual(values, sorted(want[name]), name)
-        values = self.ok("LabelValues", f_str(1, "comm") + f_str(2, '{comm=~"weigh.s"}') + f_int(3, self.start_ms) +
-                         f_int(4, self.end_ms), NAMES_RESPONSE)["names"]
-        self.assertEqual(values, ["weights"])
+            self.assertEqual(self.label_values(name), sorted(names[name]), name)
+        self.assertEqual(self.label_values("no_such_label"), [])
+        # Matchers narrow to the targets they select.
+        self.assertEqual(self.label_values("comm", ['{comm=~"weigh.s"}']), ["weights"])
+        exe = [dict(t)["executable"] for t in sampled if dict(t)["comm"] == "tracectx_exe"]
+        self.assertEqual(self.label_values("executable", ['{comm="tracectx_exe"}']), exe)
+        self.assertEqual(self.label_names(['{comm="tracectx_exe"}']), sorted(names))
+        self.assertEqual(self.label_names(['{comm="nothing"}']), [])
 
     def test_errors(self):
         status, ctype, data = self.call("SelectHeatmap", b"")
