@@ -265,7 +265,7 @@ static int set_spans(struct selection *s, char **spans, size_t n, struct http_re
 
 static bool selected(struct selection *s, const struct history_window *w, const struct history_record *rec)
 {
-	if (!rec->frequency || !history_filter_match(&s->filter, w->epoch, rec->labels))
+	if (!rec->frequency || !history_filter_match(&s->filter, w, rec->labels))
 		return false;
 	if (!s->spans)
 		return true;
@@ -380,13 +380,12 @@ static void tree_free(struct tree *t)
 	free(t->stack_leaf);
 }
 
-static int tree_epoch(struct tree *t, const struct history_epoch *ep)
+static int tree_epoch(struct tree *t, const struct history_window *w)
 {
-	struct history_dict_sizes n;
+	const struct history_dict_sizes n = w->sizes;
 
-	if (t->epoch == history_epoch_id(ep))
+	if (t->epoch == history_epoch_id(w->epoch))
 		return 0;
-	history_epoch_sizes(ep, &n);
 	free(t->loc_names);
 	free(t->stack_leaf);
 	t->loc_names_cap = n.locations;
@@ -394,7 +393,7 @@ static int tree_epoch(struct tree *t, const struct history_epoch *ep)
 	t->stack_leaf = calloc(n.stacks + 1, sizeof(*t->stack_leaf));
 	if (!t->loc_names || !t->stack_leaf)
 		return -ENOMEM;
-	t->epoch = history_epoch_id(ep);
+	t->epoch = history_epoch_id(w->epoch);
 	return 0;
 }
 
@@ -418,7 +417,7 @@ static int tree_add_window(void *ctx, const struct history_window *w)
 {
 	struct tree *t = ctx;
 
-	if (tree_epoch(t, w->epoch))
+	if (tree_epoch(t, w))
 		return -ENOMEM;
 	for (size_t i = 0; i < w->n; i++) {
 		const struct history_record *rec = &w->records[i];
@@ -741,8 +740,9 @@ struct series_query {
 	bool too_many;
 };
 
-static int64_t find_series(struct series_query *q, const struct history_epoch *ep, uint32_t labels_id)
+static int64_t find_series(struct series_query *q, const struct history_window *w, uint32_t labels_id)
 {
+	const struct history_epoch *ep = w->epoch;
 	const struct label *ls;
 	size_t nls = history_labels(ep, labels_id, &ls);
 	char key[4096];
@@ -750,11 +750,8 @@ static int64_t find_series(struct series_query *q, const struct history_epoch *e
 	const char *vals[MAX_GROUP_BY];
 
 	if (q->epoch != history_epoch_id(ep)) {
-		struct history_dict_sizes n;
-
-		history_epoch_sizes(ep, &n);
 		free(q->labels_series);
-		q->labels_series = calloc(n.labelsets + 1, sizeof(*q->labels_series));
+		q->labels_series = calloc(w->sizes.labelsets + 1, sizeof(*q->labels_series));
 		if (!q->labels_series)
 			return -ENOMEM;
 		q->epoch = history_epoch_id(ep);
@@ -826,7 +823,7 @@ static int series_add_window(void *ctx, const struct history_window *w)
 
 		if (!selected(q->sel, w, rec))
 			continue;
-		idx = find_series(q, w->epoch, rec->labels);
+		idx = find_series(q, w, rec->labels);
 		if (idx < 0)
 			return (int)idx;
 		struct series *s = &q->series[idx];
@@ -1006,11 +1003,8 @@ static int labels_add_window(void *ctx, const struct history_window *w)
 	struct label_query *q = ctx;
 
 	if (q->epoch != history_epoch_id(w->epoch)) {
-		struct history_dict_sizes n;
-
-		history_epoch_sizes(w->epoch, &n);
 		free(q->seen);
-		q->seen = calloc(n.labelsets + 1, 1);
+		q->seen = calloc(w->sizes.labelsets + 1, 1);
 		if (!q->seen)
 			return -ENOMEM;
 		q->epoch = history_epoch_id(w->epoch);
