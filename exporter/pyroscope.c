@@ -721,8 +721,14 @@ struct series {
 	size_t nlabels;
 	double *sums;
 	uint32_t *profiles;   /* windows that added to each point */
-	uint64_t *last_window;
+	uint64_t last_window; /* the window `in_window` is the value of */
+	double in_window;
 	double total;
+};
+
+struct share {
+	size_t point;
+	double fraction;
 };
 
 struct series_query {
@@ -734,6 +740,9 @@ struct series_query {
 	struct strset keys;        /* series key -> index in series */
 	struct series *series;
 	uint64_t window;           /* count of windows visited, identifies the current one */
+	uint32_t *touched;         /* series with samples in the current window */
+	size_t ntouched, touched_cap;
+	struct share *shares;      /* npoints */
 	uint64_t epoch;
 	int32_t *labels_series;    /* per label set of the epoch: series index + 1, 0 unknown */
 	uint32_t labels_cap;
@@ -788,8 +797,7 @@ static int64_t find_series(struct series_query *q, const struct history_window *
 		s->label_values = calloc(q->ngroup_by + 1, sizeof(char *));
 		s->sums = calloc(q->npoints, sizeof(*s->sums));
 		s->profiles = calloc(q->npoints, sizeof(*s->profiles));
-		s->last_window = calloc(q->npoints, sizeof(*s->last_window));
-		if (!s->label_names || !s->label_values || !s->sums || !s->profiles || !s->last_window)
+		if (!s->label_names || !s->label_values || !s->sums || !s->profiles)
 			return -ENOMEM;
 		for (size_t g = 0; g < q->ngroup_by; g++) {
 			if (!vals[g])
@@ -804,19 +812,43 @@ static int64_t find_series(struct series_query *q, const struct history_window *
 	return idx;
 }
 
+/* Point k stands for the step (T - step, T] before its time T = start + k * step, as Pyroscope's
+ * rangeSeries counts a profile in the first step at or after it; the first and last points also take
+ * what lies before and after the range. A window is spread over the steps it covers in proportion to
+ * its time in each: a step finer than the window gets the window's rate at each point it covers
+ * (the ring keeps nothing finer) instead of one point with all of it and empty ones around, and a
+ * step that is no multiple of the window (Grafana's 15 s) does not alias a steady load into points of
+ * alternately one and two windows. Totals stay those of the whole windows. */
+static size_t window_shares(struct series_query *q, int64_t start_ns, int64_t end_ns)
+{
+	const int64_t first = q->start_ms * MS, step = q->step_ms * MS;
+	const size_t last = q->npoints - 1;
+	size_t k0 = start_ns <= first ? 0 : (size_t)((start_ns - first + step - 1) / step);
+	size_t k1 = end_ns <= first ? 0 : (size_t)((end_ns - first + step - 1) / step), n = 0;
+
+	k0 = k0 > last ? last : k0;
+	k1 = k1 > last ? last : k1;
+	if (end_ns <= start_ns) {
+		q->shares[0] = (struct share){ k0, 1.0 };
+		return 1;
+	}
+	for (size_t k = k0; k <= k1; k++) {
+		int64_t t = first + (int64_t)k * step;
+		int64_t lo = k == 0 ? INT64_MIN : t - step, hi = k == last ? INT64_MAX : t;
+		int64_t overlap = (end_ns < hi ? end_ns : hi) - (start_ns > lo ? start_ns : lo);
+
+		if (overlap > 0)
+			q->shares[n++] = (struct share){ k, (double)overlap / (double)(end_ns - start_ns) };
+	}
+	return n;
+}
+
 static int series_add_window(void *ctx, const struct history_window *w)
 {
 	struct series_query *q = ctx;
-	int64_t ts = w->start_ns / MS;
-	size_t k;
 
-	/* Pyroscope's rangeSeries: a profile at ts counts in the first step at or after it. */
-	if (ts < q->start_ms)
-		ts = q->start_ms;
-	k = (size_t)((ts - q->start_ms + q->step_ms - 1) / q->step_ms);
-	if (k >= q->npoints)
-		k = q->npoints - 1;
 	q->window++;
+	q->ntouched = 0;
 	for (size_t i = 0; i < w->n; i++) {
 		const struct history_record *rec = &w->records[i];
 		int64_t idx;
@@ -827,12 +859,33 @@ static int series_add_window(void *ctx, const struct history_window *w)
 		if (idx < 0)
 			return (int)idx;
 		struct series *s = &q->series[idx];
-		double v = (double)value_of(q->sel, rec);
-		s->sums[k] += v;
-		s->total += v;
-		if (s->last_window[k] != q->window) {
-			s->last_window[k] = q->window;
-			s->profiles[k]++;
+		if (s->last_window != q->window) {
+			if (q->ntouched == q->touched_cap) {
+				size_t cap = q->touched_cap ? 2 * q->touched_cap : 64;
+				uint32_t *t = realloc(q->touched, cap * sizeof(*t));
+
+				if (!t)
+					return -ENOMEM;
+				q->touched = t;
+				q->touched_cap = cap;
+			}
+			q->touched[q->ntouched++] = (uint32_t)idx;
+			s->last_window = q->window;
+			s->in_window = 0;
+		}
+		s->in_window += (double)value_of(q->sel, rec);
+	}
+	if (!q->ntouched)
+		return 0;
+
+	size_t nshares = window_shares(q, w->start_ns, w->end_ns);
+	for (size_t i = 0; i < q->ntouched; i++) {
+		struct series *s = &q->series[q->touched[i]];
+
+		s->total += s->in_window;
+		for (size_t k = 0; k < nshares; k++) {
+			s->sums[q->shares[k].point] += s->in_window * q->shares[k].fraction;
+			s->profiles[q->shares[k].point]++;
 		}
 	}
 	return 0;
@@ -869,9 +922,10 @@ static void series_free(struct series_query *q)
 		free(s->label_values);
 		free(s->sums);
 		free(s->profiles);
-		free(s->last_window);
 	}
 	free(q->series);
+	free(q->touched);
+	free(q->shares);
 	free(q->labels_series);
 	strset_free(&q->keys);
 }
@@ -972,6 +1026,11 @@ static int select_series(struct history *h, const Querier__V1__SelectSeriesReque
 		goto out;
 	}
 	q.npoints = (size_t)((req->end - req->start + q.step_ms - 1) / q.step_ms) + 1;
+	q.shares = calloc(q.npoints, sizeof(*q.shares));
+	if (!q.shares) {
+		err = error_reply(r, "resource_exhausted", "out of memory building the series");
+		goto out;
+	}
 	err = history_query(h, sel.start_ns, sel.end_ns, series_add_window, &q, NULL, NULL);
 	if (err == -ENOENT)
 		err = 0;
