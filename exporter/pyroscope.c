@@ -662,12 +662,118 @@ static void fg_builder_free(struct fg_builder *b)
 	strset_free(&b->out_names);
 }
 
-/* The flame graph of what sel selects, packed as a SelectMergeStacktracesResponse (same fields as
- * SelectMergeSpanProfileResponse). */
-static int flame_graph_reply(struct history *h, struct selection *sel, int64_t max_nodes, struct http_reply *r)
+/* --- tree format ---------------------------------------------------------------------------------- */
+
+struct bytes_out {
+	uint8_t *p;
+	size_t n, cap;
+};
+
+static int bytes_put(struct bytes_out *o, const void *data, size_t len)
+{
+	if (o->n + len > o->cap) {
+		size_t cap = o->cap ? o->cap : 4096;
+
+		while (cap < o->n + len)
+			cap *= 2;
+		uint8_t *p = realloc(o->p, cap);
+		if (!p)
+			return -ENOMEM;
+		o->p = p;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->n, data, len);
+	o->n += len;
+	return 0;
+}
+
+static int bytes_varint(struct bytes_out *o, uint64_t v)
+{
+	uint8_t b[10];
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		b[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	b[n++] = (uint8_t)v;
+	return bytes_put(o, b, n);
+}
+
+static int bytes_node(struct bytes_out *o, const char *name, int64_t self)
+{
+	size_t len = strlen(name);
+
+	return bytes_varint(o, len) ?: bytes_put(o, name, len) ?: bytes_varint(o, (uint64_t)self);
+}
+
+/* Pyroscope's tree bytes (its model.Tree marshalled with max_nodes): depth first with an explicit stack
+ * from a nameless root, each node as varint name length, name, varint self and varint number of
+ * children; children are pushed in name order (so popped last first); those whose total is under
+ * min_val are folded into one "other" child, added to a child of that name when there is one. */
+static int tree_bytes(struct fg_builder *b, int64_t min_val, struct bytes_out *out)
+{
+	const struct tree *t = b->t;
+	int err;
+
+	if (!t->nodes[0].first_child)
+		return 0;
+	err = push_frame(b, (struct frame){ .node = 0 });
+	while (!err && b->nstack) {
+		struct frame f = b->stack[--b->nstack];
+
+		if (f.node == UINT32_MAX) {
+			err = bytes_node(out, "other", f.other_total) ?: bytes_varint(out, 0);
+			continue;
+		}
+		err = bytes_node(out, f.node ? t->names.strs[t->nodes[f.node].name] : "",
+				 t->nodes[f.node].self + f.other_total);
+		int64_t n = err ? 0 : sorted_children(b, f.node), other = 0, kept = 0;
+		if (n < 0)
+			return -ENOMEM;
+		int64_t named_other = -1;
+		for (int64_t i = 0; i < n; i++) {
+			const struct node *c = &t->nodes[b->children[i]];
+
+			if (strcmp(t->names.strs[c->name], "other") == 0)
+				named_other = i;
+			else if (c->total < min_val)
+				other += c->total;
+		}
+		bool synthetic = other && named_other < 0;
+		/* Pushing does not touch b->children: the next sorted_children call comes after a pop. */
+		for (int64_t i = 0; i < n && !err; i++) {
+			uint32_t k = b->children[i];
+			const struct node *c = &t->nodes[k];
+			bool is_other = i == named_other;
+
+			if (!is_other && c->total < min_val)
+				continue;
+			if (synthetic && strcmp("other", t->names.strs[c->name]) < 0) {
+				err = push_frame(b, (struct frame){ .node = UINT32_MAX, .other_total = other });
+				synthetic = false;
+				kept++;
+			}
+			err = err ?: push_frame(b, (struct frame){ .node = k, .other_total = is_other ? other : 0 });
+			kept++;
+		}
+		if (!err && synthetic) {
+			err = push_frame(b, (struct frame){ .node = UINT32_MAX, .other_total = other });
+			kept++;
+		}
+		err = err ?: bytes_varint(out, (uint64_t)kept);
+	}
+	return err;
+}
+
+/* What sel selects, merged, packed as a SelectMergeStacktracesResponse (the same fields as
+ * SelectMergeSpanProfileResponse): the flame graph, or with tree_format Pyroscope's tree bytes. */
+static int merge_reply(struct history *h, struct selection *sel, int64_t max_nodes, bool tree_format,
+		       struct http_reply *r)
 {
 	struct tree t;
 	struct fg_builder b = { .t = &t };
+	struct bytes_out tree_out = { 0 };
 	int64_t min_val;
 	int err = tree_init(&t, sel);
 
@@ -678,9 +784,19 @@ static int flame_graph_reply(struct history *h, struct selection *sel, int64_t m
 	}
 	if (!err)
 		err = min_value(&t, max_nodes ? max_nodes : PYROSCOPE_DEFAULT_MAX_NODES, &min_val);
-	if (!err)
+	if (!err && tree_format) {
+		err = tree_bytes(&b, min_val, &tree_out);
+		if (!err) {
+			Querier__V1__SelectMergeStacktracesResponse resp = QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
+
+			resp.tree.data = tree_out.p;
+			resp.tree.len = tree_out.n;
+			err = message_reply(r, &resp.base);
+		}
+	} else if (!err) {
 		err = flame_levels(&b, min_val);
-	if (!err) {
+	}
+	if (!err && !tree_format) {
 		Querier__V1__FlameGraph fg = QUERIER__V1__FLAME_GRAPH__INIT;
 		Querier__V1__SelectMergeStacktracesResponse resp = QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
 		Querier__V1__Level *levels = calloc(b.nlevels ? b.nlevels : 1, sizeof(*levels));
@@ -707,10 +823,11 @@ static int flame_graph_reply(struct history *h, struct selection *sel, int64_t m
 		free(levels);
 		free(level_ptrs);
 	}
+	free(tree_out.p);
 	fg_builder_free(&b);
 	tree_free(&t);
 	if (err == -ENOMEM)
-		return error_reply(r, "resource_exhausted", "out of memory building the flame graph");
+		return error_reply(r, "resource_exhausted", "out of memory merging the profiles");
 	return err;
 }
 
@@ -1182,10 +1299,8 @@ static int merge_stacktraces_method(struct history *h, const void *body, size_t 
 		return error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectMergeStacktracesRequest");
 	err = set_type(&sel, req->profile_typeid, r) ?: add_selector(&sel, req->label_selector, r) ?:
 	      set_range(&sel, req->start, req->end, r);
-	if (!err && req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE)
-		err = error_reply(r, "unimplemented", "the tree format is not served; ask for the flame graph") ?: -EINVAL;
 	if (!err)
-		err = flame_graph_reply(h, &sel, req->max_nodes, r);
+		err = merge_reply(h, &sel, req->max_nodes, req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE, r);
 	selection_free(&sel);
 	querier__v1__select_merge_stacktraces_request__free_unpacked(req, NULL);
 	return err < 0 && err != -ENOMEM ? 0 : err;
@@ -1202,10 +1317,8 @@ static int merge_span_profile_method(struct history *h, const void *body, size_t
 		return error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectMergeSpanProfileRequest");
 	err = set_type(&sel, req->profile_typeid, r) ?: add_selector(&sel, req->label_selector, r) ?:
 	      set_range(&sel, req->start, req->end, r) ?: set_spans(&sel, req->span_selector, req->n_span_selector, r);
-	if (!err && req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE)
-		err = error_reply(r, "unimplemented", "the tree format is not served; ask for the flame graph") ?: -EINVAL;
 	if (!err)
-		err = flame_graph_reply(h, &sel, req->max_nodes, r);
+		err = merge_reply(h, &sel, req->max_nodes, req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE, r);
 	selection_free(&sel);
 	querier__v1__select_merge_span_profile_request__free_unpacked(req, NULL);
 	return err < 0 && err != -ENOMEM ? 0 : err;

@@ -76,7 +76,7 @@ def as_str(b):
 LEVEL = {1: ("values", "s64", True)}
 FLAMEGRAPH = {1: ("names", as_str, True), 2: ("levels", lambda b: h._msg(b, LEVEL), True),
               3: ("total", "s64", False), 4: ("max_self", "s64", False)}
-MERGE_RESPONSE = {1: ("flamegraph", lambda b: h._msg(b, FLAMEGRAPH), False)}
+MERGE_RESPONSE = {1: ("flamegraph", lambda b: h._msg(b, FLAMEGRAPH), False), 2: ("tree", "bytes", False)}
 LABEL_PAIR = {1: ("name", as_str, False), 2: ("value", as_str, False)}
 POINT = {1: ("value", as_double, False), 2: ("timestamp", "s64", False)}
 SERIES = {1: ("labels", lambda b: h._msg(b, LABEL_PAIR), True), 2: ("points", lambda b: h._msg(b, POINT), True)}
@@ -113,6 +113,38 @@ def flame_stacks(fg):
             if node[2]:
                 stacks[path] = stacks.get(path, 0) + node[2]
         paths.append(row)
+    return stacks
+
+
+def tree_stacks(data):
+    """{root-first tuple of names: self} from Pyroscope's tree bytes: depth first from a nameless root,
+    each node as varint name length, name, varint self, varint number of children."""
+    def uvarint(i):
+        v = shift = 0
+        while True:
+            b = data[i]
+            v |= (b & 0x7F) << shift
+            i += 1
+            if b < 0x80:
+                return v, i
+            shift += 7
+    stacks, parents, i, first = {}, [()], 0, True
+    while parents:
+        path = parents.pop()
+        n, i = uvarint(i)
+        name = data[i:i + n].decode()
+        i += n
+        self_, i = uvarint(i)
+        children, i = uvarint(i)
+        if first:
+            assert (name, self_) == ("", 0), "the root is not nameless"
+            first = False
+        else:
+            path = path + (name,)
+        if self_:
+            stacks[path] = stacks.get(path, 0) + self_
+        parents.extend([path] * children)
+    assert i == len(data), "%d bytes after the tree" % (len(data) - i)
     return stacks
 
 
@@ -211,14 +243,20 @@ class QueryAPI(unittest.TestCase):
         self.assertEqual(ctype, "application/proto")
         return h._msg(data, spec)
 
-    def flame(self, type_id, selector="{}", max_nodes=-1, method="SelectMergeStacktraces", spans=()):
+    def flame(self, type_id, selector="{}", max_nodes=-1, method="SelectMergeStacktraces", spans=(), tree=False):
+        fmt = 2 if tree else 0  # PROFILE_FORMAT_TREE
         if method == "SelectMergeStacktraces":
             body = (f_str(1, type_id) + f_str(2, selector) + f_int(3, self.start_ms) + f_int(4, self.end_ms) +
-                    f_int(5, max_nodes))
+                    f_int(5, max_nodes) + f_int(6, fmt))
         else:
             body = (f_str(1, type_id) + f_str(2, selector) + b"".join(f_str(3, s) for s in spans) +
-                    f_int(4, self.start_ms) + f_int(5, self.end_ms) + f_int(6, max_nodes))
-        return self.ok(method, body, MERGE_RESPONSE)["flamegraph"]
+                    f_int(4, self.start_ms) + f_int(5, self.end_ms) + f_int(6, max_nodes) + f_int(7, fmt))
+        resp = self.ok(method, body, MERGE_RESPONSE)
+        if tree:
+            self.assertEqual(resp["flamegraph"], 0, "a flame graph next to the tree")
+            return resp["tree"]
+        self.assertEqual(resp["tree"], b"")
+        return resp["flamegraph"]
 
     def test_profile_types(self):
         types = self.ok("ProfileTypes", f_int(1, self.start_ms) + f_int(2, self.end_ms), TYPES_RESPONSE)["profile_types"]
@@ -245,6 +283,15 @@ class QueryAPI(unittest.TestCase):
             self.assertEqual(got, want, type_id)
             self.assertEqual(fg["max_self"], max(got.values()))
             self.assertTrue({"hot_a", "hot_b", "hot_c", "burn_with_context"} <= set(fg["names"]))
+            self.assertEqual(tree_stacks(self.flame(type_id, tree=True)), want, type_id)
+
+    def test_tree_max_nodes_and_span(self):
+        small = tree_stacks(self.flame(CPU, max_nodes=8, tree=True))
+        self.assertEqual(sum(small.values()), self.pprof.total(1))
+        self.assertTrue(any(path[-1] == "other" for path in small), small)
+        self.assertLess(len(small), len(pprof_stacks(self.pprof, 1)))
+        got = tree_stacks(self.flame(CPU, method="SelectMergeSpanProfile", spans=[self.span], tree=True))
+        self.assertEqual(got, pprof_stacks(self.pprof, 1, lambda x: x.labels.get("span_id") == self.span))
 
     def test_flame_graph_max_nodes_and_selector(self):
         fg = self.flame(CPU, max_nodes=8)

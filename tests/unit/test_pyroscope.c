@@ -1,6 +1,7 @@
 /* Pyroscope's flame graph layout on a known tree, exactly (names in pop order, levels of
  * [x delta, total, self, name], self before children, children by name, "other" under max_nodes),
- * SelectSeries points at steps finer and coarser than the window, and Connect errors. */
+ * Pyroscope's tree bytes, SelectSeries points at steps finer and coarser than the window, and Connect
+ * errors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -129,6 +130,54 @@ static void test_levels(void **state)
 	querier__v1__select_merge_stacktraces_response__free_unpacked(resp, NULL);
 }
 
+/* SelectMergeStacktraces with format = PROFILE_FORMAT_TREE: only the tree bytes. */
+static void expect_tree(int64_t max_nodes, const uint8_t *want, size_t n)
+{
+	Querier__V1__SelectMergeStacktracesRequest req = QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST__INIT;
+	struct http_reply r;
+	uint8_t buf[256];
+
+	req.profile_typeid = "process_cpu:samples:count:cpu:nanoseconds";
+	req.label_selector = "{}";
+	req.max_nodes = max_nodes;
+	req.format = QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE;
+	size_t len = querier__v1__select_merge_stacktraces_request__pack(&req, buf);
+	assert_int_equal(pyroscope_serve(h, "SelectMergeStacktraces", buf, len, &r), 0);
+	assert_int_equal(r.status, 200);
+	Querier__V1__SelectMergeStacktracesResponse *resp =
+		querier__v1__select_merge_stacktraces_response__unpack(NULL, r.len, r.body);
+	free(r.body);
+	assert_non_null(resp);
+	assert_null(resp->flamegraph);
+	assert_int_equal(resp->tree.len, n);
+	assert_memory_equal(resp->tree.data, want, n);
+	querier__v1__select_merge_stacktraces_response__free_unpacked(resp, NULL);
+}
+
+/* Each node: name length, name, self, children; depth first, the last child in name order first. */
+static void test_tree_bytes(void **state)
+{
+	(void)state;
+	static const uint8_t whole[] = {
+		0, 0, 2,                /* "" (the root) self 0, children 0x1 and 0x4 */
+		3, '0', 'x', '4', 4, 0, /* d 4 */
+		3, '0', 'x', '1', 1, 2, /* a 1, children 0x2 and 0x3 */
+		3, '0', 'x', '3', 2, 0, /* a;c 2 */
+		3, '0', 'x', '2', 3, 0, /* a;b 3 */
+	};
+	/* Three nodes: totals 6 (a), 4 (d), 3 (b) stay; c (2) becomes "other", after b by name. */
+	static const uint8_t truncated[] = {
+		0, 0, 2,
+		3, '0', 'x', '4', 4, 0,
+		3, '0', 'x', '1', 1, 2,
+		5, 'o', 't', 'h', 'e', 'r', 2, 0,
+		3, '0', 'x', '2', 3, 0,
+	};
+
+	expect_tree(0, whole, sizeof(whole));
+	expect_tree(3, truncated, sizeof(truncated));
+}
+
 struct point {
 	double at_s;
 	double value;
@@ -228,6 +277,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_levels),
+		cmocka_unit_test(test_tree_bytes),
 		cmocka_unit_test(test_series_steps),
 		cmocka_unit_test(test_errors),
 	};
