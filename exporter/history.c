@@ -226,6 +226,8 @@ struct history_epoch {
 	struct stable map_functions; /* uint8_t per mapping, atomic: some location in it is symbolized */
 	size_t extra_bytes;
 	uint32_t nwindows;         /* sealed windows in the ring that use it */
+	uint32_t nsealed;          /* windows sealed in it, evicted or not */
+	struct history *held_by;   /* set when the ring let go of it while queries still held it */
 	struct history_epoch *next;
 };
 
@@ -244,6 +246,7 @@ struct sealed {
 	size_t len;
 	uint32_t nrecords;
 	uint64_t samples;
+	struct history *held_by;     /* as for epochs */
 	struct sealed *next;
 };
 
@@ -265,6 +268,7 @@ struct history {
 	struct open_window open;
 	uint64_t windows, window_bytes, records, samples;
 	uint64_t evictions_retention, evictions_size;
+	uint64_t held_bytes;                    /* atomic: evicted, still read by queries */
 	char name[NAME_MAX_LEN];
 	char module[64];
 };
@@ -297,17 +301,43 @@ static struct history_epoch *epoch_get(struct history_epoch *e)
 
 static void epoch_put(struct history_epoch *e)
 {
-	if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		if (e->held_by)
+			__atomic_sub_fetch(&e->held_by->held_bytes, epoch_bytes(e), __ATOMIC_RELAXED);
 		epoch_free(e);
+	}
+}
+
+static size_t sealed_bytes(const struct sealed *w)
+{
+	return sizeof(*w) + w->len;
 }
 
 static void sealed_put(struct sealed *w)
 {
 	if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		if (w->held_by)
+			__atomic_sub_fetch(&w->held_by->held_bytes, sealed_bytes(w), __ATOMIC_RELAXED);
 		epoch_put(w->epoch);
 		free(w->data);
 		free(w);
 	}
+}
+
+/* The ring lets go of an evicted window or epoch: until the queries still reading it let go too, it
+ * counts in held_bytes (set before the reference goes, so whoever frees it takes it out again). */
+static void release_sealed(struct history *h, struct sealed *w)
+{
+	w->held_by = h;
+	__atomic_add_fetch(&h->held_bytes, sealed_bytes(w), __ATOMIC_RELAXED);
+	sealed_put(w);
+}
+
+static void release_epoch(struct history *h, struct history_epoch *e)
+{
+	e->held_by = h;
+	__atomic_add_fetch(&h->held_bytes, epoch_bytes(e), __ATOMIC_RELAXED);
+	epoch_put(e);
 }
 
 static struct history_epoch *epoch_new(struct history *h)
@@ -680,16 +710,16 @@ static void drop_oldest(struct history *h)
 	if (!h->oldest)
 		h->newest = NULL;
 	h->windows--;
-	h->window_bytes -= sizeof(*w) + w->len;
+	h->window_bytes -= sealed_bytes(w);
 	h->records -= w->nrecords;
 	h->samples -= w->samples;
 	w->epoch->nwindows--;
-	sealed_put(w);
+	release_sealed(h, w);
 	/* Epochs are in time order: the ones before the oldest window's are unused by the ring. */
 	while (h->epochs != h->current && !h->epochs->nwindows) {
 		struct history_epoch *next = h->epochs->next;
 
-		epoch_put(h->epochs);
+		release_epoch(h, h->epochs);
 		h->epochs = next;
 	}
 }
@@ -730,20 +760,21 @@ static int seal_open(struct history *h)
 	w->nrecords = o->records.n;
 	w->samples = o->samples;
 	h->current->nwindows++;
+	h->current->nsealed++;
 	if (h->newest)
 		h->newest->next = w;
 	else
 		h->oldest = w;
 	h->newest = w;
 	h->windows++;
-	h->window_bytes += sizeof(*w) + w->len;
+	h->window_bytes += sealed_bytes(w);
 	h->records += w->nrecords;
 	h->samples += w->samples;
 	open_reset(o);
 
 	/* A new epoch now and then, or sooner when its dictionaries grow large, so that dictionaries
 	 * only old windows used can be freed with them. */
-	if (h->current->nwindows >= EPOCH_WINDOWS || epoch_bytes(h->current) > h->opts.max_bytes / 8) {
+	if (h->current->nsealed >= EPOCH_WINDOWS || epoch_bytes(h->current) > h->opts.max_bytes / 8) {
 		struct history_epoch *e = epoch_new(h);
 
 		if (!e)
@@ -949,6 +980,7 @@ void history_stats(struct history *h, struct history_stats *out)
 		.samples = h->samples,
 		.evictions_retention = h->evictions_retention,
 		.evictions_size = h->evictions_size,
+		.held_bytes = __atomic_load_n(&h->held_bytes, __ATOMIC_RELAXED),
 	};
 	for (const struct history_epoch *e = h->epochs; e; e = e->next)
 		out->epochs++;
@@ -968,6 +1000,10 @@ void history_write_metrics(struct metrics_buf *b, void *history)
 	metrics_family(b, "anorak_history_bytes", "gauge",
 		       "Memory the history ring takes: compressed windows and their dictionaries.");
 	metrics_value(b, "anorak_history_bytes", NULL, (double)st.bytes);
+	metrics_family(b, "anorak_history_query_held_bytes", "gauge",
+		       "Evicted windows and dictionaries that running queries still read, not in "
+		       "anorak_history_bytes; freed when the queries end.");
+	metrics_value(b, "anorak_history_query_held_bytes", NULL, (double)st.held_bytes);
 	metrics_family(b, "anorak_history_max_bytes", "gauge", "The ring's bound (--storage.max-bytes).");
 	metrics_value(b, "anorak_history_max_bytes", NULL, (double)h->opts.max_bytes);
 	metrics_family(b, "anorak_history_windows", "gauge", "Closed windows kept in the ring.");

@@ -112,13 +112,14 @@ struct history_filter {
 bool history_filter_match(struct history_filter *f, const struct history_window *w, uint32_t labels);
 void history_filter_free(struct history_filter *f);
 
-/* anorak_history_bytes, _max_bytes, _windows, _samples, _oldest_timestamp_seconds,
+/* anorak_history_bytes, _query_held_bytes, _max_bytes, _windows, _samples, _oldest_timestamp_seconds,
  * _evictions_total{reason}. */
 void history_write_metrics(struct metrics_buf *b, void *history);
 
 /* Snapshot of the ring's size, for tests and the benchmark. */
 struct history_stats {
 	uint64_t bytes, window_bytes, windows, epochs, records, samples, evictions_retention, evictions_size;
+	uint64_t held_bytes; /* evicted, still read by queries */
 };
 void history_stats(struct history *h, struct history_stats *out);
 

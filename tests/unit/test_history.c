@@ -298,6 +298,8 @@ static int visit_while_draining(void *ctx, const struct history_window *w)
 		history_stats(c->h, &st);
 		assert_true(st.evictions_retention >= 90);
 		assert_int_equal(st.epochs, 1); /* the query's epoch is the ring's no more */
+		/* Its 3 windows and the epoch, counted until the query lets go. */
+		assert_true(st.held_bytes > 64 * 1024);
 	}
 	return sum(&c->t, w);
 }
@@ -326,6 +328,9 @@ static void test_query_during_drains(void **state)
 	assert_int_equal(c.t.count, want);
 	assert_int_equal(c.t.by_frame[0], 1 + 2 + 3);
 	assert_string_equal(c.t.pod, "api-1");
+	struct history_stats st;
+	history_stats(c.h, &st);
+	assert_int_equal(st.held_bytes, 0);
 
 	/* What the drains added is there for the next query. */
 	struct totals t = { 0 };
