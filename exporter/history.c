@@ -87,7 +87,7 @@ struct blob {
 /* Append-only: ids, blobs and chunks stay where they are until the dictionary is freed. */
 struct dict {
 	struct chunk *chunks;
-	struct stable ids; /* struct blob per id */
+	struct stable data, lens; /* per id: const void *, uint32_t */
 	uint32_t n;
 	uint32_t *table;   /* id + 1, 0 free; at most half full; only the writer reads it */
 	uint32_t tcap;
@@ -105,9 +105,10 @@ static uint64_t hash_blob(const void *p, size_t n)
 	return h * 0xbf58476d1ce4e5b9ULL;
 }
 
-static const struct blob *dict_blob(const struct dict *d, uint32_t id)
+static struct blob dict_blob(const struct dict *d, uint32_t id)
 {
-	return stable_at(&d->ids, sizeof(struct blob), id);
+	return (struct blob){ *(const void **)stable_at(&d->data, sizeof(void *), id),
+			      *(const uint32_t *)stable_at(&d->lens, sizeof(uint32_t), id) };
 }
 
 static void dict_free(struct dict *d)
@@ -118,7 +119,8 @@ static void dict_free(struct dict *d)
 		free(d->chunks);
 		d->chunks = next;
 	}
-	stable_free(&d->ids);
+	stable_free(&d->data);
+	stable_free(&d->lens);
 	free(d->table);
 	memset(d, 0, sizeof(*d));
 }
@@ -152,8 +154,8 @@ static int dict_rehash(struct dict *d)
 	if (!table)
 		return -ENOMEM;
 	for (uint32_t id = 0; id < d->n; id++) {
-		const struct blob *b = dict_blob(d, id);
-		uint32_t j = (uint32_t)hash_blob(b->data, b->len) & (cap - 1);
+		const struct blob b = dict_blob(d, id);
+		uint32_t j = (uint32_t)hash_blob(b.data, b.len) & (cap - 1);
 
 		while (table[j])
 			j = (j + 1) & (cap - 1);
@@ -175,23 +177,25 @@ static int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *i
 	uint32_t j = (uint32_t)hash_blob(blob, len) & (d->tcap - 1);
 	for (; d->table[j]; j = (j + 1) & (d->tcap - 1)) {
 		uint32_t k = d->table[j] - 1;
-		const struct blob *b = dict_blob(d, k);
+		const struct blob b = dict_blob(d, k);
 
-		if (b->len == len && !memcmp(b->data, blob, len)) {
+		if (b.len == len && !memcmp(b.data, blob, len)) {
 			*id = k;
 			if (added)
 				*added = false;
 			return 0;
 		}
 	}
-	int err = stable_reserve(&d->ids, sizeof(struct blob), (uint64_t)d->n + 1, &d->bytes);
+	int err = stable_reserve(&d->data, sizeof(void *), (uint64_t)d->n + 1, &d->bytes) ?:
+		  stable_reserve(&d->lens, sizeof(uint32_t), (uint64_t)d->n + 1, &d->bytes);
 	if (err)
 		return err;
 	void *copy = arena_alloc(d, len ? len : 1);
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, blob, len);
-	*(struct blob *)stable_at(&d->ids, sizeof(struct blob), d->n) = (struct blob){ copy, (uint32_t)len };
+	*(const void **)stable_at(&d->data, sizeof(void *), d->n) = copy;
+	*(uint32_t *)stable_at(&d->lens, sizeof(uint32_t), d->n) = (uint32_t)len;
 	d->table[j] = d->n + 1;
 	*id = d->n++;
 	if (added)
@@ -418,7 +422,7 @@ static int intern_string(struct history_epoch *e, const char *s, const char **ou
 	int err = dict_intern(&e->strings, s, strlen(s) + 1, &id, NULL);
 
 	if (!err)
-		*out = dict_blob(&e->strings, id)->data;
+		*out = dict_blob(&e->strings, id).data;
 	return err;
 }
 
@@ -624,7 +628,7 @@ static int encode_open(const struct open_window *o, char **out, size_t *outlen)
 		return -ENOMEM;
 	len += put_varint(raw, o->records.n);
 	for (uint32_t i = 0; i < o->records.n; i++) {
-		const struct rec_key *k = dict_blob(&o->records, i)->data;
+		const struct rec_key *k = dict_blob(&o->records, i).data;
 
 		len += put_varint(raw + len, k->stack);
 		len += put_varint(raw + len, k->labels);
@@ -840,7 +844,7 @@ static int copy_open(struct history *h, struct snapshot *snap)
 	if (!recs)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < o->records.n; i++) {
-		const struct rec_key *k = dict_blob(&o->records, i)->data;
+		const struct rec_key *k = dict_blob(&o->records, i).data;
 
 		recs[i] = (struct history_record){ .stack = k->stack, .labels = k->labels, .pid = k->pid,
 						   .tid = k->tid, .frequency = k->frequency,
@@ -934,15 +938,15 @@ uint64_t history_epoch_id(const struct history_epoch *e)
 
 size_t history_stack(const struct history_epoch *e, uint32_t id, const uint32_t **locations)
 {
-	const struct blob *b = dict_blob(&e->stacks, id);
+	const struct blob b = dict_blob(&e->stacks, id);
 
-	*locations = b->data;
-	return b->len / sizeof(uint32_t);
+	*locations = b.data;
+	return b.len / sizeof(uint32_t);
 }
 
 void history_location(const struct history_epoch *e, uint32_t id, struct history_location *out)
 {
-	const struct loc_key *k = dict_blob(&e->locations, id)->data;
+	const struct loc_key *k = dict_blob(&e->locations, id).data;
 	const struct loc_info *info = stable_at(&e->loc_info, sizeof(*info), id);
 
 	out->mapping = k->mapping;
@@ -953,7 +957,7 @@ void history_location(const struct history_epoch *e, uint32_t id, struct history
 
 void history_mapping(const struct history_epoch *e, uint32_t id, struct history_mapping *out)
 {
-	const struct map_key *k = dict_blob(&e->mappings, id)->data;
+	const struct map_key *k = dict_blob(&e->mappings, id).data;
 	const uint8_t *functions = stable_at(&e->map_functions, 1, id);
 
 	*out = (struct history_mapping){ .start = k->start, .limit = k->limit, .offset = k->offset,
@@ -963,10 +967,10 @@ void history_mapping(const struct history_epoch *e, uint32_t id, struct history_
 
 size_t history_labels(const struct history_epoch *e, uint32_t id, const struct label **labels)
 {
-	const struct blob *b = dict_blob(&e->labelsets, id);
+	const struct blob b = dict_blob(&e->labelsets, id);
 
-	*labels = b->data;
-	return b->len / sizeof(struct label);
+	*labels = b.data;
+	return b.len / sizeof(struct label);
 }
 
 void history_stats(struct history *h, struct history_stats *out)
