@@ -463,10 +463,9 @@ static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint
 	}
 	if (err)
 		return err;
-	err = dict_intern(&e->mappings, &key, sizeof(key), id, NULL);
-	if (!err)
-		err = stable_reserve(&e->map_functions, 1, (uint64_t)*id + 1, &e->extra_bytes);
-	return err;
+	/* Room first: an id a query can see always has its flag. */
+	return stable_reserve(&e->map_functions, 1, (uint64_t)e->mappings.n + 1, &e->extra_bytes) ?:
+	       dict_intern(&e->mappings, &key, sizeof(key), id, NULL);
 }
 
 /* Resolves the function of a location seen for the first time, as the live encoder does: a return
@@ -492,7 +491,8 @@ static int symbolize(struct history *h, struct history_epoch *e, const struct sl
 	char filename[sizeof(h->module) + 2] = "";
 	if (h->module[0])
 		snprintf(filename, sizeof(filename), "[%s]", h->module);
-	return intern_string(e, h->name, &info->function) ?: intern_string(e, filename, &info->filename);
+	/* The filename first: a function is never without one, even when memory runs out. */
+	return intern_string(e, filename, &info->filename) ?: intern_string(e, h->name, &info->function);
 }
 
 struct ingest {
@@ -521,11 +521,10 @@ static int location_id(struct history *h, struct history_epoch *e, struct ingest
 		}
 		key.mapping = in->last_map_id + 1;
 	}
-	err = dict_intern(&e->locations, &key, sizeof(key), id, &added);
+	/* Room first: an id a query can see always has its info (zeroed until symbolized: no function). */
+	err = stable_reserve(&e->loc_info, sizeof(struct loc_info), (uint64_t)e->locations.n + 1, &e->extra_bytes) ?:
+	      dict_intern(&e->locations, &key, sizeof(key), id, &added);
 	if (err || !added)
-		return err;
-	err = stable_reserve(&e->loc_info, sizeof(struct loc_info), (uint64_t)*id + 1, &e->extra_bytes);
-	if (err)
 		return err;
 	struct loc_info *info = stable_at(&e->loc_info, sizeof(*info), *id);
 	err = symbolize(h, e, s, map, kernel, addr, leaf, info);
