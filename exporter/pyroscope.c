@@ -856,6 +856,7 @@ struct series_query {
 	size_t npoints;
 	struct strset keys;        /* series key -> index in series */
 	struct series *series;
+	size_t nseries;            /* made (keys may have one more after a failure) */
 	uint64_t window;           /* count of windows visited, identifies the current one */
 	uint32_t *touched;         /* series with samples in the current window */
 	size_t ntouched, touched_cap;
@@ -900,7 +901,7 @@ static int64_t find_series(struct series_query *q, const struct history_window *
 	if (idx < 0)
 		return -ENOMEM;
 	if (q->keys.n > before) {
-		if (q->keys.n > PYROSCOPE_MAX_SERIES) {
+		if (q->keys.n > PYROSCOPE_MAX_SERIES || (uint64_t)q->keys.n * q->npoints > PYROSCOPE_MAX_SERIES_POINTS) {
 			q->too_many = true;
 			return -E2BIG;
 		}
@@ -910,6 +911,7 @@ static int64_t find_series(struct series_query *q, const struct history_window *
 		q->series = grown;
 		struct series *s = &q->series[idx];
 		memset(s, 0, sizeof(*s));
+		q->nseries = q->keys.n;
 		s->label_names = calloc(q->ngroup_by + 1, sizeof(char *));
 		s->label_values = calloc(q->ngroup_by + 1, sizeof(char *));
 		s->sums = calloc(q->npoints, sizeof(*s->sums));
@@ -1030,7 +1032,7 @@ static int cmp_series_total(const void *a, const void *b)
 
 static void series_free(struct series_query *q)
 {
-	for (uint32_t i = 0; q->series && i < q->keys.n; i++) {
+	for (size_t i = 0; i < q->nseries; i++) {
 		struct series *s = &q->series[i];
 
 		for (size_t l = 0; s->label_values && l < s->nlabels; l++)
@@ -1152,7 +1154,9 @@ static int select_series(struct history *h, const Querier__V1__SelectSeriesReque
 	if (err == -ENOENT)
 		err = 0;
 	if (err == -E2BIG)
-		err = error_reply(r, "invalid_argument", "more than %d series: group by fewer labels", PYROSCOPE_MAX_SERIES);
+		err = error_reply(r, "invalid_argument",
+				  "more than %d series, or %d points in all: group by fewer labels or use a larger step",
+				  PYROSCOPE_MAX_SERIES, PYROSCOPE_MAX_SERIES_POINTS);
 	else if (!err)
 		err = series_reply(&q, req->aggregation == TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE,
 				   req->limit, r);

@@ -256,6 +256,69 @@ static void test_series_steps(void **state)
 	history_free(hist);
 }
 
+/* 200 targets by pod at 1 ms steps over 10 s: 200 x 10001 points is over the bound, a 400. */
+static void test_series_bound(void **state)
+{
+	(void)state;
+	struct history_opts o = { .retention_ns = 3600 * S, .max_bytes = 64 << 20, .window_ns = 10 * S };
+	struct history *hist;
+	struct process *procs[200];
+	const int64_t t0 = 1700000000LL * S;
+	struct slice *s = slice_new(1, t0, 100);
+	char *group_by[] = { "pod" };
+
+	assert_int_equal(history_new(&o, &hist), 0);
+	for (int i = 0; i < 200; i++) {
+		char pod[16];
+		uint64_t frame = 0x1;
+
+		procs[i] = calloc(1, sizeof(*procs[i]));
+		atomic_init(&procs[i]->refs, 1);
+		procs[i]->tgid = 100 + i;
+		procs[i]->target = calloc(1, sizeof(*procs[i]->target));
+		atomic_init(&procs[i]->target->refs, 1);
+		snprintf(pod, sizeof(pod), "pod-%d", i);
+		labelset_set(&procs[i]->target->labels, "pod", pod);
+		struct slice_sample smp = { .process = process_get(procs[i]), .target = target_get(procs[i]->target),
+					    .tid = 100 + i, .count = 1 };
+		assert_int_equal(slice_add(s, &smp, 1, &frame, 1, 0, NULL, 0), 0);
+	}
+	slice_seal(s, t0 + S);
+	assert_int_equal(history_add_slice(hist, s), 0);
+	slice_free(s);
+
+	for (int fine = 1; fine >= 0; fine--) {
+		Querier__V1__SelectSeriesRequest req = QUERIER__V1__SELECT_SERIES_REQUEST__INIT;
+		struct http_reply r;
+		uint8_t buf[256];
+
+		req.profile_typeid = "process_cpu:samples:count:cpu:nanoseconds";
+		req.label_selector = "{}";
+		req.start = t0 / 1000000;
+		req.end = req.start + 10000;
+		req.step = fine ? 0.001 : 1;
+		req.n_group_by = 1;
+		req.group_by = group_by;
+		size_t len = querier__v1__select_series_request__pack(&req, buf);
+		assert_int_equal(pyroscope_serve(hist, "SelectSeries", buf, len, &r), 0);
+		if (fine) {
+			assert_int_equal(r.status, 400);
+			assert_non_null(strstr(r.body, "or 2000000 points in all"));
+		} else {
+			assert_int_equal(r.status, 200);
+			Querier__V1__SelectSeriesResponse *resp =
+				querier__v1__select_series_response__unpack(NULL, r.len, r.body);
+			assert_non_null(resp);
+			assert_int_equal(resp->n_series, 200);
+			querier__v1__select_series_response__free_unpacked(resp, NULL);
+		}
+		free(r.body);
+	}
+	history_free(hist);
+	for (int i = 0; i < 200; i++)
+		process_put(procs[i]);
+}
+
 static void test_errors(void **state)
 {
 	(void)state;
@@ -279,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_tree_bytes),
 		cmocka_unit_test(test_series_steps),
+		cmocka_unit_test(test_series_bound),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
