@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "metrics.h"
 #include "process.h"
@@ -273,6 +274,7 @@ struct history {
 	uint64_t windows, window_bytes, records, samples;
 	uint64_t evictions_retention, evictions_size;
 	uint64_t held_bytes;                    /* atomic: evicted, still read by queries */
+	struct metrics_histogram add_seconds;   /* history_add_slice, lock wait included */
 	char name[NAME_MAX_LEN];
 	char module[64];
 };
@@ -369,6 +371,8 @@ static uint64_t total_bytes(const struct history *h)
 	return bytes;
 }
 
+static const double add_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
+
 int history_new(const struct history_opts *opts, struct history **out)
 {
 	struct history *h = calloc(1, sizeof(*h));
@@ -378,7 +382,7 @@ int history_new(const struct history_opts *opts, struct history **out)
 	h->opts = *opts;
 	pthread_rwlock_init(&h->lock, NULL);
 	h->current = h->epochs = epoch_new(h);
-	if (!h->current) {
+	if (!h->current || metrics_histogram_init(&h->add_seconds, add_buckets, sizeof(add_buckets) / sizeof(add_buckets[0]))) {
 		history_free(h);
 		return -ENOMEM;
 	}
@@ -411,6 +415,8 @@ void history_free(struct history *h)
 	}
 	open_reset(&h->open);
 	pthread_rwlock_destroy(&h->lock);
+	if (h->add_seconds.buckets)
+		metrics_histogram_destroy(&h->add_seconds);
 	free(h);
 }
 
@@ -791,8 +797,10 @@ static int seal_open(struct history *h)
 int history_add_slice(struct history *h, const struct slice *s)
 {
 	struct ingest in = { 0 };
+	struct timespec start, end;
 	int err = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	pthread_rwlock_wrlock(&h->lock);
 	if (!h->open.started) {
 		h->open.started = true;
@@ -811,6 +819,8 @@ int history_add_slice(struct history *h, const struct slice *s)
 	}
 	evict(h, s->end_ns);
 	pthread_rwlock_unlock(&h->lock);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	metrics_histogram_observe(&h->add_seconds, (end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9);
 	return err;
 }
 
@@ -1021,6 +1031,9 @@ void history_write_metrics(struct metrics_buf *b, void *history)
 		       "under --storage.max-bytes.");
 	metrics_value(b, "anorak_history_evictions_total", "reason=\"retention\"", (double)st.evictions_retention);
 	metrics_value(b, "anorak_history_evictions_total", "reason=\"size\"", (double)st.evictions_size);
+	metrics_histogram_write(b, "anorak_history_add_duration_seconds",
+				"Time a drain takes to add its samples to the history, waiting for the ring's lock "
+				"included (queries hold it only to take their windows).", &h->add_seconds);
 }
 
 bool history_filter_match(struct history_filter *f, const struct history_window *w, uint32_t labels)

@@ -578,7 +578,8 @@ static int64_t sorted_children(struct fg_builder *b, uint32_t node)
 		b->children[n++] = c - 1;
 	}
 	sort_tree = b->t;
-	qsort(b->children, n, sizeof(*b->children), cmp_child);
+	if (n > 1) /* qsort must not be given NULL, even for nothing */
+		qsort(b->children, n, sizeof(*b->children), cmp_child);
 	return (int64_t)n;
 }
 
@@ -610,22 +611,17 @@ static int flame_levels(struct fg_builder *b, int64_t min_val)
 		int64_t n = sorted_children(b, f.node);
 		if (n < 0)
 			return -ENOMEM;
-		/* Copied: pushing may come back to sorted_children for a deeper node only after popping. */
-		uint32_t *kids = malloc((n ? n : 1) * sizeof(*kids));
-		if (!kids)
-			return -ENOMEM;
-		memcpy(kids, b->children, n * sizeof(*kids));
+		/* Pushing does not touch b->children: the next sorted_children call comes after a pop. */
 		for (int64_t i = 0; i < n && !err; i++) {
-			const struct node *c = &t->nodes[kids[i]];
+			const struct node *c = &t->nodes[b->children[i]];
 
 			if (c->total >= min_val && strcmp(t->names.strs[c->name], "other") != 0) {
-				err = push_frame(b, (struct frame){ .node = kids[i], .level = f.level + 1, .x = x });
+				err = push_frame(b, (struct frame){ .node = b->children[i], .level = f.level + 1, .x = x });
 				x += c->total;
 			} else {
 				other_total += c->total;
 			}
 		}
-		free(kids);
 		if (!err && other_total)
 			err = push_frame(b, (struct frame){ .node = UINT32_MAX, .level = f.level + 1, .x = x,
 							    .other_total = other_total });
@@ -1064,7 +1060,8 @@ static int series_reply(struct series_query *q, bool average, int64_t limit, str
 		/* The dropped ones stay allocated for series_free. */
 		n = (size_t)limit;
 	}
-	qsort(q->series, n, sizeof(*q->series), cmp_series);
+	if (n > 1)
+		qsort(q->series, n, sizeof(*q->series), cmp_series);
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < q->npoints; k++)
 			npoints_total += q->series[i].profiles[k] != 0;
@@ -1223,7 +1220,8 @@ static int label_query(struct history *h, const char *name, char **matchers, siz
 			err = 0;
 	}
 	if (!err) {
-		qsort(q.found.strs, q.found.n, sizeof(char *), cmp_str);
+		if (q.found.n > 1)
+			qsort(q.found.strs, q.found.n, sizeof(char *), cmp_str);
 		/* LabelNamesResponse and LabelValuesResponse are the same message: names = 1. */
 		Types__V1__LabelNamesResponse resp = TYPES__V1__LABEL_NAMES_RESPONSE__INIT;
 		resp.n_names = q.found.n;

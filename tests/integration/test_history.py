@@ -127,8 +127,10 @@ class History(unittest.TestCase):
     def test_6_metrics(self):
         text = self.daemon.get("/metrics").text()
         for name in ("anorak_history_bytes", "anorak_history_windows", "anorak_history_evictions_total",
-                     "anorak_history_max_bytes"):
+                     "anorak_history_max_bytes", "anorak_history_query_held_bytes"):
             self.assertIn("\n" + name, text)
+        adds = [l for l in text.splitlines() if l.startswith("anorak_history_add_duration_seconds_count ")]
+        self.assertGreaterEqual(float(adds[0].split()[1]), 10, "every drain adds to the history")
         windows = [l for l in text.splitlines() if l.startswith("anorak_history_windows ")]
         self.assertGreaterEqual(float(windows[0].split()[1]), 1)
 
