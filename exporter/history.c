@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "metrics.h"
 #include "process.h"
@@ -23,6 +24,54 @@
 #define CHUNK_BYTES (64 * 1024)
 #define RECORD_MAX_BYTES (7 * 10 + 24)
 
+/* --- stable arrays: elements that never move ---------------------------------------------------- */
+
+/* Segment k holds STABLE_BASE << k elements, so a fixed table of segments covers every uint32 index
+ * and growing never moves what was written: a query reads ids it saw under the lock after releasing
+ * it while the drain thread keeps appending. */
+#define STABLE_BASE_SHIFT 6
+#define STABLE_BASE (1u << STABLE_BASE_SHIFT)
+#define STABLE_SEGS (32 - STABLE_BASE_SHIFT)
+
+struct stable {
+	void *segs[STABLE_SEGS];
+	uint32_t nsegs;
+	uint64_t cap; /* elements in the segments */
+};
+
+static void *stable_at(const struct stable *a, size_t elem, uint32_t i)
+{
+	uint64_t p = (uint64_t)i + STABLE_BASE;
+	unsigned k = 63 - __builtin_clzll(p) - STABLE_BASE_SHIFT;
+
+	return (char *)a->segs[k] + (size_t)(p - ((uint64_t)STABLE_BASE << k)) * elem;
+}
+
+/* Room for ids below need, zeroed; bytes grows by what is allocated. */
+static int stable_reserve(struct stable *a, size_t elem, uint64_t need, size_t *bytes)
+{
+	while (a->cap < need) {
+		size_t n = (size_t)STABLE_BASE << a->nsegs;
+
+		if (a->nsegs == STABLE_SEGS)
+			return -E2BIG;
+		a->segs[a->nsegs] = calloc(n, elem);
+		if (!a->segs[a->nsegs])
+			return -ENOMEM;
+		a->nsegs++;
+		a->cap += n;
+		*bytes += n * elem;
+	}
+	return 0;
+}
+
+static void stable_free(struct stable *a)
+{
+	for (uint32_t k = 0; k < a->nsegs; k++)
+		free(a->segs[k]);
+	memset(a, 0, sizeof(*a));
+}
+
 /* --- dictionaries: interned byte blobs with dense ids ------------------------------------------- */
 
 struct chunk {
@@ -31,12 +80,17 @@ struct chunk {
 	char data[];
 };
 
+struct blob {
+	const void *data;
+	uint32_t len;
+};
+
+/* Append-only: ids, blobs and chunks stay where they are until the dictionary is freed. */
 struct dict {
 	struct chunk *chunks;
-	const void **blobs;
-	uint32_t *lens;
-	uint32_t n, cap;
-	uint32_t *table; /* id + 1, 0 free; at most half full */
+	struct stable data, lens; /* per id: const void *, uint32_t */
+	uint32_t n;
+	uint32_t *table;   /* id + 1, 0 free; at most half full; only the writer reads it */
 	uint32_t tcap;
 	size_t bytes;
 };
@@ -52,6 +106,12 @@ static uint64_t hash_blob(const void *p, size_t n)
 	return h * 0xbf58476d1ce4e5b9ULL;
 }
 
+static struct blob dict_blob(const struct dict *d, uint32_t id)
+{
+	return (struct blob){ *(const void **)stable_at(&d->data, sizeof(void *), id),
+			      *(const uint32_t *)stable_at(&d->lens, sizeof(uint32_t), id) };
+}
+
 static void dict_free(struct dict *d)
 {
 	while (d->chunks) {
@@ -60,8 +120,8 @@ static void dict_free(struct dict *d)
 		free(d->chunks);
 		d->chunks = next;
 	}
-	free(d->blobs);
-	free(d->lens);
+	stable_free(&d->data);
+	stable_free(&d->lens);
 	free(d->table);
 	memset(d, 0, sizeof(*d));
 }
@@ -95,7 +155,8 @@ static int dict_rehash(struct dict *d)
 	if (!table)
 		return -ENOMEM;
 	for (uint32_t id = 0; id < d->n; id++) {
-		uint32_t j = (uint32_t)hash_blob(d->blobs[id], d->lens[id]) & (cap - 1);
+		const struct blob b = dict_blob(d, id);
+		uint32_t j = (uint32_t)hash_blob(b.data, b.len) & (cap - 1);
 
 		while (table[j])
 			j = (j + 1) & (cap - 1);
@@ -108,23 +169,6 @@ static int dict_rehash(struct dict *d)
 	return 0;
 }
 
-static int dict_grow_ids(struct dict *d)
-{
-	uint32_t cap = d->cap ? d->cap * 2 : 64;
-	const void **blobs = realloc(d->blobs, cap * sizeof(*blobs));
-
-	if (!blobs)
-		return -ENOMEM;
-	d->blobs = blobs;
-	uint32_t *lens = realloc(d->lens, cap * sizeof(*lens));
-	if (!lens)
-		return -ENOMEM;
-	d->lens = lens;
-	d->bytes += (size_t)(cap - d->cap) * (sizeof(*blobs) + sizeof(*lens));
-	d->cap = cap;
-	return 0;
-}
-
 /* The id of the blob, added when new (*added set). */
 static int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *id, bool *added)
 {
@@ -134,22 +178,25 @@ static int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *i
 	uint32_t j = (uint32_t)hash_blob(blob, len) & (d->tcap - 1);
 	for (; d->table[j]; j = (j + 1) & (d->tcap - 1)) {
 		uint32_t k = d->table[j] - 1;
+		const struct blob b = dict_blob(d, k);
 
-		if (d->lens[k] == len && !memcmp(d->blobs[k], blob, len)) {
+		if (b.len == len && !memcmp(b.data, blob, len)) {
 			*id = k;
 			if (added)
 				*added = false;
 			return 0;
 		}
 	}
-	if (d->n == d->cap && dict_grow_ids(d))
-		return -ENOMEM;
+	int err = stable_reserve(&d->data, sizeof(void *), (uint64_t)d->n + 1, &d->bytes) ?:
+		  stable_reserve(&d->lens, sizeof(uint32_t), (uint64_t)d->n + 1, &d->bytes);
+	if (err)
+		return err;
 	void *copy = arena_alloc(d, len ? len : 1);
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, blob, len);
-	d->blobs[d->n] = copy;
-	d->lens[d->n] = (uint32_t)len;
+	*(const void **)stable_at(&d->data, sizeof(void *), d->n) = copy;
+	*(uint32_t *)stable_at(&d->lens, sizeof(uint32_t), d->n) = (uint32_t)len;
 	d->table[j] = d->n + 1;
 	*id = d->n++;
 	if (added)
@@ -174,15 +221,18 @@ struct loc_info {
 	const char *function, *filename;
 };
 
+/* Append-only while it is the current epoch; what a query took under the lock stays as it was. Freed
+ * when the ring, its sealed windows and the queries holding it have all let go. */
 struct history_epoch {
 	uint64_t id;
+	int refs;                  /* atomic: the ring's, one per sealed window, one per query's open copy */
 	struct dict strings, mappings, locations, stacks, labelsets;
-	struct loc_info *loc_info; /* per location */
-	uint32_t loc_info_cap;
-	bool *map_functions;       /* per mapping: some location in it is symbolized */
-	uint32_t map_functions_cap;
+	struct stable loc_info;    /* struct loc_info per location */
+	struct stable map_functions; /* uint8_t per mapping, atomic: some location in it is symbolized */
 	size_t extra_bytes;
-	uint32_t nwindows;         /* sealed windows that use it */
+	uint32_t nwindows;         /* sealed windows in the ring that use it */
+	uint32_t nsealed;          /* windows sealed in it, evicted or not */
+	struct history *held_by;   /* set when the ring let go of it while queries still held it */
 	struct history_epoch *next;
 };
 
@@ -191,13 +241,17 @@ struct rec_key {
 	uint8_t trace_id[16], span_id[8];
 };
 
+/* Immutable once sealed (next aside, which only the lock holder follows); freed when the ring and the
+ * queries holding it have let go. */
 struct sealed {
+	int refs;                    /* atomic: the ring's, one per query */
 	int64_t start_ns, end_ns;
-	struct history_epoch *epoch;
+	struct history_epoch *epoch; /* referenced */
 	char *data; /* snappy */
 	size_t len;
 	uint32_t nrecords;
 	uint64_t samples;
+	struct history *held_by;     /* as for epochs */
 	struct sealed *next;
 };
 
@@ -220,6 +274,8 @@ struct history {
 	uint64_t windows, window_bytes, records, samples;
 	uint64_t evictions_retention, evictions_size;
 	uint64_t samples_lost; /* not stored: out of memory */
+	uint64_t held_bytes;                    /* atomic: evicted, still read by queries */
+	struct metrics_histogram add_seconds;   /* history_add_slice, lock wait included */
 	char name[NAME_MAX_LEN];
 	char module[64];
 };
@@ -239,9 +295,56 @@ static void epoch_free(struct history_epoch *e)
 	dict_free(&e->locations);
 	dict_free(&e->stacks);
 	dict_free(&e->labelsets);
-	free(e->loc_info);
-	free(e->map_functions);
+	stable_free(&e->loc_info);
+	stable_free(&e->map_functions);
 	free(e);
+}
+
+static struct history_epoch *epoch_get(struct history_epoch *e)
+{
+	__atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+	return e;
+}
+
+static void epoch_put(struct history_epoch *e)
+{
+	if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		if (e->held_by)
+			__atomic_sub_fetch(&e->held_by->held_bytes, epoch_bytes(e), __ATOMIC_RELAXED);
+		epoch_free(e);
+	}
+}
+
+static size_t sealed_bytes(const struct sealed *w)
+{
+	return sizeof(*w) + w->len;
+}
+
+static void sealed_put(struct sealed *w)
+{
+	if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		if (w->held_by)
+			__atomic_sub_fetch(&w->held_by->held_bytes, sealed_bytes(w), __ATOMIC_RELAXED);
+		epoch_put(w->epoch);
+		free(w->data);
+		free(w);
+	}
+}
+
+/* The ring lets go of an evicted window or epoch: until the queries still reading it let go too, it
+ * counts in held_bytes (set before the reference goes, so whoever frees it takes it out again). */
+static void release_sealed(struct history *h, struct sealed *w)
+{
+	w->held_by = h;
+	__atomic_add_fetch(&h->held_bytes, sealed_bytes(w), __ATOMIC_RELAXED);
+	sealed_put(w);
+}
+
+static void release_epoch(struct history *h, struct history_epoch *e)
+{
+	e->held_by = h;
+	__atomic_add_fetch(&h->held_bytes, epoch_bytes(e), __ATOMIC_RELAXED);
+	epoch_put(e);
 }
 
 static struct history_epoch *epoch_new(struct history *h)
@@ -251,6 +354,7 @@ static struct history_epoch *epoch_new(struct history *h)
 	if (!e)
 		return NULL;
 	e->id = ++h->next_epoch_id;
+	e->refs = 1; /* the ring's */
 	return e;
 }
 
@@ -268,6 +372,8 @@ static uint64_t total_bytes(const struct history *h)
 	return bytes;
 }
 
+static const double add_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
+
 int history_new(const struct history_opts *opts, struct history **out)
 {
 	struct history *h = calloc(1, sizeof(*h));
@@ -277,7 +383,7 @@ int history_new(const struct history_opts *opts, struct history **out)
 	h->opts = *opts;
 	pthread_rwlock_init(&h->lock, NULL);
 	h->current = h->epochs = epoch_new(h);
-	if (!h->current) {
+	if (!h->current || metrics_histogram_init(&h->add_seconds, add_buckets, sizeof(add_buckets) / sizeof(add_buckets[0]))) {
 		history_free(h);
 		return -ENOMEM;
 	}
@@ -299,18 +405,19 @@ void history_free(struct history *h)
 	while (h->oldest) {
 		struct sealed *next = h->oldest->next;
 
-		free(h->oldest->data);
-		free(h->oldest);
+		sealed_put(h->oldest);
 		h->oldest = next;
 	}
 	while (h->epochs) {
 		struct history_epoch *next = h->epochs->next;
 
-		epoch_free(h->epochs);
+		epoch_put(h->epochs);
 		h->epochs = next;
 	}
 	open_reset(&h->open);
 	pthread_rwlock_destroy(&h->lock);
+	if (h->add_seconds.buckets)
+		metrics_histogram_destroy(&h->add_seconds);
 	free(h);
 }
 
@@ -322,7 +429,7 @@ static int intern_string(struct history_epoch *e, const char *s, const char **ou
 	int err = dict_intern(&e->strings, s, strlen(s) + 1, &id, NULL);
 
 	if (!err)
-		*out = e->strings.blobs[id];
+		*out = dict_blob(&e->strings, id).data;
 	return err;
 }
 
@@ -363,11 +470,9 @@ static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint
 	}
 	if (err)
 		return err;
-	err = dict_intern(&e->mappings, &key, sizeof(key), id, NULL);
-	if (!err)
-		err = grow_array((void **)&e->map_functions, &e->map_functions_cap, *id + 1,
-				 sizeof(*e->map_functions), &e->extra_bytes);
-	return err;
+	/* Room first: an id a query can see always has its flag. */
+	return stable_reserve(&e->map_functions, 1, (uint64_t)e->mappings.n + 1, &e->extra_bytes) ?:
+	       dict_intern(&e->mappings, &key, sizeof(key), id, NULL);
 }
 
 /* Resolves the function of a location seen for the first time, as the live encoder does: a return
@@ -393,7 +498,8 @@ static int symbolize(struct history *h, struct history_epoch *e, const struct sl
 	char filename[sizeof(h->module) + 2] = "";
 	if (h->module[0])
 		snprintf(filename, sizeof(filename), "[%s]", h->module);
-	return intern_string(e, h->name, &info->function) ?: intern_string(e, filename, &info->filename);
+	/* The filename first: a function is never without one, even when memory runs out. */
+	return intern_string(e, filename, &info->filename) ?: intern_string(e, h->name, &info->function);
 }
 
 struct ingest {
@@ -422,15 +528,16 @@ static int location_id(struct history *h, struct history_epoch *e, struct ingest
 		}
 		key.mapping = in->last_map_id + 1;
 	}
-	err = dict_intern(&e->locations, &key, sizeof(key), id, &added);
+	/* Room first: an id a query can see always has its info (zeroed until symbolized: no function). */
+	err = stable_reserve(&e->loc_info, sizeof(struct loc_info), (uint64_t)e->locations.n + 1, &e->extra_bytes) ?:
+	      dict_intern(&e->locations, &key, sizeof(key), id, &added);
 	if (err || !added)
 		return err;
-	err = grow_array((void **)&e->loc_info, &e->loc_info_cap, *id + 1, sizeof(*e->loc_info),
-			 &e->extra_bytes);
-	if (!err)
-		err = symbolize(h, e, s, map, kernel, addr, leaf, &e->loc_info[*id]);
-	if (!err && e->loc_info[*id].function && key.mapping)
-		e->map_functions[key.mapping - 1] = true;
+	struct loc_info *info = stable_at(&e->loc_info, sizeof(*info), *id);
+	err = symbolize(h, e, s, map, kernel, addr, leaf, info);
+	/* Queries may read the flag without the lock: it only ever turns on. */
+	if (!err && info->function && key.mapping)
+		__atomic_store_n((uint8_t *)stable_at(&e->map_functions, 1, key.mapping - 1), 1, __ATOMIC_RELAXED);
 	return err;
 }
 
@@ -527,7 +634,7 @@ static int encode_open(const struct open_window *o, char **out, size_t *outlen)
 		return -ENOMEM;
 	len += put_varint(raw, o->records.n);
 	for (uint32_t i = 0; i < o->records.n; i++) {
-		const struct rec_key *k = o->records.blobs[i];
+		const struct rec_key *k = dict_blob(&o->records, i).data;
 
 		len += put_varint(raw + len, k->stack);
 		len += put_varint(raw + len, k->labels);
@@ -613,17 +720,16 @@ static void drop_oldest(struct history *h)
 	if (!h->oldest)
 		h->newest = NULL;
 	h->windows--;
-	h->window_bytes -= sizeof(*w) + w->len;
+	h->window_bytes -= sealed_bytes(w);
 	h->records -= w->nrecords;
 	h->samples -= w->samples;
 	w->epoch->nwindows--;
-	free(w->data);
-	free(w);
-	/* Epochs are in time order: the ones before the oldest window's are unused. */
+	release_sealed(h, w);
+	/* Epochs are in time order: the ones before the oldest window's are unused by the ring. */
 	while (h->epochs != h->current && !h->epochs->nwindows) {
 		struct history_epoch *next = h->epochs->next;
 
-		epoch_free(h->epochs);
+		release_epoch(h, h->epochs);
 		h->epochs = next;
 	}
 }
@@ -658,26 +764,28 @@ static int seal_open(struct history *h)
 		open_reset(o);
 		return err;
 	}
+	w->refs = 1; /* the ring's */
 	w->start_ns = o->start_ns;
 	w->end_ns = o->end_ns;
-	w->epoch = h->current;
+	w->epoch = epoch_get(h->current);
 	w->nrecords = o->records.n;
 	w->samples = o->samples;
 	h->current->nwindows++;
+	h->current->nsealed++;
 	if (h->newest)
 		h->newest->next = w;
 	else
 		h->oldest = w;
 	h->newest = w;
 	h->windows++;
-	h->window_bytes += sizeof(*w) + w->len;
+	h->window_bytes += sealed_bytes(w);
 	h->records += w->nrecords;
 	h->samples += w->samples;
 	open_reset(o);
 
 	/* A new epoch now and then, or sooner when its dictionaries grow large, so that dictionaries
 	 * only old windows used can be freed with them. */
-	if (h->current->nwindows >= EPOCH_WINDOWS || epoch_bytes(h->current) > h->opts.max_bytes / 8) {
+	if (h->current->nsealed >= EPOCH_WINDOWS || epoch_bytes(h->current) > h->opts.max_bytes / 8) {
 		struct history_epoch *e = epoch_new(h);
 
 		if (!e)
@@ -691,8 +799,10 @@ static int seal_open(struct history *h)
 int history_add_slice(struct history *h, const struct slice *s)
 {
 	struct ingest in = { 0 };
+	struct timespec start, end;
 	int err = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	pthread_rwlock_wrlock(&h->lock);
 	if (!h->open.started) {
 		h->open.started = true;
@@ -716,21 +826,41 @@ int history_add_slice(struct history *h, const struct slice *s)
 	}
 	evict(h, s->end_ns);
 	pthread_rwlock_unlock(&h->lock);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	metrics_histogram_observe(&h->add_seconds, (end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9);
 	return err;
 }
 
-/* --- queries ----------------------------------------------------------------------------------- */
+/* --- queries ---------------------------------------------------------------------------------- */
 
-static int visit_open(struct history *h, history_visit_fn fn, void *ctx)
+/* What a query visits, taken under the read lock and then read without it, so that a long query never
+ * holds up the drain thread: references to the sealed windows (immutable) and a copy of the open
+ * window's records, with the sizes of their epochs' dictionaries at that moment (append-only, so the
+ * ids below them stay valid while the drain thread goes on adding). */
+struct snapshot {
+	struct sealed **windows;
+	struct history_dict_sizes *sizes; /* per window */
+	size_t n;
+	struct history_window open;
+	struct history_record *open_records;
+	bool has_open;
+};
+
+static void epoch_sizes(const struct history_epoch *e, struct history_dict_sizes *out)
+{
+	*out = (struct history_dict_sizes){ .locations = e->locations.n, .mappings = e->mappings.n,
+					    .stacks = e->stacks.n, .labelsets = e->labelsets.n };
+}
+
+static int copy_open(struct history *h, struct snapshot *snap)
 {
 	const struct open_window *o = &h->open;
 	struct history_record *recs = calloc(o->records.n ? o->records.n : 1, sizeof(*recs));
-	int ret;
 
 	if (!recs)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < o->records.n; i++) {
-		const struct rec_key *k = o->records.blobs[i];
+		const struct rec_key *k = dict_blob(&o->records, i).data;
 
 		recs[i] = (struct history_record){ .stack = k->stack, .labels = k->labels, .pid = k->pid,
 						   .tid = k->tid, .frequency = k->frequency,
@@ -738,18 +868,55 @@ static int visit_open(struct history *h, history_visit_fn fn, void *ctx)
 		memcpy(recs[i].trace_id, k->trace_id, sizeof(k->trace_id));
 		memcpy(recs[i].span_id, k->span_id, sizeof(k->span_id));
 	}
-	struct history_window w = { .start_ns = o->start_ns, .end_ns = o->end_ns, .epoch = h->current,
-				    .records = recs, .n = o->records.n };
-	ret = fn(ctx, &w);
-	free(recs);
-	return ret;
+	snap->open = (struct history_window){ .start_ns = o->start_ns, .end_ns = o->end_ns,
+					      .epoch = epoch_get(h->current), .records = recs,
+					      .n = o->records.n };
+	epoch_sizes(h->current, &snap->open.sizes);
+	snap->open_records = recs;
+	snap->has_open = true;
+	return 0;
+}
+
+static void snapshot_release(struct snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n; i++)
+		sealed_put(snap->windows[i]);
+	if (snap->has_open)
+		epoch_put((struct history_epoch *)snap->open.epoch);
+	free(snap->windows);
+	free(snap->sizes);
+	free(snap->open_records);
+}
+
+/* Lock held. */
+static int take_snapshot(struct history *h, int64_t start_ns, int64_t end_ns, struct snapshot *snap)
+{
+	size_t n = 0;
+
+	for (struct sealed *w = h->oldest; w; w = w->next)
+		n += w->start_ns < end_ns && w->end_ns > start_ns;
+	snap->windows = calloc(n ? n : 1, sizeof(*snap->windows));
+	snap->sizes = calloc(n ? n : 1, sizeof(*snap->sizes));
+	if (!snap->windows || !snap->sizes)
+		return -ENOMEM;
+	for (struct sealed *w = h->oldest; w; w = w->next) {
+		if (w->start_ns >= end_ns || w->end_ns <= start_ns)
+			continue;
+		__atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
+		epoch_sizes(w->epoch, &snap->sizes[snap->n]);
+		snap->windows[snap->n++] = w;
+	}
+	if (h->open.started && h->open.start_ns < end_ns && h->open.end_ns > start_ns)
+		return copy_open(h, snap);
+	return 0;
 }
 
 int history_query(struct history *h, int64_t start_ns, int64_t end_ns, history_visit_fn fn, void *ctx,
 		  int64_t *first_ns, int64_t *last_ns)
 {
-	bool any = false, open_has;
-	int ret = 0;
+	struct snapshot snap = { 0 };
+	bool open_has;
+	int ret;
 
 	pthread_rwlock_rdlock(&h->lock);
 	open_has = h->open.started;
@@ -757,27 +924,26 @@ int history_query(struct history *h, int64_t start_ns, int64_t end_ns, history_v
 		*first_ns = h->oldest ? h->oldest->start_ns : open_has ? h->open.start_ns : 0;
 	if (last_ns)
 		*last_ns = open_has ? h->open.end_ns : h->newest ? h->newest->end_ns : 0;
-	for (struct sealed *w = h->oldest; w && !ret; w = w->next) {
+	ret = take_snapshot(h, start_ns, end_ns, &snap);
+	pthread_rwlock_unlock(&h->lock);
+
+	for (size_t i = 0; i < snap.n && !ret; i++) {
+		const struct sealed *w = snap.windows[i];
 		struct history_record *recs;
 
-		if (w->start_ns >= end_ns || w->end_ns <= start_ns)
-			continue;
-		any = true;
 		ret = decode_window(w, &recs);
 		if (ret)
 			break;
 		struct history_window view = { .start_ns = w->start_ns, .end_ns = w->end_ns, .epoch = w->epoch,
-					       .records = recs, .n = w->nrecords };
+					       .sizes = snap.sizes[i], .records = recs, .n = w->nrecords };
 		ret = fn(ctx, &view);
 		free(recs);
 	}
-	if (!ret && open_has && h->open.start_ns < end_ns && h->open.end_ns > start_ns) {
-		any = true;
-		ret = visit_open(h, fn, ctx);
-	}
-	pthread_rwlock_unlock(&h->lock);
-	if (!ret && !any)
+	if (!ret && snap.has_open)
+		ret = fn(ctx, &snap.open);
+	if (!ret && !snap.n && !snap.has_open)
 		ret = -ENOENT;
+	snapshot_release(&snap);
 	return ret;
 }
 
@@ -786,43 +952,41 @@ uint64_t history_epoch_id(const struct history_epoch *e)
 	return e->id;
 }
 
-void history_epoch_sizes(const struct history_epoch *e, struct history_dict_sizes *out)
-{
-	out->locations = e->locations.n;
-	out->mappings = e->mappings.n;
-	out->stacks = e->stacks.n;
-	out->labelsets = e->labelsets.n;
-}
-
 size_t history_stack(const struct history_epoch *e, uint32_t id, const uint32_t **locations)
 {
-	*locations = e->stacks.blobs[id];
-	return e->stacks.lens[id] / sizeof(uint32_t);
+	const struct blob b = dict_blob(&e->stacks, id);
+
+	*locations = b.data;
+	return b.len / sizeof(uint32_t);
 }
 
 void history_location(const struct history_epoch *e, uint32_t id, struct history_location *out)
 {
-	const struct loc_key *k = e->locations.blobs[id];
+	const struct loc_key *k = dict_blob(&e->locations, id).data;
+	const struct loc_info *info = stable_at(&e->loc_info, sizeof(*info), id);
 
 	out->mapping = k->mapping;
 	out->address = k->address;
-	out->function = e->loc_info[id].function;
-	out->filename = e->loc_info[id].filename;
+	out->function = info->function;
+	out->filename = info->filename;
 }
 
 void history_mapping(const struct history_epoch *e, uint32_t id, struct history_mapping *out)
 {
-	const struct map_key *k = e->mappings.blobs[id];
+	const struct map_key *k = dict_blob(&e->mappings, id).data;
+	const uint8_t *functions = stable_at(&e->map_functions, 1, id);
 
 	*out = (struct history_mapping){ .start = k->start, .limit = k->limit, .offset = k->offset,
 					 .path = k->path, .build_id = k->build_id,
-					 .has_functions = e->map_functions[id] };
+					 .has_functions = __atomic_load_n(functions, __ATOMIC_RELAXED) };
 }
 
 size_t history_labels(const struct history_epoch *e, uint32_t id, const struct label **labels)
 {
-	*labels = e->labelsets.blobs[id];
-	return e->labelsets.lens[id] / sizeof(struct label);
+	const struct blob b = dict_blob(&e->labelsets, id);
+
+	*labels = b.data;
+	return b.len / sizeof(struct label);
 }
 
 void history_stats(struct history *h, struct history_stats *out)
@@ -837,6 +1001,7 @@ void history_stats(struct history *h, struct history_stats *out)
 		.evictions_retention = h->evictions_retention,
 		.evictions_size = h->evictions_size,
 		.samples_lost = h->samples_lost,
+		.held_bytes = __atomic_load_n(&h->held_bytes, __ATOMIC_RELAXED),
 	};
 	for (const struct history_epoch *e = h->epochs; e; e = e->next)
 		out->epochs++;
@@ -856,6 +1021,10 @@ void history_write_metrics(struct metrics_buf *b, void *history)
 	metrics_family(b, "anorak_history_bytes", "gauge",
 		       "Memory the history ring takes: compressed windows and their dictionaries.");
 	metrics_value(b, "anorak_history_bytes", NULL, (double)st.bytes);
+	metrics_family(b, "anorak_history_query_held_bytes", "gauge",
+		       "Evicted windows and dictionaries that running queries still read, not in "
+		       "anorak_history_bytes; freed when the queries end.");
+	metrics_value(b, "anorak_history_query_held_bytes", NULL, (double)st.held_bytes);
 	metrics_family(b, "anorak_history_max_bytes", "gauge", "The ring's bound (--storage.max-bytes).");
 	metrics_value(b, "anorak_history_max_bytes", NULL, (double)h->opts.max_bytes);
 	metrics_family(b, "anorak_history_windows", "gauge", "Closed windows kept in the ring.");
@@ -873,15 +1042,20 @@ void history_write_metrics(struct metrics_buf *b, void *history)
 	metrics_family(b, "anorak_history_samples_lost_total", "counter",
 		       "Samples of drains the history could not keep: out of memory.");
 	metrics_value(b, "anorak_history_samples_lost_total", NULL, (double)st.samples_lost);
+	metrics_histogram_write(b, "anorak_history_add_duration_seconds",
+				"Time a drain takes to add its samples to the history, waiting for the ring's lock "
+				"included (queries hold it only to take their windows).", &h->add_seconds);
 }
 
-bool history_filter_match(struct history_filter *f, const struct history_epoch *e, uint32_t labels)
+bool history_filter_match(struct history_filter *f, const struct history_window *w, uint32_t labels)
 {
+	const struct history_epoch *e = w->epoch;
+
 	if (!f->n)
 		return true;
-	if (f->epoch != e->id || f->cap < e->labelsets.n) {
+	if (f->epoch != e->id || f->cap < w->sizes.labelsets) {
 		free(f->cache);
-		f->cap = e->labelsets.n;
+		f->cap = w->sizes.labelsets;
 		f->cache = calloc(f->cap ? f->cap : 1, 1);
 		f->epoch = e->id;
 		if (!f->cache) {

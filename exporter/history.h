@@ -51,9 +51,16 @@ struct history_record {
 	uint8_t trace_id[16], span_id[8];
 };
 
+struct history_dict_sizes {
+	uint32_t locations, mappings, stacks, labelsets;
+};
+
 struct history_window {
 	int64_t start_ns, end_ns;
 	const struct history_epoch *epoch;
+	/* Its epoch's dictionary sizes when the query began (the same for every window of an epoch
+	 * within a query): the ids of the records are below them. */
+	struct history_dict_sizes sizes;
 	const struct history_record *records;
 	size_t n;
 };
@@ -61,13 +68,15 @@ struct history_window {
 /* Returns nonzero to stop the query with that value. */
 typedef int (*history_visit_fn)(void *ctx, const struct history_window *w);
 
-/* Calls fn, in time order and under the read lock, for each window (the open one included) that overlaps
- * [start_ns, end_ns). -ENOENT when none does. first_ns and last_ns (may be NULL) get the range the ring
- * covers now (0, 0 when empty). */
+/* Calls fn, in time order, for each window (the open one as it was when the query began) that
+ * overlaps [start_ns, end_ns). -ENOENT when none does. first_ns and last_ns (may be NULL) get the range
+ * the ring covers now (0, 0 when empty). The ring's lock is held only to take references to the
+ * windows and copy the open one: fn runs without it, so a long query does not hold up the drain
+ * thread; windows evicted meanwhile are freed when the query lets go of them. */
 int history_query(struct history *h, int64_t start_ns, int64_t end_ns, history_visit_fn fn, void *ctx,
 		  int64_t *first_ns, int64_t *last_ns);
 
-/* Dictionary access, valid while a query runs. */
+/* Dictionary access for ids below the window's sizes, valid while a query runs. */
 struct history_location {
 	uint32_t mapping;        /* mapping id + 1, 0 when the address is outside every mapping */
 	uint64_t address;
@@ -81,12 +90,7 @@ struct history_mapping {
 	bool has_functions;
 };
 
-struct history_dict_sizes {
-	uint32_t locations, mappings, stacks, labelsets;
-};
-
 uint64_t history_epoch_id(const struct history_epoch *e);
-void history_epoch_sizes(const struct history_epoch *e, struct history_dict_sizes *out);
 /* Location ids of a stack, leaf first. */
 size_t history_stack(const struct history_epoch *e, uint32_t id, const uint32_t **locations);
 void history_location(const struct history_epoch *e, uint32_t id, struct history_location *out);
@@ -105,17 +109,18 @@ struct history_filter {
 	int8_t *cache; /* per label set: 0 unknown, 1 match, -1 not */
 	uint32_t cap;
 };
-bool history_filter_match(struct history_filter *f, const struct history_epoch *e, uint32_t labels);
+bool history_filter_match(struct history_filter *f, const struct history_window *w, uint32_t labels);
 void history_filter_free(struct history_filter *f);
 
-/* anorak_history_bytes, _max_bytes, _windows, _samples, _oldest_timestamp_seconds,
- * _evictions_total{reason}, _samples_lost_total. */
+/* anorak_history_bytes, _query_held_bytes, _max_bytes, _windows, _samples, _oldest_timestamp_seconds,
+ * _evictions_total{reason}, _samples_lost_total, _add_duration_seconds. */
 void history_write_metrics(struct metrics_buf *b, void *history);
 
 /* Snapshot of the ring's size, for tests and the benchmark. */
 struct history_stats {
 	uint64_t bytes, window_bytes, windows, epochs, records, samples, evictions_retention, evictions_size;
 	uint64_t samples_lost;
+	uint64_t held_bytes; /* evicted, still read by queries */
 };
 void history_stats(struct history *h, struct history_stats *out);
 

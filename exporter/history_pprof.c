@@ -197,20 +197,19 @@ struct encoder {
 	bool any;
 };
 
-static int epoch_caches(struct encoder *e, const struct history_epoch *ep)
+static int epoch_caches(struct encoder *e, const struct history_window *w)
 {
-	struct history_dict_sizes n;
+	const struct history_dict_sizes n = w->sizes;
 
-	if (e->epoch == history_epoch_id(ep))
+	if (e->epoch == history_epoch_id(w->epoch))
 		return 0;
-	history_epoch_sizes(ep, &n);
 	free(e->loc_ids);
 	free(e->map_ids);
 	e->loc_ids = calloc(n.locations + 1, sizeof(*e->loc_ids));
 	e->map_ids = calloc(n.mappings + 1, sizeof(*e->map_ids));
 	if (!e->loc_ids || !e->map_ids)
 		return -ENOMEM;
-	e->epoch = history_epoch_id(ep);
+	e->epoch = history_epoch_id(w->epoch);
 	return 0;
 }
 
@@ -298,7 +297,7 @@ static int add_record(struct encoder *e, const struct history_epoch *ep, const s
 static int encode_window(void *ctx, const struct history_window *w)
 {
 	struct encoder *e = ctx;
-	int err = epoch_caches(e, w->epoch);
+	int err = epoch_caches(e, w);
 
 	if (!e->any || w->start_ns < e->first_ns)
 		e->first_ns = w->start_ns;
@@ -306,7 +305,7 @@ static int encode_window(void *ctx, const struct history_window *w)
 		e->last_ns = w->end_ns;
 	e->any = true;
 	for (size_t i = 0; i < w->n && !err; i++)
-		if (w->records[i].frequency && history_filter_match(&e->filter, w->epoch, w->records[i].labels))
+		if (w->records[i].frequency && history_filter_match(&e->filter, w, w->records[i].labels))
 			err = add_record(e, w->epoch, &w->records[i]);
 	return err;
 }

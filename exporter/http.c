@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gunzip.h"
 #include "history_pprof.h"
 #include "log.h"
 #include "metrics.h"
@@ -252,7 +253,19 @@ static int serve_profile(struct http_server *s, struct mg_connection *conn,
 
 #define QUERY_API_MAX_BODY (1 << 20)
 
-/* Connect unary call: POST, application/proto; the method is the rest of the path. */
+/* Connect's error for a request body that cannot be used. */
+static int send_connect_error(struct mg_connection *conn, int status, const char *code, const char *message,
+			      const char *extra)
+{
+	char json[256];
+	int n = snprintf(json, sizeof(json), "{\"code\":\"%s\",\"message\":\"%s\"}", code, message);
+
+	return send_response(conn, status, "application/json", json,
+			     n < (int)sizeof(json) ? (size_t)n : sizeof(json) - 1, extra);
+}
+
+/* Connect unary call: POST, application/proto, the body as is or gzip'd (Content-Encoding); the method
+ * is the rest of the path. */
 static int serve_query_api(struct http_server *s, struct mg_connection *conn,
 			   const struct mg_request_info *ri)
 {
@@ -274,9 +287,10 @@ static int serve_query_api(struct http_server *s, struct mg_connection *conn,
 	if (!type || strncmp(type, "application/proto", 17) != 0 || (type[17] && type[17] != ';'))
 		return send_response(conn, 415, "text/plain; charset=utf-8", not_proto, sizeof(not_proto) - 1,
 				     "Accept-Post: application/proto\r\n");
-	if (encoding && strcmp(encoding, "identity") != 0)
-		return send_text(conn, 415, "unsupported Content-Encoding %.40s: send the body uncompressed\n",
-				 encoding);
+	bool gzipped = encoding && strcmp(encoding, "gzip") == 0;
+	if (encoding && !gzipped && strcmp(encoding, "identity") != 0)
+		return send_connect_error(conn, 501, "unimplemented",
+					  "unsupported Content-Encoding: send gzip or identity", "Accept-Encoding: gzip\r\n");
 	if (ri->content_length > QUERY_API_MAX_BODY)
 		return send_text(conn, 413, "request body larger than %d bytes\n", QUERY_API_MAX_BODY);
 	body = malloc(QUERY_API_MAX_BODY + 1);
@@ -292,6 +306,21 @@ static int serve_query_api(struct http_server *s, struct mg_connection *conn,
 			free(body);
 			return send_text(conn, 413, "request body larger than %d bytes\n", QUERY_API_MAX_BODY);
 		}
+	}
+	if (gzipped) {
+		void *raw;
+		size_t rawlen;
+		int err = gunzip_bounded(body, len, QUERY_API_MAX_BODY, &raw, &rawlen);
+
+		free(body);
+		if (err == -EFBIG)
+			return send_text(conn, 413, "request body inflates to more than %d bytes\n", QUERY_API_MAX_BODY);
+		if (err == -ENOMEM)
+			return send_text(conn, 500, "out of memory\n");
+		if (err)
+			return send_connect_error(conn, 400, "invalid_argument", "request body is not valid gzip", NULL);
+		body = raw;
+		len = rawlen;
 	}
 	if (s->h.query_api(s->h.ctx, ri->local_uri + strlen(PYROSCOPE_SERVICE_PATH), body, len, &reply)) {
 		free(body);

@@ -265,7 +265,7 @@ static int set_spans(struct selection *s, char **spans, size_t n, struct http_re
 
 static bool selected(struct selection *s, const struct history_window *w, const struct history_record *rec)
 {
-	if (!rec->frequency || !history_filter_match(&s->filter, w->epoch, rec->labels))
+	if (!rec->frequency || !history_filter_match(&s->filter, w, rec->labels))
 		return false;
 	if (!s->spans)
 		return true;
@@ -380,13 +380,12 @@ static void tree_free(struct tree *t)
 	free(t->stack_leaf);
 }
 
-static int tree_epoch(struct tree *t, const struct history_epoch *ep)
+static int tree_epoch(struct tree *t, const struct history_window *w)
 {
-	struct history_dict_sizes n;
+	const struct history_dict_sizes n = w->sizes;
 
-	if (t->epoch == history_epoch_id(ep))
+	if (t->epoch == history_epoch_id(w->epoch))
 		return 0;
-	history_epoch_sizes(ep, &n);
 	free(t->loc_names);
 	free(t->stack_leaf);
 	t->loc_names_cap = n.locations;
@@ -394,7 +393,7 @@ static int tree_epoch(struct tree *t, const struct history_epoch *ep)
 	t->stack_leaf = calloc(n.stacks + 1, sizeof(*t->stack_leaf));
 	if (!t->loc_names || !t->stack_leaf)
 		return -ENOMEM;
-	t->epoch = history_epoch_id(ep);
+	t->epoch = history_epoch_id(w->epoch);
 	return 0;
 }
 
@@ -418,7 +417,7 @@ static int tree_add_window(void *ctx, const struct history_window *w)
 {
 	struct tree *t = ctx;
 
-	if (tree_epoch(t, w->epoch))
+	if (tree_epoch(t, w))
 		return -ENOMEM;
 	for (size_t i = 0; i < w->n; i++) {
 		const struct history_record *rec = &w->records[i];
@@ -579,7 +578,8 @@ static int64_t sorted_children(struct fg_builder *b, uint32_t node)
 		b->children[n++] = c - 1;
 	}
 	sort_tree = b->t;
-	qsort(b->children, n, sizeof(*b->children), cmp_child);
+	if (n > 1) /* qsort must not be given NULL, even for nothing */
+		qsort(b->children, n, sizeof(*b->children), cmp_child);
 	return (int64_t)n;
 }
 
@@ -611,22 +611,17 @@ static int flame_levels(struct fg_builder *b, int64_t min_val)
 		int64_t n = sorted_children(b, f.node);
 		if (n < 0)
 			return -ENOMEM;
-		/* Copied: pushing may come back to sorted_children for a deeper node only after popping. */
-		uint32_t *kids = malloc((n ? n : 1) * sizeof(*kids));
-		if (!kids)
-			return -ENOMEM;
-		memcpy(kids, b->children, n * sizeof(*kids));
+		/* Pushing does not touch b->children: the next sorted_children call comes after a pop. */
 		for (int64_t i = 0; i < n && !err; i++) {
-			const struct node *c = &t->nodes[kids[i]];
+			const struct node *c = &t->nodes[b->children[i]];
 
 			if (c->total >= min_val && strcmp(t->names.strs[c->name], "other") != 0) {
-				err = push_frame(b, (struct frame){ .node = kids[i], .level = f.level + 1, .x = x });
+				err = push_frame(b, (struct frame){ .node = b->children[i], .level = f.level + 1, .x = x });
 				x += c->total;
 			} else {
 				other_total += c->total;
 			}
 		}
-		free(kids);
 		if (!err && other_total)
 			err = push_frame(b, (struct frame){ .node = UINT32_MAX, .level = f.level + 1, .x = x,
 							    .other_total = other_total });
@@ -663,12 +658,118 @@ static void fg_builder_free(struct fg_builder *b)
 	strset_free(&b->out_names);
 }
 
-/* The flame graph of what sel selects, packed as a SelectMergeStacktracesResponse (same fields as
- * SelectMergeSpanProfileResponse). */
-static int flame_graph_reply(struct history *h, struct selection *sel, int64_t max_nodes, struct http_reply *r)
+/* --- tree format ---------------------------------------------------------------------------------- */
+
+struct bytes_out {
+	uint8_t *p;
+	size_t n, cap;
+};
+
+static int bytes_put(struct bytes_out *o, const void *data, size_t len)
+{
+	if (o->n + len > o->cap) {
+		size_t cap = o->cap ? o->cap : 4096;
+
+		while (cap < o->n + len)
+			cap *= 2;
+		uint8_t *p = realloc(o->p, cap);
+		if (!p)
+			return -ENOMEM;
+		o->p = p;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->n, data, len);
+	o->n += len;
+	return 0;
+}
+
+static int bytes_varint(struct bytes_out *o, uint64_t v)
+{
+	uint8_t b[10];
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		b[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	b[n++] = (uint8_t)v;
+	return bytes_put(o, b, n);
+}
+
+static int bytes_node(struct bytes_out *o, const char *name, int64_t self)
+{
+	size_t len = strlen(name);
+
+	return bytes_varint(o, len) ?: bytes_put(o, name, len) ?: bytes_varint(o, (uint64_t)self);
+}
+
+/* Pyroscope's tree bytes (its model.Tree marshalled with max_nodes): depth first with an explicit stack
+ * from a nameless root, each node as varint name length, name, varint self and varint number of
+ * children; children are pushed in name order (so popped last first); those whose total is under
+ * min_val are folded into one "other" child, added to a child of that name when there is one. */
+static int tree_bytes(struct fg_builder *b, int64_t min_val, struct bytes_out *out)
+{
+	const struct tree *t = b->t;
+	int err;
+
+	if (!t->nodes[0].first_child)
+		return 0;
+	err = push_frame(b, (struct frame){ .node = 0 });
+	while (!err && b->nstack) {
+		struct frame f = b->stack[--b->nstack];
+
+		if (f.node == UINT32_MAX) {
+			err = bytes_node(out, "other", f.other_total) ?: bytes_varint(out, 0);
+			continue;
+		}
+		err = bytes_node(out, f.node ? t->names.strs[t->nodes[f.node].name] : "",
+				 t->nodes[f.node].self + f.other_total);
+		int64_t n = err ? 0 : sorted_children(b, f.node), other = 0, kept = 0;
+		if (n < 0)
+			return -ENOMEM;
+		int64_t named_other = -1;
+		for (int64_t i = 0; i < n; i++) {
+			const struct node *c = &t->nodes[b->children[i]];
+
+			if (strcmp(t->names.strs[c->name], "other") == 0)
+				named_other = i;
+			else if (c->total < min_val)
+				other += c->total;
+		}
+		bool synthetic = other && named_other < 0;
+		/* Pushing does not touch b->children: the next sorted_children call comes after a pop. */
+		for (int64_t i = 0; i < n && !err; i++) {
+			uint32_t k = b->children[i];
+			const struct node *c = &t->nodes[k];
+			bool is_other = i == named_other;
+
+			if (!is_other && c->total < min_val)
+				continue;
+			if (synthetic && strcmp("other", t->names.strs[c->name]) < 0) {
+				err = push_frame(b, (struct frame){ .node = UINT32_MAX, .other_total = other });
+				synthetic = false;
+				kept++;
+			}
+			err = err ?: push_frame(b, (struct frame){ .node = k, .other_total = is_other ? other : 0 });
+			kept++;
+		}
+		if (!err && synthetic) {
+			err = push_frame(b, (struct frame){ .node = UINT32_MAX, .other_total = other });
+			kept++;
+		}
+		err = err ?: bytes_varint(out, (uint64_t)kept);
+	}
+	return err;
+}
+
+/* What sel selects, merged, packed as a SelectMergeStacktracesResponse (the same fields as
+ * SelectMergeSpanProfileResponse): the flame graph, or with tree_format Pyroscope's tree bytes. */
+static int merge_reply(struct history *h, struct selection *sel, int64_t max_nodes, bool tree_format,
+		       struct http_reply *r)
 {
 	struct tree t;
 	struct fg_builder b = { .t = &t };
+	struct bytes_out tree_out = { 0 };
 	int64_t min_val;
 	int err = tree_init(&t, sel);
 
@@ -679,9 +780,19 @@ static int flame_graph_reply(struct history *h, struct selection *sel, int64_t m
 	}
 	if (!err)
 		err = min_value(&t, max_nodes ? max_nodes : PYROSCOPE_DEFAULT_MAX_NODES, &min_val);
-	if (!err)
+	if (!err && tree_format) {
+		err = tree_bytes(&b, min_val, &tree_out);
+		if (!err) {
+			Querier__V1__SelectMergeStacktracesResponse resp = QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
+
+			resp.tree.data = tree_out.p;
+			resp.tree.len = tree_out.n;
+			err = message_reply(r, &resp.base);
+		}
+	} else if (!err) {
 		err = flame_levels(&b, min_val);
-	if (!err) {
+	}
+	if (!err && !tree_format) {
 		Querier__V1__FlameGraph fg = QUERIER__V1__FLAME_GRAPH__INIT;
 		Querier__V1__SelectMergeStacktracesResponse resp = QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
 		Querier__V1__Level *levels = calloc(b.nlevels ? b.nlevels : 1, sizeof(*levels));
@@ -708,10 +819,11 @@ static int flame_graph_reply(struct history *h, struct selection *sel, int64_t m
 		free(levels);
 		free(level_ptrs);
 	}
+	free(tree_out.p);
 	fg_builder_free(&b);
 	tree_free(&t);
 	if (err == -ENOMEM)
-		return error_reply(r, "resource_exhausted", "out of memory building the flame graph");
+		return error_reply(r, "resource_exhausted", "out of memory merging the profiles");
 	return err;
 }
 
@@ -722,8 +834,14 @@ struct series {
 	size_t nlabels;
 	double *sums;
 	uint32_t *profiles;   /* windows that added to each point */
-	uint64_t *last_window;
+	uint64_t last_window; /* the window `in_window` is the value of */
+	double in_window;
 	double total;
+};
+
+struct share {
+	size_t point;
+	double fraction;
 };
 
 struct series_query {
@@ -734,15 +852,20 @@ struct series_query {
 	size_t npoints;
 	struct strset keys;        /* series key -> index in series */
 	struct series *series;
+	size_t nseries;            /* made (keys may have one more after a failure) */
 	uint64_t window;           /* count of windows visited, identifies the current one */
+	uint32_t *touched;         /* series with samples in the current window */
+	size_t ntouched, touched_cap;
+	struct share *shares;      /* npoints */
 	uint64_t epoch;
 	int32_t *labels_series;    /* per label set of the epoch: series index + 1, 0 unknown */
 	uint32_t labels_cap;
 	bool too_many;
 };
 
-static int64_t find_series(struct series_query *q, const struct history_epoch *ep, uint32_t labels_id)
+static int64_t find_series(struct series_query *q, const struct history_window *w, uint32_t labels_id)
 {
+	const struct history_epoch *ep = w->epoch;
 	const struct label *ls;
 	size_t nls = history_labels(ep, labels_id, &ls);
 	char key[4096];
@@ -750,11 +873,8 @@ static int64_t find_series(struct series_query *q, const struct history_epoch *e
 	const char *vals[MAX_GROUP_BY];
 
 	if (q->epoch != history_epoch_id(ep)) {
-		struct history_dict_sizes n;
-
-		history_epoch_sizes(ep, &n);
 		free(q->labels_series);
-		q->labels_series = calloc(n.labelsets + 1, sizeof(*q->labels_series));
+		q->labels_series = calloc(w->sizes.labelsets + 1, sizeof(*q->labels_series));
 		if (!q->labels_series)
 			return -ENOMEM;
 		q->epoch = history_epoch_id(ep);
@@ -777,7 +897,7 @@ static int64_t find_series(struct series_query *q, const struct history_epoch *e
 	if (idx < 0)
 		return -ENOMEM;
 	if (q->keys.n > before) {
-		if (q->keys.n > PYROSCOPE_MAX_SERIES) {
+		if (q->keys.n > PYROSCOPE_MAX_SERIES || (uint64_t)q->keys.n * q->npoints > PYROSCOPE_MAX_SERIES_POINTS) {
 			q->too_many = true;
 			return -E2BIG;
 		}
@@ -787,12 +907,12 @@ static int64_t find_series(struct series_query *q, const struct history_epoch *e
 		q->series = grown;
 		struct series *s = &q->series[idx];
 		memset(s, 0, sizeof(*s));
+		q->nseries = q->keys.n;
 		s->label_names = calloc(q->ngroup_by + 1, sizeof(char *));
 		s->label_values = calloc(q->ngroup_by + 1, sizeof(char *));
 		s->sums = calloc(q->npoints, sizeof(*s->sums));
 		s->profiles = calloc(q->npoints, sizeof(*s->profiles));
-		s->last_window = calloc(q->npoints, sizeof(*s->last_window));
-		if (!s->label_names || !s->label_values || !s->sums || !s->profiles || !s->last_window)
+		if (!s->label_names || !s->label_values || !s->sums || !s->profiles)
 			return -ENOMEM;
 		for (size_t g = 0; g < q->ngroup_by; g++) {
 			if (!vals[g])
@@ -807,35 +927,80 @@ static int64_t find_series(struct series_query *q, const struct history_epoch *e
 	return idx;
 }
 
+/* Point k stands for the step (T - step, T] before its time T = start + k * step, as Pyroscope's
+ * rangeSeries counts a profile in the first step at or after it; the first and last points also take
+ * what lies before and after the range. A window is spread over the steps it covers in proportion to
+ * its time in each: a step finer than the window gets the window's rate at each point it covers
+ * (the ring keeps nothing finer) instead of one point with all of it and empty ones around, and a
+ * step that is no multiple of the window (Grafana's 15 s) does not alias a steady load into points of
+ * alternately one and two windows. Totals stay those of the whole windows. */
+static size_t window_shares(struct series_query *q, int64_t start_ns, int64_t end_ns)
+{
+	const int64_t first = q->start_ms * MS, step = q->step_ms * MS;
+	const size_t last = q->npoints - 1;
+	size_t k0 = start_ns <= first ? 0 : (size_t)((start_ns - first + step - 1) / step);
+	size_t k1 = end_ns <= first ? 0 : (size_t)((end_ns - first + step - 1) / step), n = 0;
+
+	k0 = k0 > last ? last : k0;
+	k1 = k1 > last ? last : k1;
+	if (end_ns <= start_ns) {
+		q->shares[0] = (struct share){ k0, 1.0 };
+		return 1;
+	}
+	for (size_t k = k0; k <= k1; k++) {
+		int64_t t = first + (int64_t)k * step;
+		int64_t lo = k == 0 ? INT64_MIN : t - step, hi = k == last ? INT64_MAX : t;
+		int64_t overlap = (end_ns < hi ? end_ns : hi) - (start_ns > lo ? start_ns : lo);
+
+		if (overlap > 0)
+			q->shares[n++] = (struct share){ k, (double)overlap / (double)(end_ns - start_ns) };
+	}
+	return n;
+}
+
 static int series_add_window(void *ctx, const struct history_window *w)
 {
 	struct series_query *q = ctx;
-	int64_t ts = w->start_ns / MS;
-	size_t k;
 
-	/* Pyroscope's rangeSeries: a profile at ts counts in the first step at or after it. */
-	if (ts < q->start_ms)
-		ts = q->start_ms;
-	k = (size_t)((ts - q->start_ms + q->step_ms - 1) / q->step_ms);
-	if (k >= q->npoints)
-		k = q->npoints - 1;
 	q->window++;
+	q->ntouched = 0;
 	for (size_t i = 0; i < w->n; i++) {
 		const struct history_record *rec = &w->records[i];
 		int64_t idx;
 
 		if (!selected(q->sel, w, rec))
 			continue;
-		idx = find_series(q, w->epoch, rec->labels);
+		idx = find_series(q, w, rec->labels);
 		if (idx < 0)
 			return (int)idx;
 		struct series *s = &q->series[idx];
-		double v = (double)value_of(q->sel, rec);
-		s->sums[k] += v;
-		s->total += v;
-		if (s->last_window[k] != q->window) {
-			s->last_window[k] = q->window;
-			s->profiles[k]++;
+		if (s->last_window != q->window) {
+			if (q->ntouched == q->touched_cap) {
+				size_t cap = q->touched_cap ? 2 * q->touched_cap : 64;
+				uint32_t *t = realloc(q->touched, cap * sizeof(*t));
+
+				if (!t)
+					return -ENOMEM;
+				q->touched = t;
+				q->touched_cap = cap;
+			}
+			q->touched[q->ntouched++] = (uint32_t)idx;
+			s->last_window = q->window;
+			s->in_window = 0;
+		}
+		s->in_window += (double)value_of(q->sel, rec);
+	}
+	if (!q->ntouched)
+		return 0;
+
+	size_t nshares = window_shares(q, w->start_ns, w->end_ns);
+	for (size_t i = 0; i < q->ntouched; i++) {
+		struct series *s = &q->series[q->touched[i]];
+
+		s->total += s->in_window;
+		for (size_t k = 0; k < nshares; k++) {
+			s->sums[q->shares[k].point] += s->in_window * q->shares[k].fraction;
+			s->profiles[q->shares[k].point]++;
 		}
 	}
 	return 0;
@@ -863,7 +1028,7 @@ static int cmp_series_total(const void *a, const void *b)
 
 static void series_free(struct series_query *q)
 {
-	for (uint32_t i = 0; q->series && i < q->keys.n; i++) {
+	for (size_t i = 0; i < q->nseries; i++) {
 		struct series *s = &q->series[i];
 
 		for (size_t l = 0; s->label_values && l < s->nlabels; l++)
@@ -872,9 +1037,10 @@ static void series_free(struct series_query *q)
 		free(s->label_values);
 		free(s->sums);
 		free(s->profiles);
-		free(s->last_window);
 	}
 	free(q->series);
+	free(q->touched);
+	free(q->shares);
 	free(q->labels_series);
 	strset_free(&q->keys);
 }
@@ -894,7 +1060,8 @@ static int series_reply(struct series_query *q, bool average, int64_t limit, str
 		/* The dropped ones stay allocated for series_free. */
 		n = (size_t)limit;
 	}
-	qsort(q->series, n, sizeof(*q->series), cmp_series);
+	if (n > 1)
+		qsort(q->series, n, sizeof(*q->series), cmp_series);
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < q->npoints; k++)
 			npoints_total += q->series[i].profiles[k] != 0;
@@ -975,11 +1142,18 @@ static int select_series(struct history *h, const Querier__V1__SelectSeriesReque
 		goto out;
 	}
 	q.npoints = (size_t)((req->end - req->start + q.step_ms - 1) / q.step_ms) + 1;
+	q.shares = calloc(q.npoints, sizeof(*q.shares));
+	if (!q.shares) {
+		err = error_reply(r, "resource_exhausted", "out of memory building the series");
+		goto out;
+	}
 	err = history_query(h, sel.start_ns, sel.end_ns, series_add_window, &q, NULL, NULL);
 	if (err == -ENOENT)
 		err = 0;
 	if (err == -E2BIG)
-		err = error_reply(r, "invalid_argument", "more than %d series: group by fewer labels", PYROSCOPE_MAX_SERIES);
+		err = error_reply(r, "invalid_argument",
+				  "more than %d series, or %d points in all: group by fewer labels or use a larger step",
+				  PYROSCOPE_MAX_SERIES, PYROSCOPE_MAX_SERIES_POINTS);
 	else if (!err)
 		err = series_reply(&q, req->aggregation == TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE,
 				   req->limit, r);
@@ -1006,11 +1180,8 @@ static int labels_add_window(void *ctx, const struct history_window *w)
 	struct label_query *q = ctx;
 
 	if (q->epoch != history_epoch_id(w->epoch)) {
-		struct history_dict_sizes n;
-
-		history_epoch_sizes(w->epoch, &n);
 		free(q->seen);
-		q->seen = calloc(n.labelsets + 1, 1);
+		q->seen = calloc(w->sizes.labelsets + 1, 1);
 		if (!q->seen)
 			return -ENOMEM;
 		q->epoch = history_epoch_id(w->epoch);
@@ -1049,7 +1220,8 @@ static int label_query(struct history *h, const char *name, char **matchers, siz
 			err = 0;
 	}
 	if (!err) {
-		qsort(q.found.strs, q.found.n, sizeof(char *), cmp_str);
+		if (q.found.n > 1)
+			qsort(q.found.strs, q.found.n, sizeof(char *), cmp_str);
 		/* LabelNamesResponse and LabelValuesResponse are the same message: names = 1. */
 		Types__V1__LabelNamesResponse resp = TYPES__V1__LABEL_NAMES_RESPONSE__INIT;
 		resp.n_names = q.found.n;
@@ -1129,10 +1301,8 @@ static int merge_stacktraces_method(struct history *h, const void *body, size_t 
 		return error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectMergeStacktracesRequest");
 	err = set_type(&sel, req->profile_typeid, r) ?: add_selector(&sel, req->label_selector, r) ?:
 	      set_range(&sel, req->start, req->end, r);
-	if (!err && req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE)
-		err = error_reply(r, "unimplemented", "the tree format is not served; ask for the flame graph") ?: -EINVAL;
 	if (!err)
-		err = flame_graph_reply(h, &sel, req->max_nodes, r);
+		err = merge_reply(h, &sel, req->max_nodes, req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE, r);
 	selection_free(&sel);
 	querier__v1__select_merge_stacktraces_request__free_unpacked(req, NULL);
 	return err < 0 && err != -ENOMEM ? 0 : err;
@@ -1149,10 +1319,8 @@ static int merge_span_profile_method(struct history *h, const void *body, size_t
 		return error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectMergeSpanProfileRequest");
 	err = set_type(&sel, req->profile_typeid, r) ?: add_selector(&sel, req->label_selector, r) ?:
 	      set_range(&sel, req->start, req->end, r) ?: set_spans(&sel, req->span_selector, req->n_span_selector, r);
-	if (!err && req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE)
-		err = error_reply(r, "unimplemented", "the tree format is not served; ask for the flame graph") ?: -EINVAL;
 	if (!err)
-		err = flame_graph_reply(h, &sel, req->max_nodes, r);
+		err = merge_reply(h, &sel, req->max_nodes, req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE, r);
 	selection_free(&sel);
 	querier__v1__select_merge_span_profile_request__free_unpacked(req, NULL);
 	return err < 0 && err != -ENOMEM ? 0 : err;

@@ -21,6 +21,8 @@ struct history;
 /* Points of one series at most, as Prometheus bounds a range query. */
 #define PYROSCOPE_MAX_POINTS 11000
 #define PYROSCOPE_MAX_SERIES 10000
+/* Series times points of a SelectSeries (12 bytes each while it is built). */
+#define PYROSCOPE_MAX_SERIES_POINTS 2000000
 
 /* Answers one call: method is the path after the service prefix, body the request message. Fills
  * reply (body malloc'd); negative errno only when memory ran out for the error reply itself. */

@@ -6,7 +6,9 @@
  * threads each and Kubernetes-like labels. Frames are real return addresses in this program's own
  * executable mappings, symbolized by the real symbolizer, so the dictionaries hold real function names.
  * Then times queries over the whole hour: pprof (?start=&end=), the flame graph and a series grouped by
- * pod (Pyroscope's query API), and label values.
+ * pod (Pyroscope's query API), and label values. Last, runs the hour's pprof query again in a thread
+ * while drains go on (one slice every 100 ms, evicting the oldest windows) and prints how long each
+ * drain's history_add_slice took meanwhile: queries must not hold drains up.
  *
  *   history_bench [-c CPUS] [-z HZ] [-s STACKS] [-t TARGETS] [-m MAX_BYTES]
  * Prints logfmt lines: ingest, ring size and bytes per stored sample, and query latencies.
@@ -15,6 +17,7 @@
 #define _GNU_SOURCE
 #endif
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,6 +82,90 @@ struct bench_stack {
 	uint64_t frames[MAX_DEPTH];
 	uint32_t depth;
 };
+
+struct bench {
+	struct history *h;
+	struct proc_maps *maps;
+	struct bench_stack *stacks;
+	struct process **procs;
+	unsigned cpus, hz, nstacks, ntargets;
+	int64_t t0;
+};
+
+/* Second sec's drain: cpus x hz samples. Returns the seconds history_add_slice took. */
+static double feed(struct bench *b, int sec)
+{
+	struct slice *s = slice_new(sec + 1, b->t0 + sec * S, b->hz);
+
+	for (unsigned k = 0; k < b->cpus * b->hz; k++) {
+		/* Skewed: a fifth of the samples in the first 1% of the stacks. */
+		unsigned st = next_rand() % 5 == 0 ? next_rand() % (b->nstacks / 100 + 1) : next_rand() % b->nstacks;
+		unsigned tg = st % b->ntargets;
+		const struct bench_stack *bs = &b->stacks[st];
+		struct slice_sample smp = { .process = process_get(b->procs[tg]),
+					    .target = target_get(b->procs[tg]->target),
+					    .maps = proc_maps_get(b->maps),
+					    .tid = b->procs[tg]->tgid + next_rand() % 4, .count = 1 };
+		slice_add(s, &smp, st + 1, bs->frames, bs->depth, 0, NULL, 0);
+	}
+	slice_seal(s, b->t0 + (sec + 1) * S);
+	double a = now();
+	history_add_slice(b->h, s);
+	double took = now() - a;
+	slice_free(s);
+	return took;
+}
+
+struct background_query {
+	struct bench *b;
+	double seconds;
+	int err;
+	bool done; /* atomic */
+};
+
+static void *pprof_hour(void *arg)
+{
+	struct background_query *q = arg;
+	struct history_range_query rq = { .start_ns = q->b->t0, .end_ns = q->b->t0 + HOUR * S };
+	void *out = NULL;
+	size_t len;
+	double a = now();
+
+	q->err = history_profile_encode(q->b->h, &rq, q->b->hz, &out, &len, NULL, NULL);
+	q->seconds = now() - a;
+	free(out);
+	__atomic_store_n(&q->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Drains every 100 ms while the hour's pprof is built in a thread. */
+static void drains_during_query(struct bench *b)
+{
+	struct background_query q = { .b = b };
+	double took[1024];
+	size_t n = 0;
+	pthread_t thread;
+
+	if (pthread_create(&thread, NULL, pprof_hour, &q))
+		return;
+	while (!__atomic_load_n(&q.done, __ATOMIC_ACQUIRE) && n < sizeof(took) / sizeof(took[0])) {
+		took[n] = feed(b, HOUR + (int)n);
+		n++;
+		usleep(100000);
+	}
+	pthread_join(thread, NULL);
+	qsort(took, n, sizeof(took[0]), cmp_double);
+	printf("drains_during_query what=pprof_1h err=%d query_seconds=%.3f drains=%zu add_slice_ms_median=%.3f "
+	       "add_slice_ms_max=%.3f\n", q.err, q.seconds, n, n ? took[n / 2] * 1000 : 0,
+	       n ? took[n - 1] * 1000 : 0);
+}
 
 int main(int argc, char **argv)
 {
@@ -157,34 +244,14 @@ int main(int argc, char **argv)
 				   .symbolizer = sym };
 	if (history_new(&ho, &h))
 		return 1;
-	int64_t t0 = 1700000000LL * S;
-	uint64_t samples = 0;
+	struct bench b = { .h = h, .maps = maps, .stacks = stacks, .procs = procs, .cpus = cpus, .hz = hz,
+			   .nstacks = nstacks, .ntargets = ntargets, .t0 = 1700000000LL * S };
+	int64_t t0 = b.t0;
+	uint64_t samples = (uint64_t)HOUR * cpus * hz;
 	double ingest = 0;
 
-	for (int sec = 0; sec < HOUR; sec++) {
-		struct slice *s = slice_new(sec + 1, t0 + sec * S, hz);
-
-		for (unsigned k = 0; k < cpus * hz; k++) {
-			/* Skewed: a fifth of the samples in the first 1% of the stacks. */
-			unsigned st = next_rand() % 5 == 0 ? next_rand() % (nstacks / 100 + 1) : next_rand() % nstacks;
-			unsigned tg = st % ntargets;
-			uint64_t leaf_first[MAX_DEPTH];
-
-			for (uint32_t d = 0; d < stacks[st].depth; d++)
-				leaf_first[d] = stacks[st].frames[d];
-			struct slice_sample smp = { .process = process_get(procs[tg]),
-						    .target = target_get(procs[tg]->target),
-						    .maps = proc_maps_get(maps),
-						    .tid = procs[tg]->tgid + next_rand() % 4, .count = 1 };
-			slice_add(s, &smp, st + 1, leaf_first, stacks[st].depth, 0, NULL, 0);
-			samples++;
-		}
-		slice_seal(s, t0 + (sec + 1) * S);
-		double a = now();
-		history_add_slice(h, s);
-		ingest += now() - a;
-		slice_free(s);
-	}
+	for (int sec = 0; sec < HOUR; sec++)
+		ingest += feed(&b, sec);
 	struct history_stats st;
 	history_stats(h, &st);
 	printf("ring cpus=%u hz=%u stacks=%u targets=%u samples_fed=%llu samples_kept=%llu windows=%llu epochs=%llu "
@@ -253,6 +320,7 @@ int main(int argc, char **argv)
 	printf("query what=label_values_1h status=%d seconds=%.3f bytes=%zu\n", r.status, now() - a, r.len);
 	free(r.body);
 
+	drains_during_query(&b);
 	history_free(h);
 	for (unsigned i = 0; i < ntargets; i++)
 		process_put(procs[i]);

@@ -4,10 +4,15 @@
 field numbers and shares nothing with the server's encoders: it decodes the flame graph levels back into
 stacks and checks the totals per function against the pprof of the same range, SelectSeries totals
 against pprof totals, and label names and values against the pprof's target labels."""
+import gzip
 import http.client
 import json
 import struct
+import os
+import re
 import subprocess
+import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -19,6 +24,20 @@ RUN = 5
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 SAMPLES = "process_cpu:samples:count:cpu:nanoseconds"
 SERVICE = "/querier.v1.QuerierService/"
+# Only this test's workloads are targets (by executable: others may run the same programs from other
+# builds; everything else is dropped, so never sampled), with one label more than the default rules give.
+CONFIG = """job_name: query-api
+relabel_configs:
+  - source_labels: [__meta_process_executable]
+    regex: '%s/(weights|tracectx_exe)'
+    action: keep
+  - source_labels: [__meta_process_comm]
+    target_label: comm
+  - source_labels: [__meta_process_executable]
+    target_label: executable
+"""
+# pprof labels that are not target labels.
+SAMPLE_LABELS = ("pid", "tid", "trace_id", "span_id")
 
 # --- protobuf by hand -------------------------------------------------------------------------------
 
@@ -57,7 +76,7 @@ def as_str(b):
 LEVEL = {1: ("values", "s64", True)}
 FLAMEGRAPH = {1: ("names", as_str, True), 2: ("levels", lambda b: h._msg(b, LEVEL), True),
               3: ("total", "s64", False), 4: ("max_self", "s64", False)}
-MERGE_RESPONSE = {1: ("flamegraph", lambda b: h._msg(b, FLAMEGRAPH), False)}
+MERGE_RESPONSE = {1: ("flamegraph", lambda b: h._msg(b, FLAMEGRAPH), False), 2: ("tree", "bytes", False)}
 LABEL_PAIR = {1: ("name", as_str, False), 2: ("value", as_str, False)}
 POINT = {1: ("value", as_double, False), 2: ("timestamp", "s64", False)}
 SERIES = {1: ("labels", lambda b: h._msg(b, LABEL_PAIR), True), 2: ("points", lambda b: h._msg(b, POINT), True)}
@@ -97,6 +116,38 @@ def flame_stacks(fg):
     return stacks
 
 
+def tree_stacks(data):
+    """{root-first tuple of names: self} from Pyroscope's tree bytes: depth first from a nameless root,
+    each node as varint name length, name, varint self, varint number of children."""
+    def uvarint(i):
+        v = shift = 0
+        while True:
+            b = data[i]
+            v |= (b & 0x7F) << shift
+            i += 1
+            if b < 0x80:
+                return v, i
+            shift += 7
+    stacks, parents, i, first = {}, [()], 0, True
+    while parents:
+        path = parents.pop()
+        n, i = uvarint(i)
+        name = data[i:i + n].decode()
+        i += n
+        self_, i = uvarint(i)
+        children, i = uvarint(i)
+        if first:
+            assert (name, self_) == ("", 0), "the root is not nameless"
+            first = False
+        else:
+            path = path + (name,)
+        if self_:
+            stacks[path] = stacks.get(path, 0) + self_
+        parents.extend([path] * children)
+    assert i == len(data), "%d bytes after the tree" % (len(data) - i)
+    return stacks
+
+
 def per_function(stacks):
     """(self per leaf function, inclusive per function counted once per stack)."""
     self_, incl = {}, {}
@@ -126,17 +177,27 @@ class QueryAPI(unittest.TestCase):
     def setUpClass(cls):
         h.require_daemon()
         weights, tracectx = h.workload("weights"), h.workload("tracectx_exe")
-        cls.daemon = h.Daemon("--sampling.frequency=%d" % HZ, name="query-api").start()
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write(CONFIG % re.escape(os.path.realpath(h.WORKLOAD_DIR)))
+            cls.config = f.name
+        cls.daemon = h.Daemon("--sampling.frequency=%d" % HZ, "--config.file=" + cls.config,
+                              name="query-api").start()
         cls.start = time.time()
         w = h.Workload([weights, "-t", "2", "-d", str(RUN)])
         t = subprocess.Popen([tracectx, "-d", str(RUN)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                              universal_newlines=True)
+        cls.targets, running = set(), threading.Event()
+        reader = threading.Thread(target=cls.read_targets, args=(running,))
+        running.set()
+        reader.start()
         try:
             first = t.stdout.readline()
             cls.span = first.split("span_id=")[1].strip()
             assert w.wait(timeout=30 * h.TIME_SCALE) == 0, "weights failed"
             t.communicate(timeout=30 * h.TIME_SCALE)
         finally:
+            running.clear()
+            reader.join()
             w.kill()
             t.kill()
             t.wait(5)
@@ -150,13 +211,27 @@ class QueryAPI(unittest.TestCase):
         assert cls.pprof.samples, "the pprof of the range is empty"
 
     @classmethod
+    def read_targets(cls, running):
+        """Every active target's labels (as sorted tuples) seen while the workloads run."""
+        while running.is_set():
+            r = cls.daemon.get("/api/v1/targets")
+            assert r.status == 200, "/api/v1/targets: %d" % r.status
+            for target in json.loads(r.text())["data"]["activeTargets"]:
+                cls.targets.add(tuple(sorted(target["labels"].items())))
+            time.sleep(0.2)
+
+    @classmethod
     def tearDownClass(cls):
         cls.daemon.stop()
+        os.unlink(cls.config)
 
-    def call(self, method, body, content_type="application/proto", verb="POST"):
+    def call(self, method, body, content_type="application/proto", verb="POST", encoding=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.daemon.port, timeout=30 * h.TIME_SCALE)
+        headers = {"Content-Type": content_type}
+        if encoding:
+            headers["Content-Encoding"] = encoding
         try:
-            conn.request(verb, SERVICE + method, body=body, headers={"Content-Type": content_type})
+            conn.request(verb, SERVICE + method, body=body, headers=headers)
             r = conn.getresponse()
             return r.status, r.getheader("Content-Type"), r.read()
         finally:
@@ -168,14 +243,20 @@ class QueryAPI(unittest.TestCase):
         self.assertEqual(ctype, "application/proto")
         return h._msg(data, spec)
 
-    def flame(self, type_id, selector="{}", max_nodes=-1, method="SelectMergeStacktraces", spans=()):
+    def flame(self, type_id, selector="{}", max_nodes=-1, method="SelectMergeStacktraces", spans=(), tree=False):
+        fmt = 2 if tree else 0  # PROFILE_FORMAT_TREE
         if method == "SelectMergeStacktraces":
             body = (f_str(1, type_id) + f_str(2, selector) + f_int(3, self.start_ms) + f_int(4, self.end_ms) +
-                    f_int(5, max_nodes))
+                    f_int(5, max_nodes) + f_int(6, fmt))
         else:
             body = (f_str(1, type_id) + f_str(2, selector) + b"".join(f_str(3, s) for s in spans) +
-                    f_int(4, self.start_ms) + f_int(5, self.end_ms) + f_int(6, max_nodes))
-        return self.ok(method, body, MERGE_RESPONSE)["flamegraph"]
+                    f_int(4, self.start_ms) + f_int(5, self.end_ms) + f_int(6, max_nodes) + f_int(7, fmt))
+        resp = self.ok(method, body, MERGE_RESPONSE)
+        if tree:
+            self.assertEqual(resp["flamegraph"], 0, "a flame graph next to the tree")
+            return resp["tree"]
+        self.assertEqual(resp["tree"], b"")
+        return resp["flamegraph"]
 
     def test_profile_types(self):
         types = self.ok("ProfileTypes", f_int(1, self.start_ms) + f_int(2, self.end_ms), TYPES_RESPONSE)["profile_types"]
@@ -202,6 +283,15 @@ class QueryAPI(unittest.TestCase):
             self.assertEqual(got, want, type_id)
             self.assertEqual(fg["max_self"], max(got.values()))
             self.assertTrue({"hot_a", "hot_b", "hot_c", "burn_with_context"} <= set(fg["names"]))
+            self.assertEqual(tree_stacks(self.flame(type_id, tree=True)), want, type_id)
+
+    def test_tree_max_nodes_and_span(self):
+        small = tree_stacks(self.flame(CPU, max_nodes=8, tree=True))
+        self.assertEqual(sum(small.values()), self.pprof.total(1))
+        self.assertTrue(any(path[-1] == "other" for path in small), small)
+        self.assertLess(len(small), len(pprof_stacks(self.pprof, 1)))
+        got = tree_stacks(self.flame(CPU, method="SelectMergeSpanProfile", spans=[self.span], tree=True))
+        self.assertEqual(got, pprof_stacks(self.pprof, 1, lambda x: x.labels.get("span_id") == self.span))
 
     def test_flame_graph_max_nodes_and_selector(self):
         fg = self.flame(CPU, max_nodes=8)
@@ -238,9 +328,10 @@ class QueryAPI(unittest.TestCase):
         self.assertEqual(round(sum(p["value"] for p in points)), self.pprof.total(1))
         ts = [p["timestamp"] for p in points]
         self.assertEqual(ts, sorted(ts))
-        for t in ts:
-            self.assertGreaterEqual(t, self.start_ms)
-            self.assertEqual((t - self.start_ms) % 1000, 0)
+        # A step finer than the 10 s windows: every point of the range has its window's share, so the
+        # graph has no gaps (the workloads ran all along).
+        npoints = (self.end_ms - self.start_ms + 999) // 1000 + 1
+        self.assertEqual(ts, [self.start_ms + 1000 * k for k in range(npoints)])
         by_comm = {}
         for x in self.pprof.samples:
             by_comm[x.labels.get("comm")] = by_comm.get(x.labels.get("comm"), 0) + x.values[1]
@@ -252,21 +343,55 @@ class QueryAPI(unittest.TestCase):
         avg = self.series(aggregation=1)
         self.assertTrue(avg and avg[0]["points"])
 
+    def label_names(self, matchers=()):
+        body = b"".join(f_str(1, m) for m in matchers) + f_int(2, self.start_ms) + f_int(3, self.end_ms)
+        return self.ok("LabelNames", body, NAMES_RESPONSE)["names"]
+
+    def label_values(self, name, matchers=()):
+        body = f_str(1, name) + b"".join(f_str(2, m) for m in matchers) + f_int(3, self.start_ms) + f_int(4, self.end_ms)
+        return self.ok("LabelValues", body, NAMES_RESPONSE)["names"]
+
     def test_label_names_and_values(self):
-        want = {}
+        # Targets with samples in the range: each sample's target labels are a whole target's.
+        sampled = set()
         for x in self.pprof.samples:
-            for k, v in x.labels.items():
-                if k not in ("trace_id", "span_id"):
-                    want.setdefault(k, set()).add(v)
-        names = self.ok("LabelNames", f_int(2, self.start_ms) + f_int(3, self.end_ms), NAMES_RESPONSE)["names"]
-        self.assertEqual(names, sorted(want))
+            labels = tuple(sorted((k, v) for k, v in x.labels.items() if k not in SAMPLE_LABELS))
+            self.assertIn(labels, self.targets, "a sample's labels are no target's in /api/v1/targets")
+            sampled.add(labels)
+        comms = {dict(t).get("comm") for t in sampled}
+        self.assertEqual(comms, {"weights", "tracectx_exe"}, "targets with samples: %r" % sampled)
+        names = {}
+        for target in sampled:
+            for k, v in target:
+                names.setdefault(k, set()).add(v)
+        self.assertIn("executable", names)
+        # Every name and value returned is a target's, and every target with samples gives all of its.
+        self.assertEqual(self.label_names(), sorted(names))
         for name in names:
-            values = self.ok("LabelValues", f_str(1, name) + f_int(3, self.start_ms) + f_int(4, self.end_ms),
-                             NAMES_RESPONSE)["names"]
-            self.assertEqual(values, sorted(want[name]), name)
-        values = self.ok("LabelValues", f_str(1, "comm") + f_str(2, '{comm=~"weigh.s"}') + f_int(3, self.start_ms) +
-                         f_int(4, self.end_ms), NAMES_RESPONSE)["names"]
-        self.assertEqual(values, ["weights"])
+            self.assertEqual(self.label_values(name), sorted(names[name]), name)
+        self.assertEqual(self.label_values("no_such_label"), [])
+        # Matchers narrow to the targets they select.
+        self.assertEqual(self.label_values("comm", ['{comm=~"weigh.s"}']), ["weights"])
+        exe = [dict(t)["executable"] for t in sampled if dict(t)["comm"] == "tracectx_exe"]
+        self.assertEqual(self.label_values("executable", ['{comm="tracectx_exe"}']), exe)
+        self.assertEqual(self.label_names(['{comm="tracectx_exe"}']), sorted(names))
+        self.assertEqual(self.label_names(['{comm="nothing"}']), [])
+
+    def test_gzip_requests(self):
+        body = f_int(2, self.start_ms) + f_int(3, self.end_ms)
+        status, ctype, data = self.call("LabelNames", gzip.compress(body), encoding="gzip")
+        self.assertEqual((status, ctype), (200, "application/proto"), data[:300])
+        self.assertEqual(h._msg(data, NAMES_RESPONSE)["names"], self.label_names())
+        status, _, data = self.call("LabelNames", body, encoding="identity")
+        self.assertEqual(status, 200, data[:300])
+        status, ctype, data = self.call("LabelNames", gzip.compress(body)[:-3], encoding="gzip")
+        self.assertEqual((status, ctype, json.loads(data)["code"]), (400, "application/json", "invalid_argument"))
+        status, _, data = self.call("LabelNames", body, encoding="br")
+        self.assertEqual((status, json.loads(data)["code"]), (501, "unimplemented"))
+        # A small body that inflates past the 1 MiB bound.
+        status, _, data = self.call("LabelNames", gzip.compress(bytes(8 << 20)), encoding="gzip")
+        self.assertEqual(status, 413, data[:300])
+        self.assertEqual(self.daemon.get("/-/healthy").status, 200)
 
     def test_errors(self):
         status, ctype, data = self.call("SelectHeatmap", b"")

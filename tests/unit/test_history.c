@@ -5,9 +5,11 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 #include <cmocka.h>
 
@@ -212,6 +214,243 @@ static void test_idle_time_is_covered(void **state)
 	assert_int_equal(t.first_start, t0 + 10 * S);
 	history_free(h);
 	put_process(p);
+}
+
+/* A query holds up no drain: while it visits its first window, a drain thread adds 1000 s of slices,
+ * growing the current epoch's dictionaries by 6000 entries and evicting (retention 40 s) every window
+ * and the epoch the query still reads. The query then reads them whole and sees the ring as it was when
+ * it began (ASan checks nothing was freed under it). */
+struct concurrent {
+	struct history *h;
+	struct process *p;
+	int64_t t0;
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	bool started, done;
+	int err;
+	struct totals t;
+};
+
+static void *drain_thread(void *arg)
+{
+	struct concurrent *c = arg;
+	int err = 0;
+
+	for (int i = 35; i < 1035 && !err; i++) {
+		struct slice *s = slice_new(1, c->t0 + i * S, 100);
+		int nframes = i < 95 ? 100 : 1;
+		struct slice_sample smp;
+
+		err = s ? 0 : -ENOMEM;
+		for (int k = 0; k < nframes && !err; k++) {
+			uint64_t frame = 0x100000 + (uint64_t)i * 100 + k;
+
+			err = slice_add(s, sample_of(&smp, c->p, NULL, c->p->tgid + 1, 1), frame, &frame, 1, 0, NULL, 0);
+		}
+		if (s) {
+			slice_seal(s, c->t0 + (i + 1) * S);
+			err = err ?: history_add_slice(c->h, s);
+			slice_free(s);
+		}
+	}
+	pthread_mutex_lock(&c->lock);
+	c->err = err;
+	c->done = true;
+	pthread_cond_signal(&c->done_cond);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static int count_all(void *ctx, const struct history_window *w)
+{
+	struct totals *t = ctx;
+
+	t->windows++;
+	for (size_t i = 0; i < w->n; i++)
+		t->count += w->records[i].count;
+	return 0;
+}
+
+static int visit_while_draining(void *ctx, const struct history_window *w)
+{
+	struct concurrent *c = ctx;
+
+	if (!c->started) {
+		pthread_t thread;
+		struct timespec deadline;
+
+		c->started = true;
+		assert_int_equal(pthread_create(&thread, NULL, drain_thread, c), 0);
+		/* Not a speed limit: the bound only turns a drain stuck behind the query into a failure. */
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 60;
+		pthread_mutex_lock(&c->lock);
+		while (!c->done && pthread_cond_timedwait(&c->done_cond, &c->lock, &deadline) == 0)
+			;
+		bool done = c->done;
+		pthread_mutex_unlock(&c->lock);
+		if (!done)
+			fail_msg("the drain thread waited for the query to end");
+		assert_int_equal(pthread_join(thread, NULL), 0);
+		assert_int_equal(c->err, 0);
+
+		struct history_stats st;
+		history_stats(c->h, &st);
+		assert_true(st.evictions_retention >= 90);
+		assert_int_equal(st.epochs, 1); /* the query's epoch is the ring's no more */
+		/* Its 3 windows and the epoch, counted until the query lets go. */
+		assert_true(st.held_bytes > 64 * 1024);
+	}
+	return sum(&c->t, w);
+}
+
+static void test_query_during_drains(void **state)
+{
+	(void)state;
+	struct concurrent c = { .h = new_history(40 * S, 64 << 20), .p = new_process(100, "api-1"),
+				.t0 = 1700000000 * S };
+	int64_t first, last;
+
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.done_cond, NULL);
+	/* 0-30 s: three sealed windows; 30-35 s: the open one. */
+	for (int i = 0; i < 35; i++)
+		add(c.h, c.p, c.t0 + i * S, 0x1000 + i % 16, 1 + i % 3, NULL);
+	assert_int_equal(history_query(c.h, c.t0, c.t0 + 3600 * S, visit_while_draining, &c, &first, &last), 0);
+	assert_int_equal(first, c.t0);
+	assert_int_equal(last, c.t0 + 35 * S);
+	assert_int_equal(c.t.windows, 4);
+	assert_int_equal(c.t.first_start, c.t0);
+	assert_int_equal(c.t.last_end, c.t0 + 35 * S);
+	uint64_t want = 0;
+	for (int i = 0; i < 35; i++)
+		want += 1 + i % 3;
+	assert_int_equal(c.t.count, want);
+	assert_int_equal(c.t.by_frame[0], 1 + 2 + 3);
+	assert_string_equal(c.t.pod, "api-1");
+	struct history_stats st;
+	history_stats(c.h, &st);
+	assert_int_equal(st.held_bytes, 0);
+
+	/* What the drains added is there for the next query. */
+	struct totals t = { 0 };
+	assert_int_equal(history_query(c.h, c.t0 + 1000 * S, c.t0 + 1035 * S, count_all, &t, &first, &last), 0);
+	assert_true(first >= c.t0 + 990 * S);
+	assert_int_equal(last, c.t0 + 1035 * S);
+	assert_true(t.count > 0);
+	history_free(c.h);
+	put_process(c.p);
+	pthread_mutex_destroy(&c.lock);
+	pthread_cond_destroy(&c.done_cond);
+}
+
+/* Queries in a loop while a drain thread adds 100 windows (two epochs) of slices with new stacks and
+ * evicts (retention 60 s): every window a query sees is whole and consistent (a sealed window holds its
+ * ten slices' samples; every stack and label set resolves). Run under ASan and TSan too. */
+struct stress {
+	struct history *h;
+	struct process *p;
+	int64_t t0;
+	int done; /* atomic */
+	int err;
+};
+
+static uint64_t stress_count(int i)
+{
+	return 1 + i % 7;
+}
+
+static void *stress_drains(void *arg)
+{
+	struct stress *c = arg;
+	int err = 0;
+
+	for (int i = 0; i < 1000 && !err; i++) {
+		struct slice *s = slice_new(1, c->t0 + i * S, 100);
+		struct slice_sample smp;
+		uint64_t frames[3] = { 0x200000 + (uint64_t)i * 4, 0x1000, 0x1001 };
+
+		err = s ? 0 : -ENOMEM;
+		/* One sample of a stack new in this slice, the rest on a recurring one. */
+		err = err ?: slice_add(s, sample_of(&smp, c->p, NULL, c->p->tgid + 1, 1), 1, frames, 3, 0, NULL, 0);
+		err = err ?: slice_add(s, sample_of(&smp, c->p, NULL, c->p->tgid + 1, stress_count(i) - 1), 2,
+				       frames + 1, 2, 0, NULL, 0);
+		if (s) {
+			slice_seal(s, c->t0 + (i + 1) * S);
+			err = err ?: history_add_slice(c->h, s);
+			slice_free(s);
+		}
+	}
+	c->err = err;
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int check_window(void *ctx, const struct history_window *w)
+{
+	struct stress *c = ctx;
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < w->n; i++) {
+		const struct history_record *r = &w->records[i];
+		const uint32_t *locs;
+		const struct label *ls;
+		struct history_location loc;
+		size_t n = history_stack(w->epoch, r->stack, &locs);
+
+		assert_true(r->stack < w->sizes.stacks && r->labels < w->sizes.labelsets);
+		assert_true(n == 2 || n == 3);
+		for (size_t k = 0; k < n; k++) {
+			assert_true(locs[k] < w->sizes.locations);
+			history_location(w->epoch, locs[k], &loc);
+		}
+		assert_int_equal(loc.address, 0x1001);
+		assert_int_equal(history_labels(w->epoch, r->labels, &ls), 2);
+		assert_string_equal(ls[1].value, "api-1");
+		total += r->count;
+	}
+	if (w->end_ns - w->start_ns == 10 * S) {
+		uint64_t want = 0;
+		int first = (int)((w->start_ns - c->t0) / S);
+
+		for (int i = first; i < first + 10; i++)
+			want += stress_count(i);
+		assert_int_equal(total, want);
+	}
+	return 0;
+}
+
+static void test_queries_during_drains(void **state)
+{
+	(void)state;
+	struct stress c = { .h = new_history(60 * S, 64 << 20), .p = new_process(100, "api-1"),
+			    .t0 = 1700000000 * S };
+	struct history_range_query q = { .start_ns = c.t0, .end_ns = c.t0 + 3600 * S };
+	pthread_t thread;
+	int queries = 0;
+
+	assert_int_equal(pthread_create(&thread, NULL, stress_drains, &c), 0);
+	while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE)) {
+		void *out;
+		size_t len;
+		int err = history_query(c.h, c.t0, c.t0 + 3600 * S, check_window, &c, NULL, NULL);
+
+		assert_true(err == 0 || err == -ENOENT);
+		err = history_profile_encode(c.h, &q, 100, &out, &len, NULL, NULL);
+		assert_true(err == 0 || err == -ENOENT);
+		if (!err)
+			free(out);
+		queries++;
+	}
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(c.err, 0);
+	assert_true(queries > 0);
+	struct history_stats st;
+	history_stats(c.h, &st);
+	assert_true(st.evictions_retention > 0);
+	assert_int_equal(st.held_bytes, 0);
+	history_free(c.h);
+	put_process(c.p);
 }
 
 static void test_retention(void **state)
@@ -429,6 +668,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_windows_and_ranges),
 		cmocka_unit_test(test_idle_time_is_covered),
+		cmocka_unit_test(test_query_during_drains),
+		cmocka_unit_test(test_queries_during_drains),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_max_bytes),
 		cmocka_unit_test(test_pprof_of_range),
