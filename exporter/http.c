@@ -667,9 +667,15 @@ static int bind_error(const struct listen_addr *la)
 
 /* --- server ----------------------------------------------------------------------------------- */
 
-static pthread_once_t civetweb_once = PTHREAD_ONCE_INIT;
+static pthread_once_t civetweb_once = PTHREAD_ONCE_INIT, civetweb_tls_once = PTHREAD_ONCE_INIT;
 
 static void civetweb_init(void)
+{
+	mg_init_library(0);
+}
+
+/* Only with TLS configured: initializing OpenSSL makes ~2 MB of libcrypto resident. */
+static void civetweb_init_tls(void)
 {
 	mg_init_library(MG_FEATURES_TLS);
 }
@@ -717,6 +723,8 @@ static int start_civetweb(struct http_server *s, const char *listen_address,
 	/* civetweb's "s" suffix: this port speaks TLS only. */
 	snprintf(ports, sizeof(ports), "%s%s", la->ports, webconfig_tls(s->h.web) ? "s" : "");
 	pthread_once(&civetweb_once, civetweb_init);
+	if (webconfig_tls(s->h.web))
+		pthread_once(&civetweb_tls_once, civetweb_init_tls);
 	s->mg = mg_start2(&init, &error);
 	if (s->mg)
 		return 0;

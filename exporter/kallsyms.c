@@ -10,20 +10,39 @@
  * the gap between the core kernel and the modules is not pinned on the last function before it. */
 #define MAX_EXTENT (1024 * 1024)
 
+/* A parsed symbol, while the table is built. */
 struct ksym {
 	uint64_t addr;
-	uint32_t name, module; /* offsets in pool; module 0 is "" */
+	uint32_t name, module; /* offsets in the parse pool; module 0 is "" */
 	uint32_t order;        /* rank of an alias, then line number: keeps the choice deterministic */
 };
 
-struct kallsyms {
+/* While parsing: the text symbols of the file, in file order. */
+struct kparse {
 	struct ksym *syms;
 	size_t count, cap;
 	char *pool;
 	size_t pool_len, pool_cap;
 };
 
-static int pool_add(struct kallsyms *k, const char *s, size_t len, uint32_t *off)
+/* Sorted, a module's symbols are one run of indexes: one entry per run names their module. */
+struct kmod_run {
+	uint32_t first;  /* index of the run's first symbol */
+	uint32_t module; /* offset in pool; 0 is "" (the core kernel) */
+};
+
+/* The table kept for lookups: 12 bytes a symbol plus its name, which a kernel built with function
+ * padding shares with the __pfx_ symbol just before it (half of all symbols). */
+struct kallsyms {
+	uint64_t *addrs; /* sorted, unique */
+	uint32_t *names; /* offsets in pool */
+	size_t count;
+	struct kmod_run *runs;
+	size_t nruns;
+	char *pool;
+};
+
+static int pool_add(struct kparse *k, const char *s, size_t len, uint32_t *off)
 {
 	if (k->pool_len + len + 1 > UINT32_MAX)
 		return -E2BIG;
@@ -46,7 +65,7 @@ static int pool_add(struct kallsyms *k, const char *s, size_t len, uint32_t *off
 	return 0;
 }
 
-static int syms_push(struct kallsyms *k, size_t max_symbols, const struct ksym *s)
+static int syms_push(struct kparse *k, size_t max_symbols, const struct ksym *s)
 {
 	if (k->count == max_symbols)
 		return -E2BIG;
@@ -108,7 +127,7 @@ static int parse_line(char *line, struct kline *l)
 	return 0;
 }
 
-static int add_line(struct kallsyms *k, size_t max_symbols, const struct kline *l, uint32_t line_no,
+static int add_line(struct kparse *k, size_t max_symbols, const struct kline *l, uint32_t line_no,
 		    uint32_t *last_module)
 {
 	struct ksym s = { .addr = l->addr, .order = line_no };
@@ -144,7 +163,7 @@ static int cmp_ksym(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static void sort_dedup(struct kallsyms *k)
+static void sort_dedup(struct kparse *k)
 {
 	size_t m = 0;
 
@@ -158,7 +177,7 @@ static void sort_dedup(struct kallsyms *k)
 	k->count = m;
 }
 
-static int parse_all(FILE *f, size_t max_symbols, struct kallsyms *k, size_t *zeros)
+static int parse_all(FILE *f, size_t max_symbols, struct kparse *k, size_t *zeros)
 {
 	char line[LINE_MAX_BYTES];
 	uint32_t line_no = 0, last_module = 0;
@@ -192,23 +211,103 @@ static int parse_all(FILE *f, size_t max_symbols, struct kallsyms *k, size_t *ze
 	return ferror(f) ? -EIO : 0;
 }
 
+/* Whether sorted symbol i starts a run of its module's symbols. */
+static bool starts_run(const struct kparse *p, size_t i)
+{
+	const struct ksym *s = p->syms;
+
+	return i == 0 || (s[i].module != s[i - 1].module &&
+			  strcmp(p->pool + s[i].module, p->pool + s[i - 1].module) != 0);
+}
+
+/* Bytes and module runs the table needs at most, before names are shared. */
+static size_t table_size(const struct kparse *p, size_t *nruns)
+{
+	size_t len = 1;
+
+	*nruns = 0;
+	for (size_t i = 0; i < p->count; i++) {
+		len += strlen(p->pool + p->syms[i].name) + 1;
+		if (starts_run(p, i)) {
+			len += strlen(p->pool + p->syms[i].module) + 1;
+			(*nruns)++;
+		}
+	}
+	return len;
+}
+
+/* The sorted symbols into the lookup table: exact-size arrays, and a pool where a name that ends the
+ * previous symbol's name (foo after __pfx_foo) points into it instead of being copied. */
+static int build(const struct kparse *p, struct kallsyms *k)
+{
+	size_t cap = table_size(p, &k->nruns), len = 0, prev_len = 0, r = 0;
+	char *pool;
+
+	if (cap > UINT32_MAX)
+		return -E2BIG;
+	k->addrs = malloc(p->count * sizeof(*k->addrs));
+	k->names = malloc(p->count * sizeof(*k->names));
+	k->runs = malloc(k->nruns * sizeof(*k->runs));
+	k->pool = malloc(cap);
+	if (!k->addrs || !k->names || !k->runs || !k->pool)
+		return -ENOMEM;
+	k->count = p->count;
+	k->pool[len++] = '\0'; /* offset 0: the core kernel's module name */
+	for (size_t i = 0; i < p->count; i++) {
+		const char *name = p->pool + p->syms[i].name, *mod = p->pool + p->syms[i].module;
+		size_t n = strlen(name), m;
+
+		k->addrs[i] = p->syms[i].addr;
+		if (starts_run(p, i)) {
+			m = strlen(mod);
+			k->runs[r++] = (struct kmod_run){ .first = (uint32_t)i, .module = m ? (uint32_t)len : 0 };
+			if (m) {
+				memcpy(k->pool + len, mod, m + 1);
+				len += m + 1;
+				prev_len = 0; /* the module name now ends the pool: no name to share */
+			}
+		}
+		if (prev_len >= n && memcmp(k->pool + k->names[i - 1] + prev_len - n, name, n) == 0) {
+			k->names[i] = k->names[i - 1] + (uint32_t)(prev_len - n);
+		} else {
+			k->names[i] = (uint32_t)len;
+			memcpy(k->pool + len, name, n + 1);
+			len += n + 1;
+		}
+		prev_len = n;
+	}
+	pool = realloc(k->pool, len);
+	if (pool)
+		k->pool = pool;
+	return 0;
+}
+
+static void kparse_free(struct kparse *p)
+{
+	free(p->syms);
+	free(p->pool);
+}
+
 int kallsyms_parse(FILE *f, size_t max_symbols, struct kallsyms **out)
 {
-	struct kallsyms *k;
+	struct kparse p = { 0 };
+	struct kallsyms *k = NULL;
 	size_t zeros = 0;
 	int err;
 
-	k = calloc(1, sizeof(*k));
-	if (!k)
-		return -ENOMEM;
-	err = parse_all(f, max_symbols, k, &zeros);
-	if (!err && k->count == 0)
+	err = parse_all(f, max_symbols, &p, &zeros);
+	if (!err && p.count == 0)
 		err = zeros ? -EPERM : -ENOENT;
+	if (!err) {
+		sort_dedup(&p);
+		k = calloc(1, sizeof(*k));
+		err = k ? build(&p, k) : -ENOMEM;
+	}
+	kparse_free(&p);
 	if (err) {
 		kallsyms_free(k);
 		return err;
 	}
-	sort_dedup(k);
 	*out = k;
 	return 0;
 }
@@ -229,7 +328,9 @@ void kallsyms_free(struct kallsyms *k)
 {
 	if (!k)
 		return;
-	free(k->syms);
+	free(k->addrs);
+	free(k->names);
+	free(k->runs);
 	free(k->pool);
 	free(k);
 }
@@ -239,24 +340,36 @@ size_t kallsyms_count(const struct kallsyms *k)
 	return k->count;
 }
 
-const char *kallsyms_lookup(const struct kallsyms *k, uint64_t addr, const char **module)
+/* Module of symbol idx: the last run starting at or before it. */
+static const char *module_of(const struct kallsyms *k, size_t idx)
 {
-	size_t lo = 0, hi = k->count;
-	const struct ksym *s;
+	size_t lo = 0, hi = k->nruns;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (k->syms[mid].addr <= addr)
+		if (k->runs[mid].first <= idx)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == 0)
+	return k->pool + k->runs[lo - 1].module; /* run 0 starts at index 0 */
+}
+
+const char *kallsyms_lookup(const struct kallsyms *k, uint64_t addr, const char **module)
+{
+	size_t lo = 0, hi = k->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (k->addrs[mid] <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || addr - k->addrs[lo - 1] >= MAX_EXTENT)
 		return NULL;
-	s = &k->syms[lo - 1];
-	if (addr - s->addr >= MAX_EXTENT)
-		return NULL;
-	*module = k->pool + s->module;
-	return k->pool + s->name;
+	*module = module_of(k, lo - 1);
+	return k->pool + k->names[lo - 1];
 }

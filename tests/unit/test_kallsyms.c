@@ -63,6 +63,36 @@ static void test_lookup(void **state)
 	kallsyms_free(k);
 }
 
+/* A name that ends the previous one shares its bytes; modules whose addresses interleave keep theirs. */
+static void test_shared_names(void **state)
+{
+	static const char text[] = "ffffffffc0000000 t __pfx_f\t[a]\n"
+				   "ffffffffc0000010 t f\t[a]\n"
+				   "ffffffffc0000020 t __pfx_g\n"
+				   "ffffffffc0000030 t g\t[b]\n"
+				   "ffffffffc0000040 t f\t[a]\n"
+				   "ffffffffc0000050 t x_f\n";
+	const char *mod = NULL;
+	int err;
+	struct kallsyms *k = parse(text, 100, &err);
+
+	(void)state;
+	assert_int_equal(err, 0);
+	assert_string_equal(kallsyms_lookup(k, 0xffffffffc0000000ull, &mod), "__pfx_f");
+	assert_string_equal(mod, "a");
+	assert_string_equal(kallsyms_lookup(k, 0xffffffffc0000010ull, &mod), "f");
+	assert_string_equal(mod, "a");
+	assert_string_equal(kallsyms_lookup(k, 0xffffffffc0000020ull, &mod), "__pfx_g");
+	assert_string_equal(mod, "");
+	assert_string_equal(kallsyms_lookup(k, 0xffffffffc0000030ull, &mod), "g");
+	assert_string_equal(mod, "b");
+	assert_string_equal(kallsyms_lookup(k, 0xffffffffc0000040ull, &mod), "f");
+	assert_string_equal(mod, "a");
+	assert_string_equal(kallsyms_lookup(k, 0xffffffffc0000058ull, &mod), "x_f");
+	assert_string_equal(mod, "");
+	kallsyms_free(k);
+}
+
 static void test_hidden_addresses(void **state)
 {
 	int err;
@@ -105,6 +135,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_shared_names),
 		cmocka_unit_test(test_hidden_addresses),
 		cmocka_unit_test(test_limit),
 		cmocka_unit_test(test_real_kallsyms),
