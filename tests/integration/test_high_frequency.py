@@ -105,6 +105,8 @@ class HighFrequency(unittest.TestCase):
             # tick; measured with both containers at 19 Hz), so its bound is wider.
             self.assertAlmostEqual(ns_fast / 1e9, self.true_cpu[0], delta=0.10 * self.true_cpu[0])
             self.assertAlmostEqual(ns_slow / 1e9, self.true_cpu[1], delta=0.25 * self.true_cpu[1])
+            # The acceptance: given (about) the same CPU, both show about the same cpu/nanoseconds.
+            self.assertAlmostEqual((ns_fast / ns_slow) / self.true_ratio, 1.0, delta=0.10)
 
             m = d.get("/metrics").text()
             self.assertGreater(metric(m, "anorak_samples_by_rate_total", '{rate="high"}'), 0)
