@@ -102,6 +102,8 @@ class FaultsIO(unittest.TestCase):
         with h.Daemon(*flags, name="tiny") as d:
             busy = [h.Workload([h.workload("weights"), "-t", "4", "-m", "mixed", "-d", "12"]),
                     h.Workload([h.workload("libcwork"), "-m", "qsort", "-d", "12"])]
+            # More processes at once than the table holds, whatever else the machine runs.
+            busy += [h.Workload([h.workload("weights"), "-t", "1", "-d", "4"]) for _ in range(12)]
             try:
                 for _ in range(3):
                     h.check_profile(self, d.profile(3), "profile with tiny maps")
