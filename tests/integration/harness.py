@@ -99,6 +99,32 @@ def workload(name):
 
 # --- network ------------------------------------------------------------------------------------------
 
+def metric(text, name, labels=""):
+    """One series' value in a /metrics text: name, then its labels as written ('{reason="limit"}');
+    None when absent."""
+    m = re.search(r"(?m)^%s%s ([0-9.e+-]+|[+-]Inf|NaN)$" % (re.escape(name), re.escape(labels)), text)
+    return float(m.group(1)) if m else None
+
+
+def online_cpus():
+    n = 0
+    with open("/sys/devices/system/cpu/online") as f:
+        for part in f.read().strip().split(","):
+            lo, _, hi = part.partition("-")
+            n += int(hi or lo) - int(lo) + 1
+    return n
+
+
+def on_cpu_seconds(w):
+    """Time on CPU of all a workload's threads from the scheduler's own clock (schedstat), not
+    tick-sampled utime."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % w.pid):
+        with open("/proc/%d/task/%s/schedstat" % (w.pid, tid)) as f:
+            total += int(f.read().split()[0])
+    return total / 1e9
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

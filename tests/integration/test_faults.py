@@ -18,11 +18,6 @@ CHURN_SECONDS = 20
 CHURN_RATE = 300  # processes started per second
 
 
-def metric(text, name):
-    m = re.search(r"(?m)^%s(?:\{[^}]*\})? ([0-9.e+-]+)$" % re.escape(name), text)
-    return float(m.group(1)) if m else None
-
-
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
@@ -72,7 +67,7 @@ class Faults(unittest.TestCase):
                     h.check_profile(self, raw, "profile during churn")
                     self.assertEqual(d.get("/-/healthy").status, 200)
                     metrics = d.get("/metrics").text()
-                    tracked, limit = metric(metrics, "anorak_processes_tracked"), metric(metrics, "anorak_processes_max")
+                    tracked, limit = h.metric(metrics, "anorak_processes_tracked"), h.metric(metrics, "anorak_processes_max")
                     self.assertIsNotNone(tracked)
                     self.assertLessEqual(tracked, limit)
             finally:
@@ -86,12 +81,12 @@ class Faults(unittest.TestCase):
             deadline = time.monotonic() + 15 * h.TIME_SCALE
             while True:
                 metrics = d.get("/metrics").text()
-                tracked = metric(metrics, "anorak_processes_tracked")
+                tracked = h.metric(metrics, "anorak_processes_tracked")
                 if tracked < 1000 or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)
             self.assertLess(tracked, 1000, "exited processes are still tracked")
-            self.assertGreater(metric(metrics, "anorak_samples_total") or 0, 0)
+            self.assertGreater(h.metric(metrics, "anorak_samples_total", '{outcome="counted"}') or 0, 0)
             h.check_profile(self, d.profile(2), "profile after churn")
             rss1 = rss_kib(d.proc.pid)
             h.note("RSS %d KiB before, %d KiB after the churn" % (rss0, rss1))

@@ -5,7 +5,6 @@ they wait for their window. The daemon keeps serving, its profiles stay valid an
 """
 import ctypes.util
 import os
-import re
 import shutil
 import socket
 import struct
@@ -31,11 +30,6 @@ print("crc pid=%d" % os.getpid(), flush=True)
 while True:
     lib.crc32(0, buf, len(buf))
 """
-
-
-def metric(text, name):
-    m = re.search(r"(?m)^%s ([0-9.e+-]+)$" % re.escape(name), text)
-    return float(m.group(1)) if m else None
 
 
 def libz_path():
@@ -88,7 +82,7 @@ class FaultsIO(unittest.TestCase):
                 self.assertEqual(d.get("/-/healthy").status, 200)
                 text = d.get("/metrics").text()
                 h.note("\n".join(l for l in text.splitlines() if l.startswith("anorak_symbol_")))
-                self.assertIsNotNone(metric(text, "anorak_symbol_unresolved_total"))
+                self.assertIsNotNone(h.metric(text, "anorak_symbol_unresolved_total"))
         finally:
             for w in procs:
                 w.kill()
@@ -115,10 +109,10 @@ class FaultsIO(unittest.TestCase):
                     w.kill()
             text = d.get("/metrics").text()
             dropped = {
-                "count_map_full": metric(text, 'anorak_samples_dropped_total{reason="count_map_full"}'),
-                "stack_map_full": metric(text, 'anorak_stacks_dropped_total{reason="stack_map_full"}'),
-                "untracked_processes": metric(text, "anorak_processes_untracked_total"),
-                "history_evictions": metric(text, 'anorak_history_evictions_total{reason="size"}'),
+                "count_map_full": h.metric(text, 'anorak_samples_dropped_total{reason="count_map_full"}'),
+                "stack_map_full": h.metric(text, 'anorak_stacks_dropped_total{reason="stack_map_full"}'),
+                "untracked_processes": h.metric(text, "anorak_processes_untracked_total"),
+                "history_evictions": h.metric(text, 'anorak_history_evictions_total{reason="size"}'),
             }
             h.note("drops with tiny maps: %s" % dropped)
             for what, n in dropped.items():
@@ -126,10 +120,10 @@ class FaultsIO(unittest.TestCase):
             self.assertGreater(dropped["count_map_full"], 0, "64 count entries per generation never filled")
             self.assertGreater(dropped["stack_map_full"], 0, "64 stacks per generation never filled")
             self.assertGreater(dropped["untracked_processes"], 0, "8 tracked processes never filled")
-            self.assertLessEqual(metric(text, "anorak_processes_tracked"), 8)
-            self.assertLessEqual(metric(text, "anorak_history_bytes"), metric(text, "anorak_history_max_bytes"))
-            self.assertLessEqual(metric(text, "anorak_symbol_cache_bytes"),
-                                 metric(text, "anorak_symbol_cache_max_bytes"))
+            self.assertLessEqual(h.metric(text, "anorak_processes_tracked"), 8)
+            self.assertLessEqual(h.metric(text, "anorak_history_bytes"), h.metric(text, "anorak_history_max_bytes"))
+            self.assertLessEqual(h.metric(text, "anorak_symbol_cache_bytes"),
+                                 h.metric(text, "anorak_symbol_cache_max_bytes"))
 
     def test_scraper_disconnects_mid_wait(self):
         h.require_daemon()
@@ -141,7 +135,7 @@ class FaultsIO(unittest.TestCase):
                 s.sendall(b"GET /debug/pprof/profile?seconds=%d HTTP/1.1\r\nHost: x\r\n\r\n" % window)
                 socks.append(s)
             deadline = time.monotonic() + 10 * h.TIME_SCALE
-            while metric(d.get("/metrics").text(), "anorak_profile_requests_in_flight") != 2:
+            while h.metric(d.get("/metrics").text(), "anorak_profile_requests_in_flight") != 2:
                 self.assertLess(time.monotonic(), deadline, "the two profiles never waited")
                 time.sleep(0.1)
             t0 = time.monotonic()
@@ -153,7 +147,7 @@ class FaultsIO(unittest.TestCase):
             self.assertEqual(d.get("/-/healthy").status, 200)
             self.assertEqual(d.get("/metrics").status, 200)
             # ...and frees them when their window ends: two new profiles fit again.
-            while metric(d.get("/metrics").text(), "anorak_profile_requests_in_flight") != 0:
+            while h.metric(d.get("/metrics").text(), "anorak_profile_requests_in_flight") != 0:
                 self.assertLess(time.monotonic() - t0, (window + 10) * h.TIME_SCALE, "the wait slots were not freed")
                 time.sleep(0.2)
             results = []

@@ -4,8 +4,6 @@ the one annotated anorak.dev/sampling-frequency: "199" gets about 199/19 times t
 other, both show about the same cpu/nanoseconds, removing the annotation returns it to the base rate
 within two drains, and an invalid value changes nothing and is counted."""
 import json
-import os
-import re
 import time
 import unittest
 
@@ -17,29 +15,6 @@ BASE, HIGH = 19, 199
 # of two CPUs shared half and half) for its cpu/nanoseconds to be within 10% of the truth.
 WINDOW = 20
 ANNOTATION = "anorak.dev/sampling-frequency"
-
-
-def online_cpus():
-    n = 0
-    with open("/sys/devices/system/cpu/online") as f:
-        for part in f.read().strip().split(","):
-            lo, _, hi = part.partition("-")
-            n += int(hi or lo) - int(lo) + 1
-    return n
-
-
-def on_cpu_seconds(w):
-    """Time on CPU of all its threads from the scheduler's own clock (schedstat), not tick-sampled utime."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % w.pid):
-        with open("/proc/%d/task/%s/schedstat" % (w.pid, tid)) as f:
-            total += int(f.read().split()[0])
-    return total / 1e9
-
-
-def metric(text, name, labels=""):
-    m = re.search(r"(?m)^%s%s (\d+)" % (re.escape(name), re.escape(labels)), text)
-    return int(m.group(1)) if m else None
 
 
 class HighFrequency(unittest.TestCase):
@@ -66,9 +41,9 @@ class HighFrequency(unittest.TestCase):
         return w
 
     def window(self, d, fast, slow, what, seconds=WINDOW):
-        cpu0 = on_cpu_seconds(fast), on_cpu_seconds(slow)
+        cpu0 = h.on_cpu_seconds(fast), h.on_cpu_seconds(slow)
         p = h.check_profile(self, d.profile(seconds), what)
-        cpu1 = on_cpu_seconds(fast), on_cpu_seconds(slow)
+        cpu1 = h.on_cpu_seconds(fast), h.on_cpu_seconds(slow)
         self.true_cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
         self.true_ratio = self.true_cpu[0] / self.true_cpu[1]
         n_fast, n_slow = len(p.of_pid(fast.pid)), len(p.of_pid(slow.pid))
@@ -92,7 +67,7 @@ class HighFrequency(unittest.TestCase):
                  "--kubernetes.node-name=" + kube.NODE]
         with h.Daemon(*flags, name="hf") as d:
             deadline = time.time() + 10 * h.TIME_SCALE
-            while metric(d.get("/metrics").text(), "anorak_high_frequency_cgroups") != 1:
+            while h.metric(d.get("/metrics").text(), "anorak_high_frequency_cgroups") != 1:
                 self.assertLess(time.time(), deadline, "the annotated container was not raised:\n" + d.log_tail())
                 time.sleep(0.2)
             time.sleep(1.5)  # samples from before the switch are drained
@@ -109,8 +84,8 @@ class HighFrequency(unittest.TestCase):
             self.assertAlmostEqual((ns_fast / ns_slow) / self.true_ratio, 1.0, delta=0.10)
 
             m = d.get("/metrics").text()
-            self.assertGreater(metric(m, "anorak_samples_by_rate_total", '{rate="high"}'), 0)
-            self.assertEqual(metric(m, "anorak_cgroup_perf_events"), online_cpus())
+            self.assertGreater(h.metric(m, "anorak_samples_by_rate_total", '{rate="high"}'), 0)
+            self.assertEqual(h.metric(m, "anorak_cgroup_perf_events"), h.online_cpus())
             targets = json.loads(d.get("/api/v1/targets").text())["data"]["activeTargets"]
             freq = {t["labels"].get("pod"): t["samplingFrequency"] for t in targets if t["labels"].get("pod")}
             self.assertEqual(freq, {"fast-0": HIGH, "slow-0": BASE})
@@ -118,17 +93,17 @@ class HighFrequency(unittest.TestCase):
             # An invalid value changes nothing: one log line names the pod, the metric counts it.
             self.api.set_pod(self.pod("fast-0", fast_uid, fast_cid, "127.0.2.1", {ANNOTATION: "fast"}))
             deadline = time.time() + 5 * h.TIME_SCALE
-            while metric(d.get("/metrics").text(), "anorak_high_frequency_refused_total", '{reason="invalid"}') != 1:
+            while h.metric(d.get("/metrics").text(), "anorak_high_frequency_refused_total", '{reason="invalid"}') != 1:
                 self.assertLess(time.time(), deadline, "the invalid value was not counted")
                 time.sleep(0.2)
             self.assertIn('pod="perf/fast-0"', d.log())
-            self.assertEqual(metric(d.get("/metrics").text(), "anorak_high_frequency_cgroups"), 1)
+            self.assertEqual(h.metric(d.get("/metrics").text(), "anorak_high_frequency_cgroups"), 1)
 
             # Removed: back to the base rate within two drains.
             self.api.set_pod(self.pod("fast-0", fast_uid, fast_cid, "127.0.2.1"))
             time.sleep(2)
-            self.assertEqual(metric(d.get("/metrics").text(), "anorak_high_frequency_cgroups"), 0)
-            self.assertEqual(metric(d.get("/metrics").text(), "anorak_cgroup_perf_events"), 0)
+            self.assertEqual(h.metric(d.get("/metrics").text(), "anorak_high_frequency_cgroups"), 0)
+            self.assertEqual(h.metric(d.get("/metrics").text(), "anorak_cgroup_perf_events"), 0)
             c_fast, c_slow, ns_fast, ns_slow = self.window(d, fast, slow, "annotation removed", 8)
             # Both at the base rate again: about as many samples each (10x before).
             self.assertLess(c_fast / c_slow, 2.0)

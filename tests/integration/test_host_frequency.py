@@ -35,24 +35,6 @@ relabel_configs:
 """
 
 
-def metric(text, name, labels=""):
-    m = re.search(r"(?m)^%s%s (\d+)" % (re.escape(name), re.escape(labels)), text)
-    return int(m.group(1)) if m else None
-
-
-def online_cpus():
-    return os.sysconf("SC_NPROCESSORS_ONLN")
-
-
-def on_cpu_seconds(w):
-    """Time on CPU of all its threads from the scheduler's own clock (schedstat)."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % w.pid):
-        with open("/proc/%d/task/%s/schedstat" % (w.pid, tid)) as f:
-            total += int(f.read().split()[0])
-    return total / 1e9
-
-
 class HostFrequency(unittest.TestCase):
     def setUp(self):
         h.require_daemon()
@@ -93,7 +75,7 @@ class HostFrequency(unittest.TestCase):
 
     def wait_metric(self, d, name, labels, want, what):
         deadline = time.time() + 10 * h.TIME_SCALE
-        while metric(d.get("/metrics").text(), name, labels) != want:
+        while h.metric(d.get("/metrics").text(), name, labels) != want:
             self.assertLess(time.time(), deadline, what + ":\n" + d.log_tail())
             time.sleep(0.2)
 
@@ -107,9 +89,9 @@ class HostFrequency(unittest.TestCase):
             self.wait_metric(d, "anorak_high_frequency_cgroups", "", 2, "the unit and its child were not raised")
             time.sleep(1.5)  # samples from before the switch are drained
 
-            cpu0 = on_cpu_seconds(fast), on_cpu_seconds(slow), on_cpu_seconds(child)
+            cpu0 = h.on_cpu_seconds(fast), h.on_cpu_seconds(slow), h.on_cpu_seconds(child)
             p = h.check_profile(self, d.profile(WINDOW), "host rule at %d Hz" % HIGH)
-            cpu1 = on_cpu_seconds(fast), on_cpu_seconds(slow), on_cpu_seconds(child)
+            cpu1 = h.on_cpu_seconds(fast), h.on_cpu_seconds(slow), h.on_cpu_seconds(child)
             true_fast, true_slow, true_child = (cpu1[i] - cpu0[i] for i in range(3))
             c_fast = sum(x.values[0] for x in p.of_pid(fast.pid))
             c_slow = sum(x.values[0] for x in p.of_pid(slow.pid))
@@ -133,7 +115,7 @@ class HostFrequency(unittest.TestCase):
             self.assertAlmostEqual(ns_child / 1e9, true_child, delta=0.15 * true_child)
 
             m = d.get("/metrics").text()
-            self.assertGreater(metric(m, "anorak_samples_elsewhere_total"), 0)
+            self.assertGreater(h.metric(m, "anorak_samples_elsewhere_total"), 0)
             targets = json.loads(d.get("/api/v1/targets").text())["data"]["activeTargets"]
             mount = kube.cgroup2_mount()
             freq = {t["labels"]["cgroup"]: t["samplingFrequency"] for t in targets
@@ -148,13 +130,13 @@ class HostFrequency(unittest.TestCase):
                              "the invalid value was not counted")
             self.assertIn('pid=%d comm="weights" unit="%s" value="fast"' % (fast.pid, FAST_UNIT), d.log())
             time.sleep(1.5)
-            self.assertEqual(metric(d.get("/metrics").text(), "anorak_high_frequency_cgroups"), 2)
+            self.assertEqual(h.metric(d.get("/metrics").text(), "anorak_high_frequency_cgroups"), 2)
 
             # No rule for the unit: back to the base rate (the child keeps its own).
             self.write_rules("no-such-unit", HIGH)
             d.send_signal(signal.SIGHUP)
             self.wait_metric(d, "anorak_high_frequency_cgroups", "", 1, "the unit kept its raised rate")
-            self.assertEqual(metric(d.get("/metrics").text(), "anorak_cgroup_perf_events"), online_cpus())
+            self.assertEqual(h.metric(d.get("/metrics").text(), "anorak_cgroup_perf_events"), h.online_cpus())
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ label change applies from then on; a deleted pod's target goes away; /api/v1/tar
 /-/ready waits for the first pod list."""
 import json
 import os
-import re
 import tempfile
 import time
 import unittest
@@ -30,11 +29,6 @@ relabel_configs:
   - source_labels: [__meta_kubernetes_pod_container_name]
     target_label: container
 """
-
-
-def metric(text, name):
-    m = re.search(r"(?m)^%s (\d+)" % re.escape(name), text)
-    return int(m.group(1)) if m else None
 
 
 class Kubernetes(unittest.TestCase):
@@ -82,11 +76,11 @@ class Kubernetes(unittest.TestCase):
             deadline = time.time() + 10 * h.TIME_SCALE
             while time.time() < deadline:
                 m = d.get("/metrics").text()
-                if (metric(m, "anorak_bpf_cgroup_policies") or 0) >= 1:
+                if (h.metric(m, "anorak_bpf_cgroup_policies") or 0) >= 1:
                     break
                 time.sleep(0.2)
-            self.assertEqual(metric(m, "anorak_bpf_cgroup_policies"), 1, "the dropped pod's cgroup has no policy")
-            self.assertEqual(metric(m, "anorak_kubernetes_containers"), 2)
+            self.assertEqual(h.metric(m, "anorak_bpf_cgroup_policies"), 1, "the dropped pod's cgroup has no policy")
+            self.assertEqual(h.metric(m, "anorak_kubernetes_containers"), 2)
             time.sleep(1.5)  # samples taken before the policy was set are drained by now
 
             before = d.get("/metrics").text()
@@ -104,15 +98,15 @@ class Kubernetes(unittest.TestCase):
 
             # The dropped pod is stopped by the BPF filter: every one of its samples in the window,
             # none discarded later at the drain.
-            filtered = metric(after, "anorak_bpf_filtered_samples_total") - metric(before, "anorak_bpf_filtered_samples_total")
+            filtered = h.metric(after, "anorak_bpf_filtered_samples_total") - h.metric(before, "anorak_bpf_filtered_samples_total")
             expected_samples = (cpu_after - cpu_before) * HZ
             h.note("batch: %.2f CPU s in the window, %d samples filtered in BPF (%.0f expected)" % (
                 cpu_after - cpu_before, filtered, expected_samples))
             self.assertGreater(expected_samples, 20, "the dropped pod's workload did not run")
             self.assertGreater(filtered, 0.6 * expected_samples)
             self.assertLess(filtered, 1.4 * expected_samples + 10)
-            self.assertEqual(metric(after, "anorak_target_dropped_samples_total"),
-                             metric(before, "anorak_target_dropped_samples_total"),
+            self.assertEqual(h.metric(after, "anorak_target_dropped_samples_total"),
+                             h.metric(before, "anorak_target_dropped_samples_total"),
                              "samples of the dropped pod reached the drain")
 
             # /api/v1/targets: Prometheus' shape, the discovered labels, the dropped target.

@@ -13,11 +13,6 @@ HZ = 99
 DOWN_SECONDS = 3  # short enough that the client's backoff (0.5 s doubling) stays within a few seconds
 
 
-def metric(text, name):
-    m = re.search(r"(?m)^%s ([0-9.e+-]+)$" % re.escape(name), text)
-    return float(m.group(1)) if m else None
-
-
 def failed_requests(text):
     return sum(float(v) for v in re.findall(r'(?m)^anorak_kubernetes_requests_total\{[^}]*result="(?!success)[^"]*"\} (\S+)$', text))
 
@@ -63,7 +58,7 @@ class APIServerRestart(unittest.TestCase):
         flags = ["--sampling.frequency=%d" % HZ, "--kubernetes.api-server=" + self.api.url,
                  "--kubernetes.node-name=" + kube.NODE]
         with h.Daemon(*flags, name="apirestart") as d:
-            self.wait_for(d, "the container", lambda t: metric(t, "anorak_kubernetes_containers") == 1, 15)
+            self.wait_for(d, "the container", lambda t: h.metric(t, "anorak_kubernetes_containers") == 1, 15)
             self.assertEqual(self.pod_of(d, a), {"web-0"})
             before = d.get("/metrics").text()
 
@@ -75,7 +70,7 @@ class APIServerRestart(unittest.TestCase):
             self.assertEqual(self.pod_of(d, a), {"web-0"})
             down = self.wait_for(d, "failed requests to be counted",
                                  lambda t: failed_requests(t) > failed_requests(before), 15)
-            self.assertEqual(metric(down, "anorak_kubernetes_pods"), 1)
+            self.assertEqual(h.metric(down, "anorak_kubernetes_pods"), 1)
             time.sleep(max(0, DOWN_SECONDS - (time.monotonic() - t_down)))
 
             self.api = kube.FakeAPIServer(port=port)
@@ -89,17 +84,17 @@ class APIServerRestart(unittest.TestCase):
             self.api.set_pod(kube.pod("web-1", "shop", b_uid, "127.0.1.11", [("app", b_cid, [8080])]))
             b = self.burn(b_uid, b_cid, 60)
             after = self.wait_for(d, "the new pod's container",
-                                  lambda t: metric(t, "anorak_kubernetes_containers") == 2, 20)
+                                  lambda t: h.metric(t, "anorak_kubernetes_containers") == 2, 20)
             self.assertEqual(self.pod_of(d, b), {"web-1"})
             self.assertEqual(self.pod_of(d, a), {"web-0"})
-            self.assertEqual(metric(after, "anorak_kubernetes_synced"), 1)
-            self.assertGreater(metric(after, "anorak_kubernetes_backoff_seconds_total"),
-                               metric(before, "anorak_kubernetes_backoff_seconds_total"))
+            self.assertEqual(h.metric(after, "anorak_kubernetes_synced"), 1)
+            self.assertGreater(h.metric(after, "anorak_kubernetes_backoff_seconds_total"),
+                               h.metric(before, "anorak_kubernetes_backoff_seconds_total"))
             h.note("failed requests %d -> %d, backoff %.1f s, watch restarts %d -> %d" % (
                 failed_requests(before), failed_requests(after),
-                metric(after, "anorak_kubernetes_backoff_seconds_total"),
-                metric(before, "anorak_kubernetes_watch_restarts_total"),
-                metric(after, "anorak_kubernetes_watch_restarts_total")))
+                h.metric(after, "anorak_kubernetes_backoff_seconds_total"),
+                h.metric(before, "anorak_kubernetes_watch_restarts_total"),
+                h.metric(after, "anorak_kubernetes_watch_restarts_total")))
 
 
 if __name__ == "__main__":
