@@ -1383,6 +1383,6 @@ int pyroscope_serve(struct history *h, const char *method, const void *body, siz
 					   "%s failed: %s", method, strerror(err < 0 ? -err : EIO));
 		return 0;
 	}
-	return error_reply(reply, "unimplemented", "querier.v1.QuerierService/%.100s is not implemented by anorak",
+	return error_reply(reply, "unimplemented", "anorak does not serve querier.v1.QuerierService/%.100s",
 			   method);
 }

@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import threading
+import unittest
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -187,3 +188,20 @@ def new_uid():
 
 def container_id():
     return uuid.uuid4().hex + uuid.uuid4().hex
+
+
+class ClusterTestCase(unittest.TestCase):
+    """A fake API server, kubelet-shaped cgroups and the workloads started in them, torn down after
+    each test."""
+
+    def setUp(self):
+        h.require_daemon()
+        self.api = FakeAPIServer()
+        self.cgroups = KubeletCgroups()
+        self.workloads = []
+
+    def tearDown(self):
+        for w in self.workloads:
+            w.kill()
+        self.cgroups.close()
+        self.api.close()

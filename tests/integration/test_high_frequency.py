@@ -17,19 +17,7 @@ WINDOW = 20
 ANNOTATION = "anorak.dev/sampling-frequency"
 
 
-class HighFrequency(unittest.TestCase):
-    def setUp(self):
-        h.require_daemon()
-        self.api = kube.FakeAPIServer()
-        self.cgroups = kube.KubeletCgroups()
-        self.workloads = []
-
-    def tearDown(self):
-        for w in self.workloads:
-            w.kill()
-        self.cgroups.close()
-        self.api.close()
-
+class HighFrequency(kube.ClusterTestCase):
     def pod(self, name, uid, cid, ip, annotations=None):
         return kube.pod(name, "perf", uid, ip, [("burn", cid, [])], {"app": name}, annotations)
 

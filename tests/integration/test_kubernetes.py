@@ -31,21 +31,15 @@ relabel_configs:
 """
 
 
-class Kubernetes(unittest.TestCase):
+class Kubernetes(kube.ClusterTestCase):
     def setUp(self):
-        h.require_daemon()
-        self.api = kube.FakeAPIServer()
-        self.cgroups = kube.KubeletCgroups()
-        self.workloads = []
+        super().setUp()
         with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
             f.write(CONFIG)
             self.config = f.name
 
     def tearDown(self):
-        for w in self.workloads:
-            w.kill()
-        self.cgroups.close()
-        self.api.close()
+        super().tearDown()
         os.unlink(self.config)
 
     def burn(self, pod_uid, cid, seconds):

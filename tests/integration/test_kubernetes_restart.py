@@ -4,7 +4,6 @@ the pods it knew (a pod's samples keep their labels), its metrics count the fail
 backoff; once the server is back the watch resumes and a pod added then gets its labels."""
 import re
 import time
-import unittest
 
 import harness as h
 import kube
@@ -17,19 +16,7 @@ def failed_requests(text):
     return sum(float(v) for v in re.findall(r'(?m)^anorak_kubernetes_requests_total\{[^}]*result="(?!success)[^"]*"\} (\S+)$', text))
 
 
-class APIServerRestart(unittest.TestCase):
-    def setUp(self):
-        h.require_daemon()
-        self.api = kube.FakeAPIServer()
-        self.cgroups = kube.KubeletCgroups()
-        self.workloads = []
-
-    def tearDown(self):
-        for w in self.workloads:
-            w.kill()
-        self.cgroups.close()
-        self.api.close()
-
+class APIServerRestart(kube.ClusterTestCase):
     def burn(self, pod_uid, cid, seconds):
         w = self.cgroups.start(self.cgroups.container(pod_uid, cid),
                                [h.workload("weights"), "-t", "1", "-d", str(seconds)])
