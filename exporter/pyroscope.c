@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "history.h"
 #include "querier/v1/querier.pb-c.h"
 #include "selector.h"
@@ -28,39 +30,36 @@ static const struct {
 	{ "resource_exhausted", 429 },
 };
 
-/* Connect's error: JSON {"code", "message"} with the code's HTTP status. */
-static int error_reply(struct http_reply *r, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
+/* Connect's error: JSON {"code", "message"} with the code's HTTP status. The message often quotes
+ * client input, so json-c escapes it: its output is sized from the escaped text, never guessed. */
 static int error_reply(struct http_reply *r, const char *code, const char *fmt, ...)
 {
-	char msg[512], *out;
-	size_t o = 0;
+	json_object *o = json_object_new_object();
+	const char *text;
+	char msg[512];
+	size_t len;
 	va_list ap;
 
+	if (!o)
+		return -ENOMEM;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	out = malloc(2 * sizeof(msg) + 64 + strlen(code));
-	if (!out)
+	if (json_object_object_add(o, "code", json_object_new_string(code)) ||
+	    json_object_object_add(o, "message", json_object_new_string(msg)) ||
+	    !(text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len)) ||
+	    !(r->body = malloc(len + 1))) {
+		json_object_put(o);
 		return -ENOMEM;
-	o += sprintf(out, "{\"code\":\"%s\",\"message\":\"", code);
-	for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			out[o++] = '\\', out[o++] = (char)*p;
-		else if (*p < 0x20)
-			o += sprintf(out + o, "\\u%04x", *p);
-		else
-			out[o++] = (char)*p;
 	}
-	o += sprintf(out + o, "\"}");
+	memcpy(r->body, text, len + 1);
+	json_object_put(o);
 	r->status = 500;
 	for (size_t i = 0; i < sizeof(connect_codes) / sizeof(connect_codes[0]); i++)
 		if (strcmp(connect_codes[i].code, code) == 0)
 			r->status = connect_codes[i].status;
 	r->content_type = "application/json";
-	r->body = out;
-	r->len = o;
+	r->len = len;
 	return 0;
 }
 

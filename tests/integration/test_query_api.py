@@ -413,6 +413,20 @@ class QueryAPI(unittest.TestCase):
         self.assertEqual(status, 405)
         self.assertEqual(self.daemon.get("/-/healthy").status, 200)
 
+    def test_error_quoting_control_characters(self):
+        """A selector of 300 control characters, quoted in the error, once overflowed the reply's buffer
+        and took the daemon down: it is a 400 with a whole Connect error, and the daemon keeps serving."""
+        selector = "{" + "\x1c" * 300 + "}"
+        for _ in range(3):
+            status, ctype, data = self.call("SelectMergeSpanProfile", f_str(1, CPU) + f_str(2, selector))
+            self.assertEqual((status, ctype), (400, "application/json"), data[:300])
+            err = json.loads(data)
+            self.assertEqual(err["code"], "invalid_argument")
+            self.assertIn("\x1c" * 20, err["message"])
+        self.assertEqual(self.daemon.get("/-/healthy").status, 200)
+        self.assertEqual(self.daemon.get("/metrics").status, 200)
+        self.ok("ProfileTypes", f_int(1, self.start_ms) + f_int(2, self.end_ms), TYPES_RESPONSE)
+
 
 if __name__ == "__main__":
     h.main(total_timeout=240)

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <json-c/json.h>
+
 #include "history.h"
 #include "process.h"
 #include "pyroscope.h"
@@ -336,6 +338,39 @@ static void test_errors(void **state)
 	free(r.body);
 }
 
+/* An error that quotes client input with control characters (each escaped to six bytes) is whole,
+ * valid JSON: a selector of 300 x 0x1c once wrote past the reply's buffer. */
+static void test_error_quotes_control_characters(void **state)
+{
+	(void)state;
+	Querier__V1__SelectMergeSpanProfileRequest req = QUERIER__V1__SELECT_MERGE_SPAN_PROFILE_REQUEST__INIT;
+	char selector[303];
+	uint8_t buf[512];
+	struct http_reply r;
+
+	selector[0] = '{';
+	memset(selector + 1, 0x1c, 300);
+	selector[301] = '}';
+	selector[302] = '\0';
+	req.profile_typeid = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+	req.label_selector = selector;
+	size_t len = querier__v1__select_merge_span_profile_request__pack(&req, buf);
+	assert_int_equal(pyroscope_serve(h, "SelectMergeSpanProfile", buf, len, &r), 0);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.content_type, "application/json");
+
+	json_object *o = json_tokener_parse(r.body), *code, *message;
+	assert_non_null(o);
+	assert_int_equal(strlen(r.body), r.len);
+	assert_true(json_object_object_get_ex(o, "code", &code));
+	assert_string_equal(json_object_get_string(code), "invalid_argument");
+	assert_true(json_object_object_get_ex(o, "message", &message));
+	assert_non_null(strstr(json_object_get_string(message), "\x1c\x1c\x1c"));
+	assert_non_null(strstr(r.body, "\\u001c"));
+	json_object_put(o);
+	free(r.body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_series_steps),
 		cmocka_unit_test(test_series_bound),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_error_quotes_control_characters),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
