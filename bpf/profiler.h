@@ -10,7 +10,7 @@
 /* custom-labels v1: labels looked at per sample, as Parca Agent does. */
 #define CUSTOM_LABELS_MAX 10
 
-/* Where a process publishes its current trace context, found by user space (exporter/tracectx.c):
+/* Where a process publishes its current trace context, found by user space (exporter/sampling/tracectx.c):
  * offsets from the thread pointer (x86-64 fs base) of the TLS pointer variables. */
 struct trace_slot {
 	__s64 otel_tpoff;       /* otel_thread_ctx_v1 */

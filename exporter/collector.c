@@ -1,4 +1,4 @@
-#include "collector.h"
+#include "exporter/collector.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,19 +10,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup_rates.h"
-#include "history.h"
-#include "k8s_client.h"
-#include "log.h"
-#include "metrics.h"
-#include "pods.h"
-#include "process.h"
-#include "profile.h"
-#include "sampler.h"
-#include "symbolize.h"
-#include "targets_api.h"
-#include "tracectx.h"
-#include "window.h"
+#include "exporter/sampling/cgroup_rates.h"
+#include "exporter/store/history.h"
+#include "labels/k8s_client.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "labels/pods.h"
+#include "exporter/symbols/process.h"
+#include "exporter/encode/pprof_live.h"
+#include "exporter/sampling/sampler.h"
+#include "exporter/symbols/symbolize.h"
+#include "exporter/encode/targets_api.h"
+#include "exporter/sampling/tracectx.h"
+#include "exporter/store/slices.h"
 
 #define DRAIN_INTERVAL_NS 1000000000LL
 #define EVENT_POLL_MS 200
@@ -90,7 +90,7 @@ struct collector {
 	struct symbolizer *symbolizer;
 	struct process_table *processes;
 	struct sampler *sampler;
-	struct window_store windows;
+	struct slice_store windows;
 	struct history *history;
 
 	pthread_mutex_t lock;
@@ -233,7 +233,7 @@ static void drain_once(struct collector *c)
 	for (struct drain_request *r = requests; r; r = r->next) {
 		r->seq = seq;
 		r->at_ns = end_ns;
-		r->err = r->pin ? window_store_pin(&c->windows, seq) : 0;
+		r->err = r->pin ? slice_store_pin(&c->windows, seq) : 0;
 	}
 	pthread_mutex_lock(&c->ledger_lock);
 	if (dc.slice) {
@@ -245,7 +245,7 @@ static void drain_once(struct collector *c)
 	ledger_add(c, &dc);
 	pthread_mutex_unlock(&c->ledger_lock);
 	if (dc.slice)
-		window_store_append(&c->windows, dc.slice);
+		slice_store_append(&c->windows, dc.slice);
 	/* After the slice is stored: the processes it references stay alive through it. */
 	process_table_drain_end(c->processes);
 
@@ -746,7 +746,7 @@ int collector_profile(void *collector, unsigned seconds, void **out, size_t *out
 		};
 		err = profile_encode(&req, out, outlen);
 	}
-	window_store_unpin(&c->windows, start.seq);
+	slice_store_unpin(&c->windows, start.seq);
 	return err;
 }
 
@@ -862,7 +862,7 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 	pthread_cond_init(&c->wake, &monotonic);
 	pthread_cond_init(&c->served, &monotonic);
 	pthread_condattr_destroy(&monotonic);
-	window_store_init(&c->windows);
+	slice_store_init(&c->windows);
 	c->last_drain_ns = realtime_ns();
 
 	struct symbolizer_opts sym_opts = {
@@ -957,7 +957,7 @@ void collector_stop(struct collector *c)
 	pthread_cond_broadcast(&c->wake);
 	pthread_cond_broadcast(&c->served);
 	pthread_mutex_unlock(&c->lock);
-	window_store_stop(&c->windows);
+	slice_store_stop(&c->windows);
 	if (c->sampler)
 		sampler_stop_events(c->sampler);
 	if (c->drain_started)
@@ -979,7 +979,7 @@ void collector_free(struct collector *c)
 	cgroup_rates_free(c->rates);
 	free(c->host_rates);
 	sampler_close(c->sampler);
-	window_store_destroy(&c->windows);
+	slice_store_destroy(&c->windows);
 	history_free(c->history);
 	process_table_free(c->processes);
 	symbolizer_free(c->symbolizer);

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "flags.h"
+#include "exporter/flags.h"
 
 struct collector;
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "log.h"
+#include "common/log.h"
 
 struct anorak_config {
 	const char *listen_address;        /* --web.listen-address, ":9760" */

@@ -13,16 +13,16 @@
 
 #include <bpf/libbpf.h>
 
-#include "collector.h"
-#include "flags.h"
-#include "history.h"
-#include "history_pprof.h"
-#include "http.h"
-#include "log.h"
-#include "metrics.h"
-#include "pyroscope.h"
-#include "selfstats.h"
-#include "webconfig.h"
+#include "exporter/collector.h"
+#include "exporter/flags.h"
+#include "exporter/store/history.h"
+#include "exporter/encode/pprof_history.h"
+#include "exporter/web/http.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "exporter/encode/pyroscope.h"
+#include "exporter/selfstats.h"
+#include "exporter/web/webconfig.h"
 
 /* Every file a profiled process maps stays open while its samples may be encoded. */
 #define WANTED_NOFILE 65536

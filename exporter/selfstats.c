@@ -1,4 +1,4 @@
-#include "selfstats.h"
+#include "exporter/selfstats.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "metrics.h"
+#include "common/metrics.h"
 
 static long open_fds(void)
 {

@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "labels/cgroup.h"
 
 #define CONTAINER_ID_LEN 64
 

@@ -1,4 +1,4 @@
-#include "config.h"
+#include "labels/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "yaml_node.h"
+#include "common/yaml_node.h"
 
 /* The default config: what Prometheus users conventionally keep of a target's discovered labels.
  * Host targets keep the process name, systemd unit and container id; Kubernetes containers keep

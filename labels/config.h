@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "relabel.h"
+#include "labels/relabel.h"
 
 #define ANORAK_CONFIG_MAX_BYTES (1 << 20)
 #define ANORAK_CONFIG_MAX_RULES 1000

@@ -1,5 +1,5 @@
-#include "k8s_client.h"
-#include "k8s_client_internal.h"
+#include "labels/k8s_client.h"
+#include "labels/k8s_client_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,9 +14,9 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
-#include "k8s_conn.h"
-#include "log.h"
-#include "metrics.h"
+#include "labels/k8s_conn.h"
+#include "common/log.h"
+#include "common/metrics.h"
 
 #define DEFAULT_WATCH_TIMEOUT_S 300
 #define DEFAULT_MAX_OBJECT (4u << 20)

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "k8s_pod.h"
+#include "labels/k8s_pod.h"
 
 struct k8s_client_config {
 	const char *api_server;  /* --kubernetes.api-server: a plain URL, no credentials */

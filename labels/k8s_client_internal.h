@@ -2,7 +2,7 @@
 #ifndef ANORAK_K8S_CLIENT_INTERNAL_H
 #define ANORAK_K8S_CLIENT_INTERNAL_H
 
-#include "k8s_client.h"
+#include "labels/k8s_client.h"
 
 /* Runs data through the watch stream splitter and event handling of a client that has no connection,
  * as if a 200 watch response delivered it in pieces of chunk bytes (chunk >= 1), with events above

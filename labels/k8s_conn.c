@@ -1,4 +1,4 @@
-#include "k8s_conn.h"
+#include "labels/k8s_conn.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -9,7 +9,7 @@
 
 #include <yaml.h>
 
-#include "log.h"
+#include "common/log.h"
 
 #define KUBECONFIG_MAX_BYTES (4 << 20)
 #define PATH_LEN 4096

@@ -1,4 +1,4 @@
-#include "k8s_meta.h"
+#include "labels/k8s_meta.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "common/log.h"
 
 #define META "__meta_kubernetes_"
 #define POD META "pod_"

@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "k8s_pod.h"
-#include "labelset.h"
+#include "labels/k8s_pod.h"
+#include "labels/labelset.h"
 
 /* At most this many targets per pod (containers x ports); a pod beyond it makes none. */
 #define K8S_META_MAX_TARGETS 1024

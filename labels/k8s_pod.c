@@ -1,4 +1,4 @@
-#include "k8s_pod.h"
+#include "labels/k8s_pod.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -8,7 +8,7 @@
 
 #include <json-c/json.h>
 
-#include "log.h"
+#include "common/log.h"
 
 #define ARENA_CHUNK 4096
 

@@ -1,4 +1,4 @@
-#include "labelset.h"
+#include "labels/labelset.h"
 
 #include <errno.h>
 #include <stdlib.h>

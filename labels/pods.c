@@ -1,4 +1,4 @@
-#include "pods.h"
+#include "labels/pods.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "k8s_meta.h"
-#include "log.h"
+#include "labels/k8s_meta.h"
+#include "common/log.h"
 
 /* Containers are kept in one list and searched linearly: a node runs at most a few hundred (the
  * kubelet's default is 110 pods), and the drain looks up each distinct cgroup once per drain. */

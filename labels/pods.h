@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cgroup.h"
-#include "k8s_pod.h"
-#include "targets.h"
+#include "labels/cgroup.h"
+#include "labels/k8s_pod.h"
+#include "labels/targets.h"
 
 struct pod_policy {
 	bool dropped;

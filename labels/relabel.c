@@ -1,4 +1,4 @@
-#include "relabel.h"
+#include "labels/relabel.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <wctype.h>
 
-#include "relabel_re.h"
+#include "labels/relabel_re.h"
 
 struct relabel_rule {
 	enum relabel_action action;

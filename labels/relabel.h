@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "labelset.h"
+#include "labels/labelset.h"
 
 enum relabel_action {
 	RELABEL_REPLACE,

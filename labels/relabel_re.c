@@ -1,4 +1,4 @@
-#include "relabel_re.h"
+#include "labels/relabel_re.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-#include "selector.h"
+#include "labels/selector.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "labelset.h"
-#include "relabel_re.h"
+#include "labels/labelset.h"
+#include "labels/relabel_re.h"
 
 #define SELECTOR_MAX_MATCHERS 32
 

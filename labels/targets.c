@@ -1,13 +1,13 @@
-#include "targets.h"
+#include "labels/targets.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "log.h"
-#include "relabel.h"
+#include "labels/config.h"
+#include "common/log.h"
+#include "labels/relabel.h"
 
 static int load(const char *path, struct anorak_file_config **out)
 {

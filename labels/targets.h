@@ -10,8 +10,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "cgroup.h"
-#include "labelset.h"
+#include "labels/cgroup.h"
+#include "labels/labelset.h"
 
 struct anorak_file_config;
 

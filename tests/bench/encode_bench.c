@@ -1,5 +1,5 @@
 /*
- * encode_bench: how fast the pprof builder (exporter/pprof.h) turns samples into a gzip'd profile.
+ * encode_bench: how fast the pprof builder (exporter/encode/pprof.h) turns samples into a gzip'd profile.
  *
  * Builds a profile shaped like a busy host's: SAMPLES distinct stacks of depth 8..40 drawn from
  * FUNCTIONS functions in MAPPINGS mappings, each sample with pid/tid numeric labels and
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pprof.h"
+#include "exporter/encode/pprof.h"
 
 static double now(void)
 {

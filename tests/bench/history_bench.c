@@ -26,13 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "history.h"
-#include "history_pprof.h"
-#include "process.h"
-#include "pyroscope.h"
+#include "exporter/store/history.h"
+#include "exporter/encode/pprof_history.h"
+#include "exporter/symbols/process.h"
+#include "exporter/encode/pyroscope.h"
 #include "querier/v1/querier.pb-c.h"
-#include "symbolize.h"
-#include "window.h"
+#include "exporter/symbols/symbolize.h"
+#include "exporter/store/slices.h"
 
 #define S 1000000000LL
 #define HOUR 3600

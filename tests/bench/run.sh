@@ -7,7 +7,7 @@
 #   - samples: BPF run_cnt (anorak, BCC) or perf's own count
 #   - CPU seconds of the profiler's processes over the window (utime+stime from /proc/PID/stat;
 #     perf and BCC from /usr/bin/time -v over their whole run, start-up included) and peak RSS (VmHWM)
-# plus the pprof encoding rate of exporter/pprof.c (tests/bench/encode_bench.c) and the time anorak
+# plus the pprof encoding rate of exporter/encode/pprof.c (tests/bench/encode_bench.c) and the time anorak
 # takes to answer ?seconds=N beyond N.
 #
 #   bash tests/bench/run.sh                 # needs root, a built build/ (bash scripts/test.sh or run.sh)

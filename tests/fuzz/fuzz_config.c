@@ -2,7 +2,7 @@
  * A config that loads is applied to a typical host and pod target, as the daemon would. */
 #include <errno.h>
 
-#include "config.h"
+#include "labels/config.h"
 #include "fuzz_common.h"
 
 static const char *const target[][2] = {

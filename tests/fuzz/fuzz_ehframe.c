@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the .eh_frame interpreter and table builder (exporter/ehframe.c), built with the
+ * libFuzzer target for the .eh_frame interpreter and table builder (exporter/sampling/ehframe.c), built with the
  * others (ANORAK_FUZZ=ON, scripts/fuzz.sh). Seeds in tests/fuzz/corpus/ehframe/: the .eh_frame of a
  * workload without frame pointers, made with
  *   objcopy -O binary --only-section=.eh_frame BINARY OUT   (prefixed with the section's address)
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ehframe.h"
+#include "exporter/sampling/ehframe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,10 +1,10 @@
-/* The ELF reader (exporter/elf_file.c) on arbitrary bytes, through both ways the daemon opens files: a
+/* The ELF reader (exporter/proc/elf_file.c) on arbitrary bytes, through both ways the daemon opens files: a
  * file descriptor read lazily with pread (binaries of containers) and an image in memory (the vdso).
  * Every query the symbolizer and the trace-context discovery make is run on whatever opens. */
 #include <elf.h>
 #include <errno.h>
 
-#include "elf_file.h"
+#include "exporter/proc/elf_file.h"
 #include "fuzz_common.h"
 
 #define MAX_BYTES (64u << 20)

@@ -3,7 +3,7 @@
 #include <errno.h>
 
 #include "fuzz_common.h"
-#include "k8s_pod.h"
+#include "labels/k8s_pod.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,7 +3,7 @@
  * delivers them. Byte 0 picks the piece size, byte 1 the size limit of one event. The same stream in
  * one piece must give the same events, pods, skipped lines and outcome as in small pieces. */
 #include "fuzz_common.h"
-#include "k8s_client_internal.h"
+#include "labels/k8s_client_internal.h"
 
 struct seen {
 	size_t calls, deleted;

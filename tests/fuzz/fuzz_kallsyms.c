@@ -1,8 +1,8 @@
-/* /proc/kallsyms parsing (exporter/kallsyms.c) and lookups in what it keeps. */
+/* /proc/kallsyms parsing (exporter/symbols/kallsyms.c) and lookups in what it keeps. */
 #include <errno.h>
 
 #include "fuzz_common.h"
-#include "kallsyms.h"
+#include "exporter/symbols/kallsyms.h"
 
 #define MAX_SYMBOLS 4096
 

@@ -4,7 +4,7 @@
 #include <fcntl.h>
 
 #include "fuzz_common.h"
-#include "k8s_conn.h"
+#include "labels/k8s_conn.h"
 
 static char path[64];
 

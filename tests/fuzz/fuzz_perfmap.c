@@ -1,8 +1,8 @@
-/* perf map parsing (/tmp/perf-PID.map, written by any process: exporter/perfmap.c) and lookups. */
+/* perf map parsing (/tmp/perf-PID.map, written by any process: exporter/symbols/perfmap.c) and lookups. */
 #include <errno.h>
 
 #include "fuzz_common.h"
-#include "perfmap.h"
+#include "exporter/symbols/perfmap.h"
 
 #define MAX_ENTRIES 4096
 

@@ -1,4 +1,4 @@
-/* The pprof encoder round trip (exporter/pprof.c): the input drives a builder (mappings, functions,
+/* The pprof encoder round trip (exporter/encode/pprof.c): the input drives a builder (mappings, functions,
  * locations and labelled samples, with strings taken from the input, so invalid UTF-8 and overlong
  * names included); the gzip'd profile is inflated and decoded with protobuf-c and must be consistent
  * with what was added: every id and string index resolves, every string is UTF-8, every sample's
@@ -6,7 +6,7 @@
 #include <zlib.h>
 
 #include "fuzz_common.h"
-#include "pprof.h"
+#include "exporter/encode/pprof.h"
 #include "profile.pb-c.h"
 
 #define MAX_OPS 256

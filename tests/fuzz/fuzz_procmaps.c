@@ -1,9 +1,9 @@
-/* /proc/PID/maps parsing (exporter/procmaps.c): whole files through procmaps_foreach, and each line on
+/* /proc/PID/maps parsing (exporter/proc/procmaps.c): whole files through procmaps_foreach, and each line on
  * its own through procmaps_parse_line; what parses must be a consistent mapping. */
 #include <errno.h>
 
 #include "fuzz_common.h"
-#include "procmaps.h"
+#include "exporter/proc/procmaps.h"
 
 static int check_entry(const struct procmaps_entry *e, void *ctx)
 {

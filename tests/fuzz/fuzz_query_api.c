@@ -1,4 +1,4 @@
-/* Pyroscope's query API (exporter/pyroscope.c): the method and request body come from the network. The
+/* Pyroscope's query API (exporter/encode/pyroscope.c): the method and request body come from the network. The
  * first byte picks the method (the served ones and an unknown one), the rest is the body (protobuf, or
  * gzip'd protobuf when the method byte's top bit is set, as http.c inflates it), answered from a small
  * ring of two windows with traced and untraced samples of two targets. Every answer is a status Connect
@@ -6,11 +6,11 @@
 #include <errno.h>
 
 #include "fuzz_common.h"
-#include "gunzip.h"
-#include "history.h"
-#include "process.h"
-#include "pyroscope.h"
-#include "window.h"
+#include "exporter/web/gunzip.h"
+#include "exporter/store/history.h"
+#include "exporter/symbols/process.h"
+#include "exporter/encode/pyroscope.h"
+#include "exporter/store/slices.h"
 
 #define S 1000000000LL
 

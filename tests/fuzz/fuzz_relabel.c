@@ -3,7 +3,7 @@
  * Label names that Prometheus could not have discovered are left out. */
 #include <errno.h>
 
-#include "config.h"
+#include "labels/config.h"
 #include "fuzz_common.h"
 
 static void add_labels(struct labelset *ls, char *text)

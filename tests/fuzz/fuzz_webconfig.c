@@ -1,9 +1,9 @@
-/* The web config parser (exporter/webconfig.c, --web.config.file): YAML from the user, strict keys,
+/* The web config parser (exporter/web/webconfig.c, --web.config.file): YAML from the user, strict keys,
  * bcrypt hash checks. What parses must be consistent. */
 #include <errno.h>
 
 #include "fuzz_common.h"
-#include "webconfig.h"
+#include "exporter/web/webconfig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "cgroup.h"
+#include "labels/cgroup.h"
 
 #define ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define ID2 "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"

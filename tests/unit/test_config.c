@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "labels/config.h"
 
 static int parse(const char *yaml, struct anorak_file_config **cfg, char *err, size_t errlen)
 {

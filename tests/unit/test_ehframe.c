@@ -18,8 +18,8 @@
 #include <cmocka.h>
 #include <elf.h>
 
-#include "ehframe.h"
-#include "elf_file.h"
+#include "exporter/sampling/ehframe.h"
+#include "exporter/proc/elf_file.h"
 
 #define LIBC "/lib/x86_64-linux-gnu/libc.so.6"
 #define LIBSTDCXX "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "elf_file.h"
+#include "exporter/proc/elf_file.h"
 
 #define PIE FIXTURES_DIR "/fixture_pie"
 #define LIB FIXTURES_DIR "/libanorak_fixture.so"

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "flags.h"
+#include "exporter/flags.h"
 
 /* Output of the last parse() call, for checking messages. */
 static char out_text[8192], err_text[1024];

@@ -11,7 +11,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 
-#include "gunzip.h"
+#include "exporter/web/gunzip.h"
 
 /* gzip (windowBits 16 + 15) or, with zlib_format, a zlib stream. */
 static size_t compress_to(const void *in, size_t len, uint8_t *out, size_t cap, bool zlib_format)

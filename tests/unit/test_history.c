@@ -13,11 +13,11 @@
 #include <zlib.h>
 #include <cmocka.h>
 
-#include "history.h"
-#include "history_pprof.h"
-#include "process.h"
+#include "exporter/store/history.h"
+#include "exporter/encode/pprof_history.h"
+#include "exporter/symbols/process.h"
 #include "profile.pb-c.h"
-#include "window.h"
+#include "exporter/store/slices.h"
 
 #define S 1000000000LL
 

@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "http.h"
-#include "log.h"
+#include "exporter/web/http.h"
+#include "common/log.h"
 
 /* --- the query parser ------------------------------------------------------------------------- */
 

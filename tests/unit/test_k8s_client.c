@@ -20,9 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "k8s_client.h"
-#include "k8s_conn.h"
-#include "metrics.h"
+#include "labels/k8s_client.h"
+#include "labels/k8s_conn.h"
+#include "common/metrics.h"
 
 #define FAKE_SERVER FIXTURES_SRC_DIR "/k8s/fake_apiserver.py"
 #define MAX_EVENTS 64

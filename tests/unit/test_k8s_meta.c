@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "k8s_meta.h"
-#include "k8s_pod.h"
+#include "labels/k8s_meta.h"
+#include "labels/k8s_pod.h"
 
 #define P "__meta_kubernetes_pod_"
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "k8s_client_internal.h"
+#include "labels/k8s_client_internal.h"
 
 #define POD(name, rv)                                                                            \
 	"{\"metadata\":{\"name\":\"" name "\",\"namespace\":\"default\",\"resourceVersion\":\"" rv \

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "kallsyms.h"
+#include "exporter/symbols/kallsyms.h"
 
 static const char sample[] =
 	"ffffffffc0a02000 t mod_helper\t[nf_tables]\n"

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "labelset.h"
+#include "labels/labelset.h"
 
 static void test_sorted_unique_and_empty_removes(void **state)
 {

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "metrics.h"
+#include "common/metrics.h"
 
 static void test_printf_grows(void **state)
 {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "perfmap.h"
+#include "exporter/symbols/perfmap.h"
 
 static struct perfmap *parse(const char *text, size_t max)
 {

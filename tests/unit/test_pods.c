@@ -10,8 +10,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "log.h"
-#include "pods.h"
+#include "common/log.h"
+#include "labels/pods.h"
 
 #define UID "6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b"
 #define APP_ID "a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4a3f5c0d2e1b4abcd"

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
-#include "pprof.h"
+#include "exporter/encode/pprof.h"
 #include "profile.pb-c.h"
 
 #define PERIOD 10101010 /* 1e9 / 99 Hz */

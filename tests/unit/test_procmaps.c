@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "procmaps.h"
+#include "exporter/proc/procmaps.h"
 
 static struct procmaps_entry e;
 

@@ -14,11 +14,11 @@
 
 #include <json-c/json.h>
 
-#include "history.h"
-#include "process.h"
-#include "pyroscope.h"
+#include "exporter/store/history.h"
+#include "exporter/symbols/process.h"
+#include "exporter/encode/pyroscope.h"
 #include "querier/v1/querier.pb-c.h"
-#include "window.h"
+#include "exporter/store/slices.h"
 
 #define S 1000000000LL
 

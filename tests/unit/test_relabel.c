@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "relabel.h"
+#include "labels/config.h"
+#include "labels/relabel.h"
 
 #define DROPPED "dropped"
 #define ERROR "error: "

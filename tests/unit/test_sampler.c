@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <cmocka.h>
 
-#include "sampler.h"
+#include "exporter/sampling/sampler.h"
 
 static void test_cpu_lists(void **state)
 {

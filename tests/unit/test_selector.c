@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "selector.h"
+#include "labels/selector.h"
 
 static struct label target[] = {
 	{ "container", "api" }, { "instance", "node-1:9760" }, { "namespace", "shop" }, { "pod", "api-7f9c" },

@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "metrics.h"
-#include "symbolize.h"
+#include "common/metrics.h"
+#include "exporter/symbols/symbolize.h"
 
 #include "fixture_child.h"
 

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "targets.h"
+#include "labels/targets.h"
 
 static void write_file(const char *path, const char *text)
 {

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
-#include "targets_api.h"
+#include "exporter/encode/targets_api.h"
 
 static struct target *make(const char *comm, const char *final_comm, bool dropped)
 {

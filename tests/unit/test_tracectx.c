@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "elf_file.h"
-#include "tracectx.h"
+#include "exporter/proc/elf_file.h"
+#include "exporter/sampling/tracectx.h"
 
 #include "fixture_child.h"
 

@@ -1,5 +1,5 @@
 /*
- * The unwind table allocator (exporter/unwind_alloc.c): whole blocks per table, first fit, freed runs
+ * The unwind table allocator (exporter/sampling/unwind_alloc.c): whole blocks per table, first fit, freed runs
  * merged, the counts the metrics report (blocks used, tables, evictions), least recently used
  * eviction in batches with one wait each, tables of the install in progress kept, and a failed wait
  * leaking rows rather than reusing them.
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "unwind_alloc.h"
+#include "exporter/sampling/unwind_alloc.h"
 
 /* Callback state: a last-use time per slot, and every eviction seen in order. */
 struct fake {

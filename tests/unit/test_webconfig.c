@@ -19,7 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
-#include "webconfig.h"
+#include "exporter/web/webconfig.h"
 
 static int parse(const char *yaml, const char *dir, struct webconfig_data **d, char *err, size_t errlen)
 {

@@ -1,0 +1,838 @@
+/*
+ * pprof profile builder and encoder. Every table (strings, mappings, functions, locations, samples)
+ * is an append-only array indexed by an open-addressing hash table, so interning is O(1) and ids are
+ * simply index + 1 in emission order, which is what Parca requires.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "exporter/encode/pprof.h"
+#include "profile.pb-c.h"
+
+/* Per-table entry cap: keeps indices in uint32_t and a runaway scrape from exhausting the host. */
+#define PPROF_MAX_ENTRIES (1u << 22)
+/* Longer strings are truncated; long C++/Rust symbols fit, a corrupt one cannot bloat the profile. */
+#define PPROF_MAX_STRING 8192
+/* Pyroscope rejects label values longer than this. */
+#define PPROF_MAX_LABEL_VALUE 2048
+#define PPROF_MAX_STACK 4096
+#define PPROF_MAX_LABELS 128
+#define PPROF_MAX_TYPES 16
+
+#define GZ_INITIAL_OUT (64 * 1024)
+
+struct hslot {
+	uint32_t hash;
+	uint32_t idx1; /* entry index + 1; 0 marks an empty slot */
+};
+
+struct htab {
+	struct hslot *slots;
+	uint32_t mask; /* capacity - 1; capacity is a power of two */
+	uint32_t count;
+};
+
+struct mapping {
+	uint64_t start, limit, offset;
+	uint32_t filename, build_id;
+	bool has_functions;
+};
+
+struct function {
+	uint32_t name, system_name, filename;
+};
+
+struct location {
+	uint64_t mapping_id, address, function_id;
+};
+
+struct label {
+	uint32_t key, str, unit;
+	int64_t num;
+};
+
+struct sample {
+	size_t loc_off, lbl_off; /* into loc_pool and lbl_pool */
+	uint32_t nloc, nlbl;
+};
+
+struct vec {
+	void *data;
+	size_t len, cap;
+};
+
+struct pprof_builder {
+	struct vec strs, maps, funcs, locs, samples; /* char *, struct mapping, ... */
+	struct htab str_ht, map_ht, func_ht, loc_ht, sample_ht;
+	struct vec loc_pool, lbl_pool, val_pool; /* uint64_t, struct label, int64_t */
+	uint32_t *type_strs;			 /* type, unit string indices per sample type */
+	size_t ntypes;
+	uint32_t period_type, period_unit;
+	int64_t period;
+};
+
+typedef bool (*heq_fn)(const struct pprof_builder *b, uint32_t idx, const void *key);
+
+/* --- hashing -------------------------------------------------------------------------------------- */
+
+static uint64_t hash_mix(uint64_t h, uint64_t v)
+{
+	/* splitmix64 finalizer over the running state: cheap and avalanches well on small integers */
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	return hash_mix(h, n);
+}
+
+static uint32_t hash32(uint64_t h)
+{
+	return (uint32_t)(h >> 32);
+}
+
+/* --- growable arrays and hash tables ---------------------------------------------------------------- */
+
+static int vec_reserve(struct vec *v, size_t extra, size_t elem, size_t max)
+{
+	size_t need = v->len + extra, cap;
+	void *data;
+
+	if (need < v->len || need > max)
+		return -ENOMEM;
+	/* Allocated even for 0 more: callers take pointers into the tail, and NULL + 0 is undefined. */
+	if (need <= v->cap && v->data)
+		return 0;
+	cap = v->cap ? v->cap : 16;
+	while (cap < need)
+		cap *= 2;
+	data = reallocarray(v->data, cap, elem);
+	if (!data)
+		return -ENOMEM;
+	v->data = data;
+	v->cap = cap;
+	return 0;
+}
+
+static int htab_init(struct htab *t, uint32_t cap)
+{
+	t->slots = calloc(cap, sizeof(*t->slots));
+	t->mask = cap - 1;
+	t->count = 0;
+	return t->slots ? 0 : -ENOMEM;
+}
+
+/* The matching slot, or the empty slot where the key belongs. The table is never full. */
+static struct hslot *htab_find(const struct htab *t, uint32_t hash, heq_fn eq,
+			       const struct pprof_builder *b, const void *key)
+{
+	for (uint32_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+		struct hslot *s = &t->slots[i];
+
+		if (!s->idx1 || (s->hash == hash && eq(b, s->idx1 - 1, key)))
+			return s;
+	}
+}
+
+/* Grows before an insert so that the load stays under 2/3 and slots found by htab_find stay valid. */
+static int htab_reserve(struct htab *t)
+{
+	uint32_t cap = t->mask + 1, ncap = cap * 2;
+	struct hslot *slots;
+
+	if ((uint64_t)(t->count + 1) * 3 <= (uint64_t)cap * 2)
+		return 0;
+	slots = calloc(ncap, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < cap; i++) {
+		struct hslot *s = &t->slots[i];
+		uint32_t j = s->hash & (ncap - 1);
+
+		if (!s->idx1)
+			continue;
+		while (slots[j].idx1)
+			j = (j + 1) & (ncap - 1);
+		slots[j] = *s;
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->mask = ncap - 1;
+	return 0;
+}
+
+static void htab_set(struct htab *t, struct hslot *s, uint32_t hash, uint32_t idx)
+{
+	s->hash = hash;
+	s->idx1 = idx + 1;
+	t->count++;
+}
+
+/* --- strings ---------------------------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF), 0 when s does not start one. s is NUL-terminated, so reading continuation bytes is safe. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (c < 0x80)
+		return 1;
+	if (c < 0xc2 || c > 0xf4)
+		return 0;
+	len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+static bool needs_sanitizing(const char *s, size_t max)
+{
+	size_t i = 0, n;
+
+	while (s[i]) {
+		n = utf8_seq_len((const unsigned char *)s + i);
+		if (!n || i + n > max)
+			return true;
+		i += n;
+	}
+	return false;
+}
+
+/* A malloc'd copy of s with each byte that is not part of valid UTF-8 replaced by U+FFFD, truncated at a
+ * character boundary to at most max bytes. */
+static char *sanitize(const char *s, size_t max)
+{
+	static const char repl[] = "\xef\xbf\xbd";
+	size_t i = 0, o = 0, n = strlen(s), len;
+	char *out;
+
+	out = malloc((n < max / 3 ? 3 * n : max) + 1); /* each byte becomes at most 3 */
+	if (!out)
+		return NULL;
+	while (s[i]) {
+		n = utf8_seq_len((const unsigned char *)s + i);
+		len = n ? n : sizeof(repl) - 1;
+		if (o + len > max)
+			break;
+		memcpy(out + o, n ? s + i : repl, len);
+		o += len;
+		i += n ? n : 1;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+struct str_key {
+	const char *s;
+	size_t len;
+};
+
+static bool str_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+{
+	const struct str_key *k = key;
+	const char *s = ((char **)b->strs.data)[idx];
+
+	return !strncmp(s, k->s, k->len) && !s[k->len];
+}
+
+/* Interns s ("" for NULL) into *idx. Only a string not seen before is copied. */
+static int intern(struct pprof_builder *b, const char *s, size_t max, uint32_t *idx)
+{
+	char *copy = NULL;
+	struct str_key key;
+	struct hslot *slot;
+	uint32_t hash;
+	int err;
+
+	*idx = 0;
+	if (!s || !*s)
+		return 0;
+	if (needs_sanitizing(s, max)) {
+		copy = sanitize(s, max);
+		if (!copy)
+			return -ENOMEM;
+		s = copy;
+	}
+	key.s = s;
+	key.len = strlen(s);
+	hash = hash32(hash_bytes(s, key.len));
+	err = htab_reserve(&b->str_ht) ?: vec_reserve(&b->strs, 1, sizeof(char *), PPROF_MAX_ENTRIES);
+	if (err)
+		goto out;
+	slot = htab_find(&b->str_ht, hash, str_eq, b, &key);
+	if (slot->idx1) {
+		*idx = slot->idx1 - 1;
+		goto out;
+	}
+	if (!copy && !(copy = strdup(s))) {
+		err = -ENOMEM;
+		goto out;
+	}
+	*idx = b->strs.len;
+	((char **)b->strs.data)[b->strs.len++] = copy;
+	htab_set(&b->str_ht, slot, hash, *idx);
+	return 0;
+out:
+	free(copy);
+	return err;
+}
+
+/* --- builder ---------------------------------------------------------------------------------------- */
+
+static int builder_init(struct pprof_builder *b, const struct pprof_value_type *sample_types,
+			struct pprof_value_type period_type)
+{
+	struct htab *tabs[] = { &b->str_ht, &b->map_ht, &b->func_ht, &b->loc_ht, &b->sample_ht };
+	int err = 0;
+
+	for (size_t i = 0; i < sizeof(tabs) / sizeof(tabs[0]) && !err; i++)
+		err = htab_init(tabs[i], 256);
+	b->type_strs = calloc(2 * b->ntypes, sizeof(*b->type_strs));
+	if (err || !b->type_strs || vec_reserve(&b->strs, 1, sizeof(char *), PPROF_MAX_ENTRIES))
+		return -ENOMEM;
+	/* string_table[0] must be "": a static literal that pprof_builder_free skips */
+	((const char **)b->strs.data)[b->strs.len++] = "";
+	for (size_t i = 0; i < b->ntypes && !err; i++)
+		err = intern(b, sample_types[i].type, PPROF_MAX_STRING, &b->type_strs[2 * i]) ?:
+		      intern(b, sample_types[i].unit, PPROF_MAX_STRING, &b->type_strs[2 * i + 1]);
+	return err ?: intern(b, period_type.type, PPROF_MAX_STRING, &b->period_type) ?:
+		      intern(b, period_type.unit, PPROF_MAX_STRING, &b->period_unit);
+}
+
+struct pprof_builder *pprof_builder_new(const struct pprof_value_type *sample_types, size_t ntypes,
+					struct pprof_value_type period_type, int64_t period)
+{
+	struct pprof_builder *b;
+
+	if (!sample_types || !ntypes || ntypes > PPROF_MAX_TYPES)
+		return NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->ntypes = ntypes;
+	b->period = period;
+	if (builder_init(b, sample_types, period_type)) {
+		pprof_builder_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void pprof_builder_free(struct pprof_builder *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 1; i < b->strs.len; i++)
+		free(((char **)b->strs.data)[i]);
+	free(b->strs.data);
+	free(b->maps.data);
+	free(b->funcs.data);
+	free(b->locs.data);
+	free(b->samples.data);
+	free(b->loc_pool.data);
+	free(b->lbl_pool.data);
+	free(b->val_pool.data);
+	free(b->str_ht.slots);
+	free(b->map_ht.slots);
+	free(b->func_ht.slots);
+	free(b->loc_ht.slots);
+	free(b->sample_ht.slots);
+	free(b->type_strs);
+	free(b);
+}
+
+size_t pprof_sample_count(const struct pprof_builder *b)
+{
+	return b->samples.len;
+}
+
+/* --- mappings, functions, locations ------------------------------------------------------------------ */
+
+static bool mapping_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+{
+	const struct mapping *m = &((struct mapping *)b->maps.data)[idx], *k = key;
+
+	return m->start == k->start && m->limit == k->limit && m->offset == k->offset &&
+	       m->filename == k->filename && m->build_id == k->build_id;
+}
+
+uint64_t pprof_mapping(struct pprof_builder *b, uint64_t start, uint64_t limit, uint64_t offset,
+		       const char *filename, const char *build_id, bool has_functions)
+{
+	struct mapping key = { .start = start, .limit = limit, .offset = offset,
+			       .has_functions = has_functions };
+	struct hslot *slot;
+	uint32_t hash;
+
+	if (intern(b, filename, PPROF_MAX_STRING, &key.filename) ||
+	    intern(b, build_id, PPROF_MAX_STRING, &key.build_id) || htab_reserve(&b->map_ht) ||
+	    vec_reserve(&b->maps, 1, sizeof(key), PPROF_MAX_ENTRIES))
+		return 0;
+	hash = hash32(hash_mix(hash_mix(hash_mix(hash_mix(hash_mix(0, start), limit), offset),
+					key.filename), key.build_id));
+	slot = htab_find(&b->map_ht, hash, mapping_eq, b, &key);
+	if (slot->idx1) {
+		/* symbolized through any caller means the server need not re-symbolize it */
+		((struct mapping *)b->maps.data)[slot->idx1 - 1].has_functions |= has_functions;
+		return slot->idx1;
+	}
+	((struct mapping *)b->maps.data)[b->maps.len] = key;
+	htab_set(&b->map_ht, slot, hash, b->maps.len);
+	return ++b->maps.len;
+}
+
+static bool function_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+{
+	const struct function *f = &((struct function *)b->funcs.data)[idx], *k = key;
+
+	return f->name == k->name && f->system_name == k->system_name && f->filename == k->filename;
+}
+
+uint64_t pprof_function(struct pprof_builder *b, const char *name, const char *system_name,
+			const char *filename)
+{
+	struct function key;
+	struct hslot *slot;
+	uint32_t hash;
+
+	if (intern(b, name, PPROF_MAX_STRING, &key.name) ||
+	    intern(b, system_name, PPROF_MAX_STRING, &key.system_name) ||
+	    intern(b, filename, PPROF_MAX_STRING, &key.filename) || htab_reserve(&b->func_ht) ||
+	    vec_reserve(&b->funcs, 1, sizeof(key), PPROF_MAX_ENTRIES))
+		return 0;
+	hash = hash32(hash_mix(hash_mix(hash_mix(0, key.name), key.system_name), key.filename));
+	slot = htab_find(&b->func_ht, hash, function_eq, b, &key);
+	if (slot->idx1)
+		return slot->idx1;
+	((struct function *)b->funcs.data)[b->funcs.len] = key;
+	htab_set(&b->func_ht, slot, hash, b->funcs.len);
+	return ++b->funcs.len;
+}
+
+static bool location_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+{
+	const struct location *l = &((struct location *)b->locs.data)[idx], *k = key;
+
+	return l->mapping_id == k->mapping_id && l->address == k->address &&
+	       l->function_id == k->function_id;
+}
+
+/* Also 0 for an id that was never handed out: a location must not point at nothing. */
+uint64_t pprof_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t address,
+			uint64_t function_id)
+{
+	struct location key = { mapping_id, address, function_id };
+	struct hslot *slot;
+	uint32_t hash;
+
+	if (mapping_id > b->maps.len || function_id > b->funcs.len || htab_reserve(&b->loc_ht) ||
+	    vec_reserve(&b->locs, 1, sizeof(key), PPROF_MAX_ENTRIES))
+		return 0;
+	hash = hash32(hash_mix(hash_mix(hash_mix(0, mapping_id), address), function_id));
+	slot = htab_find(&b->loc_ht, hash, location_eq, b, &key);
+	if (slot->idx1)
+		return slot->idx1;
+	((struct location *)b->locs.data)[b->locs.len] = key;
+	htab_set(&b->loc_ht, slot, hash, b->locs.len);
+	return ++b->locs.len;
+}
+
+/* --- samples ---------------------------------------------------------------------------------------- */
+
+struct sample_key {
+	const uint64_t *locs;
+	const struct label *lbls;
+	uint32_t nloc, nlbl;
+};
+
+static bool sample_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+{
+	const struct sample *s = &((struct sample *)b->samples.data)[idx];
+	const struct sample_key *k = key;
+	const struct label *lbls = (struct label *)b->lbl_pool.data + s->lbl_off;
+
+	if (s->nloc != k->nloc || s->nlbl != k->nlbl ||
+	    memcmp((uint64_t *)b->loc_pool.data + s->loc_off, k->locs, k->nloc * sizeof(*k->locs)))
+		return false;
+	for (uint32_t i = 0; i < k->nlbl; i++)
+		if (lbls[i].key != k->lbls[i].key || lbls[i].str != k->lbls[i].str ||
+		    lbls[i].unit != k->lbls[i].unit || lbls[i].num != k->lbls[i].num)
+			return false;
+	return true;
+}
+
+static uint32_t sample_hash(const struct sample_key *k)
+{
+	uint64_t h = hash_mix(k->nloc, k->nlbl);
+
+	for (uint32_t i = 0; i < k->nloc; i++)
+		h = hash_mix(h, k->locs[i]);
+	for (uint32_t i = 0; i < k->nlbl; i++)
+		h = hash_mix(hash_mix(hash_mix(hash_mix(h, k->lbls[i].key), k->lbls[i].str),
+				      k->lbls[i].unit), (uint64_t)k->lbls[i].num);
+	return hash32(h);
+}
+
+/* Interns labels into out, sorted stably by key so that the same set given in another order merges;
+ * stable, so repeated keys keep the caller's order (consumers take the first value of a key). Labels with
+ * an empty string value are dropped: on the wire they would read as a numeric 0. */
+static int intern_labels(struct pprof_builder *b, const struct pprof_label *in, size_t n,
+			 struct label *out, uint32_t *nout)
+{
+	uint32_t k = 0;
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		struct label l = { .num = in[i].num };
+		uint32_t j;
+
+		if (!in[i].key || !*in[i].key)
+			return -EINVAL;
+		if (in[i].str && !*in[i].str)
+			continue;
+		err = intern(b, in[i].key, PPROF_MAX_STRING, &l.key) ?:
+		      in[i].str ? intern(b, in[i].str, PPROF_MAX_LABEL_VALUE, &l.str) :
+				  intern(b, in[i].num_unit, PPROF_MAX_STRING, &l.unit);
+		if (err)
+			return err;
+		if (in[i].str)
+			l.num = 0;
+		for (j = k; j > 0 && out[j - 1].key > l.key; j--)
+			out[j] = out[j - 1];
+		out[j] = l;
+		k++;
+	}
+	*nout = k;
+	return 0;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+int pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size_t nlocations,
+		     const int64_t *values, const struct pprof_label *labels, size_t nlabels)
+{
+	struct sample_key key = { .nloc = nlocations };
+	struct sample *s;
+	struct hslot *slot;
+	int64_t *vals;
+	uint32_t hash;
+	int err;
+
+	if (!location_ids || !nlocations || nlocations > PPROF_MAX_STACK || !values ||
+	    (nlabels && !labels) || nlabels > PPROF_MAX_LABELS)
+		return -EINVAL;
+	for (size_t i = 0; i < nlocations; i++)
+		if (!location_ids[i] || location_ids[i] > b->locs.len)
+			return -EINVAL;
+	err = htab_reserve(&b->sample_ht) ?:
+	      vec_reserve(&b->samples, 1, sizeof(*s), PPROF_MAX_ENTRIES) ?:
+	      vec_reserve(&b->loc_pool, nlocations, sizeof(uint64_t), SIZE_MAX / sizeof(uint64_t)) ?:
+	      vec_reserve(&b->lbl_pool, nlabels, sizeof(struct label), SIZE_MAX / sizeof(struct label)) ?:
+	      vec_reserve(&b->val_pool, b->ntypes, sizeof(int64_t), SIZE_MAX / sizeof(int64_t));
+	if (err)
+		return err;
+	/* Build the key in the pools' free tails: they become the sample's storage if it is new. */
+	key.locs = (uint64_t *)b->loc_pool.data + b->loc_pool.len;
+	key.lbls = (struct label *)b->lbl_pool.data + b->lbl_pool.len;
+	memcpy((uint64_t *)key.locs, location_ids, nlocations * sizeof(*location_ids));
+	err = intern_labels(b, labels, nlabels, (struct label *)key.lbls, &key.nlbl);
+	if (err)
+		return err;
+	hash = sample_hash(&key);
+	slot = htab_find(&b->sample_ht, hash, sample_eq, b, &key);
+	if (slot->idx1) {
+		vals = (int64_t *)b->val_pool.data + (size_t)(slot->idx1 - 1) * b->ntypes;
+		for (size_t i = 0; i < b->ntypes; i++)
+			vals[i] = add_sat(vals[i], values[i]);
+		return 0;
+	}
+	s = (struct sample *)b->samples.data + b->samples.len;
+	*s = (struct sample){ .loc_off = b->loc_pool.len, .lbl_off = b->lbl_pool.len,
+			      .nloc = key.nloc, .nlbl = key.nlbl };
+	memcpy((int64_t *)b->val_pool.data + b->val_pool.len, values, b->ntypes * sizeof(*values));
+	b->loc_pool.len += key.nloc;
+	b->lbl_pool.len += key.nlbl;
+	b->val_pool.len += b->ntypes;
+	htab_set(&b->sample_ht, slot, hash, b->samples.len++);
+	return 0;
+}
+
+/* --- encoding --------------------------------------------------------------------------------------- */
+
+/* n pointers followed by the n zeroed messages they point to, in one allocation freed with free(). */
+static void **msg_array(size_t n, size_t size)
+{
+	void **ptrs;
+	char *msgs;
+
+	if (n > (SIZE_MAX - 1) / (size + sizeof(void *)))
+		return NULL;
+	ptrs = calloc(n ? n : 1, sizeof(void *) + size);
+	if (!ptrs)
+		return NULL;
+	msgs = (char *)(ptrs + n);
+	for (size_t i = 0; i < n; i++)
+		ptrs[i] = msgs + i * size;
+	return ptrs;
+}
+
+/* The protobuf-c view of the builder: messages point into the builder's arrays, nothing is copied. */
+struct pb_profile {
+	Perftools__Profiles__Profile prof;
+	Perftools__Profiles__ValueType period_type;
+	void **types, **maps, **funcs, **locs, **lines, **samples, **labels;
+};
+
+static void pb_free(struct pb_profile *pb)
+{
+	free(pb->types);
+	free(pb->maps);
+	free(pb->funcs);
+	free(pb->locs);
+	free(pb->lines);
+	free(pb->samples);
+	free(pb->labels);
+}
+
+static void pb_fill_tables(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	const struct mapping *maps = b->maps.data;
+	const struct function *funcs = b->funcs.data;
+	const struct location *locs = b->locs.data;
+
+	for (size_t i = 0; i < b->ntypes; i++) {
+		Perftools__Profiles__ValueType *vt = pb->types[i];
+
+		perftools__profiles__value_type__init(vt);
+		vt->type = b->type_strs[2 * i];
+		vt->unit = b->type_strs[2 * i + 1];
+	}
+	for (size_t i = 0; i < b->maps.len; i++) {
+		Perftools__Profiles__Mapping *m = pb->maps[i];
+
+		perftools__profiles__mapping__init(m);
+		m->id = i + 1;
+		m->memory_start = maps[i].start;
+		m->memory_limit = maps[i].limit;
+		m->file_offset = maps[i].offset;
+		m->filename = maps[i].filename;
+		m->build_id = maps[i].build_id;
+		m->has_functions = maps[i].has_functions;
+	}
+	for (size_t i = 0; i < b->funcs.len; i++) {
+		Perftools__Profiles__Function *f = pb->funcs[i];
+
+		perftools__profiles__function__init(f);
+		f->id = i + 1;
+		f->name = funcs[i].name;
+		f->system_name = funcs[i].system_name;
+		f->filename = funcs[i].filename;
+	}
+	for (size_t i = 0; i < b->locs.len; i++) {
+		Perftools__Profiles__Location *l = pb->locs[i];
+		Perftools__Profiles__Line *line = pb->lines[i];
+
+		perftools__profiles__location__init(l);
+		l->id = i + 1;
+		l->mapping_id = locs[i].mapping_id;
+		l->address = locs[i].address;
+		if (!locs[i].function_id)
+			continue;
+		perftools__profiles__line__init(line);
+		line->function_id = locs[i].function_id;
+		l->n_line = 1;
+		l->line = (Perftools__Profiles__Line **)&pb->lines[i];
+	}
+}
+
+static void pb_fill_samples(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	const struct label *lbls = b->lbl_pool.data;
+	const struct sample *samples = b->samples.data;
+
+	for (size_t i = 0; i < b->lbl_pool.len; i++) {
+		Perftools__Profiles__Label *l = pb->labels[i];
+
+		perftools__profiles__label__init(l);
+		l->key = lbls[i].key;
+		l->str = lbls[i].str;
+		l->num = lbls[i].num;
+		l->num_unit = lbls[i].unit;
+	}
+	for (size_t i = 0; i < b->samples.len; i++) {
+		Perftools__Profiles__Sample *s = pb->samples[i];
+
+		perftools__profiles__sample__init(s);
+		s->n_location_id = samples[i].nloc;
+		s->location_id = (uint64_t *)b->loc_pool.data + samples[i].loc_off;
+		s->n_value = b->ntypes;
+		s->value = (int64_t *)b->val_pool.data + i * b->ntypes;
+		s->n_label = samples[i].nlbl;
+		s->label = (Perftools__Profiles__Label **)pb->labels + samples[i].lbl_off;
+	}
+}
+
+static int pb_build(const struct pprof_builder *b, struct pb_profile *pb, int64_t time_nanos,
+		    int64_t duration_nanos)
+{
+	Perftools__Profiles__Profile *p = &pb->prof;
+
+	memset(pb, 0, sizeof(*pb));
+	pb->types = msg_array(b->ntypes, sizeof(Perftools__Profiles__ValueType));
+	pb->maps = msg_array(b->maps.len, sizeof(Perftools__Profiles__Mapping));
+	pb->funcs = msg_array(b->funcs.len, sizeof(Perftools__Profiles__Function));
+	pb->locs = msg_array(b->locs.len, sizeof(Perftools__Profiles__Location));
+	pb->lines = msg_array(b->locs.len, sizeof(Perftools__Profiles__Line));
+	pb->samples = msg_array(b->samples.len, sizeof(Perftools__Profiles__Sample));
+	pb->labels = msg_array(b->lbl_pool.len, sizeof(Perftools__Profiles__Label));
+	if (!pb->types || !pb->maps || !pb->funcs || !pb->locs || !pb->lines || !pb->samples ||
+	    !pb->labels) {
+		pb_free(pb);
+		return -ENOMEM;
+	}
+	pb_fill_tables(b, pb);
+	pb_fill_samples(b, pb);
+
+	perftools__profiles__profile__init(p);
+	perftools__profiles__value_type__init(&pb->period_type);
+	pb->period_type.type = b->period_type;
+	pb->period_type.unit = b->period_unit;
+	p->n_sample_type = b->ntypes;
+	p->sample_type = (Perftools__Profiles__ValueType **)pb->types;
+	p->n_sample = b->samples.len;
+	p->sample = (Perftools__Profiles__Sample **)pb->samples;
+	p->n_mapping = b->maps.len;
+	p->mapping = (Perftools__Profiles__Mapping **)pb->maps;
+	p->n_location = b->locs.len;
+	p->location = (Perftools__Profiles__Location **)pb->locs;
+	p->n_function = b->funcs.len;
+	p->function = (Perftools__Profiles__Function **)pb->funcs;
+	p->n_string_table = b->strs.len;
+	p->string_table = b->strs.data;
+	p->time_nanos = time_nanos;
+	p->duration_nanos = duration_nanos;
+	p->period_type = &pb->period_type;
+	p->period = b->period;
+	return 0;
+}
+
+/* A ProtobufCBuffer that deflates what protobuf-c packs, so the uncompressed profile is never held. */
+struct gz_buf {
+	ProtobufCBuffer base;
+	z_stream zs;
+	unsigned char *out;
+	size_t cap;
+	int err;
+};
+
+static int gz_grow(struct gz_buf *g)
+{
+	size_t used = g->cap - g->zs.avail_out;
+	size_t cap = g->cap ? g->cap * 2 : GZ_INITIAL_OUT;
+	unsigned char *out;
+
+	if (cap - used > UINT_MAX)
+		cap = used + UINT_MAX;
+	out = realloc(g->out, cap);
+	if (!out)
+		return -ENOMEM;
+	g->out = out;
+	g->cap = cap;
+	g->zs.next_out = out + used;
+	g->zs.avail_out = cap - used;
+	return 0;
+}
+
+/* Deflates all pending input (Z_NO_FLUSH), or to the end of the stream (Z_FINISH). */
+static int gz_run(struct gz_buf *g, int flush)
+{
+	int ret;
+
+	for (;;) {
+		if (!g->zs.avail_out && gz_grow(g))
+			return -ENOMEM;
+		ret = deflate(&g->zs, flush);
+		if (ret == Z_STREAM_END)
+			return 0;
+		if (ret != Z_OK && ret != Z_BUF_ERROR)
+			return -EIO;
+		if (flush == Z_NO_FLUSH && !g->zs.avail_in && g->zs.avail_out)
+			return 0;
+	}
+}
+
+static void gz_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
+{
+	struct gz_buf *g = (struct gz_buf *)buf;
+
+	while (len && !g->err) {
+		uInt n = len > UINT_MAX ? UINT_MAX : len;
+
+		g->zs.next_in = (Bytef *)data;
+		g->zs.avail_in = n;
+		g->err = gz_run(g, Z_NO_FLUSH);
+		data += n;
+		len -= n;
+	}
+}
+
+int pprof_encode_gzip(struct pprof_builder *b, int64_t time_nanos, int64_t duration_nanos,
+		      void **out, size_t *outlen)
+{
+	struct gz_buf g = { .base.append = gz_append };
+	struct pb_profile pb;
+	int err;
+
+	err = pb_build(b, &pb, time_nanos, duration_nanos);
+	if (err)
+		return err;
+	/* windowBits 15 + 16 writes a gzip header; best speed like Go's net/http/pprof, since this runs on
+	 * every scrape and the stacks compress well anyway */
+	if (deflateInit2(&g.zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+		pb_free(&pb);
+		return -ENOMEM;
+	}
+	protobuf_c_message_pack_to_buffer(&pb.prof.base, &g.base);
+	err = g.err ?: gz_run(&g, Z_FINISH);
+	deflateEnd(&g.zs);
+	pb_free(&pb);
+	if (err) {
+		free(g.out);
+		return err;
+	}
+	*out = g.out;
+	*outlen = g.cap - g.zs.avail_out;
+	return 0;
+}

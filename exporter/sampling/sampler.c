@@ -1,0 +1,785 @@
+#include "exporter/sampling/sampler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "profiler.skel.h"
+#include "bpf/unwind.h"
+#include "exporter/sampling/unwind_table.h"
+
+#define DRAIN_BATCH 512
+#define STACK_BATCH 64
+#define MAX_CPUS 4096
+
+/* Stacks of one drained generation by hash: open addressing into a frame arena. */
+struct stack_table {
+	struct stack_slot {
+		uint64_t hash; /* 0: free */
+		uint32_t first, depth;
+	} *slots;
+	size_t cap, n;
+	uint64_t *frames;
+	size_t nframes, frames_cap;
+};
+
+struct sampler {
+	struct profiler_bpf *skel;
+	struct bpf_link **links;
+	int nlinks;
+	int ncpus_possible;
+	struct ring_buffer *events;
+	struct unwinder *unwinder;
+	sampler_event_fn on_event;
+	void *event_ctx;
+	atomic_bool events_stopped;
+	unsigned frequency;
+	uint32_t generation;
+
+	struct bpf_map *count_maps[2];
+	struct bpf_map *stack_maps[2];
+	struct sample_key *batch_keys;
+	__u64 *batch_values;
+	__u64 *stack_keys;
+	struct stack_trace *stack_values;
+	struct stack_table stacks; /* the drained generation's stacks, reused across drains */
+
+	atomic_uint_fast64_t drains;
+	atomic_uint_fast64_t drained_samples;
+	uint64_t generation_counted[2]; /* drain thread: BPF's count of each generation at its last drain */
+	atomic_uint_fast64_t counted_drained;
+	atomic_uint_fast64_t drain_errors;
+	atomic_uint_fast64_t last_distinct_stacks;
+	atomic_uint_fast64_t last_count_entries;
+	struct metrics_histogram drain_seconds;
+
+	pthread_mutex_t policies_lock; /* cgroup_policies and cgroup_policies_used change together */
+	uint32_t max_cgroup_policies;
+	atomic_uint_fast64_t cgroup_policies_full;
+	atomic_uint_fast64_t processes_dropped;
+	atomic_int cgroup_event_count;
+};
+
+static const double drain_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25 };
+
+int sampler_parse_cpu_list(const char *list, int *cpus, int max)
+{
+	int n = 0;
+	const char *p = list;
+
+	while (*p && *p != '\n') {
+		char *end;
+		long lo = strtol(p, &end, 10), hi;
+
+		if (end == p || lo < 0 || lo >= MAX_CPUS)
+			return -EINVAL;
+		hi = lo;
+		p = end;
+		if (*p == '-') {
+			hi = strtol(p + 1, &end, 10);
+			if (end == p + 1 || hi < lo || hi >= MAX_CPUS)
+				return -EINVAL;
+			p = end;
+		}
+		for (long c = lo; c <= hi; c++) {
+			if (n == max)
+				return -E2BIG;
+			cpus[n++] = (int)c;
+		}
+		if (*p == ',')
+			p++;
+		else if (*p && *p != '\n')
+			return -EINVAL;
+	}
+	return n > 0 ? n : -EINVAL;
+}
+
+static int online_cpus(int *cpus, int max)
+{
+	char buf[4096];
+	FILE *f = fopen("/sys/devices/system/cpu/online", "re");
+	int n;
+
+	if (!f)
+		return -errno;
+	n = fgets(buf, sizeof(buf), f) ? sampler_parse_cpu_list(buf, cpus, max) : -EIO;
+	fclose(f);
+	return n;
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	struct sampler *s = ctx;
+	const struct process_event *e = data;
+
+	if (size < sizeof(*e))
+		return 0;
+	/* Ends the poll early: a backlog of events, each of which may read ELF files, must not hold up
+	 * shutdown. */
+	if (atomic_load(&s->events_stopped))
+		return -ECANCELED;
+	/* Unwind tables first: until the process has them its stacks are walked by frame pointer, and
+	 * learning it (labels, symbols) takes longer. */
+	if (s->unwinder && (e->type == PROCESS_EVENT_SAMPLED || e->type == PROCESS_EVENT_EXEC))
+		unwinder_add_process(s->unwinder, e->tgid);
+	s->on_event(e, s->event_ctx);
+	return 0;
+}
+
+/* A cpu-clock event on one CPU; with cgroup_fd >= 0 it counts only that cgroup's tasks. */
+static int open_cpu_event(unsigned frequency, int cpu, int cgroup_fd)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		/* A container's own events use task-clock: a PMU of their own, so the kernel's cgroup switches
+		 * (which re-schedule every event of a PMU that has cgroup events) leave the base cpu-clock
+		 * events alone. */
+		.config = cgroup_fd >= 0 ? PERF_COUNT_SW_TASK_CLOCK : PERF_COUNT_SW_CPU_CLOCK,
+		.freq = 1,
+		.sample_freq = frequency,
+	};
+	unsigned long flags = PERF_FLAG_FD_CLOEXEC | (cgroup_fd >= 0 ? PERF_FLAG_PID_CGROUP : 0);
+	int fd = syscall(__NR_perf_event_open, &attr, cgroup_fd >= 0 ? cgroup_fd : -1, cpu, -1, flags);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static int attach_cpus(struct sampler *s)
+{
+	int cpus[MAX_CPUS];
+	int n = online_cpus(cpus, MAX_CPUS);
+
+	if (n < 0) {
+		log_error("cannot read the online CPUs", "file=/sys/devices/system/cpu/online err=%d", n);
+		return n;
+	}
+	s->links = calloc(n, sizeof(*s->links));
+	if (!s->links)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		int fd = open_cpu_event(s->frequency, cpus[i], -1);
+
+		if (fd < 0) {
+			log_error("perf_event_open refused a cpu-clock event: run as root (or with CAP_PERFMON) "
+				  "and check kernel.perf_event_paranoid",
+				  "cpu=%d err=\"%s\"", cpus[i], strerror(-fd));
+			return fd;
+		}
+		s->links[i] = bpf_program__attach_perf_event(s->skel->progs.profile_cpu, fd);
+		if (!s->links[i]) {
+			int err = -errno;
+
+			close(fd);
+			log_error("cannot attach the BPF program to a perf event", "cpu=%d err=\"%s\"", cpus[i],
+				  strerror(-err));
+			return err;
+		}
+		s->nlinks++;
+	}
+	return 0;
+}
+
+static int size_maps(struct sampler *s, const struct sampler_opts *opts)
+{
+	struct profiler_bpf *skel = s->skel;
+	int err = 0;
+
+	err = err ?: bpf_map__set_max_entries(skel->maps.counts_gen0, opts->count_map_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.counts_gen1, opts->count_map_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.stacks_gen0, opts->stack_map_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.stacks_gen1, opts->stack_map_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.known_processes, opts->max_processes);
+	err = err ?: bpf_map__set_max_entries(skel->maps.trace_slots, opts->max_processes);
+	err = err ?: bpf_map__set_max_entries(skel->maps.cgroup_policies, s->max_cgroup_policies);
+	if (opts->unwind_table_bytes) {
+		uint32_t rows, procs;
+
+		unwinder_plan(opts->unwind_table_bytes, opts->max_processes, &rows, &procs);
+		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_rows, rows);
+		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_index, rows / UNWIND_BLOCK_ROWS);
+		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_procs, procs);
+	}
+	return err;
+}
+
+/* Unwind tables: loaded per process from the event thread; BPF asks for refreshes on unwind_events. */
+static int open_unwinder(struct sampler *s, const struct sampler_opts *opts)
+{
+	struct profiler_bpf *skel = s->skel;
+	struct unwinder_maps maps = {
+		.rows_fd = bpf_map__fd(skel->maps.unwind_rows),
+		.index_fd = bpf_map__fd(skel->maps.unwind_index),
+		.tables_fd = bpf_map__fd(skel->maps.unwind_tables),
+		.procs_fd = bpf_map__fd(skel->maps.unwind_procs),
+		.counters_fd = bpf_map__fd(skel->maps.unwind_counters),
+		.sync_fd = bpf_map__fd(skel->maps.unwind_sync),
+		.sync_inner_fd = bpf_map__fd(skel->maps.unwind_sync_dummy),
+		.epoch = &skel->bss->unwind_epoch,
+		.nrows = bpf_map__max_entries(skel->maps.unwind_rows),
+		.nprocs = bpf_map__max_entries(skel->maps.unwind_procs),
+		.ncpus = s->ncpus_possible,
+	};
+	struct unwinder_opts uopts = { .proc_root = "/proc", .elf_max_bytes = opts->elf_max_bytes };
+	int err;
+
+	if (!opts->unwind_table_bytes)
+		return 0;
+	err = unwinder_new(&uopts, &maps, &s->unwinder);
+	if (!err && ring_buffer__add(s->events, bpf_map__fd(skel->maps.unwind_events), unwinder_handle_event,
+				     s->unwinder))
+		err = -errno;
+	if (err)
+		log_error("cannot set up unwind tables", "err=\"%s\"", strerror(-err));
+	return err;
+}
+
+struct unwinder *sampler_unwinder(struct sampler *s)
+{
+	return s->unwinder;
+}
+
+static int load_bpf(struct sampler *s, const struct sampler_opts *opts)
+{
+	int err;
+
+	s->skel = profiler_bpf__open();
+	if (!s->skel) {
+		err = -errno;
+		log_error("cannot open the BPF object", "err=\"%s\"", strerror(-err));
+		return err;
+	}
+	s->skel->rodata->include_idle = opts->include_idle;
+	err = size_maps(s, opts);
+	if (!err)
+		err = profiler_bpf__load(s->skel);
+	if (err) {
+		log_error("the kernel refused the BPF program (libbpf said why above): run as root (or with "
+			  "CAP_BPF and CAP_PERFMON) on a kernel with BTF (/sys/kernel/btf/vmlinux)",
+			  "err=\"%s\"", strerror(-err));
+		return err;
+	}
+	err = profiler_bpf__attach(s->skel); /* the process exec/exit tracepoints */
+	if (err) {
+		log_error("cannot attach the process tracepoints", "err=\"%s\"", strerror(-err));
+		return err;
+	}
+	s->count_maps[0] = s->skel->maps.counts_gen0;
+	s->count_maps[1] = s->skel->maps.counts_gen1;
+	s->stack_maps[0] = s->skel->maps.stacks_gen0;
+	s->stack_maps[1] = s->skel->maps.stacks_gen1;
+	return 0;
+}
+
+int sampler_open(const struct sampler_opts *opts, sampler_event_fn on_event, void *event_ctx,
+		 struct sampler **out)
+{
+	struct sampler *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->frequency = opts->frequency;
+	s->max_cgroup_policies = opts->max_cgroup_policies ? opts->max_cgroup_policies : 4096;
+	pthread_mutex_init(&s->policies_lock, NULL);
+	s->on_event = on_event;
+	s->event_ctx = event_ctx;
+	s->ncpus_possible = libbpf_num_possible_cpus();
+	s->batch_keys = calloc(DRAIN_BATCH, sizeof(*s->batch_keys));
+	s->batch_values = calloc(DRAIN_BATCH, sizeof(*s->batch_values));
+	s->stack_keys = calloc(STACK_BATCH, sizeof(*s->stack_keys));
+	s->stack_values = calloc(STACK_BATCH, sizeof(*s->stack_values));
+	if (s->ncpus_possible <= 0 || !s->batch_keys || !s->batch_values || !s->stack_keys ||
+	    !s->stack_values) {
+		err = s->ncpus_possible < 0 ? s->ncpus_possible : -ENOMEM;
+		goto fail;
+	}
+	err = metrics_histogram_init(&s->drain_seconds, drain_buckets,
+				     sizeof(drain_buckets) / sizeof(drain_buckets[0]));
+	if (err)
+		goto fail;
+
+	err = load_bpf(s, opts);
+	if (err)
+		goto fail;
+	s->events = ring_buffer__new(bpf_map__fd(s->skel->maps.process_events), handle_event, s, NULL);
+	if (!s->events) {
+		err = -errno;
+		log_error("cannot open the process event ring buffer", "err=\"%s\"", strerror(-err));
+		goto fail;
+	}
+	err = open_unwinder(s, opts);
+	if (err)
+		goto fail;
+	err = attach_cpus(s);
+	if (err)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	sampler_close(s);
+	return err;
+}
+
+void sampler_close(struct sampler *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->nlinks; i++)
+		bpf_link__destroy(s->links[i]);
+	free(s->links);
+	ring_buffer__free(s->events);
+	unwinder_free(s->unwinder);
+	profiler_bpf__destroy(s->skel);
+	if (s->drain_seconds.buckets)
+		metrics_histogram_destroy(&s->drain_seconds);
+	free(s->batch_keys);
+	free(s->batch_values);
+	free(s->stack_keys);
+	free(s->stack_values);
+	free(s->stacks.slots);
+	free(s->stacks.frames);
+	pthread_mutex_destroy(&s->policies_lock);
+	free(s);
+}
+
+/* Re-setting an entry of an array of maps returns only after synchronize_rcu(): every program that
+ * could still have been writing the old generation has finished. */
+static int wait_for_writers(struct sampler *s, uint32_t gen)
+{
+	int inner = bpf_map__fd(s->count_maps[gen]);
+
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.counts), &gen, &inner, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static size_t slot_index(uint64_t hash, size_t cap)
+{
+	return (size_t)(hash * 0x9e3779b97f4a7c15ULL >> 17) & (cap - 1);
+}
+
+static int table_grow(struct stack_table *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 1024;
+	struct stack_slot *slots = calloc(cap, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->cap; i++) {
+		size_t j;
+
+		if (!t->slots[i].hash)
+			continue;
+		for (j = slot_index(t->slots[i].hash, cap); slots[j].hash; j = (j + 1) & (cap - 1))
+			;
+		slots[j] = t->slots[i];
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->cap = cap;
+	return 0;
+}
+
+static struct stack_slot *table_find(struct stack_table *t, uint64_t hash)
+{
+	size_t j = slot_index(hash, t->cap);
+
+	while (t->slots[j].hash && t->slots[j].hash != hash)
+		j = (j + 1) & (t->cap - 1);
+	return &t->slots[j];
+}
+
+static int table_add(struct stack_table *t, uint64_t hash, const struct stack_trace *trace)
+{
+	uint32_t depth = 0;
+
+	if ((t->n + 1) * 2 > t->cap && table_grow(t))
+		return -ENOMEM;
+	while (depth < PROFILER_MAX_STACK_DEPTH && trace->frames[depth])
+		depth++;
+	if (t->nframes + depth > t->frames_cap) {
+		size_t cap = t->frames_cap ? t->frames_cap : 4096;
+		while (cap < t->nframes + depth)
+			cap *= 2;
+		uint64_t *grown = realloc(t->frames, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		t->frames = grown;
+		t->frames_cap = cap;
+	}
+	struct stack_slot *slot = table_find(t, hash);
+	if (slot->hash)
+		return 0;
+	memcpy(t->frames + t->nframes, trace->frames, depth * sizeof(uint64_t));
+	*slot = (struct stack_slot){ .hash = hash, .first = (uint32_t)t->nframes, .depth = depth };
+	t->nframes += depth;
+	t->n++;
+	return 0;
+}
+
+static void table_reset(struct stack_table *t)
+{
+	if (t->slots)
+		memset(t->slots, 0, t->cap * sizeof(*t->slots));
+	t->n = 0;
+	t->nframes = 0;
+}
+
+/* Frames of the stack named hash; none when hash is 0 or the stack was lost. */
+static const uint64_t *table_frames(struct stack_table *t, uint64_t hash, uint32_t *depth)
+{
+	struct stack_slot *slot = hash && t->cap ? table_find(t, hash) : NULL;
+
+	*depth = slot && slot->hash ? slot->depth : 0;
+	return *depth ? t->frames + slot->first : NULL;
+}
+
+/* BPF's own count of the samples put in generation gen so far: exact once no program writes it. */
+static int read_generation_counted(struct sampler *s, uint32_t gen)
+{
+	__u64 *percpu = calloc(s->ncpus_possible, sizeof(*percpu));
+	uint64_t total = 0;
+	int err = 0;
+
+	if (!percpu)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.generation_counted), &gen, percpu))
+		err = -errno;
+	for (int c = 0; c < s->ncpus_possible && !err; c++)
+		total += percpu[c];
+	free(percpu);
+	if (!err) {
+		s->generation_counted[gen] = total;
+		atomic_store(&s->counted_drained, s->generation_counted[0] + s->generation_counted[1]);
+	}
+	return err;
+}
+
+void sampler_drained_totals(struct sampler *s, uint64_t *counted, uint64_t *drained)
+{
+	*counted = atomic_load(&s->counted_drained);
+	*drained = atomic_load(&s->drained_samples);
+}
+
+/* Reads and deletes every entry of a map nobody writes any more, n at a time into keys/values, and
+ * hands each batch to fn. */
+static int drain_map(int fd, void *keys, void *values, __u32 batch_size,
+		     int (*fn)(struct sampler *s, __u32 n, void *ctx), struct sampler *s, void *ctx)
+{
+	__u64 batch = 0;
+	bool first = true, done = false;
+
+	while (!done) {
+		__u32 n = batch_size;
+		int err = bpf_map_lookup_and_delete_batch(fd, first ? NULL : &batch, &batch, keys, values, &n,
+							  NULL);
+
+		first = false;
+		if (err) {
+			err = -errno;
+			if (err != -ENOENT)
+				return err;
+			done = true; /* the last batch may still carry entries */
+		}
+		err = fn(s, n, ctx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int add_stacks(struct sampler *s, __u32 n, void *ctx)
+{
+	(void)ctx;
+	for (__u32 i = 0; i < n; i++)
+		if (table_add(&s->stacks, s->stack_keys[i], &s->stack_values[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+struct count_sink {
+	sampler_sample_fn on_sample;
+	void *ctx;
+	uint64_t entries;
+};
+
+static int emit_counts(struct sampler *s, __u32 n, void *ctx)
+{
+	struct count_sink *sink = ctx;
+
+	for (__u32 i = 0; i < n; i++) {
+		const struct sample_key *key = &s->batch_keys[i];
+		struct drained_sample sample = { .key = key, .count = s->batch_values[i] };
+
+		sample.user = table_frames(&s->stacks, key->user_stack, &sample.nuser);
+		sample.kernel = table_frames(&s->stacks, key->kernel_stack, &sample.nkernel);
+		atomic_fetch_add(&s->drained_samples, sample.count);
+		sink->on_sample(&sample, sink->ctx);
+	}
+	sink->entries += n;
+	return 0;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+int sampler_drain(struct sampler *s, sampler_sample_fn on_sample, void *ctx)
+{
+	uint32_t old = s->generation;
+	struct count_sink sink = { .on_sample = on_sample, .ctx = ctx };
+	struct timespec start;
+	int err;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	s->generation ^= 1;
+	__atomic_store_n(&s->skel->bss->generation, s->generation, __ATOMIC_SEQ_CST);
+	err = wait_for_writers(s, old);
+	if (!err)
+		err = read_generation_counted(s, old);
+	table_reset(&s->stacks);
+	/* Stacks first: the counts name them. */
+	if (!err)
+		err = drain_map(bpf_map__fd(s->stack_maps[old]), s->stack_keys, s->stack_values, STACK_BATCH,
+				add_stacks, s, NULL);
+	if (!err)
+		err = drain_map(bpf_map__fd(s->count_maps[old]), s->batch_keys, s->batch_values, DRAIN_BATCH,
+				emit_counts, s, &sink);
+
+	atomic_fetch_add(&s->drains, 1);
+	atomic_store(&s->last_distinct_stacks, s->stacks.n);
+	atomic_store(&s->last_count_entries, sink.entries);
+	metrics_histogram_observe(&s->drain_seconds, seconds_since(&start));
+	if (err) {
+		atomic_fetch_add(&s->drain_errors, 1);
+		log_warn("draining the sample counts failed", "generation=%u err=\"%s\"", old, strerror(-err));
+	}
+	return err;
+}
+
+int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_slot *slot)
+{
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.trace_slots), &tgid, slot, BPF_ANY))
+		return -errno;
+	__atomic_store_n(&s->skel->bss->trace_slots_used, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+struct cgroup_events {
+	struct bpf_link **links;
+	int nlinks;
+	unsigned frequency;
+};
+
+void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e)
+{
+	if (!e)
+		return;
+	for (int i = 0; i < e->nlinks; i++)
+		bpf_link__destroy(e->links[i]);
+	atomic_fetch_sub(&s->cgroup_event_count, e->nlinks);
+	free(e->links);
+	free(e);
+}
+
+int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, uint64_t cgroup_id, unsigned frequency,
+			       struct cgroup_events **out)
+{
+	LIBBPF_OPTS(bpf_perf_event_opts, attach, .bpf_cookie = CGROUP_EVENT_COOKIE(cgroup_id, frequency));
+	struct cgroup_events *e = calloc(1, sizeof(*e));
+	int cpus[MAX_CPUS], err = 0;
+	int n = online_cpus(cpus, MAX_CPUS);
+
+	if (!e)
+		return -ENOMEM;
+	e->frequency = frequency;
+	if (n < 0 || !(e->links = calloc(n, sizeof(*e->links)))) {
+		free(e);
+		return n < 0 ? n : -ENOMEM;
+	}
+	for (int i = 0; i < n && !err; i++) {
+		int fd = open_cpu_event(frequency, cpus[i], cgroup_fd);
+
+		if (fd < 0) {
+			err = fd;
+			break;
+		}
+		e->links[i] = bpf_program__attach_perf_event_opts(s->skel->progs.profile_cgroup, fd, &attach);
+		if (!e->links[i]) {
+			err = -errno;
+			close(fd);
+			break;
+		}
+		e->nlinks++;
+		atomic_fetch_add(&s->cgroup_event_count, 1);
+	}
+	if (err) {
+		sampler_close_cgroup_events(s, e);
+		return err;
+	}
+	*out = e;
+	return 0;
+}
+
+int sampler_set_process_dropped(struct sampler *s, uint32_t tgid, bool dropped)
+{
+	__u8 state = dropped ? KNOWN_PROCESS_DROPPED : KNOWN_PROCESS_SAMPLED;
+
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.known_processes), &tgid, &state, BPF_ANY))
+		return -errno;
+	/* CPUs that cached this process look it up again. */
+	__atomic_fetch_add(&s->skel->bss->announce_epoch, 1, __ATOMIC_SEQ_CST);
+	if (dropped)
+		atomic_fetch_add(&s->processes_dropped, 1);
+	return 0;
+}
+
+int sampler_set_cgroup_policy(struct sampler *s, uint64_t cgroup_id, const struct cgroup_policy *policy)
+{
+	int fd = bpf_map__fd(s->skel->maps.cgroup_policies);
+	int err = 0;
+
+	pthread_mutex_lock(&s->policies_lock);
+	if (policy) {
+		bool fresh = bpf_map_lookup_elem(fd, &cgroup_id, &(struct cgroup_policy){ 0 }) != 0;
+
+		if (bpf_map_update_elem(fd, &cgroup_id, policy, BPF_ANY)) {
+			err = -errno;
+			if (err == -E2BIG)
+				atomic_fetch_add(&s->cgroup_policies_full, 1);
+		} else if (fresh) {
+			s->skel->bss->cgroup_policies_used++;
+		}
+	} else if (bpf_map_delete_elem(fd, &cgroup_id) == 0) {
+		s->skel->bss->cgroup_policies_used--;
+	}
+	pthread_mutex_unlock(&s->policies_lock);
+	return err;
+}
+
+int sampler_poll_events(struct sampler *s, int timeout_ms)
+{
+	int n = ring_buffer__poll(s->events, timeout_ms);
+
+	return n == -EINTR || n == -ECANCELED ? 0 : n;
+}
+
+void sampler_stop_events(struct sampler *s)
+{
+	atomic_store(&s->events_stopped, true);
+}
+
+static void sum_outcomes(struct sampler *s, uint64_t *totals)
+{
+	__u64 *percpu = calloc(s->ncpus_possible, sizeof(*percpu));
+	int fd = bpf_map__fd(s->skel->maps.outcomes);
+
+	for (__u32 o = 0; o < SAMPLE_OUTCOME_MAX; o++) {
+		totals[o] = 0;
+		if (!percpu || bpf_map_lookup_elem(fd, &o, percpu))
+			continue;
+		for (int c = 0; c < s->ncpus_possible; c++)
+			totals[o] += percpu[c];
+	}
+	free(percpu);
+}
+
+void sampler_write_metrics(struct metrics_buf *b, void *ctx)
+{
+	struct sampler *s = ctx;
+	uint64_t o[SAMPLE_OUTCOME_MAX];
+
+	sum_outcomes(s, o);
+	metrics_family(b, "anorak_samples_total", "counter",
+		       "CPU samples taken by the BPF program, by what happened to them.");
+	metrics_value(b, "anorak_samples_total", "outcome=\"counted\"", o[SAMPLE_COUNTED]);
+	metrics_value(b, "anorak_samples_total", "outcome=\"idle\"", o[SAMPLE_IDLE]);
+	metrics_value(b, "anorak_samples_total", "outcome=\"dropped\"", o[SAMPLE_DROP_COUNT_MAP_FULL]);
+	metrics_value(b, "anorak_samples_total", "outcome=\"filtered\"", o[SAMPLE_FILTERED]);
+	metrics_family(b, "anorak_bpf_filtered_samples_total", "counter",
+		       "Samples of targets dropped by relabeling, stopped by the BPF cgroup or process filter.");
+	metrics_value(b, "anorak_bpf_filtered_samples_total", NULL, o[SAMPLE_FILTERED]);
+	metrics_family(b, "anorak_bpf_cgroup_policies", "gauge",
+		       "cgroups with a BPF policy (dropped, or sampled at their own rate).");
+	metrics_value(b, "anorak_bpf_cgroup_policies", NULL,
+		      __atomic_load_n(&s->skel->bss->cgroup_policies_used, __ATOMIC_RELAXED));
+	metrics_family(b, "anorak_bpf_cgroup_policies_full_total", "counter",
+		       "cgroup policies refused because the map was full (--bpf.cgroup-map-entries).");
+	metrics_value(b, "anorak_bpf_cgroup_policies_full_total", NULL, atomic_load(&s->cgroup_policies_full));
+	metrics_family(b, "anorak_bpf_processes_dropped_total", "counter",
+		       "Processes whose target relabeling dropped, marked for the BPF process filter.");
+	metrics_value(b, "anorak_bpf_processes_dropped_total", NULL, atomic_load(&s->processes_dropped));
+	/* Equal to outcome="counted" but for the samples of the generation being filled: every counted
+	 * sample is drained exactly once. */
+	metrics_family(b, "anorak_samples_drained_total", "counter", "CPU samples read from the BPF maps.");
+	metrics_value(b, "anorak_samples_drained_total", NULL, atomic_load(&s->drained_samples));
+	metrics_family(b, "anorak_samples_dropped_total", "counter", "CPU samples lost, by reason.");
+	metrics_value(b, "anorak_samples_dropped_total", "reason=\"count_map_full\"",
+		      o[SAMPLE_DROP_COUNT_MAP_FULL]);
+	metrics_family(b, "anorak_stacks_dropped_total", "counter",
+		       "Stacks missing from counted samples, by reason.");
+	metrics_value(b, "anorak_stacks_dropped_total", "reason=\"stack_map_full\"", o[SAMPLE_STACK_MAP_FULL]);
+	metrics_value(b, "anorak_stacks_dropped_total", "reason=\"user_stack_missing\"",
+		      o[SAMPLE_USER_STACK_MISSING]);
+	metrics_value(b, "anorak_stacks_dropped_total", "reason=\"kernel_stack_missing\"",
+		      o[SAMPLE_KERNEL_STACK_MISSING]);
+	metrics_family(b, "anorak_stacks_truncated_total", "counter",
+		       "User stacks cut at the depth limit (127 frames).");
+	metrics_value(b, "anorak_stacks_truncated_total", NULL, o[SAMPLE_USER_STACK_TRUNCATED]);
+	metrics_family(b, "anorak_process_events_lost_total", "counter",
+		       "Process events lost because the BPF ring buffer was full.");
+	metrics_value(b, "anorak_process_events_lost_total", NULL, o[SAMPLE_NEW_PROCESS_EVENT_LOST]);
+
+	metrics_family(b, "anorak_trace_context_samples_total", "counter",
+		       "Samples of processes that publish a trace context, by what was read.");
+	metrics_value(b, "anorak_trace_context_samples_total", "result=\"ids\"", o[SAMPLE_TRACE_CONTEXT]);
+	metrics_value(b, "anorak_trace_context_samples_total", "result=\"read_failed\"",
+		      o[SAMPLE_TRACE_READ_FAILED]);
+	metrics_value(b, "anorak_trace_context_samples_total", "result=\"invalid\"", o[SAMPLE_TRACE_INVALID]);
+	metrics_family(b, "anorak_cgroup_perf_events", "gauge",
+		       "Open per-CPU perf events of containers sampled at their own rate.");
+	metrics_value(b, "anorak_cgroup_perf_events", NULL, atomic_load(&s->cgroup_event_count));
+	metrics_family(b, "anorak_samples_elsewhere_total", "counter",
+		       "Base-rate samples of containers sampled by their own events, left to those (not counted twice).");
+	metrics_value(b, "anorak_samples_elsewhere_total", NULL, o[SAMPLE_ELSEWHERE]);
+	metrics_family(b, "anorak_samples_cgroup_stale_total", "counter",
+		       "Samples of a container's own events taken after its rate was lowered, not counted.");
+	metrics_value(b, "anorak_samples_cgroup_stale_total", NULL, o[SAMPLE_CGROUP_STALE]);
+	metrics_family(b, "anorak_perf_events", "gauge", "Open per-CPU sampling perf events.");
+	metrics_value(b, "anorak_perf_events", NULL, s->nlinks);
+	metrics_family(b, "anorak_sampling_frequency_hertz", "gauge", "Base sampling frequency per CPU.");
+	metrics_value(b, "anorak_sampling_frequency_hertz", NULL, s->frequency);
+	metrics_family(b, "anorak_drains_total", "counter", "Drains of the BPF sample maps.");
+	metrics_value(b, "anorak_drains_total", NULL, atomic_load(&s->drains));
+	metrics_family(b, "anorak_drain_errors_total", "counter", "Drains of the BPF sample maps that failed.");
+	metrics_value(b, "anorak_drain_errors_total", NULL, atomic_load(&s->drain_errors));
+	metrics_family(b, "anorak_drain_distinct_stacks", "gauge",
+		       "Distinct stacks (user and kernel) in the last drained generation.");
+	metrics_value(b, "anorak_drain_distinct_stacks", NULL, atomic_load(&s->last_distinct_stacks));
+	metrics_family(b, "anorak_drain_count_map_entries", "gauge",
+		       "Entries of the count map in the last drained generation.");
+	metrics_value(b, "anorak_drain_count_map_entries", NULL, atomic_load(&s->last_count_entries));
+	metrics_histogram_write(b, "anorak_drain_duration_seconds", "Time to switch generation and drain it.",
+				&s->drain_seconds);
+	if (s->unwinder)
+		unwinder_write_metrics(b, s->unwinder);
+}

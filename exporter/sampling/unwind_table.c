@@ -1,0 +1,675 @@
+#include "exporter/sampling/unwind_table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <linux/types.h>
+
+#include "exporter/sampling/ehframe.h"
+#include "exporter/proc/elf_file.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "exporter/proc/procfile.h"
+#include "exporter/proc/procmaps.h"
+#include "bpf/unwind.h"
+#include "exporter/sampling/unwind_alloc.h"
+
+/* Files remembered (with or without a table). */
+#define MAX_FILES (4 * UNWIND_MAX_TABLES)
+/* Rows written to the array map per syscall (a multiple of UNWIND_BLOCK_ROWS). */
+#define ROW_BATCH 4096
+
+/* Why a file has no table; negative cache entries remember it. */
+enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_STATES };
+
+static const char *const state_labels[TABLE_STATES] = {
+	[TABLE_LOADED] = "result=\"success\"",
+	[TABLE_NONE] = "result=\"no_eh_frame\"",
+	[TABLE_FAILED] = "result=\"error\"",
+	[TABLE_TOO_BIG] = "result=\"too_large\"",
+};
+
+/* One file's table: in BPF (slot, rows [first, first + count)) or a negative entry. */
+struct table {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_ns;
+	bool vdso;
+	enum table_state state;
+	uint32_t slot, gen, first, count;
+	uint64_t base;                 /* file virtual address of row pc 0 */
+	struct elf_load *loads;        /* of a loaded table only: files without one are many */
+	int nloads;
+	uint64_t installed_ns;         /* last time a process was given it (CLOCK_MONOTONIC) */
+	struct table *next;
+};
+
+struct unwinder {
+	struct unwinder_opts opts;
+	char *proc_root;
+	struct unwinder_maps maps;
+	pthread_mutex_t lock;
+
+	struct table *tables;          /* all files seen, loaded or not */
+	uint32_t ntables;
+	struct unwind_alloc *alloc;    /* slots and row blocks of the loaded ones */
+	struct table *by_slot[UNWIND_MAX_TABLES];
+	uint32_t entries_written;
+
+	const void *vdso_image;
+	uint64_t vdso_size;
+
+	struct unwind_process *entry;  /* scratch for the process being added */
+	__u32 *keybuf;
+	__u32 *indexbuf;
+
+	uint64_t built[TABLE_STATES];
+	uint64_t processes_added, processes_failed, processes_full, mappings_dropped, events;
+	struct metrics_histogram build_seconds;
+};
+
+static const double build_buckets[] = { 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void unwinder_plan(uint64_t memory_bytes, uint32_t max_processes, uint32_t *nrows, uint32_t *nprocs)
+{
+	uint64_t procs = memory_bytes / 4 / sizeof(struct unwind_process);
+	uint64_t rows;
+
+	if (procs > max_processes)
+		procs = max_processes;
+	if (procs < 1)
+		procs = 1;
+	/* Whole blocks of rows, each with its entry in the block index. */
+	rows = (memory_bytes - procs * sizeof(struct unwind_process)) /
+	       (sizeof(struct unwind_row) + sizeof(__u32) / (double)UNWIND_BLOCK_ROWS);
+	if (rows > UINT32_MAX)
+		rows = UINT32_MAX;
+	rows -= rows % UNWIND_BLOCK_ROWS;
+	*nrows = rows ? (uint32_t)rows : UNWIND_BLOCK_ROWS;
+	*nprocs = (uint32_t)procs;
+}
+
+/* --- eviction ------------------------------------------------------------------------------------ */
+
+/* When samples last used the table, or it was last installed, whichever is later. */
+static uint64_t last_used(void *ctx, uint32_t slot)
+{
+	struct unwinder *u = ctx;
+	const struct table *t = u->by_slot[slot];
+	struct unwind_table_info info;
+
+	if (!t)
+		return 0;
+	if (bpf_map_lookup_elem(u->maps.tables_fd, &slot, &info) == 0 && info.last_used_ns > t->installed_ns)
+		return info.last_used_ns;
+	return t->installed_ns;
+}
+
+/* Waits until no BPF program can still be reading rows of a released table. */
+static int wait_for_readers(struct unwinder *u)
+{
+	__u32 zero = 0;
+	int inner = u->maps.sync_inner_fd;
+
+	return bpf_map_update_elem(u->maps.sync_fd, &zero, &inner, BPF_ANY) ? -errno : 0;
+}
+
+static void table_free(struct table *t)
+{
+	free(t->loads);
+	free(t);
+}
+
+static void table_unlink(struct unwinder *u, struct table *victim)
+{
+	for (struct table **pp = &u->tables; *pp; pp = &(*pp)->next) {
+		if (*pp == victim) {
+			*pp = victim->next;
+			u->ntables--;
+			table_free(victim);
+			return;
+		}
+	}
+}
+
+/* Evicted tables: their slots are marked free for BPF (the new gen makes process entries naming
+ * them stale), rows cached per CPU are made stale, and the wait makes every program see it. The
+ * files are forgotten: the next process mapping one gets it parsed again. */
+static int evicted(void *ctx, const uint32_t *slots, int n)
+{
+	struct unwinder *u = ctx;
+
+	for (int i = 0; i < n; i++) {
+		struct unwind_table_info info = { .gen = u->alloc->slots[slots[i]].gen };
+
+		bpf_map_update_elem(u->maps.tables_fd, &slots[i], &info, BPF_ANY);
+	}
+	__atomic_add_fetch(u->maps.epoch, 1, __ATOMIC_SEQ_CST);
+	int err = wait_for_readers(u);
+	for (int i = 0; i < n; i++) {
+		table_unlink(u, u->by_slot[slots[i]]);
+		u->by_slot[slots[i]] = NULL;
+	}
+	if (err)
+		log_warn("cannot wait for BPF programs before reusing unwind table rows", "err=\"%s\"",
+			 strerror(-err));
+	return err;
+}
+
+/* --- building tables ----------------------------------------------------------------------------- */
+
+/* The rows from row first on, and the block index entry of each of their blocks: the pc of its first
+ * row. Written with batch updates, not through a mapping of the map: the rows are kernel memory only,
+ * never pages of the daemon. */
+static int write_rows(struct unwinder *u, uint32_t first, const struct unwind_row *rows, uint32_t n)
+{
+	for (uint32_t done = 0; done < n;) {
+		__u32 batch = n - done > ROW_BATCH ? ROW_BATCH : n - done, nblocks = unwind_blocks(batch);
+		__u32 count = batch;
+
+		for (__u32 i = 0; i < batch; i++)
+			u->keybuf[i] = first + done + i;
+		if (bpf_map_update_batch(u->maps.rows_fd, u->keybuf, rows + done, &count, NULL))
+			return -errno;
+		for (__u32 b = 0; b < nblocks; b++) {
+			u->keybuf[b] = (first + done) / UNWIND_BLOCK_ROWS + b;
+			u->indexbuf[b] = rows[done + b * UNWIND_BLOCK_ROWS].pc;
+		}
+		count = nblocks;
+		if (bpf_map_update_batch(u->maps.index_fd, u->keybuf, u->indexbuf, &count, NULL))
+			return -errno;
+		done += batch;
+	}
+	return 0;
+}
+
+/* Parses the file and puts its table into BPF. Sets t->state. */
+static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
+{
+	struct elf_load loads[ELF_MAX_LOADS];
+	struct ehframe_table et;
+	uint64_t start = mono_ns();
+	int err, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
+
+	if (nloads <= 0) {
+		t->state = TABLE_FAILED;
+		goto out;
+	}
+	/* A table larger than the whole map can never load: stop building it there, which also bounds the
+	 * builder's temporary memory by --unwind.table-memory. */
+	err = ehframe_table_from_elf(ef, u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS,
+				     &et);
+	if (err) {
+		t->state = err == -ENOENT ? TABLE_NONE : err == -E2BIG ? TABLE_TOO_BIG : TABLE_FAILED;
+		goto out;
+	}
+	if (et.nrows > u->maps.nrows) {
+		t->state = TABLE_TOO_BIG;
+		ehframe_table_free(&et);
+		goto out;
+	}
+	struct unwind_alloc_ops ops = { .last_used = last_used, .evicted = evicted, .ctx = u };
+	err = unwind_alloc_table(u->alloc, et.nrows, &ops, &t->slot);
+	if (!err) {
+		t->first = u->alloc->slots[t->slot].first_block * UNWIND_BLOCK_ROWS;
+		struct unwind_table_info info = {
+			.first = t->first, .count = et.nrows, .gen = u->alloc->slots[t->slot].gen,
+			.last_used_ns = mono_ns(),
+		};
+		err = write_rows(u, t->first, et.rows, et.nrows);
+		if (!err && bpf_map_update_elem(u->maps.tables_fd, &t->slot, &info, BPF_ANY))
+			err = -errno;
+		if (err)
+			unwind_alloc_release(u->alloc, t->slot);
+	}
+	if (err) {
+		t->state = err == -ENOSPC ? TABLE_TOO_BIG : TABLE_FAILED;
+		log_debug("cannot load an unwind table into BPF", "rows=%u err=\"%s\"", et.nrows, strerror(-err));
+	} else {
+		t->state = TABLE_LOADED;
+		t->count = et.nrows;
+		t->gen = u->alloc->slots[t->slot].gen;
+		t->base = et.base;
+		t->installed_ns = mono_ns();
+		u->by_slot[t->slot] = t;
+		t->loads = malloc((size_t)nloads * sizeof(*t->loads));
+		if (t->loads) {
+			memcpy(t->loads, loads, (size_t)nloads * sizeof(*t->loads));
+			t->nloads = nloads;
+		}
+	}
+	ehframe_table_free(&et);
+out:
+	u->built[t->state]++;
+	metrics_histogram_observe(&u->build_seconds, (mono_ns() - start) / 1e9);
+}
+
+static struct table *table_new(struct unwinder *u)
+{
+	struct table *t;
+
+	/* Files without a table are remembered so they are not parsed again, but not without bound. */
+	if (u->ntables >= MAX_FILES) {
+		for (struct table **pp = &u->tables; *pp;) {
+			struct table *o = *pp;
+			if (o->state != TABLE_LOADED) {
+				*pp = o->next;
+				u->ntables--;
+				table_free(o);
+			} else {
+				pp = &o->next;
+			}
+		}
+		if (u->ntables >= MAX_FILES)
+			return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->next = u->tables;
+	u->tables = t;
+	u->ntables++;
+	return t;
+}
+
+/* The table of the file behind a mapping of pid, built if it is new. NULL when it has none. */
+static struct table *file_table(struct unwinder *u, int pid, int rootfd, const struct procmaps_entry *e)
+{
+	int fd = procfile_open_mapped(u->proc_root, pid, rootfd, e);
+	struct elf_file *ef = NULL;
+	struct table *t;
+	struct stat st;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return NULL;
+	}
+	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	for (t = u->tables; t; t = t->next) {
+		if (!t->vdso && t->dev == st.st_dev && t->ino == st.st_ino && t->size == st.st_size &&
+		    t->mtime_ns == mtime)
+			break;
+	}
+	if (!t) {
+		t = table_new(u);
+		if (t) {
+			t->dev = st.st_dev;
+			t->ino = st.st_ino;
+			t->size = st.st_size;
+			t->mtime_ns = mtime;
+			if (elf_file_open(fd, u->opts.elf_max_bytes, &ef) == 0)
+				load_table(u, t, ef);
+			else
+				u->built[t->state = TABLE_FAILED]++;
+			elf_file_close(ef);
+		}
+	}
+	close(fd);
+	return t && t->state == TABLE_LOADED ? t : NULL;
+}
+
+/* The vdso is the same image in every process on this kernel: its table comes from ours. */
+static struct table *vdso_table(struct unwinder *u, const struct procmaps_entry *e)
+{
+	struct elf_file *ef;
+	struct table *t;
+
+	if (!u->vdso_image || e->end - e->start != u->vdso_size)
+		return NULL;
+	for (t = u->tables; t; t = t->next)
+		if (t->vdso)
+			return t->state == TABLE_LOADED ? t : NULL;
+	t = table_new(u);
+	if (!t)
+		return NULL;
+	t->vdso = true;
+	if (elf_file_open_mem(u->vdso_image, u->vdso_size, &ef) == 0) {
+		load_table(u, t, ef);
+		elf_file_close(ef);
+	} else {
+		u->built[t->state = TABLE_FAILED]++;
+	}
+	return t->state == TABLE_LOADED ? t : NULL;
+}
+
+/* Virtual address of the mapping's first byte: its file offset is page-aligned, the segment's may
+ * not be. */
+static int mapping_vaddr(const struct table *t, uint64_t offset, uint64_t *vaddr)
+{
+	for (int i = 0; i < t->nloads; i++) {
+		const struct elf_load *l = &t->loads[i];
+		uint64_t page_off = l->offset & ~0xfffULL;
+
+		if (offset >= page_off && offset < l->offset + l->filesz) {
+			*vaddr = l->vaddr - (l->offset - offset);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* --- processes ----------------------------------------------------------------------------------- */
+
+struct add_ctx {
+	struct unwinder *u;
+	int pid, rootfd;
+	struct unwind_process *p;
+};
+
+static int add_mapping(const struct procmaps_entry *e, void *arg)
+{
+	struct add_ctx *c = arg;
+	struct unwinder *u = c->u;
+	struct table *t = NULL;
+	uint64_t vaddr;
+
+	if (!e->executable)
+		return 0;
+	if (e->inode != 0 && e->path[0] == '/')
+		t = file_table(u, c->pid, c->rootfd, e);
+	else if (strcmp(e->path, "[vdso]") == 0)
+		t = vdso_table(u, e);
+	if (!t || !t->nloads)
+		return 0;
+	unwind_alloc_pin(u->alloc, t->slot);
+	t->installed_ns = mono_ns();
+	if (t->vdso)
+		vaddr = t->loads[0].vaddr; /* the image is mapped whole from its start */
+	else if (mapping_vaddr(t, e->offset, &vaddr))
+		return 0;
+	if (c->p->count == UNWIND_MAX_MAPPINGS) {
+		u->mappings_dropped++;
+		return 0;
+	}
+	c->p->mappings[c->p->count++] = (struct unwind_mapping){
+		.start = e->start,
+		.end = e->end,
+		.base = e->start - vaddr + t->base,
+		.table = t->slot,
+		.gen = t->gen,
+	};
+	return 0;
+}
+
+static int cmp_mapping(const void *a, const void *b)
+{
+	const struct unwind_mapping *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* A table loaded for an earlier mapping of this process may have been evicted for a later one:
+ * entries naming a slot whose gen moved on are dropped (BPF would ignore them anyway). */
+static void drop_stale(struct unwinder *u, struct unwind_process *p)
+{
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < p->count; i++)
+		if (u->alloc->slots[p->mappings[i].table].used &&
+		    u->alloc->slots[p->mappings[i].table].gen == p->mappings[i].gen)
+			p->mappings[kept++] = p->mappings[i];
+	p->count = kept;
+}
+
+static int add_locked(struct unwinder *u, uint32_t tgid)
+{
+	char path[64];
+	struct add_ctx c = { .u = u, .pid = (int)tgid, .p = u->entry };
+	FILE *f;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/%u/maps", u->proc_root, tgid);
+	f = fopen(path, "re");
+	if (!f)
+		return -ESRCH;
+	unwind_alloc_begin_install(u->alloc);
+	memset(c.p, 0, sizeof(*c.p));
+	c.rootfd = procfile_open_root(u->proc_root, (int)tgid);
+	err = procmaps_foreach(f, add_mapping, &c);
+	fclose(f);
+	if (c.rootfd >= 0)
+		close(c.rootfd);
+	if (err)
+		return kill((pid_t)tgid, 0) && errno == ESRCH ? -ESRCH : err; /* it exited while being read */
+	drop_stale(u, c.p);
+	if (c.p->count == 0)
+		return -ENOENT;
+	qsort(c.p->mappings, c.p->count, sizeof(c.p->mappings[0]), cmp_mapping);
+	c.p->gen = ++u->entries_written;
+	if (bpf_map_update_elem(u->maps.procs_fd, &tgid, c.p, BPF_ANY))
+		return errno == E2BIG ? -ENOSPC : -errno;
+	/* BPF drops the entry at exit; one written after the exit would outlive the process. */
+	if (kill((pid_t)tgid, 0) && errno == ESRCH) {
+		bpf_map_delete_elem(u->maps.procs_fd, &tgid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+static uint64_t tables_built(const struct unwinder *u)
+{
+	uint64_t n = 0;
+
+	for (int s = 0; s < TABLE_STATES; s++)
+		n += u->built[s];
+	return n;
+}
+
+int unwinder_add_process(struct unwinder *u, uint32_t tgid)
+{
+	pthread_mutex_lock(&u->lock);
+	uint64_t built = tables_built(u);
+	int err = add_locked(u, tgid);
+	/* Parsing leaves freed holes between the few blocks that stay (libelf's, the file list): give
+	 * their pages back, or every burst of new binaries would grow the daemon's RSS for good. */
+	if (tables_built(u) != built)
+		malloc_trim(0);
+	if (!err)
+		u->processes_added++;
+	else if (err == -ENOSPC)
+		u->processes_full++;
+	else if (err != -ESRCH && err != -ENOENT)
+		u->processes_failed++;
+	pthread_mutex_unlock(&u->lock);
+	if (err && err != -ESRCH && err != -ENOENT)
+		log_debug("cannot give a process unwind tables", "pid=%u err=\"%s\"", tgid, strerror(-err));
+	return err;
+}
+
+int unwinder_handle_event(void *unwinder, void *data, size_t size)
+{
+	struct unwinder *u = unwinder;
+	const struct unwind_event *e = data;
+
+	if (size < sizeof(*e))
+		return 0;
+	pthread_mutex_lock(&u->lock);
+	u->events++;
+	pthread_mutex_unlock(&u->lock);
+	unwinder_add_process(u, e->tgid);
+	return 0;
+}
+
+/* --- life cycle ---------------------------------------------------------------------------------- */
+
+static int find_vdso_size(const struct procmaps_entry *e, void *ctx)
+{
+	if (strcmp(e->path, "[vdso]") != 0)
+		return 0;
+	*(uint64_t *)ctx = e->end - e->start;
+	return 1;
+}
+
+static void find_vdso(struct unwinder *u)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	uint64_t size = 0;
+
+	u->vdso_image = (const void *)getauxval(AT_SYSINFO_EHDR);
+	if (!f || !u->vdso_image) {
+		u->vdso_image = NULL;
+		if (f)
+			fclose(f);
+		return;
+	}
+	procmaps_foreach(f, find_vdso_size, &size);
+	fclose(f);
+	u->vdso_size = size;
+	if (!size)
+		u->vdso_image = NULL;
+}
+
+int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *maps, struct unwinder **out)
+{
+	struct unwinder *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return -ENOMEM;
+	u->opts = *opts;
+	u->maps = *maps;
+	u->proc_root = strdup(opts->proc_root ? opts->proc_root : "/proc");
+	u->entry = calloc(1, sizeof(*u->entry));
+	u->keybuf = calloc(ROW_BATCH, sizeof(*u->keybuf));
+	u->indexbuf = calloc(ROW_BATCH / UNWIND_BLOCK_ROWS, sizeof(*u->indexbuf));
+	if (!u->proc_root || !u->entry || !u->keybuf || !u->indexbuf ||
+	    unwind_alloc_new(maps->nrows / UNWIND_BLOCK_ROWS, &u->alloc) ||
+	    metrics_histogram_init(&u->build_seconds, build_buckets, sizeof(build_buckets) / sizeof(build_buckets[0]))) {
+		free(u->proc_root);
+		free(u->entry);
+		free(u->keybuf);
+		free(u->indexbuf);
+		unwind_alloc_free(u->alloc);
+		free(u);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&u->lock, NULL);
+	find_vdso(u);
+	*out = u;
+	return 0;
+}
+
+void unwinder_free(struct unwinder *u)
+{
+	if (!u)
+		return;
+	while (u->tables) {
+		struct table *t = u->tables;
+		u->tables = t->next;
+		table_free(t);
+	}
+	metrics_histogram_destroy(&u->build_seconds);
+	pthread_mutex_destroy(&u->lock);
+	free(u->proc_root);
+	free(u->entry);
+	free(u->keybuf);
+	free(u->indexbuf);
+	unwind_alloc_free(u->alloc);
+	free(u);
+}
+
+/* --- metrics ------------------------------------------------------------------------------------- */
+
+static void sum_counters(struct unwinder *u, uint64_t *totals)
+{
+	struct unwind_counter_values *percpu = calloc(u->maps.ncpus, sizeof(*percpu));
+	__u32 zero = 0;
+
+	memset(totals, 0, UNWIND_COUNTERS * sizeof(*totals));
+	if (percpu && bpf_map_lookup_elem(u->maps.counters_fd, &zero, percpu) == 0)
+		for (int c = 0; c < u->maps.ncpus; c++)
+			for (int i = 0; i < UNWIND_COUNTERS; i++)
+				totals[i] += percpu[c].n[i];
+	free(percpu);
+}
+
+void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
+{
+	struct unwinder *u = unwinder;
+	uint64_t c[UNWIND_COUNTERS];
+
+	sum_counters(u, c);
+	metrics_family(b, "anorak_unwind_frames_total", "counter",
+		       "User stack frames found, by method: unwind table row or frame pointer.");
+	metrics_value(b, "anorak_unwind_frames_total", "method=\"table\"", c[UNWIND_FRAMES_TABLE]);
+	metrics_value(b, "anorak_unwind_frames_total", "method=\"frame_pointer\"", c[UNWIND_FRAMES_FP]);
+	metrics_family(b, "anorak_unwind_stacks_total", "counter",
+		       "User stacks of processes with unwind tables that reached their outermost frame "
+		       "(result=\"complete\"), and stacks of processes without tables yet, walked by frame "
+		       "pointer only (result=\"frame_pointer_only\").");
+	metrics_value(b, "anorak_unwind_stacks_total", "result=\"complete\"", c[UNWIND_STACKS_COMPLETE]);
+	metrics_value(b, "anorak_unwind_stacks_total", "result=\"frame_pointer_only\"", c[UNWIND_STACKS_FP_ONLY]);
+	metrics_family(b, "anorak_unwind_stacks_truncated_total", "counter",
+		       "User stacks of processes with unwind tables cut short, by reason.");
+	metrics_value(b, "anorak_unwind_stacks_truncated_total", "reason=\"no_table\"", c[UNWIND_TRUNC_NO_TABLE]);
+	metrics_value(b, "anorak_unwind_stacks_truncated_total", "reason=\"bad_rule\"", c[UNWIND_TRUNC_BAD_RULE]);
+	metrics_value(b, "anorak_unwind_stacks_truncated_total", "reason=\"read_fault\"", c[UNWIND_TRUNC_READ_FAULT]);
+	metrics_value(b, "anorak_unwind_stacks_truncated_total", "reason=\"depth\"", c[UNWIND_TRUNC_DEPTH]);
+	metrics_family(b, "anorak_unwind_events_lost_total", "counter",
+		       "Requests from BPF to re-read a process's mappings lost to a full ring buffer.");
+	metrics_value(b, "anorak_unwind_events_lost_total", NULL, c[UNWIND_EVENTS_LOST]);
+
+	pthread_mutex_lock(&u->lock);
+	uint64_t rows_used = (uint64_t)u->alloc->blocks_used * UNWIND_BLOCK_ROWS, loaded = u->alloc->tables;
+	uint64_t evicted = u->alloc->evicted;
+	uint64_t built[TABLE_STATES];
+	memcpy(built, u->built, sizeof(built));
+	uint64_t added = u->processes_added, failed = u->processes_failed, full = u->processes_full;
+	uint64_t dropped = u->mappings_dropped, events = u->events;
+	pthread_mutex_unlock(&u->lock);
+
+	metrics_family(b, "anorak_unwind_table_bytes", "gauge", "BPF map memory held by unwind table rows.");
+	metrics_value(b, "anorak_unwind_table_bytes", NULL, (double)rows_used * sizeof(struct unwind_row));
+	metrics_family(b, "anorak_unwind_table_capacity_bytes", "gauge",
+		       "BPF map memory for unwind table rows (--unwind.table-memory less the process ranges).");
+	metrics_value(b, "anorak_unwind_table_capacity_bytes", NULL,
+		      (double)u->maps.nrows * sizeof(struct unwind_row));
+	metrics_family(b, "anorak_unwind_process_map_capacity_bytes", "gauge",
+		       "BPF map memory the per-process address ranges may take at most.");
+	metrics_value(b, "anorak_unwind_process_map_capacity_bytes", NULL,
+		      (double)u->maps.nprocs * sizeof(struct unwind_process));
+	metrics_family(b, "anorak_unwind_tables", "gauge", "Binaries whose unwind tables are in BPF.");
+	metrics_value(b, "anorak_unwind_tables", NULL, loaded);
+	metrics_family(b, "anorak_unwind_tables_built_total", "counter",
+		       "Unwind tables built from .eh_frame, by result.");
+	for (int s = 0; s < TABLE_STATES; s++)
+		metrics_value(b, "anorak_unwind_tables_built_total", state_labels[s], built[s]);
+	metrics_family(b, "anorak_unwind_tables_evicted_total", "counter",
+		       "Unwind tables evicted (least recently used first) to make room for new ones.");
+	metrics_value(b, "anorak_unwind_tables_evicted_total", NULL, evicted);
+	metrics_histogram_write(b, "anorak_unwind_table_build_duration_seconds",
+				"Time to parse a binary's .eh_frame and load its table into BPF.", &u->build_seconds);
+	metrics_family(b, "anorak_unwind_processes_total", "counter",
+		       "Processes given unwind tables, by result (process_map_full: no room in the BPF map).");
+	metrics_value(b, "anorak_unwind_processes_total", "result=\"success\"", added);
+	metrics_value(b, "anorak_unwind_processes_total", "result=\"error\"", failed);
+	metrics_value(b, "anorak_unwind_processes_total", "result=\"process_map_full\"", full);
+	metrics_family(b, "anorak_unwind_mappings_dropped_total", "counter",
+		       "Executable mappings with a table left out of a process's ranges (more than 128).");
+	metrics_value(b, "anorak_unwind_mappings_dropped_total", NULL, dropped);
+	metrics_family(b, "anorak_unwind_refresh_events_total", "counter",
+		       "Requests from BPF to re-read a process's mappings (new code mapped, table evicted).");
+	metrics_value(b, "anorak_unwind_refresh_events_total", NULL, events);
+}

@@ -1,0 +1,472 @@
+#include "exporter/symbols/process.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "labels/cgroup.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "exporter/symbols/symbolize.h"
+
+#define PROCESS_BUCKETS 4096
+/* A process whose stack points outside its known mappings (dlopen, JIT) re-reads them at most this
+ * often. */
+#define MAPS_RELOAD_INTERVAL_NS 1000000000LL
+
+struct process_table {
+	struct process_table_opts opts;
+	pthread_mutex_t lock;
+	struct process *buckets[PROCESS_BUCKETS];
+	uint32_t tracked;
+	uint64_t drains_begun;
+
+	atomic_uint_fast64_t maps_loaded;
+	atomic_uint_fast64_t maps_failed;
+	atomic_uint_fast64_t untracked;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+struct process *process_get(struct process *p)
+{
+	atomic_fetch_add(&p->refs, 1);
+	return p;
+}
+
+void process_put(struct process *p)
+{
+	if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	process_put(p->previous);
+	if (p->maps)
+		proc_maps_put(p->maps);
+	target_put(p->target);
+	free(p);
+}
+
+static void read_comm(const char *proc_root, uint32_t tgid, char *comm, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%u/comm", proc_root, tgid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(comm, (int)len, f))
+		comm[strcspn(comm, "\n")] = '\0';
+	fclose(f);
+}
+
+static struct proc_maps *load_maps(struct process_table *t, uint32_t tgid)
+{
+	struct proc_maps *maps = NULL;
+	int err = symbolizer_load_maps(t->opts.symbolizer, (int)tgid, &maps);
+
+	if (err) {
+		atomic_fetch_add(&t->maps_failed, 1);
+		log_debug("cannot read the mappings of a process", "pid=%u err=%d", tgid, err);
+		return NULL;
+	}
+	atomic_fetch_add(&t->maps_loaded, 1);
+	return maps;
+}
+
+/* The executable's path as the process sees it; "" when unreadable (kernel threads, gone). */
+static void read_executable(const char *proc_root, uint32_t tgid, char *exe, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%u/exe", proc_root, tgid);
+	n = readlink(path, exe, len - 1);
+	exe[n > 0 ? n : 0] = '\0';
+}
+
+static struct target *host_target(struct process_table *t, struct process *p)
+{
+	char exe[PATH_MAX], cgroup_path[PATH_MAX];
+	struct labelset discovered = { 0 };
+
+	read_executable(t->opts.proc_root, p->tgid, exe, sizeof(exe));
+	cgroup_identity_of_pid(t->opts.proc_root, (int)p->tgid, &p->cgroup, cgroup_path, sizeof(cgroup_path));
+	if (t->opts.cgroup2_mount && t->opts.cgroup2_mount[0] &&
+	    cgroup2_of_pid(t->opts.proc_root, t->opts.cgroup2_mount, (int)p->tgid, &p->cgroup2_id, NULL, 0))
+		p->cgroup2_id = 0;
+	struct host_process hp = { .address = t->opts.address, .pid = p->tgid, .comm = p->comm,
+				   .executable = exe, .cgroup_path = cgroup_path, .cgroup = &p->cgroup };
+	if (host_discovered_labels(&hp, &discovered)) {
+		labelset_free(&discovered);
+		return NULL;
+	}
+	return target_make(t->opts.labeler, &discovered);
+}
+
+/* A new incarnation of tgid, read from /proc now (comm falls back to the event's). */
+static struct process *process_new(struct process_table *t, uint32_t tgid, const char *event_comm)
+{
+	struct process *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	atomic_init(&p->refs, 1);
+	p->tgid = tgid;
+	if (event_comm)
+		snprintf(p->comm, sizeof(p->comm), "%s", event_comm);
+	read_comm(t->opts.proc_root, tgid, p->comm, sizeof(p->comm));
+	p->target = host_target(t, p);
+	if (!p->target) {
+		process_put(p);
+		return NULL;
+	}
+	if (t->opts.on_target)
+		t->opts.on_target(t->opts.on_target_ctx, p, p->target, false);
+	p->maps = load_maps(t, tgid);
+	p->maps_loaded_ns = now_ns();
+	return p;
+}
+
+static struct process **slot_of(struct process_table *t, uint32_t tgid)
+{
+	struct process **slot = &t->buckets[tgid % PROCESS_BUCKETS];
+
+	while (*slot && (*slot)->tgid != tgid)
+		slot = &(*slot)->hash_next;
+	return slot;
+}
+
+static void mark_gone(struct process_table *t, struct process *p)
+{
+	p->gone = true;
+	p->gone_after_drain = t->drains_begun;
+}
+
+/* Puts fresh in the table in place of the current incarnation, which it keeps as previous for the
+ * samples still to be drained. Takes the caller's reference to fresh. Called with the lock held. */
+static void replace_locked(struct process_table *t, struct process *fresh)
+{
+	struct process **slot = slot_of(t, fresh->tgid);
+	struct process *old = *slot;
+
+	if (old) {
+		fresh->hash_next = old->hash_next;
+		old->hash_next = NULL;
+		process_put(old->previous);
+		old->previous = NULL;
+		if (!old->gone)
+			mark_gone(t, old);
+		fresh->previous = old;
+	} else {
+		t->tracked++;
+	}
+	*slot = fresh;
+}
+
+static bool table_full(struct process_table *t, uint32_t tgid)
+{
+	return t->tracked >= t->opts.max_processes && !*slot_of(t, tgid);
+}
+
+static void learn(struct process_table *t, uint32_t tgid, const char *comm, bool from_event)
+{
+	struct process *fresh = process_new(t, tgid, comm);
+
+	if (!fresh)
+		return;
+	if (from_event && t->opts.on_learnt)
+		t->opts.on_learnt(t->opts.on_learnt_ctx, fresh);
+	pthread_mutex_lock(&t->lock);
+	if (table_full(t, tgid)) {
+		atomic_fetch_add(&t->untracked, 1);
+		process_put(fresh);
+	} else {
+		replace_locked(t, fresh);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void on_exit_event(struct process_table *t, uint32_t tgid)
+{
+	pthread_mutex_lock(&t->lock);
+	struct process *p = *slot_of(t, tgid);
+	if (p && !p->gone)
+		mark_gone(t, p);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void process_table_on_event(const struct process_event *e, void *table)
+{
+	struct process_table *t = table;
+	char comm[sizeof(e->comm) + 1];
+
+	memcpy(comm, e->comm, sizeof(e->comm));
+	comm[sizeof(e->comm)] = '\0';
+	switch (e->type) {
+	case PROCESS_EVENT_SAMPLED: /* first sample since start or exec: its mappings are new */
+	case PROCESS_EVENT_EXEC:
+		learn(t, e->tgid, comm, true);
+		break;
+	case PROCESS_EVENT_EXIT:
+		on_exit_event(t, e->tgid);
+		break;
+	}
+}
+
+static bool maps_hold(const struct proc_maps *maps, const uint64_t *user, uint32_t nuser)
+{
+	return maps && nuser > 0 && proc_maps_find(maps, user[0]);
+}
+
+/* Picks the incarnation whose mappings hold the stack's leaf: right after an exec, samples of the
+ * old program may still be waiting in the generation being drained. Lock held. */
+static struct process *pick_incarnation(struct process *current, const uint64_t *user, uint32_t nuser)
+{
+	struct process *prev = current->previous;
+
+	if (prev && !maps_hold(current->maps, user, nuser) && maps_hold(prev->maps, user, nuser))
+		return prev;
+	return current;
+}
+
+/* The leaf is outside every known mapping of a live process: it mapped new code since. */
+static void refresh_maps(struct process_table *t, struct process *p, const uint64_t *user,
+			 uint32_t nuser)
+{
+	pthread_mutex_lock(&t->lock);
+	bool stale = !p->gone && nuser > 0 && !maps_hold(p->maps, user, nuser) &&
+		     now_ns() - p->maps_loaded_ns > MAPS_RELOAD_INTERVAL_NS;
+	if (stale)
+		p->maps_loaded_ns = now_ns();
+	pthread_mutex_unlock(&t->lock);
+	if (!stale)
+		return;
+
+	struct proc_maps *fresh = load_maps(t, p->tgid);
+	if (!fresh)
+		return;
+	pthread_mutex_lock(&t->lock);
+	struct proc_maps *old = p->maps;
+	p->maps = fresh;
+	pthread_mutex_unlock(&t->lock);
+	if (old)
+		proc_maps_put(old);
+}
+
+struct process *process_table_resolve(struct process_table *t, uint32_t tgid, const uint64_t *user,
+				      uint32_t nuser, struct proc_maps **maps)
+{
+	struct process *p;
+
+	pthread_mutex_lock(&t->lock);
+	p = *slot_of(t, tgid);
+	if (p)
+		p = process_get(pick_incarnation(p, user, nuser));
+	pthread_mutex_unlock(&t->lock);
+
+	if (!p) {
+		/* Sampled before its event was handled, or the table is full: learn it now. A full
+		 * table still gets an untracked process so its samples keep their labels. */
+		learn(t, tgid, NULL, false);
+		pthread_mutex_lock(&t->lock);
+		p = *slot_of(t, tgid);
+		if (p)
+			process_get(p);
+		pthread_mutex_unlock(&t->lock);
+		if (!p)
+			p = process_new(t, tgid, NULL);
+		if (!p)
+			return NULL;
+	} else {
+		refresh_maps(t, p, user, nuser);
+	}
+
+	pthread_mutex_lock(&t->lock);
+	*maps = p->maps ? proc_maps_get(p->maps) : NULL;
+	pthread_mutex_unlock(&t->lock);
+	return p;
+}
+
+void process_table_drain_begin(struct process_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->drains_begun++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+static bool done_with(const struct process *p, uint64_t drain)
+{
+	return p->gone && p->gone_after_drain < drain;
+}
+
+void process_table_drain_end(struct process_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < PROCESS_BUCKETS; b++) {
+		struct process **slot = &t->buckets[b];
+
+		while (*slot) {
+			struct process *p = *slot;
+
+			if (p->previous && done_with(p->previous, t->drains_begun)) {
+				process_put(p->previous);
+				p->previous = NULL;
+			}
+			if (done_with(p, t->drains_begun)) {
+				*slot = p->hash_next;
+				p->hash_next = NULL;
+				t->tracked--;
+				process_put(p);
+			} else {
+				slot = &p->hash_next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+struct target *process_target(struct process_table *t, struct process *p)
+{
+	pthread_mutex_lock(&t->lock);
+	struct target *target = target_get(p->target);
+	pthread_mutex_unlock(&t->lock);
+	return target;
+}
+
+struct relabeled {
+	struct process *process;
+	struct target *target;
+};
+
+/* Relabels outside the lock (regexes over every process take a while), then swaps the targets in. */
+void process_table_relabel(struct process_table *t)
+{
+	struct relabeled *relabel_list = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	relabel_list = calloc(t->tracked ? t->tracked : 1, sizeof(*relabel_list));
+	for (size_t b = 0; relabel_list && b < PROCESS_BUCKETS; b++)
+		for (struct process *p = t->buckets[b]; p && n < t->tracked; p = p->hash_next)
+			if (!p->gone)
+				relabel_list[n++] = (struct relabeled){ process_get(p), target_get(p->target) };
+	pthread_mutex_unlock(&t->lock);
+	if (!relabel_list) {
+		log_warn("cannot relabel processes: out of memory", NULL);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct labelset discovered = { 0 };
+		struct target *fresh = NULL;
+
+		if (!labelset_copy(&discovered, &relabel_list[i].target->discovered))
+			fresh = target_make(t->opts.labeler, &discovered);
+		target_put(relabel_list[i].target);
+		relabel_list[i].target = fresh;
+		if (fresh && t->opts.on_target)
+			t->opts.on_target(t->opts.on_target_ctx, relabel_list[i].process, fresh, true);
+	}
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (relabel_list[i].target) {
+			target_put(relabel_list[i].process->target);
+			relabel_list[i].process->target = relabel_list[i].target;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++)
+		process_put(relabel_list[i].process);
+	free(relabel_list);
+}
+
+void process_table_each_target(struct process_table *t,
+			       void (*fn)(void *ctx, const struct process *p, const struct target *target), void *ctx)
+{
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < PROCESS_BUCKETS; b++)
+		for (struct process *p = t->buckets[b]; p; p = p->hash_next)
+			if (!p->gone)
+				fn(ctx, p, p->target);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int process_table_new(const struct process_table_opts *opts, struct process_table **out)
+{
+	struct process_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->opts = *opts;
+	pthread_mutex_init(&t->lock, NULL);
+	*out = t;
+	return 0;
+}
+
+void process_table_free(struct process_table *t)
+{
+	if (!t)
+		return;
+	for (size_t b = 0; b < PROCESS_BUCKETS; b++) {
+		struct process *p = t->buckets[b];
+
+		while (p) {
+			struct process *next = p->hash_next;
+
+			process_put(p);
+			p = next;
+		}
+	}
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static const char *const trace_source_labels[PROCESS_TRACE_SOURCES] = {
+	[PROCESS_TRACE_OTEL_STATIC] = "kind=\"otel_v1\",tls=\"static\"",
+	[PROCESS_TRACE_OTEL_TLSDESC] = "kind=\"otel_v1\",tls=\"tlsdesc\"",
+	[PROCESS_TRACE_CUSTOM_STATIC] = "kind=\"custom_labels_v1\",tls=\"static\"",
+	[PROCESS_TRACE_CUSTOM_TLSDESC] = "kind=\"custom_labels_v1\",tls=\"tlsdesc\"",
+	[PROCESS_TRACE_DYNAMIC_TLS] = "kind=\"unsupported\",tls=\"dynamic\"",
+};
+
+void process_table_write_metrics(struct metrics_buf *b, void *table)
+{
+	struct process_table *t = table;
+	uint32_t by_source[PROCESS_TRACE_SOURCES] = { 0 };
+
+	pthread_mutex_lock(&t->lock);
+	uint32_t tracked = t->tracked;
+	for (size_t i = 0; i < PROCESS_BUCKETS; i++)
+		for (struct process *p = t->buckets[i]; p; p = p->hash_next)
+			if (!p->gone)
+				by_source[__atomic_load_n(&p->trace_source, __ATOMIC_RELAXED)]++;
+	pthread_mutex_unlock(&t->lock);
+
+	metrics_family(b, "anorak_trace_context_processes", "gauge",
+		       "Live processes that publish a trace context, by ABI and TLS model (dynamic TLS is not read).");
+	for (int src = PROCESS_TRACE_NONE + 1; src < PROCESS_TRACE_SOURCES; src++)
+		metrics_value(b, "anorak_trace_context_processes", trace_source_labels[src], by_source[src]);
+
+	metrics_family(b, "anorak_processes_tracked", "gauge",
+		       "Processes whose labels and mappings are kept (including exited ones not yet drained).");
+	metrics_value(b, "anorak_processes_tracked", NULL, tracked);
+	metrics_family(b, "anorak_processes_max", "gauge", "Limit of tracked processes (--processes.max).");
+	metrics_value(b, "anorak_processes_max", NULL, t->opts.max_processes);
+	metrics_family(b, "anorak_processes_untracked_total", "counter",
+		       "Processes learnt while the table was full: their mappings are read on every drain.");
+	metrics_value(b, "anorak_processes_untracked_total", NULL, atomic_load(&t->untracked));
+	metrics_family(b, "anorak_process_maps_loads_total", "counter",
+		       "Reads of /proc/PID/maps, by result.");
+	metrics_value(b, "anorak_process_maps_loads_total", "result=\"success\"", atomic_load(&t->maps_loaded));
+	metrics_value(b, "anorak_process_maps_loads_total", "result=\"error\"", atomic_load(&t->maps_failed));
+}
