@@ -5,6 +5,7 @@
 #include <locale.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,11 +648,16 @@ int relabel_finalize(struct labelset *ls, char *err, size_t errlen)
 	scheme = labelset_get(ls, "__scheme__");
 	scheme = scheme ? scheme : "";
 	if (!has_port(addr)) {
-		char probe[strlen(addr) + 6];
+		char *probe;
+		bool port_makes_valid;
 
-		/* Only an address that a port makes valid gets the scheme's default port. */
-		snprintf(probe, sizeof(probe), "%s:1234", addr);
-		if (has_port(probe)) {
+		/* Only an address that a port makes valid gets the scheme's default port. The address is
+		 * a label value of any length: the probe lives on the heap, not the stack. */
+		if (asprintf(&probe, "%s:1234", addr) < 0)
+			return -ENOMEM;
+		port_makes_valid = has_port(probe);
+		free(probe);
+		if (port_makes_valid) {
 			const char *port = !strcmp(scheme, "http") || !*scheme ? "80"
 					   : !strcmp(scheme, "https")          ? "443"
 									       : NULL;

@@ -64,8 +64,9 @@ static int parse_rfc3339(const char *s, int64_t *ns)
 	} else {
 		return -EINVAL;
 	}
-	if (*p || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60 ||
-	    oh > 23 || om > 59)
+	/* int64 nanoseconds span 1677 to 2262: years outside would overflow. */
+	if (*p || year < 1678 || year > 2261 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 ||
+	    min > 59 || sec > 60 || oh > 23 || om > 59)
 		return -EINVAL;
 	tm.tm_year = year - 1900;
 	tm.tm_mon = mon - 1;

@@ -32,7 +32,7 @@ static const struct {
 
 /* Connect's error: JSON {"code", "message"} with the code's HTTP status. The message often quotes
  * client input, so json-c escapes it: its output is sized from the escaped text, never guessed. */
-static int error_reply(struct http_reply *r, const char *code, const char *fmt, ...)
+int connect_error_reply(struct http_reply *r, const char *code, const char *fmt, ...)
 {
 	json_object *o = json_object_new_object();
 	const char *text;
@@ -69,7 +69,7 @@ static int message_reply(struct http_reply *r, const ProtobufCMessage *m)
 	void *out = malloc(len ? len : 1);
 
 	if (!out)
-		return error_reply(r, "internal", "out of memory");
+		return connect_error_reply(r, "internal", "out of memory");
 	protobuf_c_message_pack(m, out);
 	r->status = 200;
 	r->content_type = "application/proto";
@@ -181,9 +181,9 @@ static int add_selector(struct selection *s, const char *text, struct http_reply
 	char why[256];
 
 	if (s->nselectors == MAX_MATCHERS)
-		return error_reply(r, "invalid_argument", "more than %d matchers", MAX_MATCHERS) ?: -EINVAL;
+		return connect_error_reply(r, "invalid_argument", "more than %d matchers", MAX_MATCHERS) ?: -EINVAL;
 	if (selector_parse(text, &s->selectors[s->nselectors], why, sizeof(why)))
-		return error_reply(r, "invalid_argument", "label selector %.200s: %s", text, why) ?: -EINVAL;
+		return connect_error_reply(r, "invalid_argument", "label selector %.200s: %s", text, why) ?: -EINVAL;
 	s->nselectors++;
 	s->filter.selectors = s->selectors;
 	s->filter.n = s->nselectors;
@@ -199,7 +199,7 @@ static int set_range(struct selection *s, int64_t start_ms, int64_t end_ms, stru
 		return 0;
 	}
 	if (end_ms <= start_ms || start_ms < 0 || end_ms > INT64_MAX / MS)
-		return error_reply(r, "invalid_argument", "invalid time range: start %lld, end %lld (ms)",
+		return connect_error_reply(r, "invalid_argument", "invalid time range: start %lld, end %lld (ms)",
 				   (long long)start_ms, (long long)end_ms) ?: -EINVAL;
 	s->start_ns = start_ms * MS;
 	s->end_ns = end_ms * MS;
@@ -223,7 +223,7 @@ static int set_type(struct selection *s, const char *id, struct http_reply *r)
 			return 0;
 		}
 	}
-	return error_reply(r, "invalid_argument", "unknown profile type \"%.200s\": this server has %s and %s",
+	return connect_error_reply(r, "invalid_argument", "unknown profile type \"%.200s\": this server has %s and %s",
 			   id, profile_types[0].id, profile_types[1].id) ?: -EINVAL;
 }
 
@@ -241,19 +241,19 @@ static int hex_nibble(char c)
 static int set_spans(struct selection *s, char **spans, size_t n, struct http_reply *r)
 {
 	if (n > MAX_SPANS)
-		return error_reply(r, "invalid_argument", "more than %d span ids", MAX_SPANS) ?: -EINVAL;
+		return connect_error_reply(r, "invalid_argument", "more than %d span ids", MAX_SPANS) ?: -EINVAL;
 	s->spans = calloc(n ? n : 1, sizeof(*s->spans));
 	if (!s->spans)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		if (strlen(spans[i]) != 16)
-			return error_reply(r, "invalid_argument", "span id \"%.40s\" is not 16 hex digits",
+			return connect_error_reply(r, "invalid_argument", "span id \"%.40s\" is not 16 hex digits",
 					   spans[i]) ?: -EINVAL;
 		for (int k = 0; k < 8; k++) {
 			int hi = hex_nibble(spans[i][2 * k]), lo = hex_nibble(spans[i][2 * k + 1]);
 
 			if (hi < 0 || lo < 0)
-				return error_reply(r, "invalid_argument", "span id \"%s\" is not 16 hex digits",
+				return connect_error_reply(r, "invalid_argument", "span id \"%s\" is not 16 hex digits",
 						   spans[i]) ?: -EINVAL;
 			s->spans[i][k] = (uint8_t)(hi << 4 | lo);
 		}
@@ -822,7 +822,7 @@ static int merge_reply(struct history *h, struct selection *sel, int64_t max_nod
 	fg_builder_free(&b);
 	tree_free(&t);
 	if (err == -ENOMEM)
-		return error_reply(r, "resource_exhausted", "out of memory merging the profiles");
+		return connect_error_reply(r, "resource_exhausted", "out of memory merging the profiles");
 	return err;
 }
 
@@ -1128,7 +1128,7 @@ static int select_series(struct history *h, const Querier__V1__SelectSeriesReque
 	if (err)
 		goto out;
 	if (!req->start || req->n_group_by > MAX_GROUP_BY || !(req->step >= 0.001) || req->step > 1e9) {
-		err = error_reply(r, "invalid_argument",
+		err = connect_error_reply(r, "invalid_argument",
 				  "SelectSeries needs start and end, a step of at least 1 ms and at most %d group_by labels",
 				  MAX_GROUP_BY);
 		goto out;
@@ -1136,28 +1136,28 @@ static int select_series(struct history *h, const Querier__V1__SelectSeriesReque
 	q.start_ms = req->start;
 	q.step_ms = (int64_t)llround(req->step * 1000);
 	if ((req->end - req->start) / q.step_ms + 1 > PYROSCOPE_MAX_POINTS) {
-		err = error_reply(r, "invalid_argument",
+		err = connect_error_reply(r, "invalid_argument",
 				  "too many points: (end - start) / step is above %d, use a larger step", PYROSCOPE_MAX_POINTS);
 		goto out;
 	}
 	q.npoints = (size_t)((req->end - req->start + q.step_ms - 1) / q.step_ms) + 1;
 	q.shares = calloc(q.npoints, sizeof(*q.shares));
 	if (!q.shares) {
-		err = error_reply(r, "resource_exhausted", "out of memory building the series");
+		err = connect_error_reply(r, "resource_exhausted", "out of memory building the series");
 		goto out;
 	}
 	err = history_query(h, sel.start_ns, sel.end_ns, series_add_window, &q, NULL, NULL);
 	if (err == -ENOENT)
 		err = 0;
 	if (err == -E2BIG)
-		err = error_reply(r, "invalid_argument",
+		err = connect_error_reply(r, "invalid_argument",
 				  "more than %d series, or %d points in all: group by fewer labels or use a larger step",
 				  PYROSCOPE_MAX_SERIES, PYROSCOPE_MAX_SERIES_POINTS);
 	else if (!err)
 		err = series_reply(&q, req->aggregation == TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE,
 				   req->limit, r);
 	if (err == -ENOMEM)
-		err = error_reply(r, "resource_exhausted", "out of memory building the series");
+		err = connect_error_reply(r, "resource_exhausted", "out of memory building the series");
 out:
 	series_free(&q);
 	selection_free(&sel);
@@ -1227,7 +1227,7 @@ static int label_query(struct history *h, const char *name, char **matchers, siz
 		resp.names = q.found.strs;
 		err = message_reply(r, &resp.base);
 	} else if (err == -ENOMEM) {
-		err = error_reply(r, "resource_exhausted", "out of memory");
+		err = connect_error_reply(r, "resource_exhausted", "out of memory");
 	}
 	strset_free(&q.found);
 	free(q.seen);
@@ -1245,7 +1245,7 @@ static int profile_types_method(struct history *h, const void *body, size_t len,
 
 	(void)h;
 	if (!req)
-		return error_reply(r, "invalid_argument", "cannot decode querier.v1.ProfileTypesRequest");
+		return connect_error_reply(r, "invalid_argument", "cannot decode querier.v1.ProfileTypesRequest");
 	querier__v1__profile_types_request__free_unpacked(req, NULL);
 	for (size_t i = 0; i < NTYPES; i++) {
 		types__v1__profile_type__init(&types[i]);
@@ -1268,7 +1268,7 @@ static int label_names_method(struct history *h, const void *body, size_t len, s
 	int err;
 
 	if (!req)
-		return error_reply(r, "invalid_argument", "cannot decode types.v1.LabelNamesRequest");
+		return connect_error_reply(r, "invalid_argument", "cannot decode types.v1.LabelNamesRequest");
 	err = label_query(h, NULL, req->matchers, req->n_matchers, req->start, req->end, r);
 	types__v1__label_names_request__free_unpacked(req, NULL);
 	return err;
@@ -1280,9 +1280,9 @@ static int label_values_method(struct history *h, const void *body, size_t len, 
 	int err;
 
 	if (!req)
-		return error_reply(r, "invalid_argument", "cannot decode types.v1.LabelValuesRequest");
+		return connect_error_reply(r, "invalid_argument", "cannot decode types.v1.LabelValuesRequest");
 	if (!*req->name)
-		err = error_reply(r, "invalid_argument", "LabelValues needs a label name");
+		err = connect_error_reply(r, "invalid_argument", "LabelValues needs a label name");
 	else
 		err = label_query(h, req->name, req->matchers, req->n_matchers, req->start, req->end, r);
 	types__v1__label_values_request__free_unpacked(req, NULL);
@@ -1297,7 +1297,7 @@ static int merge_stacktraces_method(struct history *h, const void *body, size_t 
 	int err;
 
 	if (!req)
-		return error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectMergeStacktracesRequest");
+		return connect_error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectMergeStacktracesRequest");
 	err = set_type(&sel, req->profile_typeid, r) ?: add_selector(&sel, req->label_selector, r) ?:
 	      set_range(&sel, req->start, req->end, r);
 	if (!err)
@@ -1315,7 +1315,7 @@ static int merge_span_profile_method(struct history *h, const void *body, size_t
 	int err;
 
 	if (!req)
-		return error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectMergeSpanProfileRequest");
+		return connect_error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectMergeSpanProfileRequest");
 	err = set_type(&sel, req->profile_typeid, r) ?: add_selector(&sel, req->label_selector, r) ?:
 	      set_range(&sel, req->start, req->end, r) ?: set_spans(&sel, req->span_selector, req->n_span_selector, r);
 	if (!err)
@@ -1331,7 +1331,7 @@ static int select_series_method(struct history *h, const void *body, size_t len,
 	int err;
 
 	if (!req)
-		return error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectSeriesRequest");
+		return connect_error_reply(r, "invalid_argument", "cannot decode querier.v1.SelectSeriesRequest");
 	err = select_series(h, req, r);
 	querier__v1__select_series_request__free_unpacked(req, NULL);
 	return err;
@@ -1345,7 +1345,7 @@ static int profile_stats_method(struct history *h, const void *body, size_t len,
 	int64_t first = 0, last = 0;
 
 	if (!req)
-		return error_reply(r, "invalid_argument", "cannot decode types.v1.GetProfileStatsRequest");
+		return connect_error_reply(r, "invalid_argument", "cannot decode types.v1.GetProfileStatsRequest");
 	types__v1__get_profile_stats_request__free_unpacked(req, NULL);
 	/* An empty range visits no window and only reports the covered range. */
 	history_query(h, INT64_MIN, INT64_MIN, NULL, NULL, &first, &last);
@@ -1378,10 +1378,10 @@ int pyroscope_serve(struct history *h, const char *method, const void *body, siz
 
 		/* Whatever failed without an answer of its own (a window that would not decode). */
 		if (!reply->body)
-			return error_reply(reply, err == -ENOMEM ? "resource_exhausted" : "internal",
+			return connect_error_reply(reply, err == -ENOMEM ? "resource_exhausted" : "internal",
 					   "%s failed: %s", method, strerror(err < 0 ? -err : EIO));
 		return 0;
 	}
-	return error_reply(reply, "unimplemented", "anorak does not serve querier.v1.QuerierService/%.100s",
+	return connect_error_reply(reply, "unimplemented", "anorak does not serve querier.v1.QuerierService/%.100s",
 			   method);
 }

@@ -29,4 +29,9 @@ struct history;
 int pyroscope_serve(struct history *h, const char *method, const void *body, size_t len,
 		    struct http_reply *reply);
 
+/* Connect's error {"code", "message"} as JSON with the code's HTTP status (500 for an unknown code);
+ * the message may quote client input of any bytes. -ENOMEM when memory ran out. */
+int connect_error_reply(struct http_reply *reply, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif

@@ -254,14 +254,17 @@ static int serve_profile(struct http_server *s, struct mg_connection *conn,
 #define QUERY_API_MAX_BODY (1 << 20)
 
 /* Connect's error for a request body that cannot be used. */
-static int send_connect_error(struct mg_connection *conn, int status, const char *code, const char *message,
+static int send_connect_error(struct mg_connection *conn, const char *code, const char *message,
 			      const char *extra)
 {
-	char json[256];
-	int n = snprintf(json, sizeof(json), "{\"code\":\"%s\",\"message\":\"%s\"}", code, message);
+	struct http_reply reply;
+	int status;
 
-	return send_response(conn, status, "application/json", json,
-			     n < (int)sizeof(json) ? (size_t)n : sizeof(json) - 1, extra);
+	if (connect_error_reply(&reply, code, "%s", message))
+		return send_text(conn, 500, "out of memory\n");
+	status = send_response(conn, reply.status, reply.content_type, reply.body, reply.len, extra);
+	free(reply.body);
+	return status;
 }
 
 /* Connect unary call: POST, application/proto, the body as is or gzip'd (Content-Encoding); the method
@@ -289,7 +292,7 @@ static int serve_query_api(struct http_server *s, struct mg_connection *conn,
 				     "Accept-Post: application/proto\r\n");
 	bool gzipped = encoding && strcmp(encoding, "gzip") == 0;
 	if (encoding && !gzipped && strcmp(encoding, "identity") != 0)
-		return send_connect_error(conn, 501, "unimplemented",
+		return send_connect_error(conn, "unimplemented",
 					  "unsupported Content-Encoding: send gzip or identity", "Accept-Encoding: gzip\r\n");
 	if (ri->content_length > QUERY_API_MAX_BODY)
 		return send_text(conn, 413, "request body larger than %d bytes\n", QUERY_API_MAX_BODY);
@@ -318,7 +321,7 @@ static int serve_query_api(struct http_server *s, struct mg_connection *conn,
 		if (err == -ENOMEM)
 			return send_text(conn, 500, "out of memory\n");
 		if (err)
-			return send_connect_error(conn, 400, "invalid_argument", "request body is not valid gzip", NULL);
+			return send_connect_error(conn, "invalid_argument", "request body is not valid gzip", NULL);
 		body = raw;
 		len = rawlen;
 	}

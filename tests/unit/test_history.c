@@ -648,6 +648,10 @@ static void test_parse_query(void **state)
 	assert_int_equal(history_parse_time("2023-11-14T23:13:20.5+01:00", &ns), 0);
 	assert_int_equal(ns, 1700000000LL * S + 500000000);
 	assert_int_equal(history_parse_time("yesterday", &ns), -EINVAL);
+	/* Outside 1678..2261 int64 nanoseconds would overflow. */
+	assert_int_equal(history_parse_time("9999-12-31T23:59:59Z", &ns), -EINVAL);
+	assert_int_equal(history_parse_time("0001-01-01T00:00:00Z", &ns), -EINVAL);
+	assert_int_equal(history_parse_time("2261-12-31T23:59:59Z", &ns), 0);
 	assert_int_equal(history_parse_time("2023-11-14", &ns), -EINVAL);
 	assert_int_equal(history_parse_time("-5", &ns), -EINVAL);
 
