@@ -79,7 +79,7 @@ merge_grown() {
 	for seed in "$ROOT/tests/fuzz/corpus/$name"/*; do
 		rm -f "$merged/$(sha1sum <"$seed" | cut -d' ' -f1)"
 	done
-	kb=$(du -sk "$merged" | cut -f1)
+	kb=$(du -sk --apparent-size "$merged" | cut -f1)
 	if [ "$kb" -gt "$GROWN_MAX_KB" ]; then
 		echo "fuzz.sh: $name: the merged corpus is ${kb} KiB, over FUZZ_GROWN_MAX_KB=$GROWN_MAX_KB; not kept" >&2
 		rm -rf "$merged"
