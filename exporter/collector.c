@@ -580,46 +580,50 @@ int collector_targets(void *collector, char **json, size_t *len)
 static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 {
 	struct collector *c = ctx;
+	struct metrics_series series;
 
-	metrics_family(b, "anorak_target_dropped_samples_total", "counter",
-		       "Samples of processes whose target relabeling dropped.");
-	metrics_value(b, "anorak_target_dropped_samples_total", NULL, atomic_load(&c->dropped_target_samples));
-	metrics_family(b, "anorak_trace_context_discovery_errors_total", "counter",
-		       "Processes whose trace context variables could not be located (unreadable, still "
-		       "relocating after retries, or too many waiting).");
-	metrics_value(b, "anorak_trace_context_discovery_errors_total", NULL,
-		      atomic_load(&c->trace_discovery_errors));
+	metrics_counter(b, "anorak_target_dropped_samples_total",
+			"Samples of processes whose target relabeling dropped.",
+			atomic_load(&c->dropped_target_samples));
+	metrics_counter(b, "anorak_trace_context_discovery_errors_total",
+			"Processes whose trace context variables could not be located (unreadable, still "
+			"relocating after retries, or too many waiting).",
+			atomic_load(&c->trace_discovery_errors));
 
 	struct target_list targets = { 0 };
 	size_t active = 0, dropped = 0;
 	if (!collect_targets(c, &targets))
 		target_list_count(&targets, &active, &dropped);
 	target_list_free(&targets);
-	metrics_family(b, "anorak_targets", "gauge",
-		       "Targets by state: active (sampled) or dropped by relabeling, as /api/v1/targets lists them.");
-	metrics_value(b, "anorak_targets", "state=\"active\"", active);
-	metrics_value(b, "anorak_targets", "state=\"dropped\"", dropped);
-	metrics_family(b, "anorak_samples_by_rate_total", "counter",
-		       "Samples drained by the rate they were taken at: the base rate, or a container's raised one.");
-	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"base\"", atomic_load(&c->samples_base));
-	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"high\"", atomic_load(&c->samples_high));
+	series = metrics_series_begin(b, "anorak_targets", "gauge",
+				      "Targets by state: active (sampled) or dropped by relabeling, as "
+				      "/api/v1/targets lists them.");
+	metrics_series_value(series, "state=\"active\"", active);
+	metrics_series_value(series, "state=\"dropped\"", dropped);
+	series = metrics_series_begin(b, "anorak_samples_by_rate_total", "counter",
+				      "Samples drained by the rate they were taken at: the base rate, or a "
+				      "container's raised one.");
+	metrics_series_value(series, "rate=\"base\"", atomic_load(&c->samples_base));
+	metrics_series_value(series, "rate=\"high\"", atomic_load(&c->samples_high));
 
 	pthread_mutex_lock(&c->ledger_lock);
 	struct drain_ledger l = c->ledger;
 	pthread_mutex_unlock(&c->ledger_lock);
-	metrics_family(b, "anorak_drains_completed_total", "counter",
-		       "Drains whose samples are in anorak_drained_samples_total and the history (all three change together).");
-	metrics_value(b, "anorak_drains_completed_total", NULL, l.drains);
-	metrics_family(b, "anorak_bpf_counted_drained_samples_total", "counter",
-		       "Samples the BPF program counted into the generations drained so far, by its own count.");
-	metrics_value(b, "anorak_bpf_counted_drained_samples_total", NULL, l.counted);
-	metrics_family(b, "anorak_drained_samples_total", "counter",
-		       "Samples read from the BPF maps by what became of them: stored (served by profiles and the "
-		       "history), or dropped because their target is dropped, they have no stack, or memory ran out.");
-	metrics_value(b, "anorak_drained_samples_total", "outcome=\"stored\"", l.stored);
-	metrics_value(b, "anorak_drained_samples_total", "outcome=\"target_dropped\"", l.target_dropped);
-	metrics_value(b, "anorak_drained_samples_total", "outcome=\"no_stack\"", l.no_stack);
-	metrics_value(b, "anorak_drained_samples_total", "outcome=\"out_of_memory\"", l.out_of_memory);
+	metrics_counter(b, "anorak_drains_completed_total",
+			"Drains whose samples are in anorak_drained_samples_total and the history (all three "
+			"change together).",
+			l.drains);
+	metrics_counter(b, "anorak_bpf_counted_drained_samples_total",
+			"Samples the BPF program counted into the generations drained so far, by its own count.",
+			l.counted);
+	series = metrics_series_begin(b, "anorak_drained_samples_total", "counter",
+				      "Samples read from the BPF maps by what became of them: stored (served "
+				      "by profiles and the history), or dropped because their target is "
+				      "dropped, they have no stack, or memory ran out.");
+	metrics_series_value(series, "outcome=\"stored\"", l.stored);
+	metrics_series_value(series, "outcome=\"target_dropped\"", l.target_dropped);
+	metrics_series_value(series, "outcome=\"no_stack\"", l.no_stack);
+	metrics_series_value(series, "outcome=\"out_of_memory\"", l.out_of_memory);
 
 	struct pod_store_stats ps = { 0 };
 	struct cgroup_rates_stats rs = { 0 };
@@ -627,29 +631,29 @@ static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 		pod_store_stats(c->pods, &ps);
 	if (c->rates)
 		cgroup_rates_stats(c->rates, &rs);
-	metrics_family(b, "anorak_high_frequency_cgroups", "gauge",
-		       "Cgroups sampled at a raised frequency now: pods' containers (annotation or __sampling_frequency__) "
-		       "and host targets' cgroups (__sampling_frequency__).");
-	metrics_value(b, "anorak_high_frequency_cgroups", NULL, rs.cgroups);
-	metrics_family(b, "anorak_high_frequency_cgroups_max", "gauge",
-		       "Limit of cgroups at a raised frequency (--sampling.max-high-frequency-containers).");
-	metrics_value(b, "anorak_high_frequency_cgroups_max", NULL, c->cfg->sampling_max_hf_cgroups);
-	metrics_family(b, "anorak_high_frequency_refused_total", "counter",
-		       "Raised frequencies not applied, by reason: invalid value, the cgroup limit, perf events refused.");
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"invalid\"",
-		      ps.invalid_frequencies + atomic_load(&c->host_invalid_frequencies));
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"limit\"", rs.refused_limit);
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"perf_event\"", rs.open_errors);
+	metrics_gauge(b, "anorak_high_frequency_cgroups",
+		      "Cgroups sampled at a raised frequency now: pods' containers (annotation or "
+		      "__sampling_frequency__) and host targets' cgroups (__sampling_frequency__).", rs.cgroups);
+	metrics_gauge(b, "anorak_high_frequency_cgroups_max",
+		      "Limit of cgroups at a raised frequency (--sampling.max-high-frequency-containers).",
+		      c->cfg->sampling_max_hf_cgroups);
+	series = metrics_series_begin(b, "anorak_high_frequency_refused_total", "counter",
+				      "Raised frequencies not applied, by reason: invalid value, the cgroup "
+				      "limit, perf events refused.");
+	metrics_series_value(series, "reason=\"invalid\"",
+			     ps.invalid_frequencies + atomic_load(&c->host_invalid_frequencies));
+	metrics_series_value(series, "reason=\"limit\"", rs.refused_limit);
+	metrics_series_value(series, "reason=\"perf_event\"", rs.open_errors);
 	if (!c->pods)
 		return;
-	metrics_family(b, "anorak_kubernetes_containers", "gauge", "Containers of this node's pods known now.");
-	metrics_value(b, "anorak_kubernetes_containers", NULL, ps.containers);
-	metrics_family(b, "anorak_cgroup_scans_total", "counter",
-		       "Scans of the cgroup tree for the cgroups of new containers.");
-	metrics_value(b, "anorak_cgroup_scans_total", NULL, atomic_load(&c->cgroup_scans));
-	metrics_family(b, "anorak_cgroup_scan_errors_total", "counter",
-		       "Scans of the cgroup tree that failed or stopped at their bound.");
-	metrics_value(b, "anorak_cgroup_scan_errors_total", NULL, atomic_load(&c->cgroup_scan_errors));
+	metrics_gauge(b, "anorak_kubernetes_containers", "Containers of this node's pods known now.",
+		      ps.containers);
+	metrics_counter(b, "anorak_cgroup_scans_total",
+			"Scans of the cgroup tree for the cgroups of new containers.",
+			atomic_load(&c->cgroup_scans));
+	metrics_counter(b, "anorak_cgroup_scan_errors_total",
+			"Scans of the cgroup tree that failed or stopped at their bound.",
+			atomic_load(&c->cgroup_scan_errors));
 }
 
 static void *event_main(void *arg)

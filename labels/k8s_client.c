@@ -836,38 +836,31 @@ static void *run(void *arg)
 static void write_metrics(struct metrics_buf *b, void *arg)
 {
 	struct k8s_client_stats s;
-	char labels[96];
+	struct metrics_series series;
 
 	k8s_client_stats(arg, &s);
-	metrics_family(b, "anorak_kubernetes_requests_total", "counter",
-		       "Kubernetes API requests by request (list page, watch) and result.");
-	for (int q = 0; q < K8S_REQ_NR; q++) {
-		for (int r = 0; r < K8S_RES_NR; r++) {
-			snprintf(labels, sizeof(labels), "request=\"%s\",result=\"%s\"", request_names[q],
-				 result_names[r]);
-			metrics_value(b, "anorak_kubernetes_requests_total", labels, (double)s.requests[q][r]);
-		}
-	}
-	metrics_family(b, "anorak_kubernetes_watch_restarts_total", "counter",
-		       "Watches re-opened from the last resourceVersion after the server ended one.");
-	metrics_value(b, "anorak_kubernetes_watch_restarts_total", NULL, (double)s.watch_restarts);
-	metrics_family(b, "anorak_kubernetes_relists_total", "counter",
-		       "Pod lists made again because the resourceVersion expired (410 Gone).");
-	metrics_value(b, "anorak_kubernetes_relists_total", NULL, (double)s.relists);
-	metrics_family(b, "anorak_kubernetes_backoff_seconds_total", "counter",
-		       "Time spent waiting before retrying a failed Kubernetes API request.");
-	metrics_value(b, "anorak_kubernetes_backoff_seconds_total", NULL, (double)s.backoff_ms / 1000);
-	metrics_family(b, "anorak_kubernetes_pods", "gauge", "Pods of this node known to discovery.");
-	metrics_value(b, "anorak_kubernetes_pods", NULL, (double)s.pods);
-	metrics_family(b, "anorak_kubernetes_objects_skipped_total", "counter",
-		       "Pod objects and watch events ignored, by reason.");
-	for (int k = 0; k < K8S_SKIP_NR; k++) {
-		snprintf(labels, sizeof(labels), "reason=\"%s\"", skip_names[k]);
-		metrics_value(b, "anorak_kubernetes_objects_skipped_total", labels, (double)s.skipped[k]);
-	}
-	metrics_family(b, "anorak_kubernetes_synced", "gauge",
-		       "1 once the node's pods have been listed.");
-	metrics_value(b, "anorak_kubernetes_synced", NULL, s.synced ? 1 : 0);
+	series = metrics_series_begin(b, "anorak_kubernetes_requests_total", "counter",
+				      "Kubernetes API requests by request (list page, watch) and result.");
+	for (int q = 0; q < K8S_REQ_NR; q++)
+		for (int r = 0; r < K8S_RES_NR; r++)
+			metrics_series_valuef(series, (double)s.requests[q][r], "request=\"%s\",result=\"%s\"",
+					      request_names[q], result_names[r]);
+	metrics_counter(b, "anorak_kubernetes_watch_restarts_total",
+			"Watches re-opened from the last resourceVersion after the server ended one.",
+			(double)s.watch_restarts);
+	metrics_counter(b, "anorak_kubernetes_relists_total",
+			"Pod lists made again because the resourceVersion expired (410 Gone).",
+			(double)s.relists);
+	metrics_counter(b, "anorak_kubernetes_backoff_seconds_total",
+			"Time spent waiting before retrying a failed Kubernetes API request.",
+			(double)s.backoff_ms / 1000);
+	metrics_gauge(b, "anorak_kubernetes_pods", "Pods of this node known to discovery.", (double)s.pods);
+	series = metrics_series_begin(b, "anorak_kubernetes_objects_skipped_total", "counter",
+				      "Pod objects and watch events ignored, by reason.");
+	for (int k = 0; k < K8S_SKIP_NR; k++)
+		metrics_series_valuef(series, (double)s.skipped[k], "reason=\"%s\"", skip_names[k]);
+	metrics_gauge(b, "anorak_kubernetes_synced", "1 once the node's pods have been listed.",
+		      s.synced ? 1 : 0);
 }
 
 static void curl_init_once(void)
