@@ -263,7 +263,6 @@ static void on_host_target(void *ctx, const struct process *p, const struct targ
 	host_rates_target_changed(&c->host_rates, p, target, relabeled);
 }
 
-
 /* pod_store policy hook: dropped containers are filtered in BPF by cgroup id; containers with their
  * own rate get their own events. */
 static unsigned on_pod_policy(void *ctx, uint64_t cgroup_id, const char *path, const struct pod_policy *policy)
