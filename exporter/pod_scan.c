@@ -28,9 +28,11 @@ static void on_container_cgroup(void *ctx, const char *path, uint64_t cgroup_id,
 
 void pod_scan_run(struct pod_scan *s, int64_t now_ns)
 {
-	bool wanted = pod_store_take_unlinked(s->pods) | atomic_exchange(&s->wanted, false);
+	/* Both, always: each takes its request. */
+	bool unlinked = pod_store_take_unlinked(s->pods);
+	bool asked = atomic_exchange(&s->wanted, false);
 
-	if (!wanted || !s->cgroup2_mount[0])
+	if (!(unlinked || asked) || !s->cgroup2_mount[0])
 		return;
 	if (now_ns - s->last_ns < CGROUP_SCAN_INTERVAL_NS) {
 		atomic_store(&s->wanted, true);
