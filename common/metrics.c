@@ -35,29 +35,34 @@ static bool buf_reserve(struct metrics_buf *b, size_t extra)
 	return true;
 }
 
-void metrics_printf(struct metrics_buf *b, const char *fmt, ...)
+static void metrics_vprintf(struct metrics_buf *b, const char *fmt, va_list ap)
 {
-	va_list ap;
+	va_list again;
 	int n;
 
 	if (!buf_reserve(b, 0))
 		return;
-	va_start(ap, fmt);
+	va_copy(again, ap);
 	n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->failed = true;
-		return;
-	}
-	if ((size_t)n >= b->cap - b->len) {
+	if (n >= 0 && (size_t)n >= b->cap - b->len) {
 		/* Did not fit: grow to the exact size and format again. */
-		if (!buf_reserve(b, n))
-			return;
-		va_start(ap, fmt);
-		vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
+		if (buf_reserve(b, n))
+			vsnprintf(b->data + b->len, b->cap - b->len, fmt, again);
 	}
-	b->len += n;
+	va_end(again);
+	if (n < 0)
+		b->failed = true;
+	else if (!b->failed)
+		b->len += n;
+}
+
+void metrics_printf(struct metrics_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	metrics_vprintf(b, fmt, ap);
+	va_end(ap);
 }
 
 void metrics_family(struct metrics_buf *b, const char *name, const char *type, const char *help)
@@ -115,6 +120,43 @@ static void write_sample(struct metrics_buf *b, const char *name, const char *su
 void metrics_value(struct metrics_buf *b, const char *name, const char *labels, double value)
 {
 	write_sample(b, name, "", labels, value);
+}
+
+void metrics_counter(struct metrics_buf *b, const char *name, const char *help, double value)
+{
+	metrics_family(b, name, "counter", help);
+	metrics_value(b, name, NULL, value);
+}
+
+void metrics_gauge(struct metrics_buf *b, const char *name, const char *help, double value)
+{
+	metrics_family(b, name, "gauge", help);
+	metrics_value(b, name, NULL, value);
+}
+
+struct metrics_series metrics_series_begin(struct metrics_buf *b, const char *name, const char *type,
+					   const char *help)
+{
+	metrics_family(b, name, type, help);
+	return (struct metrics_series){ .b = b, .name = name };
+}
+
+void metrics_series_value(struct metrics_series s, const char *labels, double value)
+{
+	metrics_value(s.b, s.name, labels, value);
+}
+
+void metrics_series_valuef(struct metrics_series s, double value, const char *labels_fmt, ...)
+{
+	char num[32];
+	va_list ap;
+
+	format_value(value, num, sizeof(num));
+	metrics_printf(s.b, "%s{", s.name);
+	va_start(ap, labels_fmt);
+	metrics_vprintf(s.b, labels_fmt, ap);
+	va_end(ap);
+	metrics_printf(s.b, "} %s\n", num);
 }
 
 char *metrics_escape_label(const char *value, char *out, size_t outlen)
@@ -219,6 +261,11 @@ void metrics_histogram_series(struct metrics_buf *b, const char *name, const cha
 
 	write_sample(b, name, "_sum", labels, sum);
 	write_sample(b, name, "_count", labels, (double)count);
+}
+
+void metrics_series_histogram(struct metrics_series s, const char *labels, struct metrics_histogram *h)
+{
+	metrics_histogram_series(s.b, s.name, labels, h);
 }
 
 void metrics_histogram_write(struct metrics_buf *b, const char *name, const char *help,

@@ -26,6 +26,24 @@ void metrics_value(struct metrics_buf *b, const char *name, const char *labels, 
 /* Escapes a label value (\\, \", \n) into out; returns out. */
 char *metrics_escape_label(const char *value, char *out, size_t outlen);
 
+/* A family of one unlabelled series, its name written once: HELP, TYPE and the value. */
+void metrics_counter(struct metrics_buf *b, const char *name, const char *help, double value);
+void metrics_gauge(struct metrics_buf *b, const char *name, const char *help, double value);
+
+/* A family of labelled series, its name written once: metrics_series_begin writes HELP and TYPE and
+ * returns the handle each series of the family is then written through. */
+struct metrics_series {
+	struct metrics_buf *b;
+	const char *name;
+};
+struct metrics_series metrics_series_begin(struct metrics_buf *b, const char *name, const char *type,
+					   const char *help);
+/* One series; labels as for metrics_value. */
+void metrics_series_value(struct metrics_series s, const char *labels, double value);
+/* One series whose labels are formatted (values escaped by the caller). */
+void metrics_series_valuef(struct metrics_series s, double value, const char *labels_fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* A histogram with fixed upper bounds (seconds, bytes...). */
 struct metrics_histogram {
 	const double *bounds; /* ascending, without +Inf */
@@ -45,6 +63,8 @@ void metrics_histogram_write(struct metrics_buf *b, const char *name, const char
  * labelled histograms written after one metrics_family(..., "histogram", ...). */
 void metrics_histogram_series(struct metrics_buf *b, const char *name, const char *labels,
 			      struct metrics_histogram *h);
+/* One histogram of a family begun with metrics_series_begin(..., "histogram", ...). */
+void metrics_series_histogram(struct metrics_series s, const char *labels, struct metrics_histogram *h);
 
 /* Registry of writers, called in registration order by metrics_render. */
 typedef void (*metrics_writer_fn)(struct metrics_buf *b, void *ctx);

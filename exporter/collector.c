@@ -1,41 +1,31 @@
 #include "exporter/collector.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "exporter/sampling/cgroup_rates.h"
-#include "exporter/store/history.h"
-#include "labels/k8s_client.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "labels/pods.h"
-#include "exporter/symbols/process.h"
 #include "exporter/encode/pprof_live.h"
-#include "exporter/sampling/sampler.h"
-#include "exporter/symbols/symbolize.h"
 #include "exporter/encode/targets_api.h"
-#include "exporter/sampling/tracectx.h"
+#include "exporter/host_rates.h"
+#include "exporter/pod_scan.h"
+#include "exporter/sampling/cgroup_rates.h"
+#include "exporter/sampling/sampler.h"
+#include "exporter/store/history.h"
 #include "exporter/store/slices.h"
+#include "exporter/symbols/process.h"
+#include "exporter/symbols/symbolize.h"
+#include "exporter/target_listing.h"
+#include "exporter/trace_discovery.h"
+#include "labels/k8s_client.h"
+#include "labels/pods.h"
 
-#define DRAIN_INTERVAL_NS 1000000000LL
 #define EVENT_POLL_MS 200
-/* Processes sampled while still relocating (TLSDESC not resolved yet) are looked at again on each
- * event poll, a bounded number of times. */
-#define TRACE_RETRIES_MAX 64
-#define TRACE_RETRY_ATTEMPTS 10
-/* The cgroup tree is scanned for new containers at most this often, and only when a pod change or
- * a sample from an unknown pod cgroup asks for it. */
-#define CGROUP_SCAN_INTERVAL_NS 1000000000LL
-#define CGROUP_SCAN_MAX_DIRS 65536
-/* Host targets' own rates are brought up to date at most this often (exits, moves, relabeling). */
-#define HOST_RATES_INTERVAL_NS 1000000000LL
 
 /* A profile window's edge: served by the first drain that starts after it was asked for. */
 struct drain_request {
@@ -47,20 +37,6 @@ struct drain_request {
 	struct drain_request *next;
 };
 
-/* A host cgroup some host target asks a rate for: the highest any of its processes asks. */
-struct host_rate {
-	uint64_t cgroup_id;
-	uint32_t pid;     /* one of the processes asking, to find its directory */
-	unsigned wanted;  /* Hz */
-	unsigned applied; /* Hz; 0 while refused (limit, perf events) */
-	uint64_t raised_when_refused; /* cgroups raised then: tried again once fewer are */
-};
-
-struct trace_retry {
-	struct process *process; /* referenced */
-	int attempts;
-};
-
 struct collector {
 	const struct anorak_config *cfg;
 	struct target_labeler labeler;
@@ -70,23 +46,13 @@ struct collector {
 	/* Kubernetes discovery; NULL without a cluster. */
 	struct pod_store *pods;
 	struct k8s_client *k8s;
+	struct pod_scan pod_scan;
 	char cgroup2_mount[PATH_MAX]; /* "" when the host has no cgroup2 hierarchy */
-	atomic_bool scan_wanted;
-	int64_t last_scan_ns;         /* event thread only */
-	atomic_uint_fast64_t cgroup_scans, cgroup_scan_errors;
 	/* Cgroups at their own rate: pods' containers and host targets' cgroups. NULL without cgroup2. */
 	struct cgroup_rates *rates;
-	/* Host cgroups asked a rate for; event thread only. */
-	struct host_rate *host_rates;
-	size_t nhost_rates, host_rates_cap;
-	int64_t host_rates_checked_ns;
-	atomic_bool host_rates_wanted;
-	atomic_uint_fast64_t host_invalid_frequencies;
+	struct host_rates host_rates;
 	atomic_uint_fast64_t samples_base, samples_high;
-	/* Event thread only. */
-	struct trace_retry trace_retries[TRACE_RETRIES_MAX];
-	int ntrace_retries;
-	atomic_uint_fast64_t trace_discovery_errors;
+	struct trace_discovery traces;
 	struct symbolizer *symbolizer;
 	struct process_table *processes;
 	struct sampler *sampler;
@@ -146,7 +112,7 @@ static struct target *sample_target(struct collector *c, struct process *p, uint
 			return t;
 		/* A container started before its pod status named it: look for it in the cgroup tree. */
 		if (in_pod(c, p))
-			atomic_store(&c->scan_wanted, true);
+			pod_scan_want(&c->pod_scan);
 	}
 	return process_target(c->processes, p);
 }
@@ -279,58 +245,6 @@ static void *drain_main(void *arg)
 	return NULL;
 }
 
-static enum process_trace_source trace_source(const struct tracectx_slot *slot, bool otel)
-{
-	if (slot->tls == TRACECTX_TLS_DYNAMIC)
-		return PROCESS_TRACE_DYNAMIC_TLS;
-	if (slot->tls == TRACECTX_TLS_STATIC_EXE)
-		return otel ? PROCESS_TRACE_OTEL_STATIC : PROCESS_TRACE_CUSTOM_STATIC;
-	return otel ? PROCESS_TRACE_OTEL_TLSDESC : PROCESS_TRACE_CUSTOM_TLSDESC;
-}
-
-static bool readable(const struct tracectx_slot *slot)
-{
-	return slot->kind != TRACECTX_NONE && slot->tls != TRACECTX_TLS_DYNAMIC;
-}
-
-/* Finds where the process publishes trace contexts and tells the BPF program. -EAGAIN: not yet. */
-static int discover_trace_context(struct collector *c, struct process *p)
-{
-	struct tracectx_result r;
-	struct trace_slot slot = { 0 };
-	int err = tracectx_discover("/proc", (int)p->tgid, c->cfg->elf_max_bytes, &r);
-
-	if (err)
-		return err;
-	/* OTel first: it is the standard; custom labels are read when it gives no ids. The source is
-	 * read by the metrics writer while the process may already be in the table. */
-	enum process_trace_source source = PROCESS_TRACE_NONE;
-	if (r.custom.kind != TRACECTX_NONE)
-		source = trace_source(&r.custom, false);
-	if (r.otel.kind != TRACECTX_NONE && (readable(&r.otel) || !readable(&r.custom)))
-		source = trace_source(&r.otel, true);
-	__atomic_store_n(&p->trace_source, source, __ATOMIC_RELAXED);
-	slot.has_otel = readable(&r.otel);
-	slot.otel_tpoff = r.otel.tpoff;
-	slot.has_custom = readable(&r.custom);
-	slot.custom_tpoff = r.custom.tpoff;
-	if (!slot.has_otel && !slot.has_custom)
-		return 0;
-	err = sampler_set_trace_slot(c->sampler, p->tgid, &slot);
-	if (err)
-		log_warn("cannot hand a trace context slot to BPF", "pid=%u err=\"%s\"", p->tgid, strerror(-err));
-	return err;
-}
-
-static void queue_trace_retry(struct collector *c, struct process *p)
-{
-	if (c->ntrace_retries == TRACE_RETRIES_MAX) {
-		atomic_fetch_add(&c->trace_discovery_errors, 1);
-		return;
-	}
-	c->trace_retries[c->ntrace_retries++] = (struct trace_retry){ .process = process_get(p) };
-}
-
 /* process_table on_target hook: a dropped host target is stopped in BPF by its pid; a pod's process is
  * filtered by its container's cgroup instead. A target asking for its own rate has it checked here, once
  * per target, and applied to its cgroup by the event thread. */
@@ -346,15 +260,7 @@ static void on_host_target(void *ctx, const struct process *p, const struct targ
 		if (err)
 			log_warn("cannot update the BPF process filter", "pid=%u err=\"%s\"", p->tgid, strerror(-err));
 	}
-	if (!target->sampling_frequency[0] && !relabeled)
-		return;
-	if (target_sampling_frequency(target, c->cfg->sampling_frequency, c->cfg->sampling_max_frequency) < 0) {
-		atomic_fetch_add(&c->host_invalid_frequencies, 1);
-		log_warn("invalid sampling frequency for a host target: keeping the base rate",
-			 "pid=%u comm=\"%s\" unit=\"%s\" value=\"%s\" max=%u", p->tgid, p->comm, p->cgroup.systemd_unit,
-			 target->sampling_frequency, c->cfg->sampling_max_frequency);
-	}
-	atomic_store(&c->host_rates_wanted, true);
+	host_rates_target_changed(&c->host_rates, p, target, relabeled);
 }
 
 /* pod_store policy hook: dropped containers are filtered in BPF by cgroup id; containers with their
@@ -369,198 +275,24 @@ static unsigned on_pod_policy(void *ctx, uint64_t cgroup_id, const char *path, c
 				!policy);
 }
 
-struct host_rates_scan {
-	struct collector *c;
-	struct host_rate *wanted;
-	size_t n, cap;
-};
-
-static const struct host_rate *find_host_rate(const struct host_rate *rates, size_t n, uint64_t cgroup_id)
-{
-	for (size_t i = 0; i < n; i++)
-		if (rates[i].cgroup_id == cgroup_id)
-			return &rates[i];
-	return NULL;
-}
-
-/* process_table_each_target callback (table lock held: no I/O): the highest rate asked per cgroup. */
-static void want_host_rate(void *ctx, const struct process *p, const struct target *t)
-{
-	struct host_rates_scan *scan = ctx;
-	struct collector *c = scan->c;
-
-	if (!t->sampling_frequency[0] || !p->cgroup2_id || in_pod(c, p))
-		return;
-	int hz = target_sampling_frequency(t, c->cfg->sampling_frequency, c->cfg->sampling_max_frequency);
-	if (hz < 0) { /* invalid: the rate it had stands */
-		const struct host_rate *before = find_host_rate(c->host_rates, c->nhost_rates, p->cgroup2_id);
-
-		hz = before ? (int)before->wanted : 0;
-	}
-	if (hz <= 0)
-		return;
-	for (size_t i = 0; i < scan->n; i++) {
-		if (scan->wanted[i].cgroup_id == p->cgroup2_id) {
-			if ((unsigned)hz > scan->wanted[i].wanted)
-				scan->wanted[i] = (struct host_rate){ .cgroup_id = p->cgroup2_id, .pid = p->tgid,
-								      .wanted = (unsigned)hz };
-			return;
-		}
-	}
-	/* Beyond the limit of raised cgroups they would be refused anyway. */
-	if (scan->n < scan->cap)
-		scan->wanted[scan->n++] = (struct host_rate){ .cgroup_id = p->cgroup2_id, .pid = p->tgid,
-							      .wanted = (unsigned)hz };
-}
-
-/* Raises a host cgroup to what its processes ask, or lowers it back. Only a change (or a raise refused
- * earlier, once a place is free) touches the events, so a refusal is logged and counted once. */
-static unsigned apply_host_rate(struct collector *c, struct host_rate *want, const struct host_rate *before)
-{
-	char path[PATH_MAX];
-	uint64_t id;
-	struct cgroup_rates_stats st;
-
-	cgroup_rates_stats(c->rates, &st);
-	if (before && before->wanted == want->wanted &&
-	    (before->applied == want->wanted || st.cgroups >= before->raised_when_refused)) {
-		want->raised_when_refused = before->raised_when_refused;
-		return before->applied;
-	}
-	/* Its directory, as long as the process is still in it. */
-	if (cgroup2_of_pid("/proc", c->cgroup2_mount, (int)want->pid, &id, path, sizeof(path)) || id != want->cgroup_id) {
-		want->raised_when_refused = UINT64_MAX; /* try again next time */
-		return before ? before->applied : 0;
-	}
-	unsigned hz = cgroup_rates_set(c->rates, want->cgroup_id, path, false, want->wanted, false);
-	if (hz != want->wanted)
-		want->raised_when_refused = st.cgroups;
-	return hz;
-}
-
-/* Gives host cgroups the rates their targets ask for (__sampling_frequency__), and takes them back
- * from cgroups no live target asks any more. Event thread. */
-static void update_host_rates(struct collector *c)
-{
-	int64_t now = realtime_ns();
-
-	if (!c->rates || (!atomic_load(&c->host_rates_wanted) && !c->nhost_rates) ||
-	    now - c->host_rates_checked_ns < HOST_RATES_INTERVAL_NS)
-		return;
-	c->host_rates_checked_ns = now;
-	atomic_store(&c->host_rates_wanted, false);
-	struct host_rates_scan scan = { .c = c, .cap = c->host_rates_cap };
-	scan.wanted = calloc(scan.cap, sizeof(*scan.wanted));
-	if (!scan.wanted)
-		return;
-	process_table_each_target(c->processes, want_host_rate, &scan);
-	for (size_t i = 0; i < scan.n; i++)
-		scan.wanted[i].applied = apply_host_rate(c, &scan.wanted[i],
-							 find_host_rate(c->host_rates, c->nhost_rates, scan.wanted[i].cgroup_id));
-	for (size_t i = 0; i < c->nhost_rates; i++)
-		if (!find_host_rate(scan.wanted, scan.n, c->host_rates[i].cgroup_id) && c->host_rates[i].applied)
-			cgroup_rates_set(c->rates, c->host_rates[i].cgroup_id, NULL, false, 0, true);
-	free(c->host_rates);
-	c->host_rates = scan.wanted;
-	c->nhost_rates = scan.n;
-}
-
-static void on_container_cgroup(void *ctx, const char *path, uint64_t cgroup_id, const struct cgroup_identity *id)
-{
-	struct collector *c = ctx;
-
-	pod_store_link_cgroup(c->pods, cgroup_id, path, id);
-}
-
-/* Links the containers of new pods to their cgroups, so their policies apply before their first
- * sample. Event thread. */
-static void scan_cgroups(struct collector *c)
-{
-	int64_t now = realtime_ns();
-	bool wanted = pod_store_take_unlinked(c->pods) | atomic_exchange(&c->scan_wanted, false);
-
-	if (!wanted || !c->cgroup2_mount[0])
-		return;
-	if (now - c->last_scan_ns < CGROUP_SCAN_INTERVAL_NS) {
-		atomic_store(&c->scan_wanted, true);
-		return;
-	}
-	c->last_scan_ns = now;
-	atomic_fetch_add(&c->cgroup_scans, 1);
-	int n = cgroup_scan_containers(c->cgroup2_mount, CGROUP_SCAN_MAX_DIRS, on_container_cgroup, c);
-	if (n < 0) {
-		atomic_fetch_add(&c->cgroup_scan_errors, 1);
-		log_warn("cannot scan the cgroup tree for containers", "mount=\"%s\" err=\"%s\"",
-			 c->cgroup2_mount, strerror(-n));
-	}
-}
-
 /* process_table on_learnt hook: runs on the event thread, so the drain never waits for it. */
 static void on_process_learnt(void *ctx, struct process *p)
 {
 	struct collector *c = ctx;
-	int err = discover_trace_context(c, p);
 
-	if (err == -EAGAIN)
-		queue_trace_retry(c, p);
-	else if (err && err != -ENOENT && err != -ESRCH)
-		atomic_fetch_add(&c->trace_discovery_errors, 1);
+	trace_discovery_learnt(&c->traces, p);
 }
 
-static void retry_trace_discovery(struct collector *c)
-{
-	int kept = 0;
-
-	for (int i = 0; i < c->ntrace_retries; i++) {
-		struct trace_retry *r = &c->trace_retries[i];
-		int err = discover_trace_context(c, r->process);
-
-		if (err == -EAGAIN && ++r->attempts < TRACE_RETRY_ATTEMPTS) {
-			c->trace_retries[kept++] = *r;
-			continue;
-		}
-		if (err && err != -ESRCH)
-			atomic_fetch_add(&c->trace_discovery_errors, 1);
-		process_put(r->process);
-	}
-	c->ntrace_retries = kept;
-}
-
-struct listing {
-	struct collector *c;
-	struct target_list *list;
-	int err;
-};
-
-/* Table lock held. */
-static void add_host_target(void *ctx, const struct process *p, const struct target *t)
-{
-	struct listing *l = ctx;
-	struct collector *c = l->c;
-
-	if (l->err || in_pod(c, p))
-		return;
-	unsigned hz = c->rates && p->cgroup2_id ? cgroup_rates_of(c->rates, p->cgroup2_id) : 0;
-	l->err = target_list_add(l->list, t, hz ? hz : c->cfg->sampling_frequency);
-}
-
-static void add_pod_target(void *ctx, const struct target *t, unsigned frequency)
-{
-	struct listing *l = ctx;
-
-	if (!l->err)
-		l->err = target_list_add(l->list, t, frequency);
-}
-
-/* Host targets of processes outside pods, then pods' containers. */
 static int collect_targets(struct collector *c, struct target_list *list)
 {
-	struct listing l = { .c = c, .list = list };
+	struct target_sources src = {
+		.processes = c->processes,
+		.pods = c->pods,
+		.rates = c->rates,
+		.base_frequency = c->cfg->sampling_frequency,
+	};
 
-	process_table_each_target(c->processes, add_host_target, &l);
-	if (c->pods && !l.err)
-		pod_store_each(c->pods, add_pod_target, &l);
-	return l.err;
+	return target_listing_collect(&src, list);
 }
 
 int collector_targets(void *collector, char **json, size_t *len)
@@ -577,79 +309,91 @@ int collector_targets(void *collector, char **json, size_t *len)
 	return err;
 }
 
+/* The ledger: drains and what became of their samples, all from the same drain. */
+static void write_drain_metrics(struct metrics_buf *b, struct collector *c)
+{
+	struct metrics_series series;
+
+	pthread_mutex_lock(&c->ledger_lock);
+	struct drain_ledger l = c->ledger;
+	pthread_mutex_unlock(&c->ledger_lock);
+	metrics_counter(b, "anorak_drains_completed_total",
+			"Drains whose samples are in anorak_drained_samples_total and the history (all three "
+			"change together).",
+			l.drains);
+	metrics_counter(b, "anorak_bpf_counted_drained_samples_total",
+			"Samples the BPF program counted into the generations drained so far, by its own count.",
+			l.counted);
+	series = metrics_series_begin(b, "anorak_drained_samples_total", "counter",
+				      "Samples read from the BPF maps by what became of them: stored (served "
+				      "by profiles and the history), or dropped because their target is "
+				      "dropped, they have no stack, or memory ran out.");
+	metrics_series_value(series, "outcome=\"stored\"", l.stored);
+	metrics_series_value(series, "outcome=\"target_dropped\"", l.target_dropped);
+	metrics_series_value(series, "outcome=\"no_stack\"", l.no_stack);
+	metrics_series_value(series, "outcome=\"out_of_memory\"", l.out_of_memory);
+}
+
+/* Raised rates (pods' containers and host cgroups), and the pods' containers. */
+static void write_rate_metrics(struct metrics_buf *b, struct collector *c)
+{
+	struct pod_store_stats ps = { 0 };
+	struct cgroup_rates_stats rs = { 0 };
+
+	if (c->pods)
+		pod_store_stats(c->pods, &ps);
+	if (c->rates)
+		cgroup_rates_stats(c->rates, &rs);
+	metrics_gauge(b, "anorak_high_frequency_cgroups",
+		      "Cgroups sampled at a raised frequency now: pods' containers (annotation or "
+		      "__sampling_frequency__) and host targets' cgroups (__sampling_frequency__).", rs.cgroups);
+	metrics_gauge(b, "anorak_high_frequency_cgroups_max",
+		      "Limit of cgroups at a raised frequency (--sampling.max-high-frequency-containers).",
+		      c->cfg->sampling_max_hf_cgroups);
+	struct metrics_series series = metrics_series_begin(b, "anorak_high_frequency_refused_total", "counter",
+							    "Raised frequencies not applied, by reason: invalid value, "
+							    "the cgroup limit, perf events refused.");
+	metrics_series_value(series, "reason=\"invalid\"",
+			     ps.invalid_frequencies + host_rates_invalid(&c->host_rates));
+	metrics_series_value(series, "reason=\"limit\"", rs.refused_limit);
+	metrics_series_value(series, "reason=\"perf_event\"", rs.open_errors);
+	if (!c->pods)
+		return;
+	metrics_gauge(b, "anorak_kubernetes_containers", "Containers of this node's pods known now.",
+		      ps.containers);
+	pod_scan_write_metrics(b, &c->pod_scan);
+}
+
 static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 {
 	struct collector *c = ctx;
+	struct metrics_series series;
 
-	metrics_family(b, "anorak_target_dropped_samples_total", "counter",
-		       "Samples of processes whose target relabeling dropped.");
-	metrics_value(b, "anorak_target_dropped_samples_total", NULL, atomic_load(&c->dropped_target_samples));
-	metrics_family(b, "anorak_trace_context_discovery_errors_total", "counter",
-		       "Processes whose trace context variables could not be located (unreadable, still "
-		       "relocating after retries, or too many waiting).");
-	metrics_value(b, "anorak_trace_context_discovery_errors_total", NULL,
-		      atomic_load(&c->trace_discovery_errors));
+	metrics_counter(b, "anorak_target_dropped_samples_total",
+			"Samples of processes whose target relabeling dropped.",
+			atomic_load(&c->dropped_target_samples));
+	metrics_counter(b, "anorak_trace_context_discovery_errors_total",
+			"Processes whose trace context variables could not be located (unreadable, still "
+			"relocating after retries, or too many waiting).",
+			trace_discovery_errors(&c->traces));
 
 	struct target_list targets = { 0 };
 	size_t active = 0, dropped = 0;
 	if (!collect_targets(c, &targets))
 		target_list_count(&targets, &active, &dropped);
 	target_list_free(&targets);
-	metrics_family(b, "anorak_targets", "gauge",
-		       "Targets by state: active (sampled) or dropped by relabeling, as /api/v1/targets lists them.");
-	metrics_value(b, "anorak_targets", "state=\"active\"", active);
-	metrics_value(b, "anorak_targets", "state=\"dropped\"", dropped);
-	metrics_family(b, "anorak_samples_by_rate_total", "counter",
-		       "Samples drained by the rate they were taken at: the base rate, or a container's raised one.");
-	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"base\"", atomic_load(&c->samples_base));
-	metrics_value(b, "anorak_samples_by_rate_total", "rate=\"high\"", atomic_load(&c->samples_high));
-
-	pthread_mutex_lock(&c->ledger_lock);
-	struct drain_ledger l = c->ledger;
-	pthread_mutex_unlock(&c->ledger_lock);
-	metrics_family(b, "anorak_drains_completed_total", "counter",
-		       "Drains whose samples are in anorak_drained_samples_total and the history (all three change together).");
-	metrics_value(b, "anorak_drains_completed_total", NULL, l.drains);
-	metrics_family(b, "anorak_bpf_counted_drained_samples_total", "counter",
-		       "Samples the BPF program counted into the generations drained so far, by its own count.");
-	metrics_value(b, "anorak_bpf_counted_drained_samples_total", NULL, l.counted);
-	metrics_family(b, "anorak_drained_samples_total", "counter",
-		       "Samples read from the BPF maps by what became of them: stored (served by profiles and the "
-		       "history), or dropped because their target is dropped, they have no stack, or memory ran out.");
-	metrics_value(b, "anorak_drained_samples_total", "outcome=\"stored\"", l.stored);
-	metrics_value(b, "anorak_drained_samples_total", "outcome=\"target_dropped\"", l.target_dropped);
-	metrics_value(b, "anorak_drained_samples_total", "outcome=\"no_stack\"", l.no_stack);
-	metrics_value(b, "anorak_drained_samples_total", "outcome=\"out_of_memory\"", l.out_of_memory);
-
-	struct pod_store_stats ps = { 0 };
-	struct cgroup_rates_stats rs = { 0 };
-	if (c->pods)
-		pod_store_stats(c->pods, &ps);
-	if (c->rates)
-		cgroup_rates_stats(c->rates, &rs);
-	metrics_family(b, "anorak_high_frequency_cgroups", "gauge",
-		       "Cgroups sampled at a raised frequency now: pods' containers (annotation or __sampling_frequency__) "
-		       "and host targets' cgroups (__sampling_frequency__).");
-	metrics_value(b, "anorak_high_frequency_cgroups", NULL, rs.cgroups);
-	metrics_family(b, "anorak_high_frequency_cgroups_max", "gauge",
-		       "Limit of cgroups at a raised frequency (--sampling.max-high-frequency-containers).");
-	metrics_value(b, "anorak_high_frequency_cgroups_max", NULL, c->cfg->sampling_max_hf_cgroups);
-	metrics_family(b, "anorak_high_frequency_refused_total", "counter",
-		       "Raised frequencies not applied, by reason: invalid value, the cgroup limit, perf events refused.");
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"invalid\"",
-		      ps.invalid_frequencies + atomic_load(&c->host_invalid_frequencies));
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"limit\"", rs.refused_limit);
-	metrics_value(b, "anorak_high_frequency_refused_total", "reason=\"perf_event\"", rs.open_errors);
-	if (!c->pods)
-		return;
-	metrics_family(b, "anorak_kubernetes_containers", "gauge", "Containers of this node's pods known now.");
-	metrics_value(b, "anorak_kubernetes_containers", NULL, ps.containers);
-	metrics_family(b, "anorak_cgroup_scans_total", "counter",
-		       "Scans of the cgroup tree for the cgroups of new containers.");
-	metrics_value(b, "anorak_cgroup_scans_total", NULL, atomic_load(&c->cgroup_scans));
-	metrics_family(b, "anorak_cgroup_scan_errors_total", "counter",
-		       "Scans of the cgroup tree that failed or stopped at their bound.");
-	metrics_value(b, "anorak_cgroup_scan_errors_total", NULL, atomic_load(&c->cgroup_scan_errors));
+	series = metrics_series_begin(b, "anorak_targets", "gauge",
+				      "Targets by state: active (sampled) or dropped by relabeling, as "
+				      "/api/v1/targets lists them.");
+	metrics_series_value(series, "state=\"active\"", active);
+	metrics_series_value(series, "state=\"dropped\"", dropped);
+	series = metrics_series_begin(b, "anorak_samples_by_rate_total", "counter",
+				      "Samples drained by the rate they were taken at: the base rate, or a "
+				      "container's raised one.");
+	metrics_series_value(series, "rate=\"base\"", atomic_load(&c->samples_base));
+	metrics_series_value(series, "rate=\"high\"", atomic_load(&c->samples_high));
+	write_drain_metrics(b, c);
+	write_rate_metrics(b, c);
 }
 
 static void *event_main(void *arg)
@@ -667,10 +411,10 @@ static void *event_main(void *arg)
 			log_error("polling process events failed", "err=\"%s\"", strerror(-n));
 			break;
 		}
-		retry_trace_discovery(c);
+		trace_discovery_retry(&c->traces);
 		if (c->pods)
-			scan_cgroups(c);
-		update_host_rates(c);
+			pod_scan_run(&c->pod_scan, realtime_ns());
+		host_rates_update(&c->host_rates, realtime_ns());
 	}
 	return NULL;
 }
@@ -800,9 +544,14 @@ static int start_pods(struct collector *c)
 		.max_frequency = c->cfg->sampling_max_frequency,
 	};
 
+	int err;
+
 	if (!c->cgroup2_mount[0])
 		log_warn("no cgroup2 hierarchy: containers are found from their first sample only", NULL);
-	return pod_store_new(&c->labeler, &opts, &c->pods);
+	err = pod_store_new(&c->labeler, &opts, &c->pods);
+	if (!err)
+		pod_scan_init(&c->pod_scan, c->pods, c->cgroup2_mount);
+	return err;
 }
 
 static int start_kubernetes(struct collector *c, const char *node_name)
@@ -826,10 +575,11 @@ static int start_rates(struct collector *c)
 		.cgroup2_mount = c->cgroup2_mount,
 		.max_cgroups = c->cfg->sampling_max_hf_cgroups,
 	};
+	int err = cgroup_rates_new(&opts, &c->rates);
 
-	/* Room to see a few cgroups past the limit, so that refusals are counted. */
-	c->host_rates_cap = (size_t)c->cfg->sampling_max_hf_cgroups + 16;
-	return cgroup_rates_new(&opts, &c->rates);
+	if (!err)
+		host_rates_attach(&c->host_rates, c->rates, c->processes, c->pods);
+	return err;
 }
 
 static int start_threads(struct collector *c)
@@ -846,17 +596,12 @@ static int start_threads(struct collector *c)
 	return 0;
 }
 
-int collector_start(const struct anorak_config *cfg, const char *node_name, struct collector **out)
+static void init_sync(struct collector *c)
 {
-	struct collector *c = calloc(1, sizeof(*c));
-	int err;
+	pthread_condattr_t monotonic;
 
-	if (!c)
-		return -ENOMEM;
-	c->cfg = cfg;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->ledger_lock, NULL);
-	pthread_condattr_t monotonic;
 	pthread_condattr_init(&monotonic);
 	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->wake, &monotonic);
@@ -864,7 +609,12 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 	pthread_condattr_destroy(&monotonic);
 	slice_store_init(&c->windows);
 	c->last_drain_ns = realtime_ns();
+}
 
+/* The symbolizer and the ring of past windows, which symbolizes as it stores. */
+static int start_store(struct collector *c)
+{
+	const struct anorak_config *cfg = c->cfg;
 	struct symbolizer_opts sym_opts = {
 		.cache_max_bytes = cfg->symbol_cache_bytes,
 		.elf_max_bytes = cfg->elf_max_bytes,
@@ -872,11 +622,10 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		.proc_root = "/proc",
 		.kallsyms_path = "/proc/kallsyms",
 	};
+
 	c->symbolizer = symbolizer_new(&sym_opts);
-	if (!c->symbolizer) {
-		err = -ENOMEM;
-		goto fail;
-	}
+	if (!c->symbolizer)
+		return -ENOMEM;
 	struct history_opts history_opts = {
 		.retention_ns = (int64_t)(cfg->retention_seconds > INT64_MAX / 1000000000 ? INT64_MAX / 1000000000
 							    : cfg->retention_seconds) * 1000000000,
@@ -884,21 +633,31 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		.window_ns = HISTORY_WINDOW_NS,
 		.symbolizer = c->symbolizer,
 	};
-	err = history_new(&history_opts, &c->history);
+	return history_new(&history_opts, &c->history);
+}
+
+/* Relabeling, host targets' address, the cgroup2 mount, and the pod store when Kubernetes is configured. */
+static int start_labels(struct collector *c, const char *node_name)
+{
+	int err = target_labeler_init(&c->labeler, c->cfg->config_file);
+
 	if (err)
-		goto fail;
-	err = target_labeler_init(&c->labeler, cfg->config_file);
-	if (err)
-		goto fail;
+		return err;
 	c->labeler_ready = true;
-	snprintf(c->address, sizeof(c->address), "%s:%s", node_name, listen_port(cfg->listen_address));
+	snprintf(c->address, sizeof(c->address), "%s:%s", node_name, listen_port(c->cfg->listen_address));
 	err = cgroup2_mount_point("/proc/self/mountinfo", c->cgroup2_mount, sizeof(c->cgroup2_mount));
 	if (err) {
 		c->cgroup2_mount[0] = '\0';
-		log_warn("no cgroup2 hierarchy: no cgroup can be sampled at its own rate", "err=\"%s\"", strerror(-err));
+		log_warn("no cgroup2 hierarchy: no cgroup can be sampled at its own rate", "err=\"%s\"",
+			 strerror(-err));
 	}
-	if (kubernetes_configured(cfg) && (err = start_pods(c)))
-		goto fail;
+	return kubernetes_configured(c->cfg) ? start_pods(c) : 0;
+}
+
+/* The process table, then the BPF sampler that feeds it process events. */
+static int start_sampling(struct collector *c)
+{
+	const struct anorak_config *cfg = c->cfg;
 	struct process_table_opts proc_opts = {
 		.on_target = on_host_target,
 		.on_target_ctx = c,
@@ -911,9 +670,6 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		.address = c->address,
 		.max_processes = cfg->max_processes,
 	};
-	err = process_table_new(&proc_opts, &c->processes);
-	if (err)
-		goto fail;
 	struct sampler_opts sampler_opts = {
 		.frequency = cfg->sampling_frequency,
 		.include_idle = cfg->sampling_include_idle,
@@ -924,10 +680,37 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		.unwind_table_bytes = cfg->unwind_table_bytes,
 		.elf_max_bytes = cfg->elf_max_bytes,
 	};
-	err = sampler_open(&sampler_opts, process_table_on_event, c->processes, &c->sampler);
+	int err = process_table_new(&proc_opts, &c->processes);
+
 	if (err)
-		goto fail;
-	if ((err = start_rates(c)))
+		return err;
+	err = sampler_open(&sampler_opts, process_table_on_event, c->processes, &c->sampler);
+	if (!err)
+		trace_discovery_init(&c->traces, c->sampler, cfg->elf_max_bytes);
+	return err;
+}
+
+static void register_metrics(struct collector *c)
+{
+	metrics_register(sampler_write_metrics, c->sampler);
+	metrics_register(process_table_write_metrics, c->processes);
+	metrics_register(symbolizer_write_metrics, c->symbolizer);
+	metrics_register(write_collector_metrics, c);
+	metrics_register(history_write_metrics, c->history);
+}
+
+int collector_start(const struct anorak_config *cfg, const char *node_name, struct collector **out)
+{
+	struct collector *c = calloc(1, sizeof(*c));
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	c->cfg = cfg;
+	init_sync(c);
+	host_rates_init(&c->host_rates, cfg, c->cgroup2_mount);
+	if ((err = start_store(c)) || (err = start_labels(c, node_name)) || (err = start_sampling(c)) ||
+	    (err = start_rates(c)))
 		goto fail;
 	if (c->pods && (err = start_kubernetes(c, node_name)))
 		goto fail;
@@ -936,11 +719,7 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 		log_error("cannot start the collector threads", "err=\"%s\"", strerror(-err));
 		goto fail;
 	}
-	metrics_register(sampler_write_metrics, c->sampler);
-	metrics_register(process_table_write_metrics, c->processes);
-	metrics_register(symbolizer_write_metrics, c->symbolizer);
-	metrics_register(write_collector_metrics, c);
-	metrics_register(history_write_metrics, c->history);
+	register_metrics(c);
 	atomic_store(&c->ready, true);
 	*out = c;
 	return 0;
@@ -974,10 +753,9 @@ void collector_free(struct collector *c)
 	collector_stop(c);
 	if (c->k8s)
 		k8s_client_stop(c->k8s);
-	for (int i = 0; i < c->ntrace_retries; i++)
-		process_put(c->trace_retries[i].process);
+	trace_discovery_destroy(&c->traces);
 	cgroup_rates_free(c->rates);
-	free(c->host_rates);
+	host_rates_destroy(&c->host_rates);
 	sampler_close(c->sampler);
 	slice_store_destroy(&c->windows);
 	history_free(c->history);

@@ -118,8 +118,10 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ar
 static void build_info(struct metrics_buf *b, void *unused)
 {
 	(void)unused;
-	metrics_family(b, "anorak_build_info", "gauge", "A metric with a constant '1' labeled by the version.");
-	metrics_value(b, "anorak_build_info", "version=\"" ANORAK_VERSION "\"", 1);
+	struct metrics_series series = metrics_series_begin(b, "anorak_build_info", "gauge",
+							    "A metric with a constant '1' labeled by the version.");
+
+	metrics_series_value(series, "version=\"" ANORAK_VERSION "\"", 1);
 }
 
 static int write_file(const char *path, const void *data, size_t len)

@@ -60,23 +60,20 @@ void selfstats_write_metrics(struct metrics_buf *b, void *unused)
 
 	(void)unused;
 	if (getrusage(RUSAGE_SELF, &ru) == 0) {
-		metrics_family(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
-		metrics_value(b, "process_cpu_seconds_total", NULL,
-			      ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
-		metrics_family(b, "process_max_resident_memory_bytes", "gauge", "Peak resident memory size in bytes.");
-		metrics_value(b, "process_max_resident_memory_bytes", NULL, ru.ru_maxrss * 1024.0);
+		metrics_counter(b, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+				ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+					(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+		metrics_gauge(b, "process_max_resident_memory_bytes", "Peak resident memory size in bytes.",
+			      ru.ru_maxrss * 1024.0);
 	}
 	if (read_stat(&rss_pages, &start_ticks) == 0) {
-		metrics_family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-		metrics_value(b, "process_resident_memory_bytes", NULL, (double)rss_pages * sysconf(_SC_PAGESIZE));
-		metrics_family(b, "process_start_time_seconds", "gauge",
-			       "Start time of the process since unix epoch in seconds.");
-		metrics_value(b, "process_start_time_seconds", NULL,
+		metrics_gauge(b, "process_resident_memory_bytes", "Resident memory size in bytes.",
+			      (double)rss_pages * sysconf(_SC_PAGESIZE));
+		metrics_gauge(b, "process_start_time_seconds",
+			      "Start time of the process since unix epoch in seconds.",
 			      boot_time_seconds() + (double)start_ticks / sysconf(_SC_CLK_TCK));
 	}
 	long fds = open_fds();
-	if (fds >= 0) {
-		metrics_family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
-		metrics_value(b, "process_open_fds", NULL, fds);
-	}
+	if (fds >= 0)
+		metrics_gauge(b, "process_open_fds", "Number of open file descriptors.", fds);
 }

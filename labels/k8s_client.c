@@ -32,62 +32,7 @@
 #define WATCH_MIN_MS 1000    /* a watch ending sooner with no event backs off (no busy loop) */
 #define TOKEN_MAX_BYTES 65536
 #define ERROR_BODY_MAX 4096
-#define RV_MAX 256
 #define CONTINUE_MAX 8192
-#define JSON_DEPTH 64        /* managedFields nest deeper than json-c's default of 32 */
-#define ERR_LEN 512
-
-struct pod_entry {
-	struct k8s_pod pod;
-	bool seen; /* in the list being read */
-};
-
-struct k8s_client {
-	struct k8s_conn conn;
-	char *selector; /* "fieldSelector=spec.nodeName%3D<node>" */
-	unsigned watch_timeout_s, backoff_min_ms, backoff_max_ms;
-	size_t max_object, max_list;
-	k8s_pod_fn on_pod;
-	void *ctx;
-
-	pthread_t thread;
-	atomic_bool stop;
-	pthread_mutex_t lock; /* stats and the backoff sleep */
-	pthread_cond_t wake;
-	struct k8s_client_stats st;
-
-	/* The client thread's own state. */
-	CURL *curl;
-	char curl_err[CURL_ERROR_SIZE];
-	struct curl_slist *headers;
-	char *token;
-	struct stat token_st;
-	struct pod_entry *pods;
-	size_t npods, cap;
-	char rv[RV_MAX];
-	bool list_latest; /* after a 410: list the latest state, not the API server's cache */
-	unsigned failures;
-	unsigned seed;
-};
-
-enum outcome { OUT_NONE, OUT_GONE, OUT_ERROR_EVENT };
-
-/* One HTTP request: a list page (body kept whole) or a watch (events parsed as they stream in). */
-struct xfer {
-	struct k8s_client *c;
-	bool stream;
-	long status;
-	char *body;
-	size_t len, max;
-	bool overflow;
-	struct json_tokener *tok;
-	char *line;                 /* the watch event being received, up to max_object bytes */
-	size_t line_len, line_cap;
-	bool skipping;              /* the rest of this line is dropped */
-	enum outcome outcome;
-	unsigned events;
-	char err[ERR_LEN];
-};
 
 static const char *const request_names[] = { "list", "watch" };
 static const char *const result_names[] = { "success", "gone", "http_error", "network_error",
@@ -97,320 +42,6 @@ static const char *const skip_names[] = { "too_large", "invalid", "too_many_pods
 static bool stopping(struct k8s_client *c)
 {
 	return atomic_load(&c->stop);
-}
-
-#define STAT_ADD(c, field, n)                       \
-	do {                                        \
-		pthread_mutex_lock(&(c)->lock);     \
-		(c)->st.field += (n);               \
-		pthread_mutex_unlock(&(c)->lock);   \
-	} while (0)
-
-static void skip_object(struct k8s_client *c, enum k8s_skip why)
-{
-	STAT_ADD(c, skipped[why], 1);
-}
-
-/* --- pods ---------------------------------------------------------------------------------------- */
-
-static struct pod_entry *find_pod(struct k8s_client *c, const struct k8s_pod *pod)
-{
-	for (size_t i = 0; i < c->npods; i++) {
-		if (strcmp(c->pods[i].pod.name, pod->name) == 0 &&
-		    strcmp(c->pods[i].pod.namespace, pod->namespace) == 0)
-			return &c->pods[i];
-	}
-	return NULL;
-}
-
-static void set_pod_count(struct k8s_client *c)
-{
-	pthread_mutex_lock(&c->lock);
-	c->st.pods = c->npods;
-	pthread_mutex_unlock(&c->lock);
-}
-
-/* Takes ownership of *pod. Reports it unless the stored copy has the same resourceVersion. */
-static void upsert_pod(struct k8s_client *c, struct k8s_pod *pod)
-{
-	struct pod_entry *e = find_pod(c, pod);
-	bool changed = !e || !*pod->resource_version ||
-		       strcmp(e->pod.resource_version, pod->resource_version) != 0;
-
-	if (!e) {
-		if (c->npods == K8S_CLIENT_MAX_PODS) {
-			log_warn("too many pods on the node, ignoring one", "pod=\"%s/%s\" max=%d",
-				 pod->namespace, pod->name, K8S_CLIENT_MAX_PODS);
-			skip_object(c, K8S_SKIP_TOO_MANY_PODS);
-			k8s_pod_free(pod);
-			return;
-		}
-		if (c->npods == c->cap) {
-			size_t cap = c->cap ? c->cap * 2 : 64;
-			struct pod_entry *grown = realloc(c->pods, cap * sizeof(*grown));
-
-			if (!grown) {
-				log_error("out of memory storing a pod", "pod=\"%s/%s\"", pod->namespace,
-					  pod->name);
-				k8s_pod_free(pod);
-				return;
-			}
-			c->pods = grown;
-			c->cap = cap;
-		}
-		e = &c->pods[c->npods++];
-	} else {
-		k8s_pod_free(&e->pod);
-	}
-	e->pod = *pod;
-	e->seen = true;
-	*pod = (struct k8s_pod){ 0 };
-	set_pod_count(c);
-	if (changed)
-		c->on_pod(c->ctx, &e->pod, false);
-}
-
-static void remove_at(struct k8s_client *c, size_t i, const struct k8s_pod *last_state)
-{
-	c->on_pod(c->ctx, last_state ? last_state : &c->pods[i].pod, true);
-	k8s_pod_free(&c->pods[i].pod);
-	c->pods[i] = c->pods[--c->npods];
-	set_pod_count(c);
-}
-
-static void delete_pod(struct k8s_client *c, const struct k8s_pod *pod)
-{
-	struct pod_entry *e = find_pod(c, pod);
-
-	if (e)
-		remove_at(c, (size_t)(e - c->pods), pod);
-}
-
-/* After a complete list, pods it did not contain are gone. */
-static void remove_unseen(struct k8s_client *c)
-{
-	for (size_t i = c->npods; i-- > 0;) {
-		if (!c->pods[i].seen)
-			remove_at(c, i, NULL);
-	}
-}
-
-static void set_rv(struct k8s_client *c, const char *rv)
-{
-	if (!*rv)
-		return;
-	if (strlen(rv) >= sizeof(c->rv)) {
-		log_warn("Kubernetes resourceVersion too long, ignored", "len=%zu", strlen(rv));
-		return;
-	}
-	strcpy(c->rv, rv);
-}
-
-/* --- JSON helpers --------------------------------------------------------------------------------- */
-
-static const char *json_str(struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static const char *meta_str(struct json_object *obj, const char *key)
-{
-	struct json_object *meta;
-
-	if (!obj || !json_object_object_get_ex(obj, "metadata", &meta))
-		return NULL;
-	return json_str(meta, key);
-}
-
-static struct json_object *parse_json(const char *buf, size_t len)
-{
-	struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
-	struct json_object *obj = NULL;
-
-	if (tok && len && len <= INT32_MAX)
-		obj = json_tokener_parse_ex(tok, buf, (int)len);
-	if (tok)
-		json_tokener_free(tok);
-	return obj;
-}
-
-/* Quotes and newlines would break a logfmt value. */
-static void log_safe(char *s)
-{
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			*s = '\'';
-		else if ((unsigned char)*s < 0x20)
-			*s = ' ';
-	}
-}
-
-/* The Status object's message of an error response, else its first bytes. */
-static void error_message(const struct xfer *x, char *out, size_t outlen)
-{
-	struct json_object *st = x->len ? json_tokener_parse(x->body) : NULL;
-	const char *msg = json_str(st, "message");
-
-	snprintf(out, outlen, "HTTP %ld: %.200s", x->status, msg ? msg : x->body ? x->body : "");
-	json_object_put(st);
-	log_safe(out);
-}
-
-/* --- the watch stream ------------------------------------------------------------------------------ */
-
-static void handle_error_event(struct xfer *x, struct json_object *status)
-{
-	struct json_object *code;
-	const char *msg = json_str(status, "message");
-	int64_t n = 0;
-
-	if (status && json_object_object_get_ex(status, "code", &code))
-		n = json_object_get_int64(code);
-	x->outcome = n == 410 ? OUT_GONE : OUT_ERROR_EVENT;
-	snprintf(x->err, sizeof(x->err), "watch ERROR event %lld: %.200s", (long long)n,
-		 msg ? msg : "");
-	log_safe(x->err);
-}
-
-static void handle_pod_event(struct xfer *x, const char *type, struct json_object *obj)
-{
-	struct k8s_client *c = x->c;
-	struct k8s_pod pod;
-
-	if (k8s_pod_decode(obj, &pod)) {
-		skip_object(c, K8S_SKIP_INVALID);
-		return;
-	}
-	set_rv(c, pod.resource_version);
-	if (strcmp(type, "DELETED") == 0)
-		delete_pod(c, &pod);
-	else
-		upsert_pod(c, &pod);
-	k8s_pod_free(&pod);
-}
-
-static void handle_event(struct xfer *x, struct json_object *ev)
-{
-	const char *type = json_str(ev, "type");
-	struct json_object *obj = NULL;
-
-	if (ev)
-		json_object_object_get_ex(ev, "object", &obj);
-	if (!type || !json_object_is_type(obj, json_type_object)) {
-		log_warn("malformed Kubernetes watch event, skipped", "type=\"%s\"", type ? type : "");
-		skip_object(x->c, K8S_SKIP_INVALID);
-		return;
-	}
-	x->events++;
-	if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0 ||
-	    strcmp(type, "DELETED") == 0) {
-		handle_pod_event(x, type, obj);
-	} else if (strcmp(type, "BOOKMARK") == 0) {
-		const char *rv = meta_str(obj, "resourceVersion");
-
-		if (rv)
-			set_rv(x->c, rv);
-	} else if (strcmp(type, "ERROR") == 0) {
-		handle_error_event(x, obj);
-	} else {
-		log_warn("unknown Kubernetes watch event type, skipped", "type=\"%.64s\"", type);
-		skip_object(x->c, K8S_SKIP_INVALID);
-	}
-}
-
-static void skip_line(struct xfer *x, enum k8s_skip why)
-{
-	skip_object(x->c, why);
-	x->skipping = true;
-}
-
-/* Appends a piece of one line (no newline). Lines above max_object bytes are dropped as they come. */
-static void feed(struct xfer *x, const char *p, size_t n)
-{
-	if (x->skipping || !n)
-		return;
-	if (n > x->c->max_object - x->line_len) {
-		log_warn("Kubernetes watch event larger than the limit, skipped",
-			 "bytes_so_far=%zu max_bytes=%zu", x->line_len + n, x->c->max_object);
-		skip_line(x, K8S_SKIP_TOO_LARGE);
-		return;
-	}
-	if (x->line_len + n > x->line_cap) {
-		size_t cap = x->line_cap ? x->line_cap : 4096;
-		char *grown;
-
-		while (cap < x->line_len + n)
-			cap *= 2;
-		grown = realloc(x->line, cap);
-		if (!grown) {
-			log_error("out of memory reading a Kubernetes watch event", "bytes=%zu", cap);
-			skip_line(x, K8S_SKIP_TOO_LARGE);
-			return;
-		}
-		x->line = grown;
-		x->line_cap = cap;
-	}
-	memcpy(x->line + x->line_len, p, n);
-	x->line_len += n;
-}
-
-static bool blank(const char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
-			return false;
-	return true;
-}
-
-/* The API server ends every event with a newline. A line is parsed whole, once it has ended: json-c
- * parsing in pieces can take or refuse the same malformed bytes depending on where they were cut. */
-static void end_line(struct xfer *x)
-{
-	struct json_object *ev = NULL;
-	enum json_tokener_error jerr;
-	size_t end;
-
-	if (x->skipping || blank(x->line, x->line_len))
-		goto out;
-	json_tokener_reset(x->tok);
-	ev = json_tokener_parse_ex(x->tok, x->line, (int)x->line_len);
-	jerr = json_tokener_get_error(x->tok);
-	end = json_tokener_get_parse_end(x->tok);
-	if (jerr == json_tokener_continue) {
-		log_warn("incomplete Kubernetes watch event, skipped", "bytes=%zu", x->line_len);
-		skip_object(x->c, K8S_SKIP_INVALID);
-	} else if (jerr != json_tokener_success || !blank(x->line + end, x->line_len - end)) {
-		log_warn("malformed Kubernetes watch event, skipped", "err=\"%s\"",
-			 jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "data after the event");
-		skip_object(x->c, K8S_SKIP_INVALID);
-	} else {
-		handle_event(x, ev);
-	}
-	json_object_put(ev);
-out:
-	x->line_len = 0;
-	x->skipping = false;
-}
-
-static void stream_data(struct xfer *x, const char *data, size_t len)
-{
-	while (len && !x->outcome) {
-		const char *nl = memchr(data, '\n', len);
-		size_t seg = nl ? (size_t)(nl - data) : len;
-
-		feed(x, data, seg);
-		data += seg;
-		len -= seg;
-		if (nl) {
-			end_line(x);
-			data++;
-			len--;
-		}
-	}
 }
 
 /* --- HTTP ------------------------------------------------------------------------------------------ */
@@ -444,7 +75,7 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 		x->max = x->status == 200 ? x->c->max_list : ERROR_BODY_MAX;
 	}
 	if (x->stream && x->status == 200) {
-		stream_data(x, data, len);
+		k8s_stream_data(x, data, len);
 		return x->outcome ? 0 : len; /* an ERROR event ends the watch */
 	}
 	if (!body_append(x, data, len))
@@ -516,6 +147,17 @@ static void build_headers(struct k8s_client *c)
 	}
 }
 
+/* The Status object's message of an error response, else its first bytes. */
+static void error_message(const struct xfer *x, char *out, size_t outlen)
+{
+	struct json_object *st = x->len ? json_tokener_parse(x->body) : NULL;
+	const char *msg = k8s_json_str(st, "message");
+
+	snprintf(out, outlen, "HTTP %ld: %.200s", x->status, msg ? msg : x->body ? x->body : "");
+	json_object_put(st);
+	k8s_log_safe(out);
+}
+
 static enum k8s_result classify(struct xfer *x, CURLcode rc)
 {
 	if (x->outcome == OUT_GONE)
@@ -528,7 +170,7 @@ static enum k8s_result classify(struct xfer *x, CURLcode rc)
 	}
 	if (rc != CURLE_OK) {
 		snprintf(x->err, sizeof(x->err), "%s: %s", curl_easy_strerror(rc), x->c->curl_err);
-		log_safe(x->err);
+		k8s_log_safe(x->err);
 		return K8S_RES_NETWORK_ERROR;
 	}
 	/* The write callback takes the status with the first bytes: an empty body has not. */
@@ -560,7 +202,7 @@ static enum k8s_result perform(struct k8s_client *c, enum k8s_request req, const
 	if (stopping(c))
 		return K8S_RES_NETWORK_ERROR; /* not counted: the caller leaves */
 	if (x->stream && rc == CURLE_OK)
-		end_line(x); /* a clean end of the stream ends its last line */
+		k8s_stream_end_line(x); /* a clean end of the stream ends its last line */
 	res = classify(x, rc);
 	log_debug("Kubernetes API request", "request=%s status=%ld result=%s", request_names[req],
 		  x->status, result_names[res]);
@@ -622,26 +264,6 @@ static int setup_curl(struct k8s_client *c)
 
 /* --- list and watch ---------------------------------------------------------------------------------- */
 
-static void list_item(struct k8s_client *c, struct json_object *item)
-{
-	struct k8s_pod pod;
-	size_t len = 0;
-
-	/* The same bound as for a watch event, so a pod is either always seen or never. */
-	json_object_to_json_string_length(item, JSON_C_TO_STRING_PLAIN, &len);
-	if (len > c->max_object) {
-		log_warn("Kubernetes pod larger than the limit, skipped", "pod=\"%s\" bytes=%zu max_bytes=%zu",
-			 meta_str(item, "name") ? meta_str(item, "name") : "?", len, c->max_object);
-		skip_object(c, K8S_SKIP_TOO_LARGE);
-		return;
-	}
-	if (k8s_pod_decode(item, &pod)) {
-		skip_object(c, K8S_SKIP_INVALID);
-		return;
-	}
-	upsert_pod(c, &pod);
-}
-
 /* Reads one page; *cont becomes the next page's token or NULL. */
 static enum k8s_result list_page(struct k8s_client *c, char **cont, char *err)
 {
@@ -665,9 +287,9 @@ static enum k8s_result list_page(struct k8s_client *c, char **cont, char *err)
 		snprintf(err, ERR_LEN, "%s", x.err);
 		goto out;
 	}
-	root = parse_json(x.body, x.len);
-	rv = meta_str(root, "resourceVersion");
-	next = meta_str(root, "continue");
+	root = k8s_parse_json(x.body, x.len);
+	rv = k8s_meta_str(root, "resourceVersion");
+	next = k8s_meta_str(root, "continue");
 	if (!rv || !json_object_object_get_ex(root, "items", &items) ||
 	    !(json_object_is_type(items, json_type_array) || json_object_is_type(items, json_type_null)) ||
 	    (next && strlen(next) > CONTINUE_MAX)) {
@@ -676,8 +298,8 @@ static enum k8s_result list_page(struct k8s_client *c, char **cont, char *err)
 		goto out;
 	}
 	for (size_t i = 0; items && i < json_object_array_length(items); i++)
-		list_item(c, json_object_array_get_idx(items, i));
-	set_rv(c, rv);
+		k8s_list_item(c, json_object_array_get_idx(items, i));
+	k8s_set_rv(c, rv);
 	if (next && *next && !(*cont = strdup(next)))
 		res = K8S_RES_INVALID;
 out:
@@ -709,7 +331,7 @@ static enum k8s_result do_list(struct k8s_client *c, char *err)
 	free(cont);
 	if (res != K8S_RES_SUCCESS || stopping(c))
 		return res;
-	remove_unseen(c);
+	k8s_remove_unseen(c);
 	c->list_latest = false;
 	pthread_mutex_lock(&c->lock);
 	if (!c->st.synced)
@@ -836,38 +458,31 @@ static void *run(void *arg)
 static void write_metrics(struct metrics_buf *b, void *arg)
 {
 	struct k8s_client_stats s;
-	char labels[96];
+	struct metrics_series series;
 
 	k8s_client_stats(arg, &s);
-	metrics_family(b, "anorak_kubernetes_requests_total", "counter",
-		       "Kubernetes API requests by request (list page, watch) and result.");
-	for (int q = 0; q < K8S_REQ_NR; q++) {
-		for (int r = 0; r < K8S_RES_NR; r++) {
-			snprintf(labels, sizeof(labels), "request=\"%s\",result=\"%s\"", request_names[q],
-				 result_names[r]);
-			metrics_value(b, "anorak_kubernetes_requests_total", labels, (double)s.requests[q][r]);
-		}
-	}
-	metrics_family(b, "anorak_kubernetes_watch_restarts_total", "counter",
-		       "Watches re-opened from the last resourceVersion after the server ended one.");
-	metrics_value(b, "anorak_kubernetes_watch_restarts_total", NULL, (double)s.watch_restarts);
-	metrics_family(b, "anorak_kubernetes_relists_total", "counter",
-		       "Pod lists made again because the resourceVersion expired (410 Gone).");
-	metrics_value(b, "anorak_kubernetes_relists_total", NULL, (double)s.relists);
-	metrics_family(b, "anorak_kubernetes_backoff_seconds_total", "counter",
-		       "Time spent waiting before retrying a failed Kubernetes API request.");
-	metrics_value(b, "anorak_kubernetes_backoff_seconds_total", NULL, (double)s.backoff_ms / 1000);
-	metrics_family(b, "anorak_kubernetes_pods", "gauge", "Pods of this node known to discovery.");
-	metrics_value(b, "anorak_kubernetes_pods", NULL, (double)s.pods);
-	metrics_family(b, "anorak_kubernetes_objects_skipped_total", "counter",
-		       "Pod objects and watch events ignored, by reason.");
-	for (int k = 0; k < K8S_SKIP_NR; k++) {
-		snprintf(labels, sizeof(labels), "reason=\"%s\"", skip_names[k]);
-		metrics_value(b, "anorak_kubernetes_objects_skipped_total", labels, (double)s.skipped[k]);
-	}
-	metrics_family(b, "anorak_kubernetes_synced", "gauge",
-		       "1 once the node's pods have been listed.");
-	metrics_value(b, "anorak_kubernetes_synced", NULL, s.synced ? 1 : 0);
+	series = metrics_series_begin(b, "anorak_kubernetes_requests_total", "counter",
+				      "Kubernetes API requests by request (list page, watch) and result.");
+	for (int q = 0; q < K8S_REQ_NR; q++)
+		for (int r = 0; r < K8S_RES_NR; r++)
+			metrics_series_valuef(series, (double)s.requests[q][r], "request=\"%s\",result=\"%s\"",
+					      request_names[q], result_names[r]);
+	metrics_counter(b, "anorak_kubernetes_watch_restarts_total",
+			"Watches re-opened from the last resourceVersion after the server ended one.",
+			(double)s.watch_restarts);
+	metrics_counter(b, "anorak_kubernetes_relists_total",
+			"Pod lists made again because the resourceVersion expired (410 Gone).",
+			(double)s.relists);
+	metrics_counter(b, "anorak_kubernetes_backoff_seconds_total",
+			"Time spent waiting before retrying a failed Kubernetes API request.",
+			(double)s.backoff_ms / 1000);
+	metrics_gauge(b, "anorak_kubernetes_pods", "Pods of this node known to discovery.", (double)s.pods);
+	series = metrics_series_begin(b, "anorak_kubernetes_objects_skipped_total", "counter",
+				      "Pod objects and watch events ignored, by reason.");
+	for (int k = 0; k < K8S_SKIP_NR; k++)
+		metrics_series_valuef(series, (double)s.skipped[k], "reason=\"%s\"", skip_names[k]);
+	metrics_gauge(b, "anorak_kubernetes_synced", "1 once the node's pods have been listed.",
+		      s.synced ? 1 : 0);
 }
 
 static void curl_init_once(void)
@@ -1032,8 +647,8 @@ enum k8s_result k8s_watch_replay(const char *data, size_t len, size_t chunk, siz
 	x.c = c;
 	/* In pieces, as curl hands a stream over: events and escapes straddle the cuts. */
 	for (size_t off = 0; off < len && !x.outcome; off += chunk)
-		stream_data(&x, data + off, len - off < chunk ? len - off : chunk);
-	end_line(&x);
+		k8s_stream_data(&x, data + off, len - off < chunk ? len - off : chunk);
+	k8s_stream_end_line(&x);
 	res = classify(&x, CURLE_OK);
 	*stats = c->st;
 	json_tokener_free(x.tok);

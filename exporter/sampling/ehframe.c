@@ -328,136 +328,168 @@ static int advance(struct interp *in, uint64_t to)
 	return err;
 }
 
+/* The CFA rule: def_cfa and its variants. */
+static int cfa_op(struct interp *in, struct cursor *c, uint8_t op)
+{
+	const struct cie *cie = in->cie;
+	struct cfi_state *s = &in->st;
+	uint64_t reg, n;
+
+	switch (op) {
+	case 0x0c: /* def_cfa */
+		reg = uleb(c);
+		set_cfa_reg(s, reg);
+		s->cfa_off = (int64_t)uleb(c);
+		break;
+	case 0x0d: /* def_cfa_register */
+		set_cfa_reg(s, uleb(c));
+		break;
+	case 0x0e: /* def_cfa_offset */
+		s->cfa_off = (int64_t)uleb(c);
+		if (s->cfa == UNWIND_CFA_PLT)
+			s->cfa = UNWIND_CFA_UNSUPPORTED;
+		break;
+	case 0x0f: /* def_cfa_expression */
+		n = uleb(c);
+		if (!need(c, n))
+			break;
+		if (!match_plt(c->p, n, s))
+			s->cfa = UNWIND_CFA_UNSUPPORTED;
+		c->p += n;
+		break;
+	case 0x12: /* def_cfa_sf */
+		reg = uleb(c);
+		set_cfa_reg(s, reg);
+		s->cfa_off = factored(c, sleb(c), cie->data_align);
+		break;
+	case 0x13: /* def_cfa_offset_sf */
+		s->cfa_off = factored(c, sleb(c), cie->data_align);
+		if (s->cfa == UNWIND_CFA_PLT)
+			s->cfa = UNWIND_CFA_UNSUPPORTED;
+		break;
+	}
+	return 0;
+}
+
+/* The other registers' rules; an unknown opcode is malformed input. */
+static int register_op(struct interp *in, struct cursor *c, uint8_t op)
+{
+	const struct cie *cie = in->cie;
+	struct cfi_state *s = &in->st;
+	uint64_t reg, n;
+	int64_t off;
+
+	switch (op) {
+	case 0x05: /* offset_extended */
+		reg = uleb(c);
+		off = factored(c, uleb_signed(c), cie->data_align);
+		set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
+		break;
+	case 0x06: /* restore_extended */
+		restore_reg(in, uleb(c));
+		break;
+	case 0x07: /* undefined */
+		set_reg(s, cie, uleb(c), EHFRAME_UNDEFINED, 0);
+		break;
+	case 0x08: /* same_value */
+		set_reg(s, cie, uleb(c), EHFRAME_SAME, 0);
+		break;
+	case 0x09: /* register */
+	case 0x14: /* val_offset */
+		reg = uleb(c);
+		uleb(c);
+		set_reg(s, cie, reg, EHFRAME_OTHER, 0);
+		break;
+	case 0x10: /* expression */
+	case 0x16: /* val_expression */
+		reg = uleb(c);
+		n = uleb(c);
+		if (!need(c, n))
+			break;
+		c->p += n;
+		set_reg(s, cie, reg, EHFRAME_OTHER, 0);
+		break;
+	case 0x11: /* offset_extended_sf */
+		reg = uleb(c);
+		off = factored(c, sleb(c), cie->data_align);
+		set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
+		break;
+	case 0x15: /* val_offset_sf */
+		reg = uleb(c);
+		sleb(c);
+		set_reg(s, cie, reg, EHFRAME_OTHER, 0);
+		break;
+	case 0x2e: /* GNU_args_size */
+		uleb(c);
+		break;
+	case 0x2f: /* GNU_negative_offset_extended */
+		reg = uleb(c);
+		off = factored(c, -uleb_signed(c), cie->data_align);
+		set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
+		break;
+	default:
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* An opcode whose operands follow it (the two high bits clear). */
+static int extended_op(struct interp *in, struct cursor *c, uint8_t op)
+{
+	const struct cie *cie = in->cie;
+	uint64_t to;
+
+	switch (op) {
+	case 0x00: /* nop */
+		return 0;
+	case 0x01: /* set_loc */
+		to = read_encoded(c, in->fde_enc, in->section_vaddr + (uint64_t)(c->p - in->base));
+		return c->err ? 0 : advance(in, to);
+	case 0x02: return advance(in, in->loc + read_le(c, 1) * cie->code_align);
+	case 0x03: return advance(in, in->loc + read_le(c, 2) * cie->code_align);
+	case 0x04: return advance(in, in->loc + read_le(c, 4) * cie->code_align);
+	case 0x0a: /* remember_state */
+		if (in->nremembered == REMEMBER_MAX)
+			return -EINVAL;
+		in->remembered[in->nremembered++] = in->st;
+		return 0;
+	case 0x0b: /* restore_state: the whole row, CFA included, as GCC's unwinder and readelf do */
+		if (in->nremembered == 0)
+			return -EINVAL;
+		in->st = in->remembered[--in->nremembered];
+		return 0;
+	case 0x0c: case 0x0d: case 0x0e: case 0x0f: case 0x12: case 0x13:
+		return cfa_op(in, c, op);
+	default:
+		return register_op(in, c, op);
+	}
+}
+
 /* Runs the instructions in [p, end). For the CIE (in->fde NULL) only the state changes. */
 static int run(struct interp *in, const uint8_t *p, const uint8_t *end)
 {
 	struct cursor c = { p, end, false };
 	const struct cie *cie = in->cie;
-	struct cfi_state *s = &in->st;
 	int err = 0;
 
 	while (!err && c.p < c.end && !c.err) {
 		uint8_t op = *c.p++;
-		uint64_t reg, n;
 		int64_t off;
 
+		/* The two high bits name the three opcodes whose operand is in the low six. */
 		switch (op >> 6) {
 		case 1: /* DW_CFA_advance_loc */
 			err = advance(in, in->loc + (op & 0x3f) * cie->code_align);
-			continue;
+			break;
 		case 2: /* DW_CFA_offset */
 			off = factored(&c, uleb_signed(&c), cie->data_align);
-			set_reg(s, cie, op & 0x3f, EHFRAME_AT_CFA, off);
-			continue;
+			set_reg(&in->st, cie, op & 0x3f, EHFRAME_AT_CFA, off);
+			break;
 		case 3: /* DW_CFA_restore */
 			restore_reg(in, op & 0x3f);
-			continue;
-		}
-		switch (op) {
-		case 0x00: /* nop */
-			break;
-		case 0x01: /* set_loc */
-			n = read_encoded(&c, in->fde_enc, in->section_vaddr + (uint64_t)(c.p - in->base));
-			if (!c.err)
-				err = advance(in, n);
-			break;
-		case 0x02: err = advance(in, in->loc + read_le(&c, 1) * cie->code_align); break;
-		case 0x03: err = advance(in, in->loc + read_le(&c, 2) * cie->code_align); break;
-		case 0x04: err = advance(in, in->loc + read_le(&c, 4) * cie->code_align); break;
-		case 0x05: /* offset_extended */
-			reg = uleb(&c);
-			off = factored(&c, uleb_signed(&c), cie->data_align);
-			set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
-			break;
-		case 0x06: /* restore_extended */
-			restore_reg(in, uleb(&c));
-			break;
-		case 0x07: /* undefined */
-			set_reg(s, cie, uleb(&c), EHFRAME_UNDEFINED, 0);
-			break;
-		case 0x08: /* same_value */
-			set_reg(s, cie, uleb(&c), EHFRAME_SAME, 0);
-			break;
-		case 0x09: /* register */
-			reg = uleb(&c);
-			uleb(&c);
-			set_reg(s, cie, reg, EHFRAME_OTHER, 0);
-			break;
-		case 0x0a: /* remember_state */
-			if (in->nremembered == REMEMBER_MAX)
-				return -EINVAL;
-			in->remembered[in->nremembered++] = *s;
-			break;
-		case 0x0b: /* restore_state: the whole row, CFA included, as GCC's unwinder and readelf do */
-			if (in->nremembered == 0)
-				return -EINVAL;
-			*s = in->remembered[--in->nremembered];
-			break;
-		case 0x0c: /* def_cfa */
-			reg = uleb(&c);
-			set_cfa_reg(s, reg);
-			s->cfa_off = (int64_t)uleb(&c);
-			break;
-		case 0x0d: /* def_cfa_register */
-			set_cfa_reg(s, uleb(&c));
-			break;
-		case 0x0e: /* def_cfa_offset */
-			s->cfa_off = (int64_t)uleb(&c);
-			if (s->cfa == UNWIND_CFA_PLT)
-				s->cfa = UNWIND_CFA_UNSUPPORTED;
-			break;
-		case 0x0f: /* def_cfa_expression */
-			n = uleb(&c);
-			if (!need(&c, n))
-				break;
-			if (!match_plt(c.p, n, s))
-				s->cfa = UNWIND_CFA_UNSUPPORTED;
-			c.p += n;
-			break;
-		case 0x10: /* expression */
-		case 0x16: /* val_expression */
-			reg = uleb(&c);
-			n = uleb(&c);
-			if (!need(&c, n))
-				break;
-			c.p += n;
-			set_reg(s, cie, reg, EHFRAME_OTHER, 0);
-			break;
-		case 0x11: /* offset_extended_sf */
-			reg = uleb(&c);
-			off = factored(&c, sleb(&c), cie->data_align);
-			set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
-			break;
-		case 0x12: /* def_cfa_sf */
-			reg = uleb(&c);
-			set_cfa_reg(s, reg);
-			s->cfa_off = factored(&c, sleb(&c), cie->data_align);
-			break;
-		case 0x13: /* def_cfa_offset_sf */
-			s->cfa_off = factored(&c, sleb(&c), cie->data_align);
-			if (s->cfa == UNWIND_CFA_PLT)
-				s->cfa = UNWIND_CFA_UNSUPPORTED;
-			break;
-		case 0x14: /* val_offset */
-			reg = uleb(&c);
-			uleb(&c);
-			set_reg(s, cie, reg, EHFRAME_OTHER, 0);
-			break;
-		case 0x15: /* val_offset_sf */
-			reg = uleb(&c);
-			sleb(&c);
-			set_reg(s, cie, reg, EHFRAME_OTHER, 0);
-			break;
-		case 0x2e: /* GNU_args_size */
-			uleb(&c);
-			break;
-		case 0x2f: /* GNU_negative_offset_extended */
-			reg = uleb(&c);
-			off = factored(&c, -uleb_signed(&c), cie->data_align);
-			set_reg(s, cie, reg, EHFRAME_AT_CFA, off);
 			break;
 		default:
-			return -EINVAL;
+			err = extended_op(in, &c, op);
 		}
 	}
 	if (c.err)
@@ -563,195 +595,6 @@ int ehframe_parse(const uint8_t *data, size_t len, uint64_t vaddr, const struct 
 	return 0;
 }
 
-/* --- compact tables ----------------------------------------------------------------------------- */
-
-struct unwind_row ehframe_compact(const struct ehframe_row *r)
-{
-	struct unwind_row out = { .cfa = UNWIND_CFA_UNSUPPORTED };
-
-	if (r->ra == EHFRAME_UNDEFINED) {
-		out.cfa = UNWIND_CFA_END;
-		return out;
-	}
-	if (r->ra != EHFRAME_AT_CFA || r->ra_off != -8)
-		return out;
-	switch (r->cfa) {
-	case UNWIND_CFA_RSP:
-	case UNWIND_CFA_RBP:
-	case UNWIND_CFA_PLT:
-		if (r->cfa_off < 0 || r->cfa_off > UINT16_MAX)
-			return out;
-		break;
-	default:
-		return out;
-	}
-	if (r->cfa == UNWIND_CFA_PLT) {
-		out.rbp_off = (int8_t)r->plt_threshold;
-	} else if (r->rbp == EHFRAME_AT_CFA) {
-		if (r->rbp_off % 8 || r->rbp_off / 8 < INT8_MIN || r->rbp_off / 8 > INT8_MAX || r->rbp_off == 0)
-			return out;
-		out.rbp_off = (int8_t)(r->rbp_off / 8);
-	} else if (r->rbp == EHFRAME_OTHER) {
-		return out;
-	}
-	/* EHFRAME_UNDEFINED rbp: nothing to restore, the caller's value is lost; leave it as it is. */
-	out.cfa = (uint8_t)r->cfa;
-	out.cfa_off = (uint16_t)r->cfa_off;
-	return out;
-}
-
-/* Rows as parsed, with the FDE they belong to, before sorting. */
-struct raw_row {
-	uint64_t pc;
-	uint32_t fde;  /* index in fdes */
-	uint32_t seq;  /* parse order, for a stable sort */
-	struct unwind_row row;
-};
-
-struct builder {
-	struct raw_row *rows;
-	size_t n, cap;
-	struct ehframe_fde *fdes;
-	size_t nfdes, fdes_cap;
-	size_t max;
-};
-
-static int grow(void **p, size_t *cap, size_t need, size_t size, size_t max)
-{
-	if (need <= *cap)
-		return 0;
-	if (need > max)
-		return -E2BIG;
-	size_t ncap = *cap ? *cap * 2 : 1024;
-	while (ncap < need)
-		ncap *= 2;
-	void *q = realloc(*p, ncap * size);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = ncap;
-	return 0;
-}
-
-static int on_fde(void *ctx, const struct ehframe_fde *fde)
-{
-	struct builder *b = ctx;
-	int err = grow((void **)&b->fdes, &b->fdes_cap, b->nfdes + 1, sizeof(*b->fdes), b->max);
-
-	if (err)
-		return err;
-	b->fdes[b->nfdes++] = *fde;
-	return 0;
-}
-
-static int on_row(void *ctx, const struct ehframe_fde *fde, const struct ehframe_row *r)
-{
-	struct builder *b = ctx;
-	int err = grow((void **)&b->rows, &b->cap, b->n + 1, sizeof(*b->rows), b->max);
-
-	(void)fde;
-	if (err)
-		return err;
-	b->rows[b->n] = (struct raw_row){
-		.pc = r->pc, .fde = (uint32_t)(b->nfdes - 1), .seq = (uint32_t)b->n, .row = ehframe_compact(r),
-	};
-	b->n++;
-	return 0;
-}
-
-static int cmp_raw(const void *a, const void *b)
-{
-	const struct raw_row *x = a, *y = b;
-
-	if (x->pc != y->pc)
-		return x->pc < y->pc ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static bool same_rule(const struct unwind_row *a, const struct unwind_row *b)
-{
-	return a->cfa == b->cfa && a->cfa_off == b->cfa_off && a->rbp_off == b->rbp_off;
-}
-
-/* Appends a row at file address pc; a row at the same pc replaces the last one, and a row with the
- * rule of the one before it is not needed. */
-static void append(struct ehframe_table *t, uint64_t pc, struct unwind_row row)
-{
-	row.pc = (uint32_t)(pc - t->base);
-	if (t->nrows && t->rows[t->nrows - 1].pc == row.pc)
-		t->nrows--;
-	if (t->nrows && same_rule(&t->rows[t->nrows - 1], &row))
-		return;
-	t->rows[t->nrows++] = row;
-}
-
-static int assemble(struct builder *b, struct ehframe_table *t)
-{
-	uint64_t lo = UINT64_MAX, hi = 0;
-
-	for (size_t i = 0; i < b->nfdes; i++) {
-		if (b->fdes[i].pc_begin == b->fdes[i].pc_end)
-			continue;
-		lo = b->fdes[i].pc_begin < lo ? b->fdes[i].pc_begin : lo;
-		hi = b->fdes[i].pc_end > hi ? b->fdes[i].pc_end : hi;
-	}
-	if (lo >= hi)
-		return -ENOENT;
-	if (hi - lo > UINT32_MAX)
-		return -E2BIG;
-	qsort(b->rows, b->n, sizeof(*b->rows), cmp_raw);
-	/* At most one row per parsed row plus one gap row per FDE. */
-	if (b->n + b->nfdes > b->max)
-		return -E2BIG;
-	t->rows = malloc((b->n + b->nfdes + 1) * sizeof(*t->rows));
-	if (!t->rows)
-		return -ENOMEM;
-	t->base = lo;
-	t->nrows = 0;
-	t->nfdes = (uint32_t)b->nfdes;
-
-	/* Rows in pc order; where an FDE ends and no row follows at once, a gap row. Overlapping FDEs
-	 * (broken input) are cut: a row never takes effect before the end of the previous FDE. */
-	uint64_t covered_to = lo;
-	uint32_t current = UINT32_MAX; /* the FDE of the last row taken */
-	const struct unwind_row none = { .cfa = UNWIND_CFA_NONE };
-	for (size_t i = 0; i < b->n; i++) {
-		const struct raw_row *r = &b->rows[i];
-		const struct ehframe_fde *f = &b->fdes[r->fde];
-
-		if (r->pc < covered_to && r->fde != current)
-			continue;
-		if (r->pc > covered_to)
-			append(t, covered_to, none);
-		append(t, r->pc, r->row);
-		current = r->fde;
-		if (f->pc_end > covered_to)
-			covered_to = f->pc_end;
-	}
-	append(t, covered_to, none);
-	for (uint32_t i = 0; i < t->nrows; i++)
-		t->unsupported += t->rows[i].cfa == UNWIND_CFA_UNSUPPORTED;
-	return 0;
-}
-
-int ehframe_table_build(const uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows,
-			struct ehframe_table *out)
-{
-	struct builder b = { .max = max_rows };
-	struct ehframe_visitor v = { .fde = on_fde, .row = on_row, .ctx = &b };
-	int err;
-
-	memset(out, 0, sizeof(*out));
-	err = ehframe_parse(data, len, vaddr, &v);
-	if (!err)
-		err = assemble(&b, out);
-	free(b.rows);
-	free(b.fdes);
-	if (err)
-		ehframe_table_free(out);
-	return err;
-}
-
 int ehframe_hdr_eh_frame(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, uint64_t *eh_frame_vaddr)
 {
 	struct cursor c = { hdr, hdr + len, false };
@@ -794,27 +637,4 @@ int ehframe_table_from_elf(struct elf_file *f, uint32_t max_rows, struct ehframe
 	if (err)
 		return err;
 	return ehframe_table_build(data, len, vaddr, max_rows, out);
-}
-
-void ehframe_table_free(struct ehframe_table *t)
-{
-	free(t->rows);
-	memset(t, 0, sizeof(*t));
-}
-
-const struct unwind_row *ehframe_table_find(const struct ehframe_table *t, uint64_t pc)
-{
-	uint32_t lo = 0, n = t->nrows;
-
-	if (!n || pc < t->base || pc - t->base > UINT32_MAX)
-		return NULL;
-	uint32_t rel = (uint32_t)(pc - t->base);
-	/* The same search as the BPF side: the last row with row.pc <= rel. */
-	while (n > 1) {
-		uint32_t half = n / 2;
-		if (t->rows[lo + half].pc <= rel)
-			lo += half;
-		n -= half;
-	}
-	return t->rows[lo].pc <= rel ? &t->rows[lo] : NULL;
 }

@@ -707,77 +707,71 @@ void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 {
 	struct sampler *s = ctx;
 	uint64_t o[SAMPLE_OUTCOME_MAX];
+	struct metrics_series series;
 
 	sum_outcomes(s, o);
-	metrics_family(b, "anorak_samples_total", "counter",
-		       "CPU samples taken by the BPF program, by what happened to them.");
-	metrics_value(b, "anorak_samples_total", "outcome=\"counted\"", o[SAMPLE_COUNTED]);
-	metrics_value(b, "anorak_samples_total", "outcome=\"idle\"", o[SAMPLE_IDLE]);
-	metrics_value(b, "anorak_samples_total", "outcome=\"dropped\"", o[SAMPLE_DROP_COUNT_MAP_FULL]);
-	metrics_value(b, "anorak_samples_total", "outcome=\"filtered\"", o[SAMPLE_FILTERED]);
-	metrics_family(b, "anorak_bpf_filtered_samples_total", "counter",
-		       "Samples of targets dropped by relabeling, stopped by the BPF cgroup or process filter.");
-	metrics_value(b, "anorak_bpf_filtered_samples_total", NULL, o[SAMPLE_FILTERED]);
-	metrics_family(b, "anorak_bpf_cgroup_policies", "gauge",
-		       "cgroups with a BPF policy (dropped, or sampled at their own rate).");
-	metrics_value(b, "anorak_bpf_cgroup_policies", NULL,
+	series = metrics_series_begin(b, "anorak_samples_total", "counter",
+				      "CPU samples taken by the BPF program, by what happened to them.");
+	metrics_series_value(series, "outcome=\"counted\"", o[SAMPLE_COUNTED]);
+	metrics_series_value(series, "outcome=\"idle\"", o[SAMPLE_IDLE]);
+	metrics_series_value(series, "outcome=\"dropped\"", o[SAMPLE_DROP_COUNT_MAP_FULL]);
+	metrics_series_value(series, "outcome=\"filtered\"", o[SAMPLE_FILTERED]);
+	metrics_counter(b, "anorak_bpf_filtered_samples_total",
+			"Samples of targets dropped by relabeling, stopped by the BPF cgroup or process filter.",
+			o[SAMPLE_FILTERED]);
+	metrics_gauge(b, "anorak_bpf_cgroup_policies",
+		      "cgroups with a BPF policy (dropped, or sampled at their own rate).",
 		      __atomic_load_n(&s->skel->bss->cgroup_policies_used, __ATOMIC_RELAXED));
-	metrics_family(b, "anorak_bpf_cgroup_policies_full_total", "counter",
-		       "cgroup policies refused because the map was full (--bpf.cgroup-map-entries).");
-	metrics_value(b, "anorak_bpf_cgroup_policies_full_total", NULL, atomic_load(&s->cgroup_policies_full));
-	metrics_family(b, "anorak_bpf_processes_dropped_total", "counter",
-		       "Processes whose target relabeling dropped, marked for the BPF process filter.");
-	metrics_value(b, "anorak_bpf_processes_dropped_total", NULL, atomic_load(&s->processes_dropped));
+	metrics_counter(b, "anorak_bpf_cgroup_policies_full_total",
+			"cgroup policies refused because the map was full (--bpf.cgroup-map-entries).",
+			atomic_load(&s->cgroup_policies_full));
+	metrics_counter(b, "anorak_bpf_processes_dropped_total",
+			"Processes whose target relabeling dropped, marked for the BPF process filter.",
+			atomic_load(&s->processes_dropped));
 	/* Equal to outcome="counted" but for the samples of the generation being filled: every counted
 	 * sample is drained exactly once. */
-	metrics_family(b, "anorak_samples_drained_total", "counter", "CPU samples read from the BPF maps.");
-	metrics_value(b, "anorak_samples_drained_total", NULL, atomic_load(&s->drained_samples));
-	metrics_family(b, "anorak_samples_dropped_total", "counter", "CPU samples lost, by reason.");
-	metrics_value(b, "anorak_samples_dropped_total", "reason=\"count_map_full\"",
-		      o[SAMPLE_DROP_COUNT_MAP_FULL]);
-	metrics_family(b, "anorak_stacks_dropped_total", "counter",
-		       "Stacks missing from counted samples, by reason.");
-	metrics_value(b, "anorak_stacks_dropped_total", "reason=\"stack_map_full\"", o[SAMPLE_STACK_MAP_FULL]);
-	metrics_value(b, "anorak_stacks_dropped_total", "reason=\"user_stack_missing\"",
-		      o[SAMPLE_USER_STACK_MISSING]);
-	metrics_value(b, "anorak_stacks_dropped_total", "reason=\"kernel_stack_missing\"",
-		      o[SAMPLE_KERNEL_STACK_MISSING]);
-	metrics_family(b, "anorak_stacks_truncated_total", "counter",
-		       "User stacks cut at the depth limit (127 frames).");
-	metrics_value(b, "anorak_stacks_truncated_total", NULL, o[SAMPLE_USER_STACK_TRUNCATED]);
-	metrics_family(b, "anorak_process_events_lost_total", "counter",
-		       "Process events lost because the BPF ring buffer was full.");
-	metrics_value(b, "anorak_process_events_lost_total", NULL, o[SAMPLE_NEW_PROCESS_EVENT_LOST]);
+	metrics_counter(b, "anorak_samples_drained_total", "CPU samples read from the BPF maps.",
+			atomic_load(&s->drained_samples));
+	series = metrics_series_begin(b, "anorak_samples_dropped_total", "counter",
+				      "CPU samples lost, by reason.");
+	metrics_series_value(series, "reason=\"count_map_full\"", o[SAMPLE_DROP_COUNT_MAP_FULL]);
+	series = metrics_series_begin(b, "anorak_stacks_dropped_total", "counter",
+				      "Stacks missing from counted samples, by reason.");
+	metrics_series_value(series, "reason=\"stack_map_full\"", o[SAMPLE_STACK_MAP_FULL]);
+	metrics_series_value(series, "reason=\"user_stack_missing\"", o[SAMPLE_USER_STACK_MISSING]);
+	metrics_series_value(series, "reason=\"kernel_stack_missing\"", o[SAMPLE_KERNEL_STACK_MISSING]);
+	metrics_counter(b, "anorak_stacks_truncated_total", "User stacks cut at the depth limit (127 frames).",
+			o[SAMPLE_USER_STACK_TRUNCATED]);
+	metrics_counter(b, "anorak_process_events_lost_total",
+			"Process events lost because the BPF ring buffer was full.",
+			o[SAMPLE_NEW_PROCESS_EVENT_LOST]);
 
-	metrics_family(b, "anorak_trace_context_samples_total", "counter",
-		       "Samples of processes that publish a trace context, by what was read.");
-	metrics_value(b, "anorak_trace_context_samples_total", "result=\"ids\"", o[SAMPLE_TRACE_CONTEXT]);
-	metrics_value(b, "anorak_trace_context_samples_total", "result=\"read_failed\"",
-		      o[SAMPLE_TRACE_READ_FAILED]);
-	metrics_value(b, "anorak_trace_context_samples_total", "result=\"invalid\"", o[SAMPLE_TRACE_INVALID]);
-	metrics_family(b, "anorak_cgroup_perf_events", "gauge",
-		       "Open per-CPU perf events of containers sampled at their own rate.");
-	metrics_value(b, "anorak_cgroup_perf_events", NULL, atomic_load(&s->cgroup_event_count));
-	metrics_family(b, "anorak_samples_elsewhere_total", "counter",
-		       "Base-rate samples of containers sampled by their own events, left to those (not counted twice).");
-	metrics_value(b, "anorak_samples_elsewhere_total", NULL, o[SAMPLE_ELSEWHERE]);
-	metrics_family(b, "anorak_samples_cgroup_stale_total", "counter",
-		       "Samples of a container's own events taken after its rate was lowered, not counted.");
-	metrics_value(b, "anorak_samples_cgroup_stale_total", NULL, o[SAMPLE_CGROUP_STALE]);
-	metrics_family(b, "anorak_perf_events", "gauge", "Open per-CPU sampling perf events.");
-	metrics_value(b, "anorak_perf_events", NULL, s->nlinks);
-	metrics_family(b, "anorak_sampling_frequency_hertz", "gauge", "Base sampling frequency per CPU.");
-	metrics_value(b, "anorak_sampling_frequency_hertz", NULL, s->frequency);
-	metrics_family(b, "anorak_drains_total", "counter", "Drains of the BPF sample maps.");
-	metrics_value(b, "anorak_drains_total", NULL, atomic_load(&s->drains));
-	metrics_family(b, "anorak_drain_errors_total", "counter", "Drains of the BPF sample maps that failed.");
-	metrics_value(b, "anorak_drain_errors_total", NULL, atomic_load(&s->drain_errors));
-	metrics_family(b, "anorak_drain_distinct_stacks", "gauge",
-		       "Distinct stacks (user and kernel) in the last drained generation.");
-	metrics_value(b, "anorak_drain_distinct_stacks", NULL, atomic_load(&s->last_distinct_stacks));
-	metrics_family(b, "anorak_drain_count_map_entries", "gauge",
-		       "Entries of the count map in the last drained generation.");
-	metrics_value(b, "anorak_drain_count_map_entries", NULL, atomic_load(&s->last_count_entries));
+	series = metrics_series_begin(b, "anorak_trace_context_samples_total", "counter",
+				      "Samples of processes that publish a trace context, by what was read.");
+	metrics_series_value(series, "result=\"ids\"", o[SAMPLE_TRACE_CONTEXT]);
+	metrics_series_value(series, "result=\"read_failed\"", o[SAMPLE_TRACE_READ_FAILED]);
+	metrics_series_value(series, "result=\"invalid\"", o[SAMPLE_TRACE_INVALID]);
+	metrics_gauge(b, "anorak_cgroup_perf_events",
+		      "Open per-CPU perf events of containers sampled at their own rate.",
+		      atomic_load(&s->cgroup_event_count));
+	metrics_counter(b, "anorak_samples_elsewhere_total",
+			"Base-rate samples of containers sampled by their own events, left to those (not "
+			"counted twice).",
+			o[SAMPLE_ELSEWHERE]);
+	metrics_counter(b, "anorak_samples_cgroup_stale_total",
+			"Samples of a container's own events taken after its rate was lowered, not counted.",
+			o[SAMPLE_CGROUP_STALE]);
+	metrics_gauge(b, "anorak_perf_events", "Open per-CPU sampling perf events.", s->nlinks);
+	metrics_gauge(b, "anorak_sampling_frequency_hertz", "Base sampling frequency per CPU.", s->frequency);
+	metrics_counter(b, "anorak_drains_total", "Drains of the BPF sample maps.", atomic_load(&s->drains));
+	metrics_counter(b, "anorak_drain_errors_total", "Drains of the BPF sample maps that failed.",
+			atomic_load(&s->drain_errors));
+	metrics_gauge(b, "anorak_drain_distinct_stacks",
+		      "Distinct stacks (user and kernel) in the last drained generation.",
+		      atomic_load(&s->last_distinct_stacks));
+	metrics_gauge(b, "anorak_drain_count_map_entries",
+		      "Entries of the count map in the last drained generation.",
+		      atomic_load(&s->last_count_entries));
 	metrics_histogram_write(b, "anorak_drain_duration_seconds", "Time to switch generation and drain it.",
 				&s->drain_seconds);
 	if (s->unwinder)

@@ -609,27 +609,29 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 {
 	struct unwinder *u = unwinder;
 	uint64_t c[UNWIND_COUNTERS];
+	struct metrics_series series;
 
 	sum_counters(u, c);
-	metrics_family(b, "anorak_unwind_frames_total", "counter",
-		       "User stack frames found, by method: unwind table row or frame pointer.");
-	metrics_value(b, "anorak_unwind_frames_total", "method=\"table\"", c[UNWIND_FRAMES_TABLE]);
-	metrics_value(b, "anorak_unwind_frames_total", "method=\"frame_pointer\"", c[UNWIND_FRAMES_FP]);
-	metrics_family(b, "anorak_unwind_stacks_total", "counter",
-		       "User stacks of processes with unwind tables that reached their outermost frame "
-		       "(result=\"complete\"), and stacks of processes without tables yet, walked by frame "
-		       "pointer only (result=\"frame_pointer_only\").");
-	metrics_value(b, "anorak_unwind_stacks_total", "result=\"complete\"", c[UNWIND_STACKS_COMPLETE]);
-	metrics_value(b, "anorak_unwind_stacks_total", "result=\"frame_pointer_only\"", c[UNWIND_STACKS_FP_ONLY]);
-	metrics_family(b, "anorak_unwind_stacks_truncated_total", "counter",
-		       "User stacks of processes with unwind tables cut short, by reason.");
-	metrics_value(b, "anorak_unwind_stacks_truncated_total", "reason=\"no_table\"", c[UNWIND_TRUNC_NO_TABLE]);
-	metrics_value(b, "anorak_unwind_stacks_truncated_total", "reason=\"bad_rule\"", c[UNWIND_TRUNC_BAD_RULE]);
-	metrics_value(b, "anorak_unwind_stacks_truncated_total", "reason=\"read_fault\"", c[UNWIND_TRUNC_READ_FAULT]);
-	metrics_value(b, "anorak_unwind_stacks_truncated_total", "reason=\"depth\"", c[UNWIND_TRUNC_DEPTH]);
-	metrics_family(b, "anorak_unwind_events_lost_total", "counter",
-		       "Requests from BPF to re-read a process's mappings lost to a full ring buffer.");
-	metrics_value(b, "anorak_unwind_events_lost_total", NULL, c[UNWIND_EVENTS_LOST]);
+	series = metrics_series_begin(b, "anorak_unwind_frames_total", "counter",
+				      "User stack frames found, by method: unwind table row or frame pointer.");
+	metrics_series_value(series, "method=\"table\"", c[UNWIND_FRAMES_TABLE]);
+	metrics_series_value(series, "method=\"frame_pointer\"", c[UNWIND_FRAMES_FP]);
+	series = metrics_series_begin(b, "anorak_unwind_stacks_total", "counter",
+				      "User stacks of processes with unwind tables that reached their "
+				      "outermost frame (result=\"complete\"), and stacks of processes "
+				      "without tables yet, walked by frame pointer only "
+				      "(result=\"frame_pointer_only\").");
+	metrics_series_value(series, "result=\"complete\"", c[UNWIND_STACKS_COMPLETE]);
+	metrics_series_value(series, "result=\"frame_pointer_only\"", c[UNWIND_STACKS_FP_ONLY]);
+	series = metrics_series_begin(b, "anorak_unwind_stacks_truncated_total", "counter",
+				      "User stacks of processes with unwind tables cut short, by reason.");
+	metrics_series_value(series, "reason=\"no_table\"", c[UNWIND_TRUNC_NO_TABLE]);
+	metrics_series_value(series, "reason=\"bad_rule\"", c[UNWIND_TRUNC_BAD_RULE]);
+	metrics_series_value(series, "reason=\"read_fault\"", c[UNWIND_TRUNC_READ_FAULT]);
+	metrics_series_value(series, "reason=\"depth\"", c[UNWIND_TRUNC_DEPTH]);
+	metrics_counter(b, "anorak_unwind_events_lost_total",
+			"Requests from BPF to re-read a process's mappings lost to a full ring buffer.",
+			c[UNWIND_EVENTS_LOST]);
 
 	pthread_mutex_lock(&u->lock);
 	uint64_t rows_used = (uint64_t)u->alloc->blocks_used * UNWIND_BLOCK_ROWS, loaded = u->alloc->tables;
@@ -640,36 +642,34 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	uint64_t dropped = u->mappings_dropped, events = u->events;
 	pthread_mutex_unlock(&u->lock);
 
-	metrics_family(b, "anorak_unwind_table_bytes", "gauge", "BPF map memory held by unwind table rows.");
-	metrics_value(b, "anorak_unwind_table_bytes", NULL, (double)rows_used * sizeof(struct unwind_row));
-	metrics_family(b, "anorak_unwind_table_capacity_bytes", "gauge",
-		       "BPF map memory for unwind table rows (--unwind.table-memory less the process ranges).");
-	metrics_value(b, "anorak_unwind_table_capacity_bytes", NULL,
+	metrics_gauge(b, "anorak_unwind_table_bytes", "BPF map memory held by unwind table rows.",
+		      (double)rows_used * sizeof(struct unwind_row));
+	metrics_gauge(b, "anorak_unwind_table_capacity_bytes",
+		      "BPF map memory for unwind table rows (--unwind.table-memory less the process ranges).",
 		      (double)u->maps.nrows * sizeof(struct unwind_row));
-	metrics_family(b, "anorak_unwind_process_map_capacity_bytes", "gauge",
-		       "BPF map memory the per-process address ranges may take at most.");
-	metrics_value(b, "anorak_unwind_process_map_capacity_bytes", NULL,
+	metrics_gauge(b, "anorak_unwind_process_map_capacity_bytes",
+		      "BPF map memory the per-process address ranges may take at most.",
 		      (double)u->maps.nprocs * sizeof(struct unwind_process));
-	metrics_family(b, "anorak_unwind_tables", "gauge", "Binaries whose unwind tables are in BPF.");
-	metrics_value(b, "anorak_unwind_tables", NULL, loaded);
-	metrics_family(b, "anorak_unwind_tables_built_total", "counter",
-		       "Unwind tables built from .eh_frame, by result.");
+	metrics_gauge(b, "anorak_unwind_tables", "Binaries whose unwind tables are in BPF.", loaded);
+	series = metrics_series_begin(b, "anorak_unwind_tables_built_total", "counter",
+				      "Unwind tables built from .eh_frame, by result.");
 	for (int s = 0; s < TABLE_STATES; s++)
-		metrics_value(b, "anorak_unwind_tables_built_total", state_labels[s], built[s]);
-	metrics_family(b, "anorak_unwind_tables_evicted_total", "counter",
-		       "Unwind tables evicted (least recently used first) to make room for new ones.");
-	metrics_value(b, "anorak_unwind_tables_evicted_total", NULL, evicted);
+		metrics_series_value(series, state_labels[s], built[s]);
+	metrics_counter(b, "anorak_unwind_tables_evicted_total",
+			"Unwind tables evicted (least recently used first) to make room for new ones.",
+			evicted);
 	metrics_histogram_write(b, "anorak_unwind_table_build_duration_seconds",
 				"Time to parse a binary's .eh_frame and load its table into BPF.", &u->build_seconds);
-	metrics_family(b, "anorak_unwind_processes_total", "counter",
-		       "Processes given unwind tables, by result (process_map_full: no room in the BPF map).");
-	metrics_value(b, "anorak_unwind_processes_total", "result=\"success\"", added);
-	metrics_value(b, "anorak_unwind_processes_total", "result=\"error\"", failed);
-	metrics_value(b, "anorak_unwind_processes_total", "result=\"process_map_full\"", full);
-	metrics_family(b, "anorak_unwind_mappings_dropped_total", "counter",
-		       "Executable mappings with a table left out of a process's ranges (more than 128).");
-	metrics_value(b, "anorak_unwind_mappings_dropped_total", NULL, dropped);
-	metrics_family(b, "anorak_unwind_refresh_events_total", "counter",
-		       "Requests from BPF to re-read a process's mappings (new code mapped, table evicted).");
-	metrics_value(b, "anorak_unwind_refresh_events_total", NULL, events);
+	series = metrics_series_begin(b, "anorak_unwind_processes_total", "counter",
+				      "Processes given unwind tables, by result (process_map_full: no room "
+				      "in the BPF map).");
+	metrics_series_value(series, "result=\"success\"", added);
+	metrics_series_value(series, "result=\"error\"", failed);
+	metrics_series_value(series, "result=\"process_map_full\"", full);
+	metrics_counter(b, "anorak_unwind_mappings_dropped_total",
+			"Executable mappings with a table left out of a process's ranges (more than 128).",
+			dropped);
+	metrics_counter(b, "anorak_unwind_refresh_events_total",
+			"Requests from BPF to re-read a process's mappings (new code mapped, table evicted).",
+			events);
 }

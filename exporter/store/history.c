@@ -1013,35 +1013,33 @@ void history_write_metrics(struct metrics_buf *b, void *history)
 	struct history *h = history;
 	struct history_stats st;
 	int64_t oldest;
+	struct metrics_series series;
 
 	history_stats(h, &st);
 	pthread_rwlock_rdlock(&h->lock);
 	oldest = h->oldest ? h->oldest->start_ns : 0;
 	pthread_rwlock_unlock(&h->lock);
-	metrics_family(b, "anorak_history_bytes", "gauge",
-		       "Memory the history ring takes: compressed windows and their dictionaries.");
-	metrics_value(b, "anorak_history_bytes", NULL, (double)st.bytes);
-	metrics_family(b, "anorak_history_query_held_bytes", "gauge",
-		       "Evicted windows and dictionaries that running queries still read, not in "
-		       "anorak_history_bytes; freed when the queries end.");
-	metrics_value(b, "anorak_history_query_held_bytes", NULL, (double)st.held_bytes);
-	metrics_family(b, "anorak_history_max_bytes", "gauge", "The ring's bound (--storage.max-bytes).");
-	metrics_value(b, "anorak_history_max_bytes", NULL, (double)h->opts.max_bytes);
-	metrics_family(b, "anorak_history_windows", "gauge", "Closed windows kept in the ring.");
-	metrics_value(b, "anorak_history_windows", NULL, (double)st.windows);
-	metrics_family(b, "anorak_history_samples", "gauge", "Samples kept in the ring's closed windows.");
-	metrics_value(b, "anorak_history_samples", NULL, (double)st.samples);
-	metrics_family(b, "anorak_history_oldest_timestamp_seconds", "gauge",
-		       "Start of the oldest window kept (0 when none).");
-	metrics_value(b, "anorak_history_oldest_timestamp_seconds", NULL, oldest / 1e9);
-	metrics_family(b, "anorak_history_evictions_total", "counter",
-		       "Windows dropped from the ring, by reason: older than --storage.retention, or to stay "
-		       "under --storage.max-bytes.");
-	metrics_value(b, "anorak_history_evictions_total", "reason=\"retention\"", (double)st.evictions_retention);
-	metrics_value(b, "anorak_history_evictions_total", "reason=\"size\"", (double)st.evictions_size);
-	metrics_family(b, "anorak_history_samples_lost_total", "counter",
-		       "Samples of drains the history could not keep: out of memory.");
-	metrics_value(b, "anorak_history_samples_lost_total", NULL, (double)st.samples_lost);
+	metrics_gauge(b, "anorak_history_bytes",
+		      "Memory the history ring takes: compressed windows and their dictionaries.",
+		      (double)st.bytes);
+	metrics_gauge(b, "anorak_history_query_held_bytes",
+		      "Evicted windows and dictionaries that running queries still read, not in "
+		      "anorak_history_bytes; freed when the queries end.", (double)st.held_bytes);
+	metrics_gauge(b, "anorak_history_max_bytes", "The ring's bound (--storage.max-bytes).",
+		      (double)h->opts.max_bytes);
+	metrics_gauge(b, "anorak_history_windows", "Closed windows kept in the ring.", (double)st.windows);
+	metrics_gauge(b, "anorak_history_samples", "Samples kept in the ring's closed windows.",
+		      (double)st.samples);
+	metrics_gauge(b, "anorak_history_oldest_timestamp_seconds",
+		      "Start of the oldest window kept (0 when none).", oldest / 1e9);
+	series = metrics_series_begin(b, "anorak_history_evictions_total", "counter",
+				      "Windows dropped from the ring, by reason: older than "
+				      "--storage.retention, or to stay under --storage.max-bytes.");
+	metrics_series_value(series, "reason=\"retention\"", (double)st.evictions_retention);
+	metrics_series_value(series, "reason=\"size\"", (double)st.evictions_size);
+	metrics_counter(b, "anorak_history_samples_lost_total",
+			"Samples of drains the history could not keep: out of memory.",
+			(double)st.samples_lost);
 	metrics_histogram_write(b, "anorak_history_add_duration_seconds",
 				"Time a drain takes to add its samples to the history, waiting for the ring's lock "
 				"included (queries hold it only to take their windows).", &h->add_seconds);

@@ -443,6 +443,7 @@ void process_table_write_metrics(struct metrics_buf *b, void *table)
 {
 	struct process_table *t = table;
 	uint32_t by_source[PROCESS_TRACE_SOURCES] = { 0 };
+	struct metrics_series series;
 
 	pthread_mutex_lock(&t->lock);
 	uint32_t tracked = t->tracked;
@@ -452,21 +453,22 @@ void process_table_write_metrics(struct metrics_buf *b, void *table)
 				by_source[__atomic_load_n(&p->trace_source, __ATOMIC_RELAXED)]++;
 	pthread_mutex_unlock(&t->lock);
 
-	metrics_family(b, "anorak_trace_context_processes", "gauge",
-		       "Live processes that publish a trace context, by ABI and TLS model (dynamic TLS is not read).");
+	series = metrics_series_begin(b, "anorak_trace_context_processes", "gauge",
+				      "Live processes that publish a trace context, by ABI and TLS model "
+				      "(dynamic TLS is not read).");
 	for (int src = PROCESS_TRACE_NONE + 1; src < PROCESS_TRACE_SOURCES; src++)
-		metrics_value(b, "anorak_trace_context_processes", trace_source_labels[src], by_source[src]);
+		metrics_series_value(series, trace_source_labels[src], by_source[src]);
 
-	metrics_family(b, "anorak_processes_tracked", "gauge",
-		       "Processes whose labels and mappings are kept (including exited ones not yet drained).");
-	metrics_value(b, "anorak_processes_tracked", NULL, tracked);
-	metrics_family(b, "anorak_processes_max", "gauge", "Limit of tracked processes (--processes.max).");
-	metrics_value(b, "anorak_processes_max", NULL, t->opts.max_processes);
-	metrics_family(b, "anorak_processes_untracked_total", "counter",
-		       "Processes learnt while the table was full: their mappings are read on every drain.");
-	metrics_value(b, "anorak_processes_untracked_total", NULL, atomic_load(&t->untracked));
-	metrics_family(b, "anorak_process_maps_loads_total", "counter",
-		       "Reads of /proc/PID/maps, by result.");
-	metrics_value(b, "anorak_process_maps_loads_total", "result=\"success\"", atomic_load(&t->maps_loaded));
-	metrics_value(b, "anorak_process_maps_loads_total", "result=\"error\"", atomic_load(&t->maps_failed));
+	metrics_gauge(b, "anorak_processes_tracked",
+		      "Processes whose labels and mappings are kept (including exited ones not yet drained).",
+		      tracked);
+	metrics_gauge(b, "anorak_processes_max", "Limit of tracked processes (--processes.max).",
+		      t->opts.max_processes);
+	metrics_counter(b, "anorak_processes_untracked_total",
+			"Processes learnt while the table was full: their mappings are read on every drain.",
+			atomic_load(&t->untracked));
+	series = metrics_series_begin(b, "anorak_process_maps_loads_total", "counter",
+				      "Reads of /proc/PID/maps, by result.");
+	metrics_series_value(series, "result=\"success\"", atomic_load(&t->maps_loaded));
+	metrics_series_value(series, "result=\"error\"", atomic_load(&t->maps_failed));
 }

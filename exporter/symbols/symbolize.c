@@ -795,17 +795,11 @@ struct sym_stats {
 	uint64_t files, bytes, hits, misses, evictions, unresolved, refused[REFUSED_NR];
 };
 
-static void write_counter(struct metrics_buf *b, const char *name, const char *help, uint64_t v)
-{
-	metrics_family(b, name, "counter", help);
-	metrics_value(b, name, NULL, (double)v);
-}
-
 void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 {
 	struct symbolizer *s = symbolizer;
 	struct sym_stats st;
-	char labels[64];
+	struct metrics_series series;
 
 	pthread_mutex_lock(&s->lock);
 	st = (struct sym_stats){ .files = s->nfiles, .bytes = s->cache_bytes, .hits = s->hits,
@@ -813,27 +807,25 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 	memcpy(st.refused, s->refused, sizeof(st.refused));
 	pthread_mutex_unlock(&s->lock);
 
-	metrics_family(b, "anorak_symbol_cache_files", "gauge", "ELF files open in the symbol cache.");
-	metrics_value(b, "anorak_symbol_cache_files", NULL, (double)st.files);
-	metrics_family(b, "anorak_symbol_cache_bytes", "gauge", "Memory held by loaded symbol tables.");
-	metrics_value(b, "anorak_symbol_cache_bytes", NULL, (double)st.bytes);
-	metrics_family(b, "anorak_symbol_cache_max_bytes", "gauge", "Limit on memory for symbol tables.");
-	metrics_value(b, "anorak_symbol_cache_max_bytes", NULL, (double)s->opts.cache_max_bytes);
-	metrics_family(b, "anorak_symbol_lookups_total", "counter",
-		       "User symbol lookups by whether the file's symbol table was in memory.");
-	metrics_value(b, "anorak_symbol_lookups_total", "result=\"hit\"", (double)st.hits);
-	metrics_value(b, "anorak_symbol_lookups_total", "result=\"miss\"", (double)st.misses);
-	write_counter(b, "anorak_symbol_cache_evictions_total", "Symbol tables evicted from the cache.",
-		      st.evictions);
-	write_counter(b, "anorak_symbol_unresolved_total", "Addresses for which no symbol was found.",
-		      st.unresolved);
-	write_counter(b, "anorak_symbol_mappings_dropped_total",
-		      "Executable mappings not kept because a process had more than 16384.",
-		      __atomic_load_n(&s->mappings_dropped, __ATOMIC_RELAXED));
-	metrics_family(b, "anorak_symbol_files_refused_total", "counter",
-		       "ELF files whose symbols were not read, by reason.");
-	for (size_t i = 0; i < REFUSED_NR; i++) {
-		snprintf(labels, sizeof(labels), "reason=\"%s\"", refusal_names[i]);
-		metrics_value(b, "anorak_symbol_files_refused_total", labels, (double)st.refused[i]);
-	}
+	metrics_gauge(b, "anorak_symbol_cache_files", "ELF files open in the symbol cache.",
+		      (double)st.files);
+	metrics_gauge(b, "anorak_symbol_cache_bytes", "Memory held by loaded symbol tables.",
+		      (double)st.bytes);
+	metrics_gauge(b, "anorak_symbol_cache_max_bytes", "Limit on memory for symbol tables.",
+		      (double)s->opts.cache_max_bytes);
+	series = metrics_series_begin(b, "anorak_symbol_lookups_total", "counter",
+				      "User symbol lookups by whether the file's symbol table was in memory.");
+	metrics_series_value(series, "result=\"hit\"", (double)st.hits);
+	metrics_series_value(series, "result=\"miss\"", (double)st.misses);
+	metrics_counter(b, "anorak_symbol_cache_evictions_total", "Symbol tables evicted from the cache.",
+			(double)st.evictions);
+	metrics_counter(b, "anorak_symbol_unresolved_total", "Addresses for which no symbol was found.",
+			(double)st.unresolved);
+	metrics_counter(b, "anorak_symbol_mappings_dropped_total",
+			"Executable mappings not kept because a process had more than 16384.",
+			(double)__atomic_load_n(&s->mappings_dropped, __ATOMIC_RELAXED));
+	series = metrics_series_begin(b, "anorak_symbol_files_refused_total", "counter",
+				      "ELF files whose symbols were not read, by reason.");
+	for (size_t i = 0; i < REFUSED_NR; i++)
+		metrics_series_valuef(series, (double)st.refused[i], "reason=\"%s\"", refusal_names[i]);
 }

@@ -94,6 +94,61 @@ static void test_value_labels(void **state)
 	metrics_buf_free(&b);
 }
 
+/* The helpers write what metrics_family and metrics_value would, naming the family once. */
+static void test_single_value_families(void **state)
+{
+	struct metrics_buf b = { 0 };
+
+	(void)state;
+	metrics_counter(&b, "anorak_c_total", "Counted\nthings.", 3);
+	metrics_gauge(&b, "anorak_g_bytes", "Bytes now.", 1048576);
+	assert_false(b.failed);
+	assert_string_equal(b.data, "# HELP anorak_c_total Counted\\nthings.\n"
+				    "# TYPE anorak_c_total counter\n"
+				    "anorak_c_total 3\n"
+				    "# HELP anorak_g_bytes Bytes now.\n"
+				    "# TYPE anorak_g_bytes gauge\n"
+				    "anorak_g_bytes 1048576\n");
+	metrics_buf_free(&b);
+}
+
+static void test_labelled_series(void **state)
+{
+	struct metrics_buf b = { 0 };
+	char escaped[32];
+
+	(void)state;
+	struct metrics_series s = metrics_series_begin(&b, "anorak_r_total", "counter", "Requests.");
+	metrics_series_value(s, "result=\"ok\"", 2);
+	metrics_series_value(s, NULL, 0.5);
+	metrics_series_valuef(s, 7, "handler=\"%s\",code=\"%d\"",
+			      metrics_escape_label("/a\"b", escaped, sizeof(escaped)), 404);
+	assert_false(b.failed);
+	assert_string_equal(b.data, "# HELP anorak_r_total Requests.\n"
+				    "# TYPE anorak_r_total counter\n"
+				    "anorak_r_total{result=\"ok\"} 2\n"
+				    "anorak_r_total 0.5\n"
+				    "anorak_r_total{handler=\"/a\\\"b\",code=\"404\"} 7\n");
+	metrics_buf_free(&b);
+}
+
+/* Labels longer than the buffer's first allocation still come out whole. */
+static void test_labelled_series_grows(void **state)
+{
+	struct metrics_buf b = { 0 };
+	char big[9000];
+
+	(void)state;
+	memset(big, 'v', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	struct metrics_series s = metrics_series_begin(&b, "m", "gauge", "M.");
+	metrics_series_valuef(s, 1, "k=\"%s\"", big);
+	assert_false(b.failed);
+	assert_int_equal(b.len, strlen("# HELP m M.\n# TYPE m gauge\n") + strlen("m{k=\"\"} 1\n") + sizeof(big) - 1);
+	assert_memory_equal(b.data + b.len - 5, "\"} 1\n", 5);
+	metrics_buf_free(&b);
+}
+
 static void test_escape_label(void **state)
 {
 	char out[64], small[6];
@@ -147,6 +202,26 @@ static void test_histogram_series_labels(void **state)
 				    "d_bucket{handler=\"/x\",le=\"+Inf\"} 0\n"
 				    "d_sum{handler=\"/x\"} 0\n"
 				    "d_count{handler=\"/x\"} 0\n");
+	metrics_buf_free(&b);
+	metrics_histogram_destroy(&h);
+}
+
+static void test_series_histograms(void **state)
+{
+	struct metrics_histogram h;
+	struct metrics_buf b = { 0 };
+
+	(void)state;
+	assert_int_equal(metrics_histogram_init(&h, bounds, 1), 0);
+	metrics_histogram_observe(&h, 2);
+	struct metrics_series s = metrics_series_begin(&b, "d", "histogram", "D.");
+	metrics_series_histogram(s, "handler=\"/x\"", &h);
+	assert_string_equal(b.data, "# HELP d D.\n"
+				    "# TYPE d histogram\n"
+				    "d_bucket{handler=\"/x\",le=\"0.25\"} 0\n"
+				    "d_bucket{handler=\"/x\",le=\"+Inf\"} 1\n"
+				    "d_sum{handler=\"/x\"} 2\n"
+				    "d_count{handler=\"/x\"} 1\n");
 	metrics_buf_free(&b);
 	metrics_histogram_destroy(&h);
 }
@@ -224,9 +299,13 @@ int main(void)
 		cmocka_unit_test(test_family),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_value_labels),
+		cmocka_unit_test(test_single_value_families),
+		cmocka_unit_test(test_labelled_series),
+		cmocka_unit_test(test_labelled_series_grows),
 		cmocka_unit_test(test_escape_label),
 		cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_histogram_series_labels),
+		cmocka_unit_test(test_series_histograms),
 		cmocka_unit_test(test_histogram_threads),
 		cmocka_unit_test(test_registry),
 	};
