@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "common/text.h"
 #include "exporter/encode/pprof.h"
 #include "profile.pb-c.h"
 
@@ -182,52 +183,18 @@ static void htab_set(struct htab *t, struct hslot *s, uint32_t hash, uint32_t id
 
 /* --- strings ---------------------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, surrogates or code points past
- * U+10FFFF), 0 when s does not start one. s is NUL-terminated, so reading continuation bytes is safe. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc2 || c > 0xf4)
-		return 0;
-	len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return len;
-}
-
 static bool needs_sanitizing(const char *s, size_t max)
 {
-	size_t i = 0, n;
+	size_t n = text_utf8_valid_prefix(s);
 
-	while (s[i]) {
-		n = utf8_seq_len((const unsigned char *)s + i);
-		if (!n || i + n > max)
-			return true;
-		i += n;
-	}
-	return false;
+	return s[n] || n > max;
 }
 
 /* A malloc'd copy of s with each byte that is not part of valid UTF-8 replaced by U+FFFD, truncated at a
  * character boundary to at most max bytes. */
 static char *sanitize(const char *s, size_t max)
 {
-	static const char repl[] = "\xef\xbf\xbd";
+	static const char repl[] = TEXT_REPLACEMENT_UTF8;
 	size_t i = 0, o = 0, n = strlen(s), len;
 	char *out;
 
@@ -235,7 +202,7 @@ static char *sanitize(const char *s, size_t max)
 	if (!out)
 		return NULL;
 	while (s[i]) {
-		n = utf8_seq_len((const unsigned char *)s + i);
+		n = text_utf8_seq_len(s + i);
 		len = n ? n : sizeof(repl) - 1;
 		if (o + len > max)
 			break;

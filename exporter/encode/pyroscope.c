@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "common/text.h"
 #include "exporter/store/history.h"
 #include "querier/v1/querier.pb-c.h"
 #include "labels/selector.h"
@@ -227,17 +228,6 @@ static int set_type(struct selection *s, const char *id, struct http_reply *r)
 			   id, profile_types[0].id, profile_types[1].id) ?: -EINVAL;
 }
 
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int set_spans(struct selection *s, char **spans, size_t n, struct http_reply *r)
 {
 	if (n > MAX_SPANS)
@@ -250,12 +240,12 @@ static int set_spans(struct selection *s, char **spans, size_t n, struct http_re
 			return connect_error_reply(r, "invalid_argument", "span id \"%.40s\" is not 16 hex digits",
 					   spans[i]) ?: -EINVAL;
 		for (int k = 0; k < 8; k++) {
-			int hi = hex_nibble(spans[i][2 * k]), lo = hex_nibble(spans[i][2 * k + 1]);
+			int b = text_hex_byte(spans[i] + 2 * k);
 
-			if (hi < 0 || lo < 0)
+			if (b < 0)
 				return connect_error_reply(r, "invalid_argument", "span id \"%s\" is not 16 hex digits",
 						   spans[i]) ?: -EINVAL;
-			s->spans[i][k] = (uint8_t)(hi << 4 | lo);
+			s->spans[i][k] = (uint8_t)b;
 		}
 	}
 	s->nspans = n;
