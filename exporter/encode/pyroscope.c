@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "common/htab.h"
 #include "common/text.h"
 #include "exporter/store/history.h"
 #include "querier/v1/querier.pb-c.h"
@@ -77,79 +78,6 @@ static int message_reply(struct http_reply *r, const ProtobufCMessage *m)
 	r->body = out;
 	r->len = len;
 	return 0;
-}
-
-/* --- a set of strings with dense ids (copies) ------------------------------------------------------ */
-
-struct strset {
-	char **strs;
-	uint32_t n, cap;
-	uint32_t *table; /* id + 1 */
-	uint32_t tcap;
-};
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return (h ^ (h >> 31)) * 0x9e3779b97f4a7c15ULL;
-}
-
-static int strset_rehash(struct strset *s)
-{
-	uint32_t cap = s->tcap ? s->tcap * 2 : 256;
-	uint32_t *t = calloc(cap, sizeof(*t));
-
-	if (!t)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < s->n; i++) {
-		uint32_t j = (uint32_t)hash_str(s->strs[i]) & (cap - 1);
-
-		while (t[j])
-			j = (j + 1) & (cap - 1);
-		t[j] = i + 1;
-	}
-	free(s->table);
-	s->table = t;
-	s->tcap = cap;
-	return 0;
-}
-
-/* The id of str, added when new; -ENOMEM. */
-static int64_t strset_add(struct strset *s, const char *str)
-{
-	if ((s->n + 1) * 2 > s->tcap && strset_rehash(s))
-		return -ENOMEM;
-
-	uint32_t j = (uint32_t)hash_str(str) & (s->tcap - 1);
-	for (; s->table[j]; j = (j + 1) & (s->tcap - 1))
-		if (strcmp(s->strs[s->table[j] - 1], str) == 0)
-			return s->table[j] - 1;
-	if (s->n == s->cap) {
-		uint32_t cap = s->cap ? s->cap * 2 : 64;
-		char **strs = realloc(s->strs, cap * sizeof(*strs));
-
-		if (!strs)
-			return -ENOMEM;
-		s->strs = strs;
-		s->cap = cap;
-	}
-	s->strs[s->n] = strdup(str);
-	if (!s->strs[s->n])
-		return -ENOMEM;
-	s->table[j] = s->n + 1;
-	return s->n++;
-}
-
-static void strset_free(struct strset *s)
-{
-	for (uint32_t i = 0; i < s->n; i++)
-		free(s->strs[i]);
-	free(s->strs);
-	free(s->table);
-	memset(s, 0, sizeof(*s));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -284,8 +212,7 @@ struct tree {
 	struct strset names;
 	struct node *nodes; /* nodes[0] is the root */
 	uint32_t n, cap;
-	uint32_t *table; /* (parent, name) -> node index + 1 */
-	uint32_t tcap;
+	struct htab index; /* (parent, name) -> node index */
 	uint64_t epoch;
 	uint32_t *loc_names; /* per location of the epoch: name id + 1 */
 	uint32_t *stack_leaf; /* per stack of the epoch: its leaf node + 1 */
@@ -300,38 +227,24 @@ static uint32_t node_hash(uint32_t parent, uint32_t name)
 	return (uint32_t)(h >> 32);
 }
 
-static int tree_rehash(struct tree *t)
+static bool node_eq(const void *ctx, uint32_t id, const void *key)
 {
-	uint32_t cap = t->tcap ? t->tcap * 2 : 1024;
-	uint32_t *table = calloc(cap, sizeof(*table));
+	const struct node *c = &((const struct tree *)ctx)->nodes[id], *k = key;
 
-	if (!table)
-		return -ENOMEM;
-	for (uint32_t i = 1; i < t->n; i++) {
-		uint32_t j = node_hash(t->nodes[i].parent, t->nodes[i].name) & (cap - 1);
-
-		while (table[j])
-			j = (j + 1) & (cap - 1);
-		table[j] = i + 1;
-	}
-	free(t->table);
-	t->table = table;
-	t->tcap = cap;
-	return 0;
+	return c->parent == k->parent && c->name == k->name;
 }
 
 static int64_t tree_child(struct tree *t, uint32_t parent, uint32_t name)
 {
-	if ((t->n + 1) * 2 > t->tcap && tree_rehash(t))
+	struct node key = { .parent = parent, .name = name };
+	uint32_t hash = node_hash(parent, name);
+	struct htab_slot *slot;
+
+	if (htab_reserve(&t->index))
 		return -ENOMEM;
-
-	uint32_t j = node_hash(parent, name) & (t->tcap - 1);
-	for (; t->table[j]; j = (j + 1) & (t->tcap - 1)) {
-		struct node *c = &t->nodes[t->table[j] - 1];
-
-		if (c->parent == parent && c->name == name)
-			return t->table[j] - 1;
-	}
+	slot = htab_find(&t->index, hash, node_eq, t, &key);
+	if (htab_used(slot))
+		return htab_id(slot);
 	if (t->n == t->cap) {
 		uint32_t cap = t->cap * 2;
 		struct node *nodes = realloc(t->nodes, cap * sizeof(*nodes));
@@ -344,7 +257,7 @@ static int64_t tree_child(struct tree *t, uint32_t parent, uint32_t name)
 	t->nodes[t->n] = (struct node){ .parent = parent, .name = name,
 					.next_sibling = t->nodes[parent].first_child };
 	t->nodes[parent].first_child = t->n + 1;
-	t->table[j] = t->n + 1;
+	htab_set(&t->index, slot, hash, t->n);
 	return t->n++;
 }
 
@@ -364,7 +277,7 @@ static void tree_free(struct tree *t)
 {
 	strset_free(&t->names);
 	free(t->nodes);
-	free(t->table);
+	htab_free(&t->index);
 	free(t->loc_names);
 	free(t->stack_leaf);
 }
