@@ -34,3 +34,39 @@ const char *yaml_node_kind(const yaml_node_t *node)
 	       : node->type == YAML_MAPPING_NODE ? "a mapping"
 						 : "a scalar";
 }
+
+bool yaml_pairs_begin(struct yaml_pairs *it, yaml_document_t *doc, const yaml_node_t *map)
+{
+	*it = (struct yaml_pairs){ .doc = doc, .map = map };
+	if (map->type == YAML_MAPPING_NODE)
+		it->next = map->data.mapping.pairs.start;
+	return map->type == YAML_MAPPING_NODE || yaml_node_is_null(map);
+}
+
+/* Whether a key before it->next (the pair being visited) has text s. */
+static bool key_seen(const struct yaml_pairs *it, const char *s)
+{
+	for (const yaml_node_pair_t *j = it->map->data.mapping.pairs.start; j < it->next - 1; j++) {
+		const yaml_node_t *prev = yaml_document_get_node(it->doc, j->key);
+
+		if (prev && prev->type == YAML_SCALAR_NODE && !strcmp((const char *)prev->data.scalar.value, s))
+			return true;
+	}
+	return false;
+}
+
+enum yaml_pairs_result yaml_pairs_next(struct yaml_pairs *it)
+{
+	const yaml_node_pair_t *pair = it->next;
+
+	if (!pair || pair >= it->map->data.mapping.pairs.top)
+		return YAML_PAIRS_END;
+	it->next++;
+	it->key = yaml_document_get_node(it->doc, pair->key);
+	it->value = yaml_document_get_node(it->doc, pair->value);
+	if (!it->key || !it->value || it->key->type != YAML_SCALAR_NODE) {
+		it->key = it->key ? it->key : it->map;
+		return YAML_PAIRS_KEY_NOT_STRING;
+	}
+	return key_seen(it, yaml_pairs_key(it)) ? YAML_PAIRS_KEY_TWICE : YAML_PAIRS_PAIR;
+}

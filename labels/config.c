@@ -115,29 +115,22 @@ static int each_pair(struct parse *p, const yaml_node_t *map, const char *what,
 		     int (*fn)(struct parse *, const char *key, const yaml_node_t *value, void *arg),
 		     void *arg)
 {
-	yaml_node_pair_t *pair, *prev;
+	struct yaml_pairs it;
+	int rc;
 
-	if (map->type != YAML_MAPPING_NODE)
+	if (!yaml_pairs_begin(&it, p->doc, map))
 		return node_error(p, map, "%s: expected a mapping, got %s", what, yaml_node_kind(map));
-	for (pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
-		yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
-		yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
-		int err;
-
-		if (k->type != YAML_SCALAR_NODE)
-			return node_error(p, k, "%s: keys must be strings", what);
-		for (prev = map->data.mapping.pairs.start; prev < pair; prev++) {
-			yaml_node_t *pk = yaml_document_get_node(p->doc, prev->key);
-
-			if (pk->type == YAML_SCALAR_NODE && !strcmp(scalar(pk), scalar(k)))
-				return node_error(p, k, "key \"%s\" already set in %s", scalar(k), what);
-		}
-		err = fn(p, scalar(k), v, arg);
-		if (err == -ENOENT)
-			return node_error(p, k, "unknown field \"%s\" in %s", scalar(k), what);
-		if (err)
-			return err;
+	while ((rc = yaml_pairs_next(&it)) == YAML_PAIRS_PAIR) {
+		rc = fn(p, yaml_pairs_key(&it), it.value, arg);
+		if (rc == -ENOENT)
+			return node_error(p, it.key, "unknown field \"%s\" in %s", yaml_pairs_key(&it), what);
+		if (rc)
+			return rc;
 	}
+	if (rc == YAML_PAIRS_KEY_NOT_STRING)
+		return node_error(p, it.key, "%s: keys must be strings", what);
+	if (rc == YAML_PAIRS_KEY_TWICE)
+		return node_error(p, it.key, "key \"%s\" already set in %s", yaml_pairs_key(&it), what);
 	return 0;
 }
 

@@ -7,36 +7,11 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/text.h"
 
 #define META "__meta_kubernetes_"
 #define POD META "pod_"
 #define NAME_MAX_LEN 1024 /* label and annotation keys are at most 317 bytes in Kubernetes */
-
-/* Length of the UTF-8 sequence at s, or 1 for an invalid byte (Go's regexp sees RuneError there). */
-static size_t utf8_len(const unsigned char *s)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-	size_t n;
-
-	if (c < 0xC2 || c > 0xF4)
-		return 1;
-	n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-	if (c == 0xE0)
-		lo = 0xA0; /* overlong */
-	else if (c == 0xED)
-		hi = 0x9F; /* surrogates */
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (s[1] < lo || s[1] > hi)
-		return 1;
-	for (size_t i = 2; i < n; i++) {
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 1;
-	}
-	return n;
-}
 
 int k8s_sanitize_label_name(const char *in, char *out, size_t outlen)
 {
@@ -50,7 +25,7 @@ int k8s_sanitize_label_name(const char *in, char *out, size_t outlen)
 			out[o++] = (char)*s++;
 		} else {
 			out[o++] = '_';
-			s += utf8_len(s);
+			s += text_utf8_char_len((const char *)s);
 		}
 	}
 	if (!outlen)

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <wctype.h>
 
+#include "common/text.h"
 #include "labels/relabel_re.h"
 
 struct relabel_rule {
@@ -277,7 +278,7 @@ static char *hashmod(const char *val, uint64_t modulus)
 	/* Prometheus keeps the big-endian uint64 of the digest's last 8 bytes (hex digits 16..31). */
 	mg_md5(hex, val, NULL);
 	for (int i = 16; i < 32; i++)
-		h = h << 4 | (uint64_t)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10);
+		h = h << 4 | (uint64_t)text_hex_digit(hex[i]);
 	if (asprintf(&out, "%llu", (unsigned long long)(h % modulus)) < 0)
 		return NULL;
 	return out;
@@ -293,58 +294,6 @@ static void utf8_locale_init(void)
 	utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 }
 
-/* Decodes one UTF-8 sequence; an invalid one is U+FFFD of length 1, as Go decodes it. */
-static unsigned decode_rune(const unsigned char *s, size_t *len)
-{
-	unsigned c = s[0], min, r;
-	size_t n;
-
-	*len = 1;
-	if (c < 0x80)
-		return c;
-	if (c >= 0xc2 && c < 0xe0)
-		n = 2, min = 0x80, r = c & 0x1f;
-	else if (c >= 0xe0 && c < 0xf0)
-		n = 3, min = 0x800, r = c & 0x0f;
-	else if (c >= 0xf0 && c < 0xf5)
-		n = 4, min = 0x10000, r = c & 0x07;
-	else
-		return 0xfffd;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0xfffd;
-		r = r << 6 | (s[i] & 0x3f);
-	}
-	if (r < min || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff))
-		return 0xfffd;
-	*len = n;
-	return r;
-}
-
-static size_t encode_rune(unsigned r, char *out)
-{
-	if (r < 0x80) {
-		out[0] = (char)r;
-		return 1;
-	}
-	if (r < 0x800) {
-		out[0] = (char)(0xc0 | r >> 6);
-		out[1] = (char)(0x80 | (r & 0x3f));
-		return 2;
-	}
-	if (r < 0x10000) {
-		out[0] = (char)(0xe0 | r >> 12);
-		out[1] = (char)(0x80 | (r >> 6 & 0x3f));
-		out[2] = (char)(0x80 | (r & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | r >> 18);
-	out[1] = (char)(0x80 | (r >> 12 & 0x3f));
-	out[2] = (char)(0x80 | (r >> 6 & 0x3f));
-	out[3] = (char)(0x80 | (r & 0x3f));
-	return 4;
-}
-
 static char *change_case(const char *val, int upper)
 {
 	/* Each byte becomes at most 3 (an invalid byte becomes U+FFFD); a rune of n bytes at most 4. */
@@ -356,7 +305,7 @@ static char *change_case(const char *val, int upper)
 	pthread_once(&utf8_locale_once, utf8_locale_init);
 	while (*s) {
 		size_t n;
-		unsigned r = decode_rune(s, &n);
+		unsigned r = text_utf8_decode((const char *)s, &n);
 
 		if (utf8_locale)
 			r = (unsigned)(upper ? towupper_l((wint_t)r, utf8_locale)
@@ -364,7 +313,7 @@ static char *change_case(const char *val, int upper)
 		else if (r < 0x80)
 			r = (unsigned)(upper ? (r >= 'a' && r <= 'z' ? r - 32 : r)
 					     : (r >= 'A' && r <= 'Z' ? r + 32 : r));
-		p += encode_rune(r, p);
+		p += text_utf8_encode(r, p);
 		s += n;
 	}
 	*p = '\0';
@@ -599,19 +548,6 @@ static int parse_duration(const char *s, int64_t *ms, char *err, size_t errlen, 
 	return 0;
 }
 
-static int utf8_valid(const char *s)
-{
-	while (*s) {
-		size_t n;
-
-		if (decode_rune((const unsigned char *)s, &n) == 0xfffd && n == 1 &&
-		    (unsigned char)*s >= 0x80)
-			return 0;
-		s += n;
-	}
-	return 1;
-}
-
 static int check_scrape_settings(const struct labelset *ls, char *err, size_t errlen)
 {
 	const char *interval = labelset_get(ls, "__scrape_interval__");
@@ -681,7 +617,7 @@ int relabel_finalize(struct labelset *ls, char *err, size_t errlen)
 		return rc;
 	/* Prometheus checks every label but __meta_* ones, including __ labels it removes later. */
 	for (i = 0; i < ls->n; i++)
-		if (strncmp(ls->labels[i].name, "__meta_", 7) && !utf8_valid(ls->labels[i].value))
+		if (strncmp(ls->labels[i].name, "__meta_", 7) && !text_utf8_valid(ls->labels[i].value))
 			return fail(err, errlen, "invalid label value for \"%s\": \"%s\"",
 				    ls->labels[i].name, ls->labels[i].value);
 	for (i = 0; i < ls->n;) {

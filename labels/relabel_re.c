@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
+
 /* Go's limit on {n,m} counts. */
 #define MAX_REPEAT 1000
 /* Go's \s is [\t\n\f\r ]; PCRE2's also matches \v, so \s and \S are spelled out. */
@@ -59,17 +61,6 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
 	buf_puts(b, tmp);
 }
 
-/* Bytes of the UTF-8 sequence at s (1 for a stray byte), never past the terminating NUL. */
-static size_t u8len(const char *s)
-{
-	unsigned char c = (unsigned char)s[0];
-	size_t n = c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4, i;
-
-	for (i = 1; i < n && ((unsigned char)s[i] & 0xc0) == 0x80; i++)
-		;
-	return i;
-}
-
 static int is_alnum(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -78,17 +69,6 @@ static int is_alnum(char c)
 static int is_octal(char c)
 {
 	return c >= '0' && c <= '7';
-}
-
-static int unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* The translation of one pattern; parse state follows Go's regexp/syntax parser. */
@@ -118,20 +98,6 @@ static int go_error_rest(struct xlate *x, const char *code, const size_t *from)
 	return -EINVAL;
 }
 
-/* The code point of the UTF-8 sequence at s (a stray byte stands for itself). */
-static unsigned long u8decode(const char *s)
-{
-	size_t n = u8len(s);
-	unsigned long r = (unsigned char)s[0];
-
-	if (n == 1)
-		return r;
-	r &= 0x3fUL >> (n - 1);
-	for (size_t i = 1; i < n; i++)
-		r = r << 6 | ((unsigned char)s[i] & 0x3f);
-	return r;
-}
-
 /* Go's parseEscape at x->pat[x->i] == '\\': a single character (*cp), emitted as \x{...}. */
 static int single_escape(struct xlate *x, unsigned long *cp)
 {
@@ -141,7 +107,7 @@ static int single_escape(struct xlate *x, unsigned long *cp)
 
 	if (!c)
 		return go_error(x, "trailing backslash at end of expression", "", 0);
-	t += u8len(t);
+	t += text_utf8_char_len(t);
 	if ((unsigned char)c < 0x80 && !is_alnum(c)) {
 		r = (unsigned char)c;
 		goto done;
@@ -161,34 +127,34 @@ static int single_escape(struct xlate *x, unsigned long *cp)
 		if (!*t)
 			break;
 		c = *t;
-		t += u8len(t);
+		t += text_utf8_char_len(t);
 		if (c == '{') {
 			int nhex = 0;
 
 			while (*t) {
 				c = *t;
-				t += u8len(t);
+				t += text_utf8_char_len(t);
 				if (c == '}') {
 					if (nhex)
 						goto done;
 					break;
 				}
-				if (unhex(c) < 0)
+				if (text_hex_digit(c) < 0)
 					break;
-				r = r * 16 + (unsigned long)unhex(c);
+				r = r * 16 + (unsigned long)text_hex_digit(c);
 				if (r > 0x10ffff)
 					break;
 				nhex++;
 			}
 			break;
 		}
-		if (unhex(c) >= 0 && unhex(*t) >= 0) {
-			r = (unsigned long)(unhex(c) * 16 + unhex(*t));
+		if (text_hex_digit(c) >= 0 && text_hex_digit(*t) >= 0) {
+			r = (unsigned long)(text_hex_digit(c) * 16 + text_hex_digit(*t));
 			t++;
 			goto done;
 		}
 		if (*t)
-			t += u8len(t);
+			t += text_utf8_char_len(t);
 		break;
 	case 'a': r = '\a'; goto done;
 	case 'f': r = '\f'; goto done;
@@ -228,7 +194,7 @@ static int unicode_class(struct xlate *x)
 	} else {
 		/* One letter: only the one-letter categories exist. */
 		name = t;
-		n = u8len(t);
+		n = text_utf8_char_len(t);
 		t += n;
 		if (n != 1 || !strchr("CLMNPSZ", *name))
 			return go_error(x, "invalid character class range", s, (size_t)(t - s));
@@ -263,20 +229,19 @@ static int perl_class(struct xlate *x, int in_class)
 static int class_char(struct xlate *x, size_t class_start, unsigned long *cp)
 {
 	const char *s = x->pat + x->i;
+	size_t n;
 
 	if (!*s)
 		return go_error_rest(x, "missing closing ]", &class_start);
 	if (*s == '\\')
 		return single_escape(x, cp);
-	*cp = u8decode(s);
+	*cp = text_utf8_decode(s, &n);
 	if ((unsigned char)*s < 0x80 && !is_alnum(*s)) {
 		char esc[2] = { '\\', *s };
 
 		buf_add(&x->out, esc, 2);
 		x->i++;
 	} else {
-		size_t n = u8len(s);
-
 		buf_add(&x->out, s, n);
 		x->i += n;
 	}
@@ -415,7 +380,9 @@ static int perl_group(struct xlate *x)
 			break;
 		}
 	}
-	return go_error(x, "invalid or unsupported Perl syntax", s, (size_t)(t + (*t ? u8len(t) : 0) - s));
+	if (*t)
+		t += text_utf8_char_len(t);
+	return go_error(x, "invalid or unsupported Perl syntax", s, (size_t)(t - s));
 }
 
 /* Go's parseInt: decimal without leading zeros; -1 when too large. */
@@ -473,7 +440,7 @@ static void quoted(struct xlate *x)
 	const char *stop = end ? end : s + strlen(s);
 
 	while (s < stop) {
-		size_t n = u8len(s);
+		size_t n = text_utf8_char_len(s);
 
 		if ((unsigned char)*s < 0x80 && !is_alnum(*s))
 			buf_add(&x->out, "\\", 1);
@@ -566,8 +533,8 @@ static int translate_one(struct xlate *x)
 		x->have_atom = 1;
 		return 0;
 	}
-	buf_add(&x->out, s, u8len(s));
-	x->i += u8len(s);
+	buf_add(&x->out, s, text_utf8_char_len(s));
+	x->i += text_utf8_char_len(s);
 	x->have_atom = 1;
 	return 0;
 }

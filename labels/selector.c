@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
+
 struct parser {
 	const char *start, *p;
 	char *err;
@@ -55,38 +57,6 @@ static char *parse_name(struct parser *ps, bool colon)
 	return strndup(s, ps->p - s);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static size_t utf8_put(uint32_t cp, char *out)
-{
-	if (cp < 0x80) {
-		out[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		out[0] = (char)(0xc0 | cp >> 6);
-		out[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		out[0] = (char)(0xe0 | cp >> 12);
-		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | cp >> 18);
-	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
 /* One escape after the backslash (Go's strconv.Unquote rules); writes its bytes to out. */
 static int parse_escape(struct parser *ps, char quote, char *out, size_t *n)
 {
@@ -121,7 +91,7 @@ static int parse_escape(struct parser *ps, char quote, char *out, size_t *n)
 	if (base == 16)
 		ps->p++;
 	for (int i = 0; i < digits; i++, ps->p++) {
-		int d = hex_digit(*ps->p);
+		int d = text_hex_digit(*ps->p);
 
 		if (d < 0 || d >= base)
 			return fail(ps, "invalid escape sequence");
@@ -136,7 +106,7 @@ static int parse_escape(struct parser *ps, char quote, char *out, size_t *n)
 	}
 	if (v > 0x10ffff || (v >= 0xd800 && v < 0xe000))
 		return fail(ps, "invalid Unicode code point in escape");
-	*n = utf8_put(v, out);
+	*n = text_utf8_encode(v, out);
 	return 0;
 }
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "common/htab.h"
+#include "common/text.h"
 #include "exporter/encode/pprof.h"
 #include "profile.pb-c.h"
 
@@ -23,17 +25,6 @@
 #define PPROF_MAX_TYPES 16
 
 #define GZ_INITIAL_OUT (64 * 1024)
-
-struct hslot {
-	uint32_t hash;
-	uint32_t idx1; /* entry index + 1; 0 marks an empty slot */
-};
-
-struct htab {
-	struct hslot *slots;
-	uint32_t mask; /* capacity - 1; capacity is a power of two */
-	uint32_t count;
-};
 
 struct mapping {
 	uint64_t start, limit, offset;
@@ -74,36 +65,7 @@ struct pprof_builder {
 	int64_t period;
 };
 
-typedef bool (*heq_fn)(const struct pprof_builder *b, uint32_t idx, const void *key);
-
-/* --- hashing -------------------------------------------------------------------------------------- */
-
-static uint64_t hash_mix(uint64_t h, uint64_t v)
-{
-	/* splitmix64 finalizer over the running state: cheap and avalanches well on small integers */
-	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	return h ^ (h >> 31);
-}
-
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-	return hash_mix(h, n);
-}
-
-static uint32_t hash32(uint64_t h)
-{
-	return (uint32_t)(h >> 32);
-}
-
-/* --- growable arrays and hash tables ---------------------------------------------------------------- */
+/* --- growable arrays -------------------------------------------------------------------------------- */
 
 static int vec_reserve(struct vec *v, size_t extra, size_t elem, size_t max)
 {
@@ -126,108 +88,20 @@ static int vec_reserve(struct vec *v, size_t extra, size_t elem, size_t max)
 	return 0;
 }
 
-static int htab_init(struct htab *t, uint32_t cap)
-{
-	t->slots = calloc(cap, sizeof(*t->slots));
-	t->mask = cap - 1;
-	t->count = 0;
-	return t->slots ? 0 : -ENOMEM;
-}
-
-/* The matching slot, or the empty slot where the key belongs. The table is never full. */
-static struct hslot *htab_find(const struct htab *t, uint32_t hash, heq_fn eq,
-			       const struct pprof_builder *b, const void *key)
-{
-	for (uint32_t i = hash & t->mask;; i = (i + 1) & t->mask) {
-		struct hslot *s = &t->slots[i];
-
-		if (!s->idx1 || (s->hash == hash && eq(b, s->idx1 - 1, key)))
-			return s;
-	}
-}
-
-/* Grows before an insert so that the load stays under 2/3 and slots found by htab_find stay valid. */
-static int htab_reserve(struct htab *t)
-{
-	uint32_t cap = t->mask + 1, ncap = cap * 2;
-	struct hslot *slots;
-
-	if ((uint64_t)(t->count + 1) * 3 <= (uint64_t)cap * 2)
-		return 0;
-	slots = calloc(ncap, sizeof(*slots));
-	if (!slots)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < cap; i++) {
-		struct hslot *s = &t->slots[i];
-		uint32_t j = s->hash & (ncap - 1);
-
-		if (!s->idx1)
-			continue;
-		while (slots[j].idx1)
-			j = (j + 1) & (ncap - 1);
-		slots[j] = *s;
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->mask = ncap - 1;
-	return 0;
-}
-
-static void htab_set(struct htab *t, struct hslot *s, uint32_t hash, uint32_t idx)
-{
-	s->hash = hash;
-	s->idx1 = idx + 1;
-	t->count++;
-}
-
 /* --- strings ---------------------------------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, surrogates or code points past
- * U+10FFFF), 0 when s does not start one. s is NUL-terminated, so reading continuation bytes is safe. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc2 || c > 0xf4)
-		return 0;
-	len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return len;
-}
 
 static bool needs_sanitizing(const char *s, size_t max)
 {
-	size_t i = 0, n;
+	size_t n = text_utf8_valid_prefix(s);
 
-	while (s[i]) {
-		n = utf8_seq_len((const unsigned char *)s + i);
-		if (!n || i + n > max)
-			return true;
-		i += n;
-	}
-	return false;
+	return s[n] || n > max;
 }
 
 /* A malloc'd copy of s with each byte that is not part of valid UTF-8 replaced by U+FFFD, truncated at a
  * character boundary to at most max bytes. */
 static char *sanitize(const char *s, size_t max)
 {
-	static const char repl[] = "\xef\xbf\xbd";
+	static const char repl[] = TEXT_REPLACEMENT_UTF8;
 	size_t i = 0, o = 0, n = strlen(s), len;
 	char *out;
 
@@ -235,7 +109,7 @@ static char *sanitize(const char *s, size_t max)
 	if (!out)
 		return NULL;
 	while (s[i]) {
-		n = utf8_seq_len((const unsigned char *)s + i);
+		n = text_utf8_seq_len(s + i);
 		len = n ? n : sizeof(repl) - 1;
 		if (o + len > max)
 			break;
@@ -252,8 +126,9 @@ struct str_key {
 	size_t len;
 };
 
-static bool str_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+static bool str_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct pprof_builder *b = ctx;
 	const struct str_key *k = key;
 	const char *s = ((char **)b->strs.data)[idx];
 
@@ -265,7 +140,7 @@ static int intern(struct pprof_builder *b, const char *s, size_t max, uint32_t *
 {
 	char *copy = NULL;
 	struct str_key key;
-	struct hslot *slot;
+	struct htab_slot *slot;
 	uint32_t hash;
 	int err;
 
@@ -280,13 +155,13 @@ static int intern(struct pprof_builder *b, const char *s, size_t max, uint32_t *
 	}
 	key.s = s;
 	key.len = strlen(s);
-	hash = hash32(hash_bytes(s, key.len));
+	hash = htab_hash_bytes(s, key.len);
 	err = htab_reserve(&b->str_ht) ?: vec_reserve(&b->strs, 1, sizeof(char *), PPROF_MAX_ENTRIES);
 	if (err)
 		goto out;
 	slot = htab_find(&b->str_ht, hash, str_eq, b, &key);
-	if (slot->idx1) {
-		*idx = slot->idx1 - 1;
+	if (htab_used(slot)) {
+		*idx = htab_id(slot);
 		goto out;
 	}
 	if (!copy && !(copy = strdup(s))) {
@@ -311,7 +186,7 @@ static int builder_init(struct pprof_builder *b, const struct pprof_value_type *
 	int err = 0;
 
 	for (size_t i = 0; i < sizeof(tabs) / sizeof(tabs[0]) && !err; i++)
-		err = htab_init(tabs[i], 256);
+		err = htab_reserve(tabs[i]);
 	b->type_strs = calloc(2 * b->ntypes, sizeof(*b->type_strs));
 	if (err || !b->type_strs || vec_reserve(&b->strs, 1, sizeof(char *), PPROF_MAX_ENTRIES))
 		return -ENOMEM;
@@ -357,11 +232,11 @@ void pprof_builder_free(struct pprof_builder *b)
 	free(b->loc_pool.data);
 	free(b->lbl_pool.data);
 	free(b->val_pool.data);
-	free(b->str_ht.slots);
-	free(b->map_ht.slots);
-	free(b->func_ht.slots);
-	free(b->loc_ht.slots);
-	free(b->sample_ht.slots);
+	htab_free(&b->str_ht);
+	htab_free(&b->map_ht);
+	htab_free(&b->func_ht);
+	htab_free(&b->loc_ht);
+	htab_free(&b->sample_ht);
 	free(b->type_strs);
 	free(b);
 }
@@ -373,8 +248,9 @@ size_t pprof_sample_count(const struct pprof_builder *b)
 
 /* --- mappings, functions, locations ------------------------------------------------------------------ */
 
-static bool mapping_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+static bool mapping_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct pprof_builder *b = ctx;
 	const struct mapping *m = &((struct mapping *)b->maps.data)[idx], *k = key;
 
 	return m->start == k->start && m->limit == k->limit && m->offset == k->offset &&
@@ -386,28 +262,29 @@ uint64_t pprof_mapping(struct pprof_builder *b, uint64_t start, uint64_t limit, 
 {
 	struct mapping key = { .start = start, .limit = limit, .offset = offset,
 			       .has_functions = has_functions };
-	struct hslot *slot;
+	struct htab_slot *slot;
 	uint32_t hash;
 
 	if (intern(b, filename, PPROF_MAX_STRING, &key.filename) ||
 	    intern(b, build_id, PPROF_MAX_STRING, &key.build_id) || htab_reserve(&b->map_ht) ||
 	    vec_reserve(&b->maps, 1, sizeof(key), PPROF_MAX_ENTRIES))
 		return 0;
-	hash = hash32(hash_mix(hash_mix(hash_mix(hash_mix(hash_mix(0, start), limit), offset),
+	hash = htab_hash32(htab_mix(htab_mix(htab_mix(htab_mix(htab_mix(0, start), limit), offset),
 					key.filename), key.build_id));
 	slot = htab_find(&b->map_ht, hash, mapping_eq, b, &key);
-	if (slot->idx1) {
+	if (htab_used(slot)) {
 		/* symbolized through any caller means the server need not re-symbolize it */
-		((struct mapping *)b->maps.data)[slot->idx1 - 1].has_functions |= has_functions;
-		return slot->idx1;
+		((struct mapping *)b->maps.data)[htab_id(slot)].has_functions |= has_functions;
+		return htab_id(slot) + 1;
 	}
 	((struct mapping *)b->maps.data)[b->maps.len] = key;
 	htab_set(&b->map_ht, slot, hash, b->maps.len);
 	return ++b->maps.len;
 }
 
-static bool function_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+static bool function_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct pprof_builder *b = ctx;
 	const struct function *f = &((struct function *)b->funcs.data)[idx], *k = key;
 
 	return f->name == k->name && f->system_name == k->system_name && f->filename == k->filename;
@@ -417,7 +294,7 @@ uint64_t pprof_function(struct pprof_builder *b, const char *name, const char *s
 			const char *filename)
 {
 	struct function key;
-	struct hslot *slot;
+	struct htab_slot *slot;
 	uint32_t hash;
 
 	if (intern(b, name, PPROF_MAX_STRING, &key.name) ||
@@ -425,17 +302,18 @@ uint64_t pprof_function(struct pprof_builder *b, const char *name, const char *s
 	    intern(b, filename, PPROF_MAX_STRING, &key.filename) || htab_reserve(&b->func_ht) ||
 	    vec_reserve(&b->funcs, 1, sizeof(key), PPROF_MAX_ENTRIES))
 		return 0;
-	hash = hash32(hash_mix(hash_mix(hash_mix(0, key.name), key.system_name), key.filename));
+	hash = htab_hash32(htab_mix(htab_mix(htab_mix(0, key.name), key.system_name), key.filename));
 	slot = htab_find(&b->func_ht, hash, function_eq, b, &key);
-	if (slot->idx1)
-		return slot->idx1;
+	if (htab_used(slot))
+		return htab_id(slot) + 1;
 	((struct function *)b->funcs.data)[b->funcs.len] = key;
 	htab_set(&b->func_ht, slot, hash, b->funcs.len);
 	return ++b->funcs.len;
 }
 
-static bool location_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+static bool location_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct pprof_builder *b = ctx;
 	const struct location *l = &((struct location *)b->locs.data)[idx], *k = key;
 
 	return l->mapping_id == k->mapping_id && l->address == k->address &&
@@ -447,16 +325,16 @@ uint64_t pprof_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t a
 			uint64_t function_id)
 {
 	struct location key = { mapping_id, address, function_id };
-	struct hslot *slot;
+	struct htab_slot *slot;
 	uint32_t hash;
 
 	if (mapping_id > b->maps.len || function_id > b->funcs.len || htab_reserve(&b->loc_ht) ||
 	    vec_reserve(&b->locs, 1, sizeof(key), PPROF_MAX_ENTRIES))
 		return 0;
-	hash = hash32(hash_mix(hash_mix(hash_mix(0, mapping_id), address), function_id));
+	hash = htab_hash32(htab_mix(htab_mix(htab_mix(0, mapping_id), address), function_id));
 	slot = htab_find(&b->loc_ht, hash, location_eq, b, &key);
-	if (slot->idx1)
-		return slot->idx1;
+	if (htab_used(slot))
+		return htab_id(slot) + 1;
 	((struct location *)b->locs.data)[b->locs.len] = key;
 	htab_set(&b->loc_ht, slot, hash, b->locs.len);
 	return ++b->locs.len;
@@ -470,8 +348,9 @@ struct sample_key {
 	uint32_t nloc, nlbl;
 };
 
-static bool sample_eq(const struct pprof_builder *b, uint32_t idx, const void *key)
+static bool sample_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct pprof_builder *b = ctx;
 	const struct sample *s = &((struct sample *)b->samples.data)[idx];
 	const struct sample_key *k = key;
 	const struct label *lbls = (struct label *)b->lbl_pool.data + s->lbl_off;
@@ -488,14 +367,14 @@ static bool sample_eq(const struct pprof_builder *b, uint32_t idx, const void *k
 
 static uint32_t sample_hash(const struct sample_key *k)
 {
-	uint64_t h = hash_mix(k->nloc, k->nlbl);
+	uint64_t h = htab_mix(k->nloc, k->nlbl);
 
 	for (uint32_t i = 0; i < k->nloc; i++)
-		h = hash_mix(h, k->locs[i]);
+		h = htab_mix(h, k->locs[i]);
 	for (uint32_t i = 0; i < k->nlbl; i++)
-		h = hash_mix(hash_mix(hash_mix(hash_mix(h, k->lbls[i].key), k->lbls[i].str),
+		h = htab_mix(htab_mix(htab_mix(htab_mix(h, k->lbls[i].key), k->lbls[i].str),
 				      k->lbls[i].unit), (uint64_t)k->lbls[i].num);
-	return hash32(h);
+	return htab_hash32(h);
 }
 
 /* Interns labels into out, sorted stably by key so that the same set given in another order merges;
@@ -545,7 +424,7 @@ int pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size
 {
 	struct sample_key key = { .nloc = nlocations };
 	struct sample *s;
-	struct hslot *slot;
+	struct htab_slot *slot;
 	int64_t *vals;
 	uint32_t hash;
 	int err;
@@ -572,8 +451,8 @@ int pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size
 		return err;
 	hash = sample_hash(&key);
 	slot = htab_find(&b->sample_ht, hash, sample_eq, b, &key);
-	if (slot->idx1) {
-		vals = (int64_t *)b->val_pool.data + (size_t)(slot->idx1 - 1) * b->ntypes;
+	if (htab_used(slot)) {
+		vals = (int64_t *)b->val_pool.data + (size_t)htab_id(slot) * b->ntypes;
 		for (size_t i = 0; i < b->ntypes; i++)
 			vals[i] = add_sat(vals[i], values[i]);
 		return 0;

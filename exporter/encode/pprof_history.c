@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/text.h"
 #include "exporter/store/history.h"
 #include "exporter/encode/pprof.h"
 
@@ -244,17 +245,6 @@ static uint64_t pprof_location_id(struct encoder *e, const struct history_epoch 
 	return e->loc_ids[id];
 }
 
-static void hex(const uint8_t *bytes, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[bytes[i] >> 4];
-		out[2 * i + 1] = digits[bytes[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static bool all_zero(const uint8_t *bytes, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -281,10 +271,10 @@ static int add_record(struct encoder *e, const struct history_epoch *ep, const s
 	for (size_t i = 0; i < nls && nlabels < MAX_LABELS; i++)
 		labels[nlabels++] = (struct pprof_label){ .key = ls[i].name, .str = ls[i].value };
 	if (r->traced) {
-		hex(r->trace_id, sizeof(r->trace_id), trace_hex);
+		text_hex_encode(r->trace_id, sizeof(r->trace_id), trace_hex);
 		labels[nlabels++] = (struct pprof_label){ .key = "trace_id", .str = trace_hex };
 		if (!all_zero(r->span_id, sizeof(r->span_id))) {
-			hex(r->span_id, sizeof(r->span_id), span_hex);
+			text_hex_encode(r->span_id, sizeof(r->span_id), span_hex);
 			labels[nlabels++] = (struct pprof_label){ .key = "span_id", .str = span_hex };
 		}
 	}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
 #include "exporter/encode/pprof.h"
 #include "exporter/symbols/process.h"
 #include "exporter/symbols/symbolize.h"
@@ -234,15 +235,11 @@ static uint64_t location_id(struct encoder *e, struct frame_entry *f)
 /* Lowercase hex of the bytes in order, as Pyroscope expects; false when they are all zero. */
 static bool hex_if_set(const uint8_t *bytes, size_t n, char *out)
 {
-	static const char digits[] = "0123456789abcdef";
 	bool set = false;
 
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[bytes[i] >> 4];
-		out[2 * i + 1] = digits[bytes[i] & 15];
+	text_hex_encode(bytes, n, out);
+	for (size_t i = 0; i < n; i++)
 		set |= bytes[i] != 0;
-	}
-	out[2 * n] = '\0';
 	return set;
 }
 

@@ -14,6 +14,7 @@
 #include "exporter/web/http.h"
 
 struct history;
+struct ProtobufCMessage;
 
 #define PYROSCOPE_SERVICE_PATH "/querier.v1.QuerierService/"
 /* Pyroscope's default for a request without max_nodes. */
@@ -33,5 +34,8 @@ int pyroscope_serve(struct history *h, const char *method, const void *body, siz
  * the message may quote client input of any bytes. -ENOMEM when memory ran out. */
 int connect_error_reply(struct http_reply *reply, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Packs m as the 200 reply (application/proto); a Connect error when memory ran out. */
+int pyroscope_message_reply(struct http_reply *reply, const struct ProtobufCMessage *m);
 
 #endif

@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/text.h"
+
 #define NOTE_MAX_BYTES (64 * 1024) /* build-id notes are tiny; do not read big note blobs */
 #define CRC_CHUNK (64 * 1024)
 
@@ -131,20 +133,6 @@ static Elf_Scn *find_section_name(const struct elf_file *f, const char *name, GE
 	return NULL;
 }
 
-static int hexify(const unsigned char *b, size_t n, char *hex, size_t len)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	if (len < n * 2 + 1)
-		return -ENOSPC;
-	for (size_t i = 0; i < n; i++) {
-		hex[2 * i] = digits[b[i] >> 4];
-		hex[2 * i + 1] = digits[b[i] & 15];
-	}
-	hex[n * 2] = '\0';
-	return (int)(n * 2);
-}
-
 static int note_build_id(Elf_Data *d, char *hex, size_t len)
 {
 	size_t off = 0, next, name_off, desc_off;
@@ -156,8 +144,12 @@ static int note_build_id(Elf_Data *d, char *hex, size_t len)
 
 		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == sizeof(ELF_NOTE_GNU) &&
 		    memcmp(buf + name_off, ELF_NOTE_GNU, sizeof(ELF_NOTE_GNU)) == 0 && nh.n_descsz > 0 &&
-		    nh.n_descsz <= ELF_BUILD_ID_MAX)
-			return hexify(buf + desc_off, nh.n_descsz, hex, len);
+		    nh.n_descsz <= ELF_BUILD_ID_MAX) {
+			if (len < nh.n_descsz * 2 + 1)
+				return -ENOSPC;
+			text_hex_encode(buf + desc_off, nh.n_descsz, hex);
+			return (int)(nh.n_descsz * 2);
+		}
 		off = next;
 	}
 	return -ENOENT;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
+
 #define DELETED_SUFFIX " (deleted)"
 /* The kernel prints at most PATH_MAX of path after ~100 bytes of fields. */
 #define LINE_MAX_BYTES (PATH_MAX + 256)
@@ -16,15 +18,9 @@ static int parse_hex(const char **p, int max_digits, uint64_t *v)
 	int n = 0;
 
 	for (;; s++, n++) {
-		int d;
+		int d = text_hex_digit(*s);
 
-		if (*s >= '0' && *s <= '9')
-			d = *s - '0';
-		else if (*s >= 'a' && *s <= 'f')
-			d = *s - 'a' + 10;
-		else if (*s >= 'A' && *s <= 'F')
-			d = *s - 'A' + 10;
-		else
+		if (d < 0)
 			break;
 		if (n == max_digits)
 			return -EINVAL;

@@ -17,6 +17,7 @@
 #include <bpf/libbpf.h>
 
 #include "common/log.h"
+#include "common/htab.h"
 #include "common/metrics.h"
 #include "profiler.skel.h"
 #include "bpf/unwind.h"
@@ -26,13 +27,14 @@
 #define STACK_BATCH 64
 #define MAX_CPUS 4096
 
-/* Stacks of one drained generation by hash: open addressing into a frame arena. */
+/* Stacks of one drained generation by their BPF hash, their frames in an arena. */
 struct stack_table {
-	struct stack_slot {
-		uint64_t hash; /* 0: free */
+	struct htab index; /* hash -> entries */
+	struct stack_entry {
+		uint64_t hash;
 		uint32_t first, depth;
-	} *slots;
-	size_t cap, n;
+	} *entries;
+	size_t n, entries_cap;
 	uint64_t *frames;
 	size_t nframes, frames_cap;
 };
@@ -351,7 +353,8 @@ void sampler_close(struct sampler *s)
 	free(s->batch_values);
 	free(s->stack_keys);
 	free(s->stack_values);
-	free(s->stacks.slots);
+	htab_free(&s->stacks.index);
+	free(s->stacks.entries);
 	free(s->stacks.frames);
 	pthread_mutex_destroy(&s->policies_lock);
 	free(s);
@@ -368,50 +371,19 @@ static int wait_for_writers(struct sampler *s, uint32_t gen)
 	return 0;
 }
 
-static size_t slot_index(uint64_t hash, size_t cap)
+static uint32_t stack_hash32(uint64_t hash)
 {
-	return (size_t)(hash * 0x9e3779b97f4a7c15ULL >> 17) & (cap - 1);
+	return htab_hash32(hash * 0x9e3779b97f4a7c15ULL);
 }
 
-static int table_grow(struct stack_table *t)
+static bool stack_eq(const void *ctx, uint32_t id, const void *key)
 {
-	size_t cap = t->cap ? t->cap * 2 : 1024;
-	struct stack_slot *slots = calloc(cap, sizeof(*slots));
-
-	if (!slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->cap; i++) {
-		size_t j;
-
-		if (!t->slots[i].hash)
-			continue;
-		for (j = slot_index(t->slots[i].hash, cap); slots[j].hash; j = (j + 1) & (cap - 1))
-			;
-		slots[j] = t->slots[i];
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->cap = cap;
-	return 0;
+	return ((const struct stack_table *)ctx)->entries[id].hash == *(const uint64_t *)key;
 }
 
-static struct stack_slot *table_find(struct stack_table *t, uint64_t hash)
+/* Room for depth more frames and one more entry. */
+static int table_reserve(struct stack_table *t, uint32_t depth)
 {
-	size_t j = slot_index(hash, t->cap);
-
-	while (t->slots[j].hash && t->slots[j].hash != hash)
-		j = (j + 1) & (t->cap - 1);
-	return &t->slots[j];
-}
-
-static int table_add(struct stack_table *t, uint64_t hash, const struct stack_trace *trace)
-{
-	uint32_t depth = 0;
-
-	if ((t->n + 1) * 2 > t->cap && table_grow(t))
-		return -ENOMEM;
-	while (depth < PROFILER_MAX_STACK_DEPTH && trace->frames[depth])
-		depth++;
 	if (t->nframes + depth > t->frames_cap) {
 		size_t cap = t->frames_cap ? t->frames_cap : 4096;
 		while (cap < t->nframes + depth)
@@ -422,11 +394,32 @@ static int table_add(struct stack_table *t, uint64_t hash, const struct stack_tr
 		t->frames = grown;
 		t->frames_cap = cap;
 	}
-	struct stack_slot *slot = table_find(t, hash);
-	if (slot->hash)
+	if (t->n == t->entries_cap) {
+		size_t cap = t->entries_cap ? t->entries_cap * 2 : 1024;
+		struct stack_entry *grown = realloc(t->entries, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		t->entries = grown;
+		t->entries_cap = cap;
+	}
+	return htab_reserve(&t->index);
+}
+
+static int table_add(struct stack_table *t, uint64_t hash, const struct stack_trace *trace)
+{
+	uint32_t depth = 0, h = stack_hash32(hash);
+	struct htab_slot *slot;
+
+	while (depth < PROFILER_MAX_STACK_DEPTH && trace->frames[depth])
+		depth++;
+	if (table_reserve(t, depth))
+		return -ENOMEM;
+	slot = htab_find(&t->index, h, stack_eq, t, &hash);
+	if (htab_used(slot))
 		return 0;
 	memcpy(t->frames + t->nframes, trace->frames, depth * sizeof(uint64_t));
-	*slot = (struct stack_slot){ .hash = hash, .first = (uint32_t)t->nframes, .depth = depth };
+	t->entries[t->n] = (struct stack_entry){ .hash = hash, .first = (uint32_t)t->nframes, .depth = depth };
+	htab_set(&t->index, slot, h, (uint32_t)t->n);
 	t->nframes += depth;
 	t->n++;
 	return 0;
@@ -434,8 +427,7 @@ static int table_add(struct stack_table *t, uint64_t hash, const struct stack_tr
 
 static void table_reset(struct stack_table *t)
 {
-	if (t->slots)
-		memset(t->slots, 0, t->cap * sizeof(*t->slots));
+	htab_clear(&t->index);
 	t->n = 0;
 	t->nframes = 0;
 }
@@ -443,10 +435,12 @@ static void table_reset(struct stack_table *t)
 /* Frames of the stack named hash; none when hash is 0 or the stack was lost. */
 static const uint64_t *table_frames(struct stack_table *t, uint64_t hash, uint32_t *depth)
 {
-	struct stack_slot *slot = hash && t->cap ? table_find(t, hash) : NULL;
+	struct htab_slot *slot = hash && t->index.slots ?
+		htab_find(&t->index, stack_hash32(hash), stack_eq, t, &hash) : NULL;
+	const struct stack_entry *e = slot && htab_used(slot) ? &t->entries[htab_id(slot)] : NULL;
 
-	*depth = slot && slot->hash ? slot->depth : 0;
-	return *depth ? t->frames + slot->first : NULL;
+	*depth = e ? e->depth : 0;
+	return *depth ? t->frames + e->first : NULL;
 }
 
 /* BPF's own count of the samples put in generation gen so far: exact once no program writes it. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/htab.h"
 #include "common/metrics.h"
 #include "exporter/symbols/process.h"
 #include "labels/selector.h"
@@ -90,21 +91,9 @@ struct dict {
 	struct chunk *chunks;
 	struct stable data, lens; /* per id: const void *, uint32_t */
 	uint32_t n;
-	uint32_t *table;   /* id + 1, 0 free; at most half full; only the writer reads it */
-	uint32_t tcap;
+	struct htab index; /* only the writer reads it */
 	size_t bytes;
 };
-
-static uint64_t hash_blob(const void *p, size_t n)
-{
-	const unsigned char *s = p;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 0x100000001b3ULL;
-	h ^= h >> 29;
-	return h * 0xbf58476d1ce4e5b9ULL;
-}
 
 static struct blob dict_blob(const struct dict *d, uint32_t id)
 {
@@ -122,7 +111,7 @@ static void dict_free(struct dict *d)
 	}
 	stable_free(&d->data);
 	stable_free(&d->lens);
-	free(d->table);
+	htab_free(&d->index);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -147,45 +136,38 @@ static void *arena_alloc(struct dict *d, size_t len)
 	return c->data + c->used - len;
 }
 
-static int dict_rehash(struct dict *d)
+static bool blob_eq(const void *ctx, uint32_t id, const void *key)
 {
-	uint32_t cap = d->tcap ? d->tcap * 2 : 256;
-	uint32_t *table = calloc(cap, sizeof(*table));
+	const struct blob b = dict_blob(ctx, id), *k = key;
 
-	if (!table)
-		return -ENOMEM;
-	for (uint32_t id = 0; id < d->n; id++) {
-		const struct blob b = dict_blob(d, id);
-		uint32_t j = (uint32_t)hash_blob(b.data, b.len) & (cap - 1);
+	return b.len == k->len && !memcmp(b.data, k->data, k->len);
+}
 
-		while (table[j])
-			j = (j + 1) & (cap - 1);
-		table[j] = id + 1;
-	}
-	d->bytes += (size_t)(cap - d->tcap) * sizeof(*table);
-	free(d->table);
-	d->table = table;
-	d->tcap = cap;
-	return 0;
+/* Room in the index for one more id, its growth counted in d->bytes. */
+static int dict_reserve(struct dict *d)
+{
+	size_t before = htab_bytes(&d->index);
+	int err = htab_reserve(&d->index);
+
+	d->bytes += htab_bytes(&d->index) - before;
+	return err;
 }
 
 /* The id of the blob, added when new (*added set). */
 static int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *id, bool *added)
 {
-	if ((d->n + 1) * 2 > d->tcap && dict_rehash(d))
+	const struct blob key = { blob, (uint32_t)len };
+	uint32_t hash = htab_hash_bytes(blob, len);
+	struct htab_slot *slot;
+
+	if (dict_reserve(d))
 		return -ENOMEM;
-
-	uint32_t j = (uint32_t)hash_blob(blob, len) & (d->tcap - 1);
-	for (; d->table[j]; j = (j + 1) & (d->tcap - 1)) {
-		uint32_t k = d->table[j] - 1;
-		const struct blob b = dict_blob(d, k);
-
-		if (b.len == len && !memcmp(b.data, blob, len)) {
-			*id = k;
-			if (added)
-				*added = false;
-			return 0;
-		}
+	slot = htab_find(&d->index, hash, blob_eq, d, &key);
+	if (htab_used(slot)) {
+		*id = htab_id(slot);
+		if (added)
+			*added = false;
+		return 0;
 	}
 	int err = stable_reserve(&d->data, sizeof(void *), (uint64_t)d->n + 1, &d->bytes) ?:
 		  stable_reserve(&d->lens, sizeof(uint32_t), (uint64_t)d->n + 1, &d->bytes);
@@ -197,7 +179,7 @@ static int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *i
 	memcpy(copy, blob, len);
 	*(const void **)stable_at(&d->data, sizeof(void *), d->n) = copy;
 	*(uint32_t *)stable_at(&d->lens, sizeof(uint32_t), d->n) = (uint32_t)len;
-	d->table[j] = d->n + 1;
+	htab_set(&d->index, slot, hash, d->n);
 	*id = d->n++;
 	if (added)
 		*added = true;

@@ -4,17 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/htab.h"
 #include "exporter/symbols/process.h"
 #include "exporter/symbols/symbolize.h"
 
-/* Open addressing from (user id, kernel id) to the frames already stored for that pair. */
+/* From (user id, kernel id) to the frames already stored for that pair. */
 struct stack_index {
-	size_t cap;
-	struct stack_slot {
+	struct htab index;
+	struct stack_key {
 		uint64_t user_id, kernel_id;
 		uint32_t frames;
-		bool used;
-	} slots[];
+	} *keys; /* by id */
+	uint32_t n, cap;
 };
 
 struct slice *slice_new(uint64_t seq, int64_t start_ns, unsigned frequency)
@@ -44,59 +45,60 @@ static int grow(void **array, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
-static size_t slot_hash(uint64_t user_id, uint64_t kernel_id, size_t cap)
+static uint32_t stack_hash(uint64_t user_id, uint64_t kernel_id)
 {
 	uint64_t h = (user_id ^ (kernel_id * 0xc2b2ae3d27d4eb4fULL)) * 0x9e3779b97f4a7c15ULL;
 
-	return (size_t)(h >> 32) & (cap - 1);
+	return htab_hash32(h);
 }
 
-static int index_grow(struct slice *s)
+static bool stack_eq(const void *ctx, uint32_t id, const void *key)
 {
-	struct stack_index *old = s->stacks;
-	size_t cap = old ? old->cap * 2 : 256;
-	struct stack_index *idx = calloc(1, sizeof(*idx) + cap * sizeof(idx->slots[0]));
+	const struct stack_key *a = &((const struct stack_index *)ctx)->keys[id], *b = key;
 
-	if (!idx)
-		return -ENOMEM;
-	idx->cap = cap;
-	for (size_t i = 0; old && i < old->cap; i++) {
-		struct stack_slot *o = &old->slots[i];
-		size_t j;
-
-		if (!o->used)
-			continue;
-		for (j = slot_hash(o->user_id, o->kernel_id, cap); idx->slots[j].used; j = (j + 1) & (cap - 1))
-			;
-		idx->slots[j] = *o;
-	}
-	free(old);
-	s->stacks = idx;
-	return 0;
+	return a->user_id == b->user_id && a->kernel_id == b->kernel_id;
 }
 
-/* The slot for the pair: used when the stack is stored already. */
-static struct stack_slot *index_slot(struct slice *s, uint64_t user_id, uint64_t kernel_id)
+static void index_free(struct stack_index *idx)
+{
+	if (!idx)
+		return;
+	htab_free(&idx->index);
+	free(idx->keys);
+	free(idx);
+}
+
+/* Room for one more pair in the slice's index, made on first use. */
+static int index_reserve(struct slice *s)
 {
 	struct stack_index *idx = s->stacks;
-	size_t j = slot_hash(user_id, kernel_id, idx->cap);
 
-	while (idx->slots[j].used &&
-	       (idx->slots[j].user_id != user_id || idx->slots[j].kernel_id != kernel_id))
-		j = (j + 1) & (idx->cap - 1);
-	return &idx->slots[j];
+	if (!idx && !(idx = s->stacks = calloc(1, sizeof(*idx))))
+		return -ENOMEM;
+	if (idx->n == idx->cap) {
+		uint32_t cap = idx->cap ? idx->cap * 2 : 256;
+		struct stack_key *keys = realloc(idx->keys, cap * sizeof(*keys));
+
+		if (!keys)
+			return -ENOMEM;
+		idx->keys = keys;
+		idx->cap = cap;
+	}
+	return htab_reserve(&idx->index);
 }
 
 static int store_stack(struct slice *s, uint64_t user_id, const uint64_t *user, uint32_t nuser,
 		       uint64_t kernel_id, const uint64_t *kernel, uint32_t nkernel, uint32_t *first)
 {
-	/* Keep the index at most half full. */
-	if ((!s->stacks || s->nsamples * 2 >= s->stacks->cap) && index_grow(s))
-		return -ENOMEM;
+	struct stack_key key = { .user_id = user_id, .kernel_id = kernel_id };
+	uint32_t hash = stack_hash(user_id, kernel_id);
+	struct htab_slot *slot;
 
-	struct stack_slot *slot = index_slot(s, user_id, kernel_id);
-	if (slot->used) {
-		*first = slot->frames;
+	if (index_reserve(s))
+		return -ENOMEM;
+	slot = htab_find(&s->stacks->index, hash, stack_eq, s->stacks, &key);
+	if (htab_used(slot)) {
+		*first = s->stacks->keys[htab_id(slot)].frames;
 		return 0;
 	}
 	if (grow((void **)&s->frames, &s->frames_cap, s->nframes + nuser + nkernel, sizeof(*s->frames)))
@@ -107,7 +109,9 @@ static int store_stack(struct slice *s, uint64_t user_id, const uint64_t *user, 
 	if (nuser)
 		memcpy(s->frames + s->nframes + nkernel, user, nuser * sizeof(*user));
 	s->nframes += nuser + nkernel;
-	*slot = (struct stack_slot){ .user_id = user_id, .kernel_id = kernel_id, .frames = *first, .used = true };
+	key.frames = *first;
+	s->stacks->keys[s->stacks->n] = key;
+	htab_set(&s->stacks->index, slot, hash, s->stacks->n++);
 	return 0;
 }
 
@@ -145,7 +149,7 @@ int slice_add(struct slice *s, const struct slice_sample *sample, uint64_t user_
 void slice_seal(struct slice *s, int64_t end_ns)
 {
 	s->end_ns = end_ns;
-	free(s->stacks);
+	index_free(s->stacks);
 	s->stacks = NULL;
 }
 
@@ -157,7 +161,7 @@ void slice_free(struct slice *s)
 		release_sample(&s->samples[i]);
 	free(s->samples);
 	free(s->frames);
-	free(s->stacks);
+	index_free(s->stacks);
 	free(s);
 }
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
+
 /* Entries examined below an address when looking for the latest region covering it: overlaps come from
  * code memory reuse and are shallow. */
 #define OVERLAP_SCAN 32
@@ -45,7 +47,7 @@ static int parse_hex(const char **p, uint64_t *v)
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 		s += 2;
 	/* strtoull would accept blanks and a sign first. */
-	if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
+	if (text_hex_digit(*s) < 0)
 		return -EINVAL;
 	errno = 0;
 	*v = strtoull(s, &end, 16);

@@ -16,6 +16,7 @@
 #include "exporter/encode/pprof_history.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/text.h"
 #include "exporter/encode/pyroscope.h"
 #include "exporter/web/webconfig.h"
 #include "exporter/web/listen_addr.h"
@@ -450,19 +451,11 @@ static void write_metrics(struct metrics_buf *b, void *ctx)
 
 /* --- query parsing ---------------------------------------------------------------------------- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Next byte of a form-encoded string: '+' is a space, %XX a byte; -1 at end, -2 on a bad escape. */
 static int next_byte(const char **p, const char *end)
 {
 	const char *s = *p;
-	int hi, lo;
+	int b;
 
 	if (s >= end)
 		return -1;
@@ -470,10 +463,10 @@ static int next_byte(const char **p, const char *end)
 		*p = s + 1;
 		return *s == '+' ? ' ' : (unsigned char)*s;
 	}
-	if (end - s < 3 || (hi = hex_value(s[1])) < 0 || (lo = hex_value(s[2])) < 0)
+	if (end - s < 3 || (b = text_hex_byte(s + 1)) < 0)
 		return -2;
 	*p = s + 3;
-	return hi << 4 | lo;
+	return b;
 }
 
 /* Whether the encoded key [p, end) decodes to exactly name; a bad escape never matches (Go skips

@@ -75,30 +75,21 @@ typedef int (*field_fn)(struct parse *p, const char *key, const yaml_node_t *v, 
 /* Calls fn for each key of a mapping (a null node is an empty mapping); keys must be unique strings. */
 static int each_pair(struct parse *p, const yaml_node_t *map, const char *what, field_fn fn, void *arg)
 {
-	if (yaml_node_is_null(map))
-		return 0;
-	if (map->type != YAML_MAPPING_NODE)
+	struct yaml_pairs it;
+	int rc;
+
+	if (!yaml_pairs_begin(&it, p->doc, map))
 		return node_error(p, map, "%s must be a mapping", what);
-	for (yaml_node_pair_t *i = map->data.mapping.pairs.start; i < map->data.mapping.pairs.top; i++) {
-		yaml_node_t *k = yaml_document_get_node(p->doc, i->key);
-		yaml_node_t *v = yaml_document_get_node(p->doc, i->value);
-		int err;
-
-		if (!k || !v || k->type != YAML_SCALAR_NODE)
-			return node_error(p, k ? k : map, "%s: keys must be strings", what);
-		for (yaml_node_pair_t *j = map->data.mapping.pairs.start; j < i; j++) {
-			yaml_node_t *prev = yaml_document_get_node(p->doc, j->key);
-
-			if (prev && prev->type == YAML_SCALAR_NODE &&
-			    !strcmp((const char *)prev->data.scalar.value, (const char *)k->data.scalar.value))
-				return node_error(p, k, "%s: key \"%s\" already set", what,
-						  (const char *)k->data.scalar.value);
-		}
-		p->key = k;
-		err = fn(p, (const char *)k->data.scalar.value, v, arg);
-		if (err)
-			return err;
+	while ((rc = yaml_pairs_next(&it)) == YAML_PAIRS_PAIR) {
+		p->key = it.key;
+		rc = fn(p, yaml_pairs_key(&it), it.value, arg);
+		if (rc)
+			return rc;
 	}
+	if (rc == YAML_PAIRS_KEY_NOT_STRING)
+		return node_error(p, it.key, "%s: keys must be strings", what);
+	if (rc == YAML_PAIRS_KEY_TWICE)
+		return node_error(p, it.key, "%s: key \"%s\" already set", what, yaml_pairs_key(&it));
 	return 0;
 }
 
