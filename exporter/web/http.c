@@ -16,13 +16,11 @@
 #include <unistd.h>
 
 #include "exporter/web/gunzip.h"
-#include "exporter/encode/pprof_history.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "exporter/encode/pyroscope.h"
+#include "exporter/web/query.h"
 #include "exporter/web/webconfig.h"
-
-#define PROFILE_DEFAULT_SECONDS 30
 
 enum route {
 	ROUTE_INDEX,
@@ -450,106 +448,6 @@ static void write_metrics(struct metrics_buf *b, void *ctx)
 		       "Profile requests waiting for their window to end.");
 	metrics_value(b, "anorak_profile_requests_in_flight", NULL,
 		      __atomic_load_n(&s->profiles_in_flight, __ATOMIC_RELAXED));
-}
-
-/* --- query parsing ---------------------------------------------------------------------------- */
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Next byte of a form-encoded string: '+' is a space, %XX a byte; -1 at end, -2 on a bad escape. */
-static int next_byte(const char **p, const char *end)
-{
-	const char *s = *p;
-	int hi, lo;
-
-	if (s >= end)
-		return -1;
-	if (*s != '%') {
-		*p = s + 1;
-		return *s == '+' ? ' ' : (unsigned char)*s;
-	}
-	if (end - s < 3 || (hi = hex_value(s[1])) < 0 || (lo = hex_value(s[2])) < 0)
-		return -2;
-	*p = s + 3;
-	return hi << 4 | lo;
-}
-
-/* Whether the encoded key [p, end) decodes to exactly name; a bad escape never matches (Go skips
- * such a pair). */
-static bool key_is(const char *p, const char *end, const char *name)
-{
-	int c;
-
-	while ((c = next_byte(&p, end)) >= 0) {
-		if (*name == '\0' || c != (unsigned char)*name)
-			return false;
-		name++;
-	}
-	return c == -1 && *name == '\0';
-}
-
-/* Decodes the seconds value [p, end); 0 for empty (missing), 1 for a number, negative errno. */
-static int parse_seconds(const char *p, const char *end, unsigned max, unsigned *out, char *err,
-			 size_t errlen)
-{
-	uint64_t v = 0;
-	bool empty = true;
-	int c;
-
-	while ((c = next_byte(&p, end)) >= 0) {
-		if (c < '0' || c > '9') {
-			snprintf(err, errlen, "invalid seconds: not a positive integer");
-			return -EINVAL;
-		}
-		/* Saturate: anything above max is rejected anyway, and this cannot overflow. */
-		v = v > max ? v : v * 10 + (c - '0');
-		empty = false;
-	}
-	if (c == -2) {
-		snprintf(err, errlen, "invalid seconds: bad percent-encoding");
-		return -EINVAL;
-	}
-	if (empty)
-		return 0;
-	if (v == 0) {
-		snprintf(err, errlen, "invalid seconds: must be at least 1");
-		return -EINVAL;
-	}
-	if (v > max) {
-		snprintf(err, errlen, "invalid seconds: longer than the maximum of %u (--storage.retention)",
-			 max);
-		return -EINVAL;
-	}
-	*out = v;
-	return 1;
-}
-
-int http_parse_profile_query(const char *query, unsigned max_seconds, unsigned *seconds,
-			     char *err, size_t errlen)
-{
-	const char *p = query;
-
-	*seconds = PROFILE_DEFAULT_SECONDS < max_seconds ? PROFILE_DEFAULT_SECONDS : max_seconds;
-	while (p && *p) {
-		const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
-		const char *eq = memchr(p, '=', end - p);
-		const char *key_end = eq ? eq : end;
-
-		/* Only the first seconds counts, as with Go's FormValue. */
-		if (key_is(p, key_end, "seconds")) {
-			int ret = parse_seconds(eq ? eq + 1 : end, end, max_seconds, seconds, err, errlen);
-
-			return ret < 0 ? ret : 0;
-		}
-		p = amp ? amp + 1 : NULL;
-	}
-	return 0;
 }
 
 /* --- listen address --------------------------------------------------------------------------- */

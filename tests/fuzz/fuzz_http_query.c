@@ -1,9 +1,9 @@
-/* The query string of /debug/pprof/profile (http_parse_profile_query in exporter/web/http.c), which comes
+/* The query string of /debug/pprof/profile (http_parse_profile_query in exporter/web/query.c), which comes
  * straight from the network. The first two bytes pick --storage.retention's maximum. */
 #include <errno.h>
 
 #include "fuzz_common.h"
-#include "exporter/web/http.h"
+#include "exporter/web/query.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
