@@ -9,14 +9,12 @@
 #include <time.h>
 
 #include "common/metrics.h"
+#include "exporter/encode/pprof_samples.h"
 #include "exporter/symbols/process.h"
 #include "labels/selector.h"
 #include "exporter/symbols/symbolize.h"
 #include "exporter/store/slices.h"
 
-#define KERNEL_START 0xffff800000000000ULL
-#define MAX_FRAMES (2 * PROFILER_MAX_STACK_DEPTH)
-#define NAME_MAX_LEN 1024
 /* Windows per epoch (15 min): dictionaries start afresh this often, so what only old windows used goes
  * away with them; longer epochs store the recurring stacks fewer times. */
 #define EPOCH_WINDOWS 90
@@ -212,11 +210,6 @@ struct loc_key {
 	uint64_t address;
 };
 
-struct map_key {
-	uint64_t start, limit, offset;
-	const char *path, *build_id;
-};
-
 struct loc_info {
 	const char *function, *filename;
 };
@@ -276,8 +269,7 @@ struct history {
 	uint64_t samples_lost; /* not stored: out of memory */
 	uint64_t held_bytes;                    /* atomic: evicted, still read by queries */
 	struct metrics_histogram add_seconds;   /* history_add_slice, lock wait included */
-	char name[NAME_MAX_LEN];
-	char module[64];
+	struct pprof_frame_function function; /* of the frame being symbolized */
 };
 
 static size_t epoch_bytes(const struct history_epoch *e)
@@ -454,20 +446,12 @@ static int grow_array(void **array, uint32_t *cap, uint32_t need, size_t size, s
 
 static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint32_t *id)
 {
-	struct map_key key = { 0 };
+	struct pprof_frame_mapping key;
 	int err;
 
-	if (m) {
-		key.start = m->start;
-		key.limit = m->end;
-		key.offset = m->offset;
-		err = intern_string(e, m->path ? m->path : "", &key.path) ?:
-		      intern_string(e, m->build_id ? m->build_id : "", &key.build_id);
-	} else {
-		key.start = KERNEL_START;
-		key.limit = UINT64_MAX;
-		err = intern_string(e, "[kernel.kallsyms]", &key.path) ?: intern_string(e, "", &key.build_id);
-	}
+	pprof_frame_mapping(m, &key);
+	err = intern_string(e, key.path ? key.path : "", &key.path) ?:
+	      intern_string(e, key.build_id ? key.build_id : "", &key.build_id);
 	if (err)
 		return err;
 	/* Room first: an id a query can see always has its flag. */
@@ -475,31 +459,17 @@ static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint
 	       dict_intern(&e->mappings, &key, sizeof(key), id, NULL);
 }
 
-/* Resolves the function of a location seen for the first time, as the live encoder does: a return
- * address is looked up one byte back. */
+/* Resolves the function of a location seen for the first time and keeps its strings. */
 static int symbolize(struct history *h, struct history_epoch *e, const struct slice_sample *s,
 		     const struct sym_mapping *map, bool kernel, uint64_t addr, bool leaf, struct loc_info *info)
 {
-	uint64_t lookup = leaf ? addr : addr - 1;
-	size_t n = 0;
+	struct pprof_frame_function *fn = &h->function;
 
-	h->module[0] = '\0';
-	if (!h->opts.symbolizer)
-		n = 0;
-	else if (kernel)
-		n = symbolizer_kernel(h->opts.symbolizer, lookup, h->name, sizeof(h->name), h->module,
-				      sizeof(h->module));
-	else if (map)
-		n = symbolizer_user(h->opts.symbolizer, s->maps, map, lookup, h->name, sizeof(h->name));
 	info->function = NULL;
-	if (n == 0)
+	if (!pprof_frame_symbolize(h->opts.symbolizer, s->maps, map, kernel, addr, leaf, fn))
 		return intern_string(e, "", &info->filename);
-
-	char filename[sizeof(h->module) + 2] = "";
-	if (h->module[0])
-		snprintf(filename, sizeof(filename), "[%s]", h->module);
 	/* The filename first: a function is never without one, even when memory runs out. */
-	return intern_string(e, filename, &info->filename) ?: intern_string(e, h->name, &info->function);
+	return intern_string(e, fn->filename, &info->filename) ?: intern_string(e, fn->name, &info->function);
 }
 
 struct ingest {
@@ -558,14 +528,14 @@ static int add_sample(struct history *h, struct ingest *in, const struct slice *
 {
 	struct history_epoch *e = h->current;
 	struct open_window *o = &h->open;
-	uint32_t total = s->nkernel + s->nuser, locs[MAX_FRAMES], id;
+	uint32_t total = s->nkernel + s->nuser, locs[PPROF_MAX_FRAMES], id;
 	const uint64_t *frames = sl->frames + s->frames;
 	struct rec_key key = { .pid = s->process->tgid, .tid = s->tid,
 				.frequency = s->frequency ? s->frequency : sl->frequency };
 	bool added;
 	int err = 0;
 
-	if (total == 0 || total > MAX_FRAMES)
+	if (total == 0 || total > PPROF_MAX_FRAMES)
 		return 0; /* both walks failed: counted in anorak_stacks_dropped_total */
 	in->have_last = false;
 	for (uint32_t k = 0; k < total && !err; k++)
@@ -973,7 +943,7 @@ void history_location(const struct history_epoch *e, uint32_t id, struct history
 
 void history_mapping(const struct history_epoch *e, uint32_t id, struct history_mapping *out)
 {
-	const struct map_key *k = dict_blob(&e->mappings, id).data;
+	const struct pprof_frame_mapping *k = dict_blob(&e->mappings, id).data;
 	const uint8_t *functions = stable_at(&e->map_functions, 1, id);
 
 	*out = (struct history_mapping){ .start = k->start, .limit = k->limit, .offset = k->offset,
