@@ -2,14 +2,14 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <snappy-c.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/metrics.h"
 #include "exporter/encode/pprof_samples.h"
+#include "exporter/store/history_codec.h"
+#include "exporter/store/history_dict.h"
 #include "exporter/symbols/process.h"
 #include "labels/selector.h"
 #include "exporter/symbols/symbolize.h"
@@ -18,189 +18,6 @@
 /* Windows per epoch (15 min): dictionaries start afresh this often, so what only old windows used goes
  * away with them; longer epochs store the recurring stacks fewer times. */
 #define EPOCH_WINDOWS 90
-/* Dictionary blobs live in chunks that never move, so pointers into them stay valid. */
-#define CHUNK_BYTES (64 * 1024)
-#define RECORD_MAX_BYTES (7 * 10 + 24)
-
-/* --- stable arrays: elements that never move ---------------------------------------------------- */
-
-/* Segment k holds STABLE_BASE << k elements, so a fixed table of segments covers every uint32 index
- * and growing never moves what was written: a query reads ids it saw under the lock after releasing
- * it while the drain thread keeps appending. */
-#define STABLE_BASE_SHIFT 6
-#define STABLE_BASE (1u << STABLE_BASE_SHIFT)
-#define STABLE_SEGS (32 - STABLE_BASE_SHIFT)
-
-struct stable {
-	void *segs[STABLE_SEGS];
-	uint32_t nsegs;
-	uint64_t cap; /* elements in the segments */
-};
-
-static void *stable_at(const struct stable *a, size_t elem, uint32_t i)
-{
-	uint64_t p = (uint64_t)i + STABLE_BASE;
-	unsigned k = 63 - __builtin_clzll(p) - STABLE_BASE_SHIFT;
-
-	return (char *)a->segs[k] + (size_t)(p - ((uint64_t)STABLE_BASE << k)) * elem;
-}
-
-/* Room for ids below need, zeroed; bytes grows by what is allocated. */
-static int stable_reserve(struct stable *a, size_t elem, uint64_t need, size_t *bytes)
-{
-	while (a->cap < need) {
-		size_t n = (size_t)STABLE_BASE << a->nsegs;
-
-		if (a->nsegs == STABLE_SEGS)
-			return -E2BIG;
-		a->segs[a->nsegs] = calloc(n, elem);
-		if (!a->segs[a->nsegs])
-			return -ENOMEM;
-		a->nsegs++;
-		a->cap += n;
-		*bytes += n * elem;
-	}
-	return 0;
-}
-
-static void stable_free(struct stable *a)
-{
-	for (uint32_t k = 0; k < a->nsegs; k++)
-		free(a->segs[k]);
-	memset(a, 0, sizeof(*a));
-}
-
-/* --- dictionaries: interned byte blobs with dense ids ------------------------------------------- */
-
-struct chunk {
-	struct chunk *next;
-	size_t used, cap;
-	char data[];
-};
-
-struct blob {
-	const void *data;
-	uint32_t len;
-};
-
-/* Append-only: ids, blobs and chunks stay where they are until the dictionary is freed. */
-struct dict {
-	struct chunk *chunks;
-	struct stable data, lens; /* per id: const void *, uint32_t */
-	uint32_t n;
-	uint32_t *table;   /* id + 1, 0 free; at most half full; only the writer reads it */
-	uint32_t tcap;
-	size_t bytes;
-};
-
-static uint64_t hash_blob(const void *p, size_t n)
-{
-	const unsigned char *s = p;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 0x100000001b3ULL;
-	h ^= h >> 29;
-	return h * 0xbf58476d1ce4e5b9ULL;
-}
-
-static struct blob dict_blob(const struct dict *d, uint32_t id)
-{
-	return (struct blob){ *(const void **)stable_at(&d->data, sizeof(void *), id),
-			      *(const uint32_t *)stable_at(&d->lens, sizeof(uint32_t), id) };
-}
-
-static void dict_free(struct dict *d)
-{
-	while (d->chunks) {
-		struct chunk *next = d->chunks->next;
-
-		free(d->chunks);
-		d->chunks = next;
-	}
-	stable_free(&d->data);
-	stable_free(&d->lens);
-	free(d->table);
-	memset(d, 0, sizeof(*d));
-}
-
-static void *arena_alloc(struct dict *d, size_t len)
-{
-	struct chunk *c = d->chunks;
-
-	len = (len + 7) & ~(size_t)7;
-	if (!c || c->cap - c->used < len) {
-		size_t cap = len > CHUNK_BYTES / 4 ? len : CHUNK_BYTES;
-
-		c = malloc(sizeof(*c) + cap);
-		if (!c)
-			return NULL;
-		c->used = 0;
-		c->cap = cap;
-		c->next = d->chunks;
-		d->chunks = c;
-		d->bytes += sizeof(*c) + cap;
-	}
-	c->used += len;
-	return c->data + c->used - len;
-}
-
-static int dict_rehash(struct dict *d)
-{
-	uint32_t cap = d->tcap ? d->tcap * 2 : 256;
-	uint32_t *table = calloc(cap, sizeof(*table));
-
-	if (!table)
-		return -ENOMEM;
-	for (uint32_t id = 0; id < d->n; id++) {
-		const struct blob b = dict_blob(d, id);
-		uint32_t j = (uint32_t)hash_blob(b.data, b.len) & (cap - 1);
-
-		while (table[j])
-			j = (j + 1) & (cap - 1);
-		table[j] = id + 1;
-	}
-	d->bytes += (size_t)(cap - d->tcap) * sizeof(*table);
-	free(d->table);
-	d->table = table;
-	d->tcap = cap;
-	return 0;
-}
-
-/* The id of the blob, added when new (*added set). */
-static int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *id, bool *added)
-{
-	if ((d->n + 1) * 2 > d->tcap && dict_rehash(d))
-		return -ENOMEM;
-
-	uint32_t j = (uint32_t)hash_blob(blob, len) & (d->tcap - 1);
-	for (; d->table[j]; j = (j + 1) & (d->tcap - 1)) {
-		uint32_t k = d->table[j] - 1;
-		const struct blob b = dict_blob(d, k);
-
-		if (b.len == len && !memcmp(b.data, blob, len)) {
-			*id = k;
-			if (added)
-				*added = false;
-			return 0;
-		}
-	}
-	int err = stable_reserve(&d->data, sizeof(void *), (uint64_t)d->n + 1, &d->bytes) ?:
-		  stable_reserve(&d->lens, sizeof(uint32_t), (uint64_t)d->n + 1, &d->bytes);
-	if (err)
-		return err;
-	void *copy = arena_alloc(d, len ? len : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, blob, len);
-	*(const void **)stable_at(&d->data, sizeof(void *), d->n) = copy;
-	*(uint32_t *)stable_at(&d->lens, sizeof(uint32_t), d->n) = (uint32_t)len;
-	d->table[j] = d->n + 1;
-	*id = d->n++;
-	if (added)
-		*added = true;
-	return 0;
-}
 
 /* --- epochs, windows, the ring ----------------------------------------------------------------- */
 
@@ -227,11 +44,6 @@ struct history_epoch {
 	uint32_t nsealed;          /* windows sealed in it, evicted or not */
 	struct history *held_by;   /* set when the ring let go of it while queries still held it */
 	struct history_epoch *next;
-};
-
-struct rec_key {
-	uint32_t stack, labels, pid, tid, frequency, traced;
-	uint8_t trace_id[16], span_id[8];
 };
 
 /* Immutable once sealed (next aside, which only the lock holder follows); freed when the ring and the
@@ -564,124 +376,6 @@ static int add_sample(struct history *h, struct ingest *in, const struct slice *
 	return 0;
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t r = 0;
-
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		if (*p >= end)
-			return -EIO;
-		uint8_t b = *(*p)++;
-		r |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = r;
-			return 0;
-		}
-	}
-	return -EIO;
-}
-
-/* Varints, one record after another; snappy then finds the repetition between records. */
-static int encode_open(const struct open_window *o, char **out, size_t *outlen)
-{
-	size_t raw_cap = (size_t)o->records.n * RECORD_MAX_BYTES + 10, len = 0;
-	uint8_t *raw = malloc(raw_cap);
-	int err = 0;
-
-	if (!raw)
-		return -ENOMEM;
-	len += put_varint(raw, o->records.n);
-	for (uint32_t i = 0; i < o->records.n; i++) {
-		const struct rec_key *k = dict_blob(&o->records, i).data;
-
-		len += put_varint(raw + len, k->stack);
-		len += put_varint(raw + len, k->labels);
-		len += put_varint(raw + len, k->pid);
-		len += put_varint(raw + len, k->tid);
-		len += put_varint(raw + len, k->frequency);
-		len += put_varint(raw + len, o->counts[i]);
-		len += put_varint(raw + len, k->traced);
-		if (k->traced) {
-			memcpy(raw + len, k->trace_id, sizeof(k->trace_id));
-			memcpy(raw + len + sizeof(k->trace_id), k->span_id, sizeof(k->span_id));
-			len += sizeof(k->trace_id) + sizeof(k->span_id);
-		}
-	}
-	size_t clen = snappy_max_compressed_length(len);
-	char *c = malloc(clen);
-	if (!c || snappy_compress((const char *)raw, len, c, &clen) != SNAPPY_OK) {
-		free(c);
-		err = -ENOMEM;
-	} else {
-		char *shrunk = realloc(c, clen);
-
-		*out = shrunk ? shrunk : c;
-		*outlen = clen;
-	}
-	free(raw);
-	return err;
-}
-
-static int decode_window(const struct sealed *w, struct history_record **out)
-{
-	size_t rawlen;
-	uint8_t *raw;
-	struct history_record *recs = NULL;
-	uint64_t n = 0, v[7];
-	int err = -EIO;
-
-	if (snappy_uncompressed_length(w->data, w->len, &rawlen) != SNAPPY_OK)
-		return -EIO;
-	raw = malloc(rawlen ? rawlen : 1);
-	if (!raw)
-		return -ENOMEM;
-	if (snappy_uncompress(w->data, w->len, (char *)raw, &rawlen) != SNAPPY_OK)
-		goto out;
-	const uint8_t *p = raw, *end = raw + rawlen;
-	if (get_varint(&p, end, &n) || n != w->nrecords)
-		goto out;
-	recs = calloc(n ? n : 1, sizeof(*recs));
-	if (!recs) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (uint64_t i = 0; i < n; i++) {
-		struct history_record *r = &recs[i];
-
-		for (int f = 0; f < 7; f++)
-			if (get_varint(&p, end, &v[f]))
-				goto out;
-		*r = (struct history_record){ .stack = v[0], .labels = v[1], .pid = v[2], .tid = v[3],
-					      .frequency = v[4], .count = v[5], .traced = v[6] != 0 };
-		if (r->traced) {
-			if (end - p < (ptrdiff_t)(sizeof(r->trace_id) + sizeof(r->span_id)))
-				goto out;
-			memcpy(r->trace_id, p, sizeof(r->trace_id));
-			memcpy(r->span_id, p + sizeof(r->trace_id), sizeof(r->span_id));
-			p += sizeof(r->trace_id) + sizeof(r->span_id);
-		}
-	}
-	err = 0;
-	*out = recs;
-	recs = NULL;
-out:
-	free(recs);
-	free(raw);
-	return err;
-}
-
 static void drop_oldest(struct history *h)
 {
 	struct sealed *w = h->oldest;
@@ -727,7 +421,7 @@ static int seal_open(struct history *h)
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM; /* the window stays open, and is sealed by a later slice */
-	err = encode_open(o, &w->data, &w->len);
+	err = history_window_encode(&o->records, o->counts, &w->data, &w->len);
 	if (err) {
 		free(w);
 		h->samples_lost += o->samples;
@@ -901,7 +595,7 @@ int history_query(struct history *h, int64_t start_ns, int64_t end_ns, history_v
 		const struct sealed *w = snap.windows[i];
 		struct history_record *recs;
 
-		ret = decode_window(w, &recs);
+		ret = history_window_decode(w->data, w->len, w->nrecords, &recs);
 		if (ret)
 			break;
 		struct history_window view = { .start_ns = w->start_ns, .end_ns = w->end_ns, .epoch = w->epoch,
