@@ -194,7 +194,7 @@ static uint64_t mapping_id(struct encoder *e, struct mapping_entry *m)
 {
 	struct pprof_frame_mapping where;
 
-	pprof_frame_mapping(m->key == &kernel_mapping_key ? NULL : m->map, &where);
+	pprof_frame_mapping_of(m->key == &kernel_mapping_key ? NULL : m->map, &where);
 	return pprof_frame_mapping_id(e->builder, &where, m->symbolized, &m->id);
 }
 

@@ -10,7 +10,7 @@
 
 /* --- frames ---------------------------------------------------------------------------------- */
 
-void pprof_frame_mapping(const struct sym_mapping *map, struct pprof_frame_mapping *out)
+void pprof_frame_mapping_of(const struct sym_mapping *map, struct pprof_frame_mapping *out)
 {
 	if (map)
 		*out = (struct pprof_frame_mapping){ .start = map->start, .limit = map->end, .offset = map->offset,

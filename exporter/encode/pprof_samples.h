@@ -37,7 +37,7 @@ struct pprof_frame_mapping {
 };
 
 /* map's fields; map NULL: the kernel's one mapping. */
-void pprof_frame_mapping(const struct sym_mapping *map, struct pprof_frame_mapping *out);
+void pprof_frame_mapping_of(const struct sym_mapping *map, struct pprof_frame_mapping *out);
 
 #define PPROF_FRAME_NAME_MAX 1024
 #define PPROF_FRAME_MODULE_MAX 64

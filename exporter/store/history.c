@@ -261,7 +261,7 @@ static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint
 	struct pprof_frame_mapping key;
 	int err;
 
-	pprof_frame_mapping(m, &key);
+	pprof_frame_mapping_of(m, &key);
 	err = intern_string(e, key.path ? key.path : "", &key.path) ?:
 	      intern_string(e, key.build_id ? key.build_id : "", &key.build_id);
 	if (err)
