@@ -45,9 +45,7 @@ static uint64_t location_id(struct encoder *e, const struct history_epoch *ep, u
 		struct history_mapping m;
 
 		history_mapping(ep, loc.mapping - 1, &m);
-		const struct pprof_frame_mapping where = { .start = m.start, .limit = m.limit, .offset = m.offset,
-							   .path = m.path, .build_id = m.build_id };
-		mapping = pprof_frame_mapping_id(e->builder, &where, m.has_functions, &e->map_ids[loc.mapping - 1]);
+		mapping = pprof_frame_mapping_id(e->builder, &m.where, m.has_functions, &e->map_ids[loc.mapping - 1]);
 		if (!mapping)
 			return 0;
 	}

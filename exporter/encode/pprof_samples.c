@@ -28,11 +28,9 @@ bool pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps,
 
 	out->module[0] = '\0';
 	out->filename[0] = '\0';
-	if (!sym)
-		n = 0;
-	else if (kernel)
+	if (sym && kernel)
 		n = symbolizer_kernel(sym, lookup, out->name, sizeof(out->name), out->module, sizeof(out->module));
-	else if (map)
+	else if (sym && map)
 		n = symbolizer_user(sym, maps, map, lookup, out->name, sizeof(out->name));
 	if (n == 0)
 		return false;

@@ -640,8 +640,7 @@ void history_mapping(const struct history_epoch *e, uint32_t id, struct history_
 	const struct pprof_frame_mapping *k = dict_blob(&e->mappings, id).data;
 	const uint8_t *functions = stable_at(&e->map_functions, 1, id);
 
-	*out = (struct history_mapping){ .start = k->start, .limit = k->limit, .offset = k->offset,
-					 .path = k->path, .build_id = k->build_id,
+	*out = (struct history_mapping){ .where = *k,
 					 .has_functions = __atomic_load_n(functions, __ATOMIC_RELAXED) };
 }
 
