@@ -2,19 +2,13 @@
 
 #include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "common/text.h"
 #include "exporter/encode/pprof.h"
+#include "exporter/encode/pprof_samples.h"
 #include "exporter/symbols/process.h"
 #include "exporter/symbols/symbolize.h"
 #include "exporter/store/slices.h"
-
-#define KERNEL_START 0xffff800000000000ULL
-#define MAX_FRAMES (2 * PROFILER_MAX_STACK_DEPTH)
-#define NAME_MAX_LEN 1024
 
 /* The kernel has one mapping; its key stands apart from every sym_mapping pointer. */
 static const char kernel_mapping_key;
@@ -47,8 +41,7 @@ struct encoder {
 	size_t *mapping_index; /* open addressing by key: index + 1 into mappings, 0 free */
 	size_t mapping_index_cap;
 	int err;
-	char name[NAME_MAX_LEN];
-	char module[64];
+	struct pprof_frame_function function; /* of the frame being symbolized */
 };
 
 static uint64_t hash_frame(const void *key, uint64_t addr, bool leaf)
@@ -131,27 +124,13 @@ static size_t mapping_for(struct encoder *e, const void *key, const struct sym_m
 	return e->nmappings;
 }
 
-static uint64_t symbolize(struct encoder *e, const struct slice_sample *s, const void *key,
-			  const struct sym_mapping *map, uint64_t addr, bool leaf)
+static uint64_t function_id(struct encoder *e, const struct slice_sample *s, const void *key,
+			    const struct sym_mapping *map, uint64_t addr, bool leaf)
 {
-	uint64_t lookup = leaf ? addr : addr - 1;
-	size_t n;
-
-	e->module[0] = '\0';
-	if (key == &kernel_mapping_key)
-		n = symbolizer_kernel(e->req->symbolizer, lookup, e->name, sizeof(e->name), e->module,
-				      sizeof(e->module));
-	else if (map)
-		n = symbolizer_user(e->req->symbolizer, s->maps, map, lookup, e->name, sizeof(e->name));
-	else
-		n = 0;
-	if (n == 0)
+	if (!pprof_frame_symbolize(e->req->symbolizer, s->maps, map, key == &kernel_mapping_key, addr, leaf,
+				   &e->function))
 		return 0;
-
-	char filename[sizeof(e->module) + 2] = "";
-	if (e->module[0])
-		snprintf(filename, sizeof(filename), "[%s]", e->module);
-	return pprof_function(e->builder, e->name, e->name, filename);
+	return pprof_frame_function_id(e->builder, e->function.name, e->function.filename);
 }
 
 /* Finds or adds the frame; its function is resolved the first time it is seen. */
@@ -182,7 +161,7 @@ static struct frame_entry *frame_for(struct encoder *e, const struct slice_sampl
 		if (!f->mapping)
 			return NULL;
 	}
-	f->function_id = symbolize(e, s, key, map, addr, leaf);
+	f->function_id = function_id(e, s, key, map, addr, leaf);
 	if (f->function_id && f->mapping)
 		e->mappings[f->mapping - 1].symbolized = true;
 	e->nframes++;
@@ -213,15 +192,10 @@ static void symbolize_slice(const struct slice *sl, void *ctx)
 
 static uint64_t mapping_id(struct encoder *e, struct mapping_entry *m)
 {
-	if (m->id)
-		return m->id;
-	if (m->key == &kernel_mapping_key)
-		m->id = pprof_mapping(e->builder, KERNEL_START, UINT64_MAX, 0, "[kernel.kallsyms]", "",
-				      m->symbolized);
-	else
-		m->id = pprof_mapping(e->builder, m->map->start, m->map->end, m->map->offset, m->map->path,
-				      m->map->build_id, m->symbolized);
-	return m->id;
+	struct pprof_frame_mapping where;
+
+	pprof_frame_mapping_of(m->key == &kernel_mapping_key ? NULL : m->map, &where);
+	return pprof_frame_mapping_id(e->builder, &where, m->symbolized, &m->id);
 }
 
 static uint64_t location_id(struct encoder *e, struct frame_entry *f)
@@ -232,25 +206,16 @@ static uint64_t location_id(struct encoder *e, struct frame_entry *f)
 	return f->location_id;
 }
 
-/* Lowercase hex of the bytes in order, as Pyroscope expects; false when they are all zero. */
-static bool hex_if_set(const uint8_t *bytes, size_t n, char *out)
-{
-	bool set = false;
-
-	text_hex_encode(bytes, n, out);
-	for (size_t i = 0; i < n; i++)
-		set |= bytes[i] != 0;
-	return set;
-}
-
 static int add_sample(struct encoder *e, const struct slice *sl, const struct slice_sample *s)
 {
 	const uint64_t *frames = sample_frames(sl, s);
 	uint32_t total = s->nkernel + s->nuser;
-	uint64_t locations[MAX_FRAMES];
-	struct pprof_label labels[34];
-	size_t nlabels = 0;
+	uint64_t locations[PPROF_MAX_FRAMES];
 	const struct labelset *ls = slice_sample_labels(s);
+	const struct pprof_sample smp = { .locations = locations, .nlocations = total, .labels = ls->labels,
+					  .nlabels = ls->n, .trace_id = s->trace.trace_id,
+					  .span_id = s->trace.span_id, .pid = s->process->tgid, .tid = s->tid,
+					  .count = s->count, .frequency = s->frequency ? s->frequency : sl->frequency };
 
 	if (total == 0)
 		return 0; /* both walks failed: counted in anorak_stacks_dropped_total */
@@ -261,21 +226,7 @@ static int add_sample(struct encoder *e, const struct slice *sl, const struct sl
 		if (!locations[k])
 			return -ENOMEM;
 	}
-	for (size_t i = 0; i < ls->n && nlabels < 30; i++)
-		labels[nlabels++] = (struct pprof_label){ .key = ls->labels[i].name, .str = ls->labels[i].value };
-	char trace_hex[2 * sizeof(s->trace.trace_id) + 1], span_hex[2 * sizeof(s->trace.span_id) + 1];
-	if (hex_if_set(s->trace.trace_id, sizeof(s->trace.trace_id), trace_hex)) {
-		labels[nlabels++] = (struct pprof_label){ .key = "trace_id", .str = trace_hex };
-		if (hex_if_set(s->trace.span_id, sizeof(s->trace.span_id), span_hex))
-			labels[nlabels++] = (struct pprof_label){ .key = "span_id", .str = span_hex };
-	}
-	labels[nlabels++] = (struct pprof_label){ .key = "pid", .num = s->process->tgid };
-	labels[nlabels++] = (struct pprof_label){ .key = "tid", .num = s->tid };
-
-	/* A sample stands for 1/Hz seconds of CPU at the rate it was taken at. */
-	unsigned hz = s->frequency ? s->frequency : sl->frequency;
-	int64_t values[2] = { (int64_t)s->count, (int64_t)s->count * (1000000000LL / hz) };
-	return pprof_add_sample(e->builder, locations, total, values, labels, nlabels);
+	return pprof_samples_add(e->builder, &smp);
 }
 
 static void build_slice(const struct slice *sl, void *ctx)
@@ -288,11 +239,9 @@ static void build_slice(const struct slice *sl, void *ctx)
 
 int profile_encode(const struct profile_request *req, void **out, size_t *outlen)
 {
-	static const struct pprof_value_type types[] = { { "samples", "count" }, { "cpu", "nanoseconds" } };
 	struct encoder e = { .req = req };
 
-	e.builder = pprof_builder_new(types, 2, (struct pprof_value_type){ "cpu", "nanoseconds" },
-				      1000000000LL / req->base_frequency);
+	e.builder = pprof_samples_builder(req->base_frequency);
 	if (!e.builder)
 		return -ENOMEM;
 	slice_store_each(req->windows, req->after_seq, req->through_seq, symbolize_slice, &e);

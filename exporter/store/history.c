@@ -2,189 +2,23 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <snappy-c.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/htab.h"
 #include "common/metrics.h"
+#include "exporter/encode/pprof_samples.h"
+#include "exporter/store/history_codec.h"
+#include "exporter/store/history_dict.h"
 #include "exporter/symbols/process.h"
 #include "labels/selector.h"
 #include "exporter/symbols/symbolize.h"
 #include "exporter/store/slices.h"
 
-#define KERNEL_START 0xffff800000000000ULL
-#define MAX_FRAMES (2 * PROFILER_MAX_STACK_DEPTH)
-#define NAME_MAX_LEN 1024
 /* Windows per epoch (15 min): dictionaries start afresh this often, so what only old windows used goes
  * away with them; longer epochs store the recurring stacks fewer times. */
 #define EPOCH_WINDOWS 90
-/* Dictionary blobs live in chunks that never move, so pointers into them stay valid. */
-#define CHUNK_BYTES (64 * 1024)
-#define RECORD_MAX_BYTES (7 * 10 + 24)
-
-/* --- stable arrays: elements that never move ---------------------------------------------------- */
-
-/* Segment k holds STABLE_BASE << k elements, so a fixed table of segments covers every uint32 index
- * and growing never moves what was written: a query reads ids it saw under the lock after releasing
- * it while the drain thread keeps appending. */
-#define STABLE_BASE_SHIFT 6
-#define STABLE_BASE (1u << STABLE_BASE_SHIFT)
-#define STABLE_SEGS (32 - STABLE_BASE_SHIFT)
-
-struct stable {
-	void *segs[STABLE_SEGS];
-	uint32_t nsegs;
-	uint64_t cap; /* elements in the segments */
-};
-
-static void *stable_at(const struct stable *a, size_t elem, uint32_t i)
-{
-	uint64_t p = (uint64_t)i + STABLE_BASE;
-	unsigned k = 63 - __builtin_clzll(p) - STABLE_BASE_SHIFT;
-
-	return (char *)a->segs[k] + (size_t)(p - ((uint64_t)STABLE_BASE << k)) * elem;
-}
-
-/* Room for ids below need, zeroed; bytes grows by what is allocated. */
-static int stable_reserve(struct stable *a, size_t elem, uint64_t need, size_t *bytes)
-{
-	while (a->cap < need) {
-		size_t n = (size_t)STABLE_BASE << a->nsegs;
-
-		if (a->nsegs == STABLE_SEGS)
-			return -E2BIG;
-		a->segs[a->nsegs] = calloc(n, elem);
-		if (!a->segs[a->nsegs])
-			return -ENOMEM;
-		a->nsegs++;
-		a->cap += n;
-		*bytes += n * elem;
-	}
-	return 0;
-}
-
-static void stable_free(struct stable *a)
-{
-	for (uint32_t k = 0; k < a->nsegs; k++)
-		free(a->segs[k]);
-	memset(a, 0, sizeof(*a));
-}
-
-/* --- dictionaries: interned byte blobs with dense ids ------------------------------------------- */
-
-struct chunk {
-	struct chunk *next;
-	size_t used, cap;
-	char data[];
-};
-
-struct blob {
-	const void *data;
-	uint32_t len;
-};
-
-/* Append-only: ids, blobs and chunks stay where they are until the dictionary is freed. */
-struct dict {
-	struct chunk *chunks;
-	struct stable data, lens; /* per id: const void *, uint32_t */
-	uint32_t n;
-	struct htab index; /* only the writer reads it */
-	size_t bytes;
-};
-
-static struct blob dict_blob(const struct dict *d, uint32_t id)
-{
-	return (struct blob){ *(const void **)stable_at(&d->data, sizeof(void *), id),
-			      *(const uint32_t *)stable_at(&d->lens, sizeof(uint32_t), id) };
-}
-
-static void dict_free(struct dict *d)
-{
-	while (d->chunks) {
-		struct chunk *next = d->chunks->next;
-
-		free(d->chunks);
-		d->chunks = next;
-	}
-	stable_free(&d->data);
-	stable_free(&d->lens);
-	htab_free(&d->index);
-	memset(d, 0, sizeof(*d));
-}
-
-static void *arena_alloc(struct dict *d, size_t len)
-{
-	struct chunk *c = d->chunks;
-
-	len = (len + 7) & ~(size_t)7;
-	if (!c || c->cap - c->used < len) {
-		size_t cap = len > CHUNK_BYTES / 4 ? len : CHUNK_BYTES;
-
-		c = malloc(sizeof(*c) + cap);
-		if (!c)
-			return NULL;
-		c->used = 0;
-		c->cap = cap;
-		c->next = d->chunks;
-		d->chunks = c;
-		d->bytes += sizeof(*c) + cap;
-	}
-	c->used += len;
-	return c->data + c->used - len;
-}
-
-static bool blob_eq(const void *ctx, uint32_t id, const void *key)
-{
-	const struct blob b = dict_blob(ctx, id), *k = key;
-
-	return b.len == k->len && !memcmp(b.data, k->data, k->len);
-}
-
-/* Room in the index for one more id, its growth counted in d->bytes. */
-static int dict_reserve(struct dict *d)
-{
-	size_t before = htab_bytes(&d->index);
-	int err = htab_reserve(&d->index);
-
-	d->bytes += htab_bytes(&d->index) - before;
-	return err;
-}
-
-/* The id of the blob, added when new (*added set). */
-static int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *id, bool *added)
-{
-	const struct blob key = { blob, (uint32_t)len };
-	uint32_t hash = htab_hash_bytes(blob, len);
-	struct htab_slot *slot;
-
-	if (dict_reserve(d))
-		return -ENOMEM;
-	slot = htab_find(&d->index, hash, blob_eq, d, &key);
-	if (htab_used(slot)) {
-		*id = htab_id(slot);
-		if (added)
-			*added = false;
-		return 0;
-	}
-	int err = stable_reserve(&d->data, sizeof(void *), (uint64_t)d->n + 1, &d->bytes) ?:
-		  stable_reserve(&d->lens, sizeof(uint32_t), (uint64_t)d->n + 1, &d->bytes);
-	if (err)
-		return err;
-	void *copy = arena_alloc(d, len ? len : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, blob, len);
-	*(const void **)stable_at(&d->data, sizeof(void *), d->n) = copy;
-	*(uint32_t *)stable_at(&d->lens, sizeof(uint32_t), d->n) = (uint32_t)len;
-	htab_set(&d->index, slot, hash, d->n);
-	*id = d->n++;
-	if (added)
-		*added = true;
-	return 0;
-}
 
 /* --- epochs, windows, the ring ----------------------------------------------------------------- */
 
@@ -192,11 +26,6 @@ struct loc_key {
 	uint32_t mapping; /* id + 1 */
 	uint32_t leaf;
 	uint64_t address;
-};
-
-struct map_key {
-	uint64_t start, limit, offset;
-	const char *path, *build_id;
 };
 
 struct loc_info {
@@ -216,11 +45,6 @@ struct history_epoch {
 	uint32_t nsealed;          /* windows sealed in it, evicted or not */
 	struct history *held_by;   /* set when the ring let go of it while queries still held it */
 	struct history_epoch *next;
-};
-
-struct rec_key {
-	uint32_t stack, labels, pid, tid, frequency, traced;
-	uint8_t trace_id[16], span_id[8];
 };
 
 /* Immutable once sealed (next aside, which only the lock holder follows); freed when the ring and the
@@ -258,8 +82,7 @@ struct history {
 	uint64_t samples_lost; /* not stored: out of memory */
 	uint64_t held_bytes;                    /* atomic: evicted, still read by queries */
 	struct metrics_histogram add_seconds;   /* history_add_slice, lock wait included */
-	char name[NAME_MAX_LEN];
-	char module[64];
+	struct pprof_frame_function function; /* of the frame being symbolized */
 };
 
 static size_t epoch_bytes(const struct history_epoch *e)
@@ -436,20 +259,12 @@ static int grow_array(void **array, uint32_t *cap, uint32_t need, size_t size, s
 
 static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint32_t *id)
 {
-	struct map_key key = { 0 };
+	struct pprof_frame_mapping key;
 	int err;
 
-	if (m) {
-		key.start = m->start;
-		key.limit = m->end;
-		key.offset = m->offset;
-		err = intern_string(e, m->path ? m->path : "", &key.path) ?:
-		      intern_string(e, m->build_id ? m->build_id : "", &key.build_id);
-	} else {
-		key.start = KERNEL_START;
-		key.limit = UINT64_MAX;
-		err = intern_string(e, "[kernel.kallsyms]", &key.path) ?: intern_string(e, "", &key.build_id);
-	}
+	pprof_frame_mapping_of(m, &key);
+	err = intern_string(e, key.path ? key.path : "", &key.path) ?:
+	      intern_string(e, key.build_id ? key.build_id : "", &key.build_id);
 	if (err)
 		return err;
 	/* Room first: an id a query can see always has its flag. */
@@ -457,31 +272,17 @@ static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint
 	       dict_intern(&e->mappings, &key, sizeof(key), id, NULL);
 }
 
-/* Resolves the function of a location seen for the first time, as the live encoder does: a return
- * address is looked up one byte back. */
+/* Resolves the function of a location seen for the first time and keeps its strings. */
 static int symbolize(struct history *h, struct history_epoch *e, const struct slice_sample *s,
 		     const struct sym_mapping *map, bool kernel, uint64_t addr, bool leaf, struct loc_info *info)
 {
-	uint64_t lookup = leaf ? addr : addr - 1;
-	size_t n = 0;
+	struct pprof_frame_function *fn = &h->function;
 
-	h->module[0] = '\0';
-	if (!h->opts.symbolizer)
-		n = 0;
-	else if (kernel)
-		n = symbolizer_kernel(h->opts.symbolizer, lookup, h->name, sizeof(h->name), h->module,
-				      sizeof(h->module));
-	else if (map)
-		n = symbolizer_user(h->opts.symbolizer, s->maps, map, lookup, h->name, sizeof(h->name));
 	info->function = NULL;
-	if (n == 0)
+	if (!pprof_frame_symbolize(h->opts.symbolizer, s->maps, map, kernel, addr, leaf, fn))
 		return intern_string(e, "", &info->filename);
-
-	char filename[sizeof(h->module) + 2] = "";
-	if (h->module[0])
-		snprintf(filename, sizeof(filename), "[%s]", h->module);
 	/* The filename first: a function is never without one, even when memory runs out. */
-	return intern_string(e, filename, &info->filename) ?: intern_string(e, h->name, &info->function);
+	return intern_string(e, fn->filename, &info->filename) ?: intern_string(e, fn->name, &info->function);
 }
 
 struct ingest {
@@ -540,14 +341,14 @@ static int add_sample(struct history *h, struct ingest *in, const struct slice *
 {
 	struct history_epoch *e = h->current;
 	struct open_window *o = &h->open;
-	uint32_t total = s->nkernel + s->nuser, locs[MAX_FRAMES], id;
+	uint32_t total = s->nkernel + s->nuser, locs[PPROF_MAX_FRAMES], id;
 	const uint64_t *frames = sl->frames + s->frames;
 	struct rec_key key = { .pid = s->process->tgid, .tid = s->tid,
 				.frequency = s->frequency ? s->frequency : sl->frequency };
 	bool added;
 	int err = 0;
 
-	if (total == 0 || total > MAX_FRAMES)
+	if (total == 0 || total > PPROF_MAX_FRAMES)
 		return 0; /* both walks failed: counted in anorak_stacks_dropped_total */
 	in->have_last = false;
 	for (uint32_t k = 0; k < total && !err; k++)
@@ -574,124 +375,6 @@ static int add_sample(struct history *h, struct ingest *in, const struct slice *
 	o->counts[id] += s->count;
 	o->samples += s->count;
 	return 0;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t r = 0;
-
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		if (*p >= end)
-			return -EIO;
-		uint8_t b = *(*p)++;
-		r |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = r;
-			return 0;
-		}
-	}
-	return -EIO;
-}
-
-/* Varints, one record after another; snappy then finds the repetition between records. */
-static int encode_open(const struct open_window *o, char **out, size_t *outlen)
-{
-	size_t raw_cap = (size_t)o->records.n * RECORD_MAX_BYTES + 10, len = 0;
-	uint8_t *raw = malloc(raw_cap);
-	int err = 0;
-
-	if (!raw)
-		return -ENOMEM;
-	len += put_varint(raw, o->records.n);
-	for (uint32_t i = 0; i < o->records.n; i++) {
-		const struct rec_key *k = dict_blob(&o->records, i).data;
-
-		len += put_varint(raw + len, k->stack);
-		len += put_varint(raw + len, k->labels);
-		len += put_varint(raw + len, k->pid);
-		len += put_varint(raw + len, k->tid);
-		len += put_varint(raw + len, k->frequency);
-		len += put_varint(raw + len, o->counts[i]);
-		len += put_varint(raw + len, k->traced);
-		if (k->traced) {
-			memcpy(raw + len, k->trace_id, sizeof(k->trace_id));
-			memcpy(raw + len + sizeof(k->trace_id), k->span_id, sizeof(k->span_id));
-			len += sizeof(k->trace_id) + sizeof(k->span_id);
-		}
-	}
-	size_t clen = snappy_max_compressed_length(len);
-	char *c = malloc(clen);
-	if (!c || snappy_compress((const char *)raw, len, c, &clen) != SNAPPY_OK) {
-		free(c);
-		err = -ENOMEM;
-	} else {
-		char *shrunk = realloc(c, clen);
-
-		*out = shrunk ? shrunk : c;
-		*outlen = clen;
-	}
-	free(raw);
-	return err;
-}
-
-static int decode_window(const struct sealed *w, struct history_record **out)
-{
-	size_t rawlen;
-	uint8_t *raw;
-	struct history_record *recs = NULL;
-	uint64_t n = 0, v[7];
-	int err = -EIO;
-
-	if (snappy_uncompressed_length(w->data, w->len, &rawlen) != SNAPPY_OK)
-		return -EIO;
-	raw = malloc(rawlen ? rawlen : 1);
-	if (!raw)
-		return -ENOMEM;
-	if (snappy_uncompress(w->data, w->len, (char *)raw, &rawlen) != SNAPPY_OK)
-		goto out;
-	const uint8_t *p = raw, *end = raw + rawlen;
-	if (get_varint(&p, end, &n) || n != w->nrecords)
-		goto out;
-	recs = calloc(n ? n : 1, sizeof(*recs));
-	if (!recs) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (uint64_t i = 0; i < n; i++) {
-		struct history_record *r = &recs[i];
-
-		for (int f = 0; f < 7; f++)
-			if (get_varint(&p, end, &v[f]))
-				goto out;
-		*r = (struct history_record){ .stack = v[0], .labels = v[1], .pid = v[2], .tid = v[3],
-					      .frequency = v[4], .count = v[5], .traced = v[6] != 0 };
-		if (r->traced) {
-			if (end - p < (ptrdiff_t)(sizeof(r->trace_id) + sizeof(r->span_id)))
-				goto out;
-			memcpy(r->trace_id, p, sizeof(r->trace_id));
-			memcpy(r->span_id, p + sizeof(r->trace_id), sizeof(r->span_id));
-			p += sizeof(r->trace_id) + sizeof(r->span_id);
-		}
-	}
-	err = 0;
-	*out = recs;
-	recs = NULL;
-out:
-	free(recs);
-	free(raw);
-	return err;
 }
 
 static void drop_oldest(struct history *h)
@@ -739,7 +422,7 @@ static int seal_open(struct history *h)
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM; /* the window stays open, and is sealed by a later slice */
-	err = encode_open(o, &w->data, &w->len);
+	err = history_window_encode(&o->records, o->counts, &w->data, &w->len);
 	if (err) {
 		free(w);
 		h->samples_lost += o->samples;
@@ -913,7 +596,7 @@ int history_query(struct history *h, int64_t start_ns, int64_t end_ns, history_v
 		const struct sealed *w = snap.windows[i];
 		struct history_record *recs;
 
-		ret = decode_window(w, &recs);
+		ret = history_window_decode(w->data, w->len, w->nrecords, &recs);
 		if (ret)
 			break;
 		struct history_window view = { .start_ns = w->start_ns, .end_ns = w->end_ns, .epoch = w->epoch,
@@ -955,11 +638,10 @@ void history_location(const struct history_epoch *e, uint32_t id, struct history
 
 void history_mapping(const struct history_epoch *e, uint32_t id, struct history_mapping *out)
 {
-	const struct map_key *k = dict_blob(&e->mappings, id).data;
+	const struct pprof_frame_mapping *k = dict_blob(&e->mappings, id).data;
 	const uint8_t *functions = stable_at(&e->map_functions, 1, id);
 
-	*out = (struct history_mapping){ .start = k->start, .limit = k->limit, .offset = k->offset,
-					 .path = k->path, .build_id = k->build_id,
+	*out = (struct history_mapping){ .where = *k,
 					 .has_functions = __atomic_load_n(functions, __ATOMIC_RELAXED) };
 }
 

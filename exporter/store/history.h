@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exporter/encode/pprof_samples.h"
 #include "labels/labelset.h"
 
 struct metrics_buf;
@@ -85,8 +86,7 @@ struct history_location {
 };
 
 struct history_mapping {
-	uint64_t start, limit, offset;
-	const char *path, *build_id;
+	struct pprof_frame_mapping where;
 	bool has_functions;
 };
 

@@ -1,7 +1,10 @@
 #include "exporter/web/http.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -13,15 +16,11 @@
 #include <unistd.h>
 
 #include "exporter/web/gunzip.h"
-#include "exporter/encode/pprof_history.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "common/text.h"
 #include "exporter/encode/pyroscope.h"
+#include "exporter/web/query.h"
 #include "exporter/web/webconfig.h"
-#include "exporter/web/listen_addr.h"
-
-#define PROFILE_DEFAULT_SECONDS 30
 
 enum route {
 	ROUTE_INDEX,
@@ -421,9 +420,9 @@ static void write_metrics(struct metrics_buf *b, void *ctx)
 {
 	struct http_server *s = ctx;
 	char labels[128];
-	struct metrics_series series = metrics_series_begin(b, "anorak_http_requests_total", "counter",
-							    "HTTP requests answered, by handler and status code.");
 
+	metrics_family(b, "anorak_http_requests_total", "counter",
+		       "HTTP requests answered, by handler and status code.");
 	for (int r = 0; r < NROUTES; r++) {
 		for (size_t c = 0; c < NCODES; c++) {
 			uint64_t n = __atomic_load_n(&s->requests[r][c], __ATOMIC_RELAXED);
@@ -432,116 +431,125 @@ static void write_metrics(struct metrics_buf *b, void *ctx)
 			 * first request; other codes once they happen. */
 			if (!n && status_codes[c] != (r == ROUTE_OTHER ? 404 : 200))
 				continue;
-			metrics_series_valuef(series, (double)n, "handler=\"%s\",code=\"%d\"", routes[r].path,
-					      status_codes[c]);
+			snprintf(labels, sizeof(labels), "handler=\"%s\",code=\"%d\"", routes[r].path,
+				 status_codes[c]);
+			metrics_value(b, "anorak_http_requests_total", labels, (double)n);
 		}
 	}
 
-	series = metrics_series_begin(b, "anorak_http_request_duration_seconds", "histogram",
-				      "Time to answer HTTP requests, by handler; profiles include their window.");
+	metrics_family(b, "anorak_http_request_duration_seconds", "histogram",
+		       "Time to answer HTTP requests, by handler; profiles include their window.");
 	for (int r = 0; r < NROUTES; r++) {
 		snprintf(labels, sizeof(labels), "handler=\"%s\"", routes[r].path);
-		metrics_series_histogram(series, labels, &s->duration[r]);
+		metrics_histogram_series(b, "anorak_http_request_duration_seconds", labels, &s->duration[r]);
 	}
 
-	metrics_gauge(b, "anorak_profile_requests_in_flight",
-		      "Profile requests waiting for their window to end.",
+	metrics_family(b, "anorak_profile_requests_in_flight", "gauge",
+		       "Profile requests waiting for their window to end.");
+	metrics_value(b, "anorak_profile_requests_in_flight", NULL,
 		      __atomic_load_n(&s->profiles_in_flight, __ATOMIC_RELAXED));
 }
 
-/* --- query parsing ---------------------------------------------------------------------------- */
+/* --- listen address --------------------------------------------------------------------------- */
 
-/* Next byte of a form-encoded string: '+' is a space, %XX a byte; -1 at end, -2 on a bad escape. */
-static int next_byte(const char **p, const char *end)
+struct listen_addr {
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	char ports[INET6_ADDRSTRLEN + 16]; /* civetweb's listening_ports */
+};
+
+static bool civetweb_has_ipv6(void)
 {
-	const char *s = *p;
-	int b;
-
-	if (s >= end)
-		return -1;
-	if (*s != '%') {
-		*p = s + 1;
-		return *s == '+' ? ' ' : (unsigned char)*s;
-	}
-	if (end - s < 3 || (b = text_hex_byte(s + 1)) < 0)
-		return -2;
-	*p = s + 3;
-	return b;
+	return mg_check_feature(MG_FEATURES_IPV6) != 0;
 }
 
-/* Whether the encoded key [p, end) decodes to exactly name; a bad escape never matches (Go skips
- * such a pair). */
-static bool key_is(const char *p, const char *end, const char *name)
+static int parse_port(const char *s, unsigned *port)
 {
-	int c;
+	unsigned v = 0;
 
-	while ((c = next_byte(&p, end)) >= 0) {
-		if (*name == '\0' || c != (unsigned char)*name)
-			return false;
-		name++;
-	}
-	return c == -1 && *name == '\0';
-}
-
-/* Decodes the seconds value [p, end); 0 for empty (missing), 1 for a number, negative errno. */
-static int parse_seconds(const char *p, const char *end, unsigned max, unsigned *out, char *err,
-			 size_t errlen)
-{
-	uint64_t v = 0;
-	bool empty = true;
-	int c;
-
-	while ((c = next_byte(&p, end)) >= 0) {
-		if (c < '0' || c > '9') {
-			snprintf(err, errlen, "invalid seconds: not a positive integer");
+	if (!*s || strlen(s) > 5)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
 			return -EINVAL;
-		}
-		/* Saturate: anything above max is rejected anyway, and this cannot overflow. */
-		v = v > max ? v : v * 10 + (c - '0');
-		empty = false;
+		v = v * 10 + (*s - '0');
 	}
-	if (c == -2) {
-		snprintf(err, errlen, "invalid seconds: bad percent-encoding");
+	if (v > 65535)
 		return -EINVAL;
-	}
-	if (empty)
-		return 0;
-	if (v == 0) {
-		snprintf(err, errlen, "invalid seconds: must be at least 1");
-		return -EINVAL;
-	}
-	if (v > max) {
-		snprintf(err, errlen, "invalid seconds: longer than the maximum of %u (--storage.retention)",
-			 max);
-		return -EINVAL;
-	}
-	*out = v;
-	return 1;
-}
-
-int http_parse_profile_query(const char *query, unsigned max_seconds, unsigned *seconds,
-			     char *err, size_t errlen)
-{
-	const char *p = query;
-
-	*seconds = PROFILE_DEFAULT_SECONDS < max_seconds ? PROFILE_DEFAULT_SECONDS : max_seconds;
-	while (p && *p) {
-		const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
-		const char *eq = memchr(p, '=', end - p);
-		const char *key_end = eq ? eq : end;
-
-		/* Only the first seconds counts, as with Go's FormValue. */
-		if (key_is(p, key_end, "seconds")) {
-			int ret = parse_seconds(eq ? eq + 1 : end, end, max_seconds, seconds, err, errlen);
-
-			return ret < 0 ? ret : 0;
-		}
-		p = amp ? amp + 1 : NULL;
-	}
+	*port = v;
 	return 0;
 }
 
-/* --- listen address --------------------------------------------------------------------------- */
+/* Resolves host (empty: every interface) to one address, as Go's net.Listen would bind. */
+static int resolve_host(const char *host, unsigned port, struct listen_addr *la, const char **why)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res, *ai;
+	char service[8];
+	int ret;
+
+	/* Every interface: 0.0.0.0 here, for the bind check; civetweb gets "+port" when it has IPv6. */
+	hints.ai_family = civetweb_has_ipv6() && *host ? AF_UNSPEC : AF_INET;
+	snprintf(service, sizeof(service), "%u", port);
+	ret = getaddrinfo(*host ? host : NULL, service, &hints, &res);
+	if (ret) {
+		*why = ret == EAI_FAMILY || ret == EAI_ADDRFAMILY || ret == EAI_NONAME
+			       ? (strchr(host, ':') ? "IPv6 addresses are not supported by this civetweb build"
+						    : "cannot resolve host")
+			       : gai_strerror(ret);
+		return ret == EAI_MEMORY ? -ENOMEM : -EINVAL;
+	}
+	/* Prefer IPv4, as Go does for "localhost". */
+	for (ai = res; ai->ai_next && ai->ai_family != AF_INET; ai = ai->ai_next)
+		;
+	if (ai->ai_family != AF_INET)
+		ai = res;
+	memcpy(&la->sa, ai->ai_addr, ai->ai_addrlen);
+	la->salen = ai->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* ":9760", "127.0.0.1:9760", "[::1]:9760", "localhost:9760" -> address and civetweb's syntax. */
+static int parse_listen_address(const char *addr, struct listen_addr *la, const char **why)
+{
+	char host[256], ip[INET6_ADDRSTRLEN];
+	const char *colon = strrchr(addr, ':');
+	size_t hostlen;
+	unsigned port;
+	int ret;
+
+	*why = "expected host:port, like :9760 or 127.0.0.1:9760";
+	if (!colon || parse_port(colon + 1, &port))
+		return -EINVAL;
+	hostlen = colon - addr;
+	if (hostlen >= 2 && addr[0] == '[' && addr[hostlen - 1] == ']') {
+		addr++;
+		hostlen -= 2;
+	} else if (memchr(addr, ':', hostlen)) {
+		*why = "IPv6 addresses need brackets, like [::1]:9760";
+		return -EINVAL;
+	}
+	if (hostlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, addr, hostlen);
+	host[hostlen] = '\0';
+
+	ret = resolve_host(host, port, la, why);
+	if (ret)
+		return ret;
+	if (!*host && civetweb_has_ipv6()) {
+		/* civetweb's IPv4 and IPv6 on every interface, what Go does for ":port". */
+		snprintf(la->ports, sizeof(la->ports), "+%u", port);
+	} else if (la->sa.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&la->sa)->sin6_addr, ip, sizeof(ip));
+		snprintf(la->ports, sizeof(la->ports), "[%s]:%u", ip, port);
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&la->sa)->sin_addr, ip, sizeof(ip));
+		snprintf(la->ports, sizeof(la->ports), "%s:%u", ip, port);
+	}
+	return 0;
+}
 
 /* civetweb only says "Failed to setup server ports": binding the same address ourselves tells why
  * (EADDRINUSE, EADDRNOTAVAIL, EACCES...). */
@@ -646,7 +654,7 @@ int http_server_start(const char *listen_address, const struct http_handlers *ha
 			  lim->max_header_bytes);
 		return -EINVAL;
 	}
-	err = listen_addr_parse(listen_address, &la, &why);
+	err = parse_listen_address(listen_address, &la, &why);
 	if (err) {
 		log_error("bad listen address", "address=\"%s\" err=\"%s\"", listen_address, why);
 		return err;

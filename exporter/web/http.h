@@ -56,11 +56,4 @@ void http_server_stop(struct http_server *server);
 /* The TCP port the server listens on (useful with port 0, an ephemeral port); negative errno on error. */
 int http_server_port(const struct http_server *server);
 
-/* Parses the query string of /debug/pprof/profile. seconds: missing -> 30; "0", negative, not a
- * decimal integer, or above max_seconds -> -EINVAL with a one-line reason in err.
- * query may be NULL; "seconds=" (empty) counts as missing, as in Go; the first seconds wins; 30 is
- * lowered to max_seconds when that is smaller. */
-int http_parse_profile_query(const char *query, unsigned max_seconds, unsigned *seconds,
-			     char *err, size_t errlen);
-
 #endif

@@ -28,6 +28,7 @@
 
 #include "exporter/store/history.h"
 #include "exporter/encode/pprof_history.h"
+#include "exporter/web/query.h"
 #include "exporter/symbols/process.h"
 #include "exporter/encode/pyroscope.h"
 #include "querier/v1/querier.pb-c.h"

@@ -15,6 +15,7 @@
 
 #include "exporter/store/history.h"
 #include "exporter/encode/pprof_history.h"
+#include "exporter/web/query.h"
 #include "exporter/symbols/process.h"
 #include "profile.pb-c.h"
 #include "exporter/store/slices.h"

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "exporter/web/http.h"
+#include "exporter/web/query.h"
 #include "common/log.h"
 
 /* --- the query parser ------------------------------------------------------------------------- */
