@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,7 +353,8 @@ struct stress {
 	struct history *h;
 	struct process *p;
 	int64_t t0;
-	int done; /* atomic */
+	int querying; /* atomic: the drains start once the queries have */
+	int done;     /* atomic */
 	int err;
 };
 
@@ -366,6 +368,8 @@ static void *stress_drains(void *arg)
 	struct stress *c = arg;
 	int err = 0;
 
+	while (!__atomic_load_n(&c->querying, __ATOMIC_ACQUIRE))
+		sched_yield();
 	for (int i = 0; i < 1000 && !err; i++) {
 		struct slice *s = slice_new(1, c->t0 + i * S, 100);
 		struct slice_sample smp;
@@ -434,7 +438,10 @@ static void test_queries_during_drains(void **state)
 	while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE)) {
 		void *out;
 		size_t len;
-		int err = history_query(c.h, c.t0, c.t0 + 3600 * S, check_window, &c, NULL, NULL);
+		int err;
+
+		__atomic_store_n(&c.querying, 1, __ATOMIC_RELEASE);
+		err = history_query(c.h, c.t0, c.t0 + 3600 * S, check_window, &c, NULL, NULL);
 
 		assert_true(err == 0 || err == -ENOENT);
 		err = history_profile_encode(c.h, &q, 100, &out, &len, NULL, NULL);
