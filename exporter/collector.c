@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "labels/pods.h"
+#include "exporter/symbols/debuginfod.h"
 #include "exporter/symbols/process.h"
 #include "exporter/encode/pprof_live.h"
 #include "exporter/sampling/sampler.h"
@@ -88,6 +89,7 @@ struct collector {
 	int ntrace_retries;
 	atomic_uint_fast64_t trace_discovery_errors;
 	struct symbolizer *symbolizer;
+	struct debuginfod *debuginfod; /* NULL: no debuginfod server configured */
 	struct process_table *processes;
 	struct sampler *sampler;
 	struct slice_store windows;
@@ -791,6 +793,21 @@ static bool kubernetes_configured(const struct anorak_config *cfg)
 }
 
 /* Kubernetes discovery, when configured: the pod store now, the client once BPF is attached. */
+/* Before any thread: libdebuginfod takes its settings from the environment. */
+static int start_debuginfod(struct collector *c)
+{
+	struct debuginfod_opts o = {
+		.urls = c->cfg->debuginfod_urls,
+		.cache_dir = c->cfg->debuginfod_cache_dir,
+		.cache_max_bytes = c->cfg->debuginfod_cache_bytes,
+		.elf_max_bytes = c->cfg->elf_max_bytes,
+		.timeout_seconds = (unsigned)c->cfg->debuginfod_timeout_seconds,
+		.max_fetches = c->cfg->debuginfod_max_fetches,
+	};
+
+	return debuginfod_new(&o, &c->debuginfod);
+}
+
 static int start_pods(struct collector *c)
 {
 	struct pod_store_opts opts = {
@@ -865,12 +882,15 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 	slice_store_init(&c->windows);
 	c->last_drain_ns = realtime_ns();
 
+	if ((err = start_debuginfod(c)))
+		goto fail;
 	struct symbolizer_opts sym_opts = {
 		.cache_max_bytes = cfg->symbol_cache_bytes,
 		.elf_max_bytes = cfg->elf_max_bytes,
 		.max_symbols_per_file = 4000000,
 		.proc_root = "/proc",
 		.kallsyms_path = "/proc/kallsyms",
+		.debuginfod = c->debuginfod,
 	};
 	c->symbolizer = symbolizer_new(&sym_opts);
 	if (!c->symbolizer) {
@@ -939,6 +959,8 @@ int collector_start(const struct anorak_config *cfg, const char *node_name, stru
 	metrics_register(sampler_write_metrics, c->sampler);
 	metrics_register(process_table_write_metrics, c->processes);
 	metrics_register(symbolizer_write_metrics, c->symbolizer);
+	if (c->debuginfod)
+		metrics_register(debuginfod_write_metrics, c->debuginfod);
 	metrics_register(write_collector_metrics, c);
 	metrics_register(history_write_metrics, c->history);
 	atomic_store(&c->ready, true);
@@ -983,6 +1005,7 @@ void collector_free(struct collector *c)
 	history_free(c->history);
 	process_table_free(c->processes);
 	symbolizer_free(c->symbolizer);
+	debuginfod_free(c->debuginfod);
 	pod_store_free(c->pods);
 	if (c->labeler_ready)
 		target_labeler_destroy(&c->labeler);
