@@ -246,7 +246,9 @@ static void warn_once(struct debuginfod *d, enum result res, const char *build_i
 
 static enum result failed(struct debuginfod *d, const struct fetch *f, const char *build_id, int err)
 {
-	enum result res = f->timed_out ? FETCH_TIMEOUT : err == -ENOENT ? FETCH_NOT_FOUND : FETCH_ERROR;
+	/* Ours (the deadline) or libcurl's (no progress for DEBUGINFOD_TIMEOUT): both are timeouts. */
+	bool timed_out = f->timed_out || err == -ETIME || err == -ETIMEDOUT;
+	enum result res = timed_out ? FETCH_TIMEOUT : err == -ENOENT ? FETCH_NOT_FOUND : FETCH_ERROR;
 
 	if (f->too_large)
 		err = -EFBIG;
