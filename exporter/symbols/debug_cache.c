@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,13 +211,34 @@ static int scan(struct debug_cache *c)
 	return 0;
 }
 
+/* mkdir -p: the default /var/cache/anorak/debuginfod has a parent of our own too. */
+static int make_dirs(const char *dir)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 int debug_cache_open(const char *dir, uint64_t max_bytes, struct debug_cache **out)
 {
 	struct debug_cache *c;
 	int err;
 
-	if (mkdir(dir, 0700) && errno != EEXIST)
-		return -errno;
+	err = make_dirs(dir);
+	if (err)
+		return err;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

@@ -17,7 +17,7 @@ struct debug_cache_stats {
 	size_t files;
 };
 
-/* Creates dir (mode 0700) when missing, takes in the debug files already there (oldest use first) and
+/* Creates dir (mode 0700) and its parents when missing, takes in the debug files already there (oldest use first) and
  * evicts down to max_bytes. Other names in dir are left alone and not counted. */
 int debug_cache_open(const char *dir, uint64_t max_bytes, struct debug_cache **out);
 void debug_cache_free(struct debug_cache *c);

@@ -248,10 +248,13 @@ static enum result failed(struct debuginfod *d, const struct fetch *f, const cha
 {
 	/* Ours (the deadline) or libcurl's (no progress for DEBUGINFOD_TIMEOUT): both are timeouts. */
 	bool timed_out = f->timed_out || err == -ETIME || err == -ETIMEDOUT;
-	enum result res = timed_out ? FETCH_TIMEOUT : err == -ENOENT ? FETCH_NOT_FOUND : FETCH_ERROR;
+	enum result res;
 
 	if (f->too_large)
-		err = -EFBIG;
+		err = -EFBIG; /* cancelled by on_progress, whatever libdebuginfod makes of that */
+	res = timed_out ? FETCH_TIMEOUT : err == -ENOENT ? FETCH_NOT_FOUND : FETCH_ERROR;
+	if (atomic_load(&d->stopping))
+		return res; /* cut short by debuginfod_free: nothing to say */
 	if (res == FETCH_NOT_FOUND)
 		log_debug("debuginfod servers have no debug file", "build_id=%s", build_id);
 	else

@@ -6,8 +6,9 @@ objcopy --only-keep-debug, is served by Debian's own debuginfod on 127.0.0.1; B'
 1. A's frames are named in the window after its fetch; B's stay addresses (the server answers 404).
 2. With the server stopped, a restarted daemon names A from its cache directory; B's fetch fails
    (connection refused), counted, B stays addresses.
-3. A server answering garbage for A costs one counted failure; one that never answers for B is cut
-   at --symbols.debuginfod-timeout; profiles and /metrics are served meanwhile, and the daemon stops
+3. A server answering A with another binary's debug file and B with junk larger than
+   --symbols.max-elf-size costs one counted failure each; one that never answers for C is cut at
+   --symbols.debuginfod-timeout; profiles and /metrics are served meanwhile, and the daemon stops
    promptly with fetches still waiting.
 """
 import http.server
@@ -42,11 +43,11 @@ def own_frames(profile, path):
     return sum(n for f, n in frames if f.function), sum(n for _, n in frames)
 
 
-class GarbageServer:
-    """Answers 200 with bytes that are not an ELF file for build id `garbage`, holds every other
-    request open until stopped, and records the request paths and header names it saw."""
+class BadServer:
+    """Answers the build ids of `answers` with their bytes (200), holds requests for those in `hang`
+    open until stopped, answers 404 to the others; records the request paths and header names."""
 
-    def __init__(self, garbage):
+    def __init__(self, answers, hang):
         self.requests = []
         self.release = threading.Event()
         outer = self
@@ -54,14 +55,18 @@ class GarbageServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.requests.append((self.path, sorted(self.headers.keys())))
-                if garbage not in self.path:
+                if any(bid in self.path for bid in hang):
                     outer.release.wait(WAIT)
                     return
-                body = b"\x7fELF not really" * 256
-                self.send_response(200)
+                body = next((b for bid, b in answers.items() if bid in self.path), None)
+                self.send_response(404 if body is None else 200)
+                body = body or b"not found"
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client gave up on a body it does not want
 
             def log_message(self, *args):
                 pass
@@ -87,15 +92,22 @@ class Debuginfod(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="anorak-debuginfod-")
         cls.a = os.path.join(cls.tmp, "weights_a")
         cls.b = os.path.join(cls.tmp, "weights_b")
+        cls.c = os.path.join(cls.tmp, "weights_c")
+        cls.d = os.path.join(cls.tmp, "libcwork_d")
         srv = os.path.join(cls.tmp, "served")
         os.mkdir(srv)
         shutil.copy(h.workload("weights"), cls.a)
         shutil.copy(h.workload("weights_notables"), cls.b)
+        shutil.copy(h.workload("weights_nofp"), cls.c)
+        shutil.copy(h.workload("libcwork"), cls.d)
         h.run([objcopy, "--only-keep-debug", cls.a, os.path.join(srv, "weights_a.debug")], timeout=30)
-        for path in (cls.a, cls.b):
+        cls.debug_b = os.path.join(cls.tmp, "weights_b.debug")  # served by no real server
+        h.run([objcopy, "--only-keep-debug", cls.b, cls.debug_b], timeout=30)
+        for path in (cls.a, cls.b, cls.c, cls.d):
             h.run([strip, "--strip-all", path], timeout=30)
-        cls.bid_a, cls.bid_b = h.gnu_build_id(cls.a), h.gnu_build_id(cls.b)
-        h.require(cls.bid_a and cls.bid_b and cls.bid_a != cls.bid_b, "two workloads with build ids")
+        cls.bid_a, cls.bid_b, cls.bid_c, cls.bid_d = (h.gnu_build_id(p) for p in (cls.a, cls.b, cls.c, cls.d))
+        h.require(len({cls.bid_a, cls.bid_b, cls.bid_c, cls.bid_d} - {None}) == 4,
+                  "four workloads with distinct build ids")
         cls.cache = os.path.join(cls.tmp, "cache")
         cls.port = h.free_port()
         cls.url = "http://127.0.0.1:%d" % cls.port
@@ -125,8 +137,8 @@ class Debuginfod(unittest.TestCase):
         return h.Daemon("--sampling.frequency=99", "--symbols.debuginfod-urls=" + urls,
                         "--symbols.debuginfod-cache-dir=" + cache, *flags, name=name).start()
 
-    def workloads(self):
-        return [h.Workload([path, "-t", "1", "-d", str(RUN_SECONDS)]) for path in (self.a, self.b)]
+    def workloads(self, *paths):
+        return [h.Workload([path, "-t", "1", "-d", str(RUN_SECONDS)]) for path in paths or (self.a, self.b)]
 
     def metrics(self, d):
         r = d.get("/metrics", timeout=10)
@@ -199,28 +211,37 @@ class Debuginfod(unittest.TestCase):
                 w.kill()
             d.stop()
 
-    def test_3_garbage_and_timeout(self):
-        srv = GarbageServer(garbage=self.bid_a)
-        cache = os.path.join(self.tmp, "cache-garbage")
-        d = self.daemon("garbage", srv.url, cache, "--symbols.debuginfod-timeout=5s")
-        ws = self.workloads()
+    def test_3_bad_answers_and_timeout(self):
+        with open(self.debug_b, "rb") as f:
+            wrong_elf = f.read()
+        # A: a real debug file, of another binary. B: 2 MiB of junk, over --symbols.max-elf-size.
+        # C and D: no answer at all. Other build ids (the node's processes): 404.
+        srv = BadServer({self.bid_a: wrong_elf, self.bid_b: b"\x7fELF junk " * (200 << 10)},
+                        hang={self.bid_c, self.bid_d})
+        cache = os.path.join(self.tmp, "cache-bad")
+        d = self.daemon("bad", srv.url, cache, "--symbols.debuginfod-timeout=10s", "--symbols.max-elf-size=1MiB")
+        ws = self.workloads(self.a, self.b, self.c)
         try:
-            wait_for("A's garbage to be refused", lambda: self.fetches(d, "error") >= 1)
-            # B's fetch hangs now: profiles and /metrics are served all the same.
-            p = self.profile(d, "debuginfod-garbage.pb.gz")
-            self.assert_addresses(p, self.a, "A (garbage answer)")
-            self.assert_addresses(p, self.b, "B (no answer)")
-            wait_for("B's fetch to time out", lambda: self.fetches(d, "timeout") >= 1)
+            wait_for("A and B refused", lambda: self.fetches(d, "error") >= 2)
+            # C's fetch is (or is about to be) waiting on the server: profiles are served meanwhile.
+            p = self.profile(d, "debuginfod-bad.pb.gz")
+            for path, what in ((self.a, "A (another binary's debug file)"), (self.b, "B (too large)"),
+                               (self.c, "C (no answer)")):
+                self.assert_addresses(p, path, what)
+            wait_for("C's fetch to time out", lambda: self.fetches(d, "timeout") >= 1)
             p = self.profile(d, "debuginfod-timeout.pb.gz")
-            self.assert_addresses(p, self.b, "B (timed out)")
+            self.assert_addresses(p, self.c, "C (timed out)")
             m = self.metrics(d)
-            self.assertEqual(h.metric(m, "anorak_debuginfod_fetches_total", '{result="error"}'), 1,
-                             "one garbage answer, one failure")
+            self.assertEqual(h.metric(m, "anorak_debuginfod_fetches_total", '{result="error"}'), 2,
+                             "one failure for each bad answer")
+            self.assertEqual(h.metric(m, "anorak_debuginfod_fetches_total", '{result="ok"}'), 0)
             self.assertEqual(h.metric(m, "anorak_debuginfod_cache_files"), 0)
             self.assertEqual(os.listdir(cache), [".client"])
-            # Other build ids (libc, the node's processes) are waiting on the server: a stop cuts
-            # those fetches short (d.stop checks the exit status and time).
-            h.note("fetches in flight at stop: %s" % h.metric(self.metrics(d), "anorak_debuginfod_fetches_in_flight"))
+            # A stop cuts a fetch in flight short: d.stop() checks the exit status and time.
+            ws.append(h.Workload([self.d, "-m", "qsort", "-d", str(RUN_SECONDS)]))
+            wait_for("D's fetch in flight", lambda: h.metric(
+                self.metrics(d), "anorak_debuginfod_fetches_in_flight") >= 1)
+            d.stop()
         finally:
             for w in ws:
                 w.kill()
@@ -229,7 +250,6 @@ class Debuginfod(unittest.TestCase):
         # Privacy: a request names a build id and nothing else of the node.
         for path, headers in srv.requests:
             self.assertRegex(path, r"^/buildid/[0-9a-f]+/debuginfo$")
-        self.assertIn("/buildid/%s/debuginfo" % self.bid_a, [path for path, _ in srv.requests])
         h.note("request headers: %s" % sorted({k for _, hs in srv.requests for k in hs}))
 
 if __name__ == "__main__":

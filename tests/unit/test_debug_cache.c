@@ -32,7 +32,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	snprintf(f->root, sizeof(f->root), "/tmp/anorak-debug-cache-XXXXXX");
 	assert_non_null(mkdtemp(f->root));
-	snprintf(f->dir, sizeof(f->dir), "%s/cache", f->root);
+	snprintf(f->dir, sizeof(f->dir), "%s/var/cache", f->root); /* parents are created too */
 	*state = f;
 	return 0;
 }
@@ -166,7 +166,8 @@ static void test_reopen_keeps_order_and_bound(void **state)
 	struct debug_cache *c;
 	char path[256];
 
-	assert_int_equal(mkdir(f->dir, 0700), 0);
+	assert_int_equal(debug_cache_open(f->dir, 900, &c), 0); /* creates the directories */
+	debug_cache_free(c);
 	make_file(f->dir, A ".debug", 400, 1000, path, sizeof(path));  /* least recently used */
 	make_file(f->dir, B ".debug", 400, 3000, path, sizeof(path));
 	make_file(f->dir, C ".debug", 400, 2000, path, sizeof(path));
