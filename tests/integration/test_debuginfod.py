@@ -175,12 +175,15 @@ class Debuginfod(unittest.TestCase):
             p = self.profile(d, "debuginfod-fetched.pb.gz")
             self.assert_named(p, self.a, "A (debug file on the server)")
             self.assert_addresses(p, self.b, "B (no debug file anywhere)")
-            # The first frames of A asked for the fetch: in the history they stay addresses.
-            q = urllib.parse.urlencode([("start", "%.3f" % t0), ("end", "%.3f" % time.time())])
-            raw = d.profile(0, query=q)
-            named, total = own_frames(h.check_profile(self, raw, "debuginfod-history.pb.gz"), self.a)
+            # The first frames of A asked for the fetch: in the history they stay addresses, and the
+            # windows drained after it are named.
+            def history_of_a():
+                q = urllib.parse.urlencode([("start", "%.3f" % t0), ("end", "%.3f" % time.time())])
+                named, total = own_frames(h.decode_profile(d.profile(0, query=q)), self.a)
+                return (named, total) if named else None
+            named, total = wait_for("named frames of A in the history", history_of_a)
             h.note("history since A started: %d of %d frames of A named" % (named, total))
-            self.assertTrue(0 < named < total, "history: %d of %d frames of A named" % (named, total))
+            self.assertLess(named, total, "frames symbolized before the fetch stay addresses")
             m = self.metrics(d)
             self.assertEqual(h.metric(m, "anorak_debuginfod_fetches_total", '{result="error"}'), 0)
             self.assertGreater(h.metric(m, "anorak_debuginfod_fetched_bytes_total"), 0)
