@@ -792,7 +792,6 @@ static bool kubernetes_configured(const struct anorak_config *cfg)
 	return cfg->kubernetes_api_server || cfg->kubernetes_kubeconfig || (host && *host);
 }
 
-/* Kubernetes discovery, when configured: the pod store now, the client once BPF is attached. */
 /* Before any thread: libdebuginfod takes its settings from the environment. */
 static int start_debuginfod(struct collector *c)
 {
@@ -808,6 +807,7 @@ static int start_debuginfod(struct collector *c)
 	return debuginfod_new(&o, &c->debuginfod);
 }
 
+/* Kubernetes discovery, when configured: the pod store now, the client once BPF is attached. */
 static int start_pods(struct collector *c)
 {
 	struct pod_store_opts opts = {

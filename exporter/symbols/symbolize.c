@@ -48,8 +48,8 @@ struct sym_file {
 	int debug_fd;        /* separate debug file, -1 when none */
 	bool debug_checked;  /* debuglink CRC verified (or found by build id: nothing to verify) */
 	uint32_t debug_crc;
-	bool debuginfod_wait;     /* no symbols on the local disk: looking for a debug file from debuginfod */
-	uint64_t debuginfod_stamp;
+	bool debuginfod_wait;     /* no symbols on the local disk: asking debuginfod */
+	uint64_t debuginfod_stamp;/* debuginfod_poll's */
 	bool pinned;         /* the vdso: owned by the symbolizer, never in the hash or the LRU */
 	unsigned refs;       /* snapshots mapping it */
 	int load_err;        /* symbols could not be loaded: do not retry */
@@ -247,7 +247,8 @@ static int file_inspect(const struct symbolizer *s, int rootfd, const char *path
 	f->nloads = (size_t)n;
 	if (rootfd >= 0 && !elf_file_has_symtab(ef))
 		find_debug_file(rootfd, path, ef, f);
-	f->debuginfod_wait = s->opts.debuginfod && f->debug_fd < 0 && f->build_id[0] && !elf_file_has_symtab(ef);
+	f->debuginfod_wait = s->opts.debuginfod && f->debug_fd < 0 && f->build_id[0] &&
+			     !elf_file_has_symtab(ef);
 	elf_file_close(ef);
 	return 0;
 }
