@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Debug files from a debuginfod server name the frames of stripped binaries.
 
-Two copies of the weights workload are stripped (strip --strip-all): A's debug part, split off with
-objcopy --only-keep-debug, is served by Debian's own debuginfod on 127.0.0.1; B's is thrown away.
+Copies of four workloads with distinct build ids are stripped (strip --strip-all): A's debug part,
+split off with objcopy --only-keep-debug, is served by Debian's own debuginfod on 127.0.0.1; the
+others' are not (B's serves as a wrong answer in 3).
 1. A's frames are named in the window after its fetch; B's stay addresses (the server answers 404).
 2. With the server stopped, a restarted daemon names A from its cache directory; B's fetch fails
    (connection refused), counted, B stays addresses.
