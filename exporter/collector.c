@@ -18,6 +18,7 @@
 #include "exporter/sampling/sampler.h"
 #include "exporter/store/history.h"
 #include "exporter/store/slices.h"
+#include "exporter/symbols/debuginfod.h"
 #include "exporter/symbols/process.h"
 #include "exporter/symbols/symbolize.h"
 #include "exporter/target_listing.h"
@@ -54,6 +55,7 @@ struct collector {
 	atomic_uint_fast64_t samples_base, samples_high;
 	struct trace_discovery traces;
 	struct symbolizer *symbolizer;
+	struct debuginfod *debuginfod; /* NULL: no debuginfod server configured */
 	struct process_table *processes;
 	struct sampler *sampler;
 	struct slice_store windows;
@@ -534,6 +536,21 @@ static bool kubernetes_configured(const struct anorak_config *cfg)
 	return cfg->kubernetes_api_server || cfg->kubernetes_kubeconfig || (host && *host);
 }
 
+/* Before any thread: libdebuginfod takes its settings from the environment. */
+static int start_debuginfod(struct collector *c)
+{
+	struct debuginfod_opts o = {
+		.urls = c->cfg->debuginfod_urls,
+		.cache_dir = c->cfg->debuginfod_cache_dir,
+		.cache_max_bytes = c->cfg->debuginfod_cache_bytes,
+		.elf_max_bytes = c->cfg->elf_max_bytes,
+		.timeout_seconds = (unsigned)c->cfg->debuginfod_timeout_seconds,
+		.max_fetches = c->cfg->debuginfod_max_fetches,
+	};
+
+	return debuginfod_new(&o, &c->debuginfod);
+}
+
 /* Kubernetes discovery, when configured: the pod store now, the client once BPF is attached. */
 static int start_pods(struct collector *c)
 {
@@ -611,16 +628,22 @@ static void init_sync(struct collector *c)
 	c->last_drain_ns = realtime_ns();
 }
 
-/* The symbolizer and the ring of past windows, which symbolizes as it stores. */
+/* The symbolizer (and its debuginfod client) and the ring of past windows, which symbolizes as it
+ * stores. */
 static int start_store(struct collector *c)
 {
 	const struct anorak_config *cfg = c->cfg;
+	int err = start_debuginfod(c);
+
+	if (err)
+		return err;
 	struct symbolizer_opts sym_opts = {
 		.cache_max_bytes = cfg->symbol_cache_bytes,
 		.elf_max_bytes = cfg->elf_max_bytes,
 		.max_symbols_per_file = 4000000,
 		.proc_root = "/proc",
 		.kallsyms_path = "/proc/kallsyms",
+		.debuginfod = c->debuginfod,
 	};
 
 	c->symbolizer = symbolizer_new(&sym_opts);
@@ -695,6 +718,8 @@ static void register_metrics(struct collector *c)
 	metrics_register(sampler_write_metrics, c->sampler);
 	metrics_register(process_table_write_metrics, c->processes);
 	metrics_register(symbolizer_write_metrics, c->symbolizer);
+	if (c->debuginfod)
+		metrics_register(debuginfod_write_metrics, c->debuginfod);
 	metrics_register(write_collector_metrics, c);
 	metrics_register(history_write_metrics, c->history);
 }
@@ -761,6 +786,7 @@ void collector_free(struct collector *c)
 	history_free(c->history);
 	process_table_free(c->processes);
 	symbolizer_free(c->symbolizer);
+	debuginfod_free(c->debuginfod);
 	pod_store_free(c->pods);
 	if (c->labeler_ready)
 		target_labeler_destroy(&c->labeler);

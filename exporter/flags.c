@@ -8,7 +8,8 @@
 #define ANORAK_VERSION "unknown"
 #endif
 
-enum flag_type { F_STRING, F_UINT, F_BOOL, F_DURATION, F_BYTES, F_LOG_LEVEL };
+/* F_STRING_OR_EMPTY: a string where "" is meaningful (it turns a feature off). */
+enum flag_type { F_STRING, F_STRING_OR_EMPTY, F_UINT, F_BOOL, F_DURATION, F_BYTES, F_LOG_LEVEL };
 
 /* One command-line flag; defaults go through the same parser as the command line, so --help shows
  * exactly the text that produced them. */
@@ -81,6 +82,17 @@ static const struct flag flags[] = {
 	  UINT64_MAX, false, "Memory for symbol tables, as a byte size (64MiB, 1GiB)." },
 	{ "symbols.max-elf-size", 0, F_BYTES, FIELD(elf_max_bytes), "1GiB", NULL, 1 * MiB, UINT64_MAX,
 	  false, "ELF files larger than this are not read for symbols." },
+	{ "symbols.debuginfod-urls", 0, F_STRING_OR_EMPTY, FIELD(debuginfod_urls), NULL, "URLS", 0, 0, false,
+	  "debuginfod servers to fetch debug files from, space-separated, for binaries with no symbol table "
+	  "and no debug file on the node; only build ids are sent. Default $DEBUGINFOD_URLS; \"\": never." },
+	{ "symbols.debuginfod-cache-dir", 0, F_STRING, FIELD(debuginfod_cache_dir), "/var/cache/anorak/debuginfod",
+	  NULL, 0, 0, false, "Directory keeping the debug files fetched from debuginfod across restarts." },
+	{ "symbols.debuginfod-cache-size", 0, F_BYTES, FIELD(debuginfod_cache_bytes), "1GiB", NULL, 1 * MiB,
+	  UINT64_MAX, false, "Bound on --symbols.debuginfod-cache-dir; least recently used files go first." },
+	{ "symbols.debuginfod-timeout", 0, F_DURATION, FIELD(debuginfod_timeout_seconds), "30s", NULL, 1, 3600,
+	  false, "Longest time for one debug file fetch, from request to last byte." },
+	{ "symbols.debuginfod-max-fetches", 0, F_UINT, FIELD(debuginfod_max_fetches), "2", NULL, 1, 16, false,
+	  "Debug file fetches in flight at once; more wait in a queue." },
 	{ "processes.max", 0, F_UINT, FIELD(max_processes), "16384", NULL, 1, 1U << 22, false,
 	  "Processes tracked at once." },
 	{ "unwind.table-memory", 0, F_BYTES, FIELD(unwind_table_bytes), "32MiB", NULL, 0, 4096 * MiB, false,
@@ -239,7 +251,8 @@ static int set_value(const struct flag *f, const char *value, struct anorak_conf
 
 	switch (f->type) {
 	case F_STRING:
-		if (!*value) {
+	case F_STRING_OR_EMPTY:
+		if (!*value && f->type == F_STRING) {
 			fprintf(err, "anorak: error: --%s: empty value\n", f->name);
 			return -EINVAL;
 		}

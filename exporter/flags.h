@@ -30,6 +30,11 @@ struct anorak_config {
 	uint32_t bpf_count_map_entries;    /* --bpf.count-map-entries, 10240 per generation */
 	uint64_t symbol_cache_bytes;       /* --symbols.cache-size, "16MiB": symbol tables in memory */
 	uint64_t elf_max_bytes;            /* --symbols.max-elf-size, "1GiB": larger files are not read */
+	const char *debuginfod_urls;       /* --symbols.debuginfod-urls, NULL: $DEBUGINFOD_URLS; "": none */
+	const char *debuginfod_cache_dir;  /* --symbols.debuginfod-cache-dir, "/var/cache/anorak/debuginfod" */
+	uint64_t debuginfod_cache_bytes;   /* --symbols.debuginfod-cache-size, "1GiB" */
+	uint64_t debuginfod_timeout_seconds; /* --symbols.debuginfod-timeout, "30s" per fetch */
+	uint32_t debuginfod_max_fetches;   /* --symbols.debuginfod-max-fetches, 2 in flight */
 	uint32_t max_processes;            /* --processes.max, 16384: processes tracked at once */
 	uint64_t unwind_table_bytes;       /* --unwind.table-memory, "32MiB"; 0: frame pointers only */
 	enum log_level log_level;          /* --log.level, info */

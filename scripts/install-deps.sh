@@ -10,9 +10,9 @@ set -euo pipefail
 
 BUILD_DEPS=(cmake make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev libcurl4-openssl-dev
 	libprotobuf-c-dev protobuf-c-compiler libcivetweb-dev zlib1g-dev libsnappy-dev libjson-c-dev
-	libyaml-dev libpcre2-dev libssl-dev libcrypt-dev)
+	libyaml-dev libpcre2-dev libssl-dev libcrypt-dev libdebuginfod-dev)
 TEST_DEPS=(libcmocka-dev golang-go golang-github-google-pprof-dev prometheus protobuf-compiler
-	libclang-rt-14-dev python3 curl python3-yaml python3-jsonschema wrk)
+	libclang-rt-14-dev python3 curl python3-yaml python3-jsonschema wrk debuginfod)
 BENCH_DEPS=(bpfcc-tools linux-perf linux-headers-amd64 wrk time)
 
 want_build=0 want_test=0 want_bench=0

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "exporter/proc/elf_file.h"
+#include "exporter/symbols/debuginfod.h"
 #include "exporter/symbols/kallsyms.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -47,6 +48,8 @@ struct sym_file {
 	int debug_fd;        /* separate debug file, -1 when none */
 	bool debug_checked;  /* debuglink CRC verified (or found by build id: nothing to verify) */
 	uint32_t debug_crc;
+	bool debuginfod_wait;     /* no symbols on the local disk: asking debuginfod */
+	uint64_t debuginfod_stamp;/* debuginfod_poll's */
 	bool pinned;         /* the vdso: owned by the symbolizer, never in the hash or the LRU */
 	unsigned refs;       /* snapshots mapping it */
 	int load_err;        /* symbols could not be loaded: do not retry */
@@ -244,6 +247,8 @@ static int file_inspect(const struct symbolizer *s, int rootfd, const char *path
 	f->nloads = (size_t)n;
 	if (rootfd >= 0 && !elf_file_has_symtab(ef))
 		find_debug_file(rootfd, path, ef, f);
+	f->debuginfod_wait = s->opts.debuginfod && f->debug_fd < 0 && f->build_id[0] &&
+			     !elf_file_has_symtab(ef);
 	elf_file_close(ef);
 	return 0;
 }
@@ -385,6 +390,23 @@ static void evict(struct symbolizer *s, const struct sym_file *keep)
 	}
 }
 
+/* A debug file that arrived from debuginfod replaces the symbols loaded without it. */
+static void take_fetched_debug_file(struct symbolizer *s, struct sym_file *f)
+{
+	int fd = debuginfod_poll(s->opts.debuginfod, f->build_id, &f->debuginfod_stamp);
+
+	if (fd == -EAGAIN)
+		return;
+	f->debuginfod_wait = false;
+	if (fd < 0)
+		return;
+	if (f->symtab)
+		drop_symtab(s, f);
+	f->debug_fd = fd;
+	f->debug_checked = true; /* its build id was checked when it was fetched */
+	f->load_err = 0;
+}
+
 /* The symbol table of f, loading it on first use. Called with the lock held. */
 static const struct elf_symtab *file_symtab(struct symbolizer *s, struct sym_file *f)
 {
@@ -393,6 +415,8 @@ static const struct elf_symtab *file_symtab(struct symbolizer *s, struct sym_fil
 
 	if (f->pinned)
 		return f->symtab;
+	if (f->debuginfod_wait)
+		take_fetched_debug_file(s, f);
 	if (f->symtab) {
 		s->hits++;
 		lru_unlink(f);

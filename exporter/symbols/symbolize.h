@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct metrics_buf;
+struct debuginfod;
 
 struct symbolizer_opts {
 	uint64_t cache_max_bytes;     /* symbol tables kept in memory, all files together */
@@ -18,6 +19,7 @@ struct symbolizer_opts {
 	uint32_t max_symbols_per_file;/* larger symbol tables are refused (counted) */
 	const char *proc_root;        /* "/proc"; tests may point elsewhere */
 	const char *kallsyms_path;    /* "/proc/kallsyms" */
+	struct debuginfod *debuginfod;/* asked for debug files not on the local disk; NULL: none */
 };
 
 /* One executable mapping of a process, as /proc/PID/maps shows it. */

@@ -206,6 +206,20 @@ class Integrations(unittest.TestCase):
         self.assertEqual(cm_name, cm["metadata"]["name"])
         self.assertIn(os.path.basename(cfg), cm["data"])
 
+    def test_debuginfod_cache_on_the_node(self):
+        # readOnlyRootFilesystem: the cache directory must be a writable volume, and one on the node
+        # so a restarted pod keeps what it fetched.
+        pod = self.one("DaemonSet")["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in self.container()["volumeMounts"]}
+        (cache,) = [a.split("=", 1)[1] for a in self.container()["args"]
+                    if a.startswith("--symbols.debuginfod-cache-dir=")]
+        self.assertIn(cache, mounts, "mount of the debuginfod cache")
+        self.assertIs(False, mounts[cache].get("readOnly", False))
+        self.assertEqual(cache, volumes[mounts[cache]["name"]]["hostPath"]["path"])
+        env = {e["name"]: e for e in self.container().get("env", [])}
+        self.assertIn("DEBUGINFOD_URLS", env)
+
     def test_resources(self):
         res = self.container()["resources"]
         units = {"Mi": 2**20, "Gi": 2**30, "m": 0.001, "": 1}

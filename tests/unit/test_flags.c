@@ -84,6 +84,34 @@ static void test_defaults(void **state)
 	assert_string_equal(err_text, "");
 }
 
+/* debuginfod: the URLs default to $DEBUGINFOD_URLS (NULL here), "" turns it off. */
+static void test_debuginfod(void **state)
+{
+	struct anorak_config cfg;
+
+	(void)state;
+	assert_int_equal(PARSE(&cfg, "--log.level=info"), FLAGS_OK);
+	assert_null(cfg.debuginfod_urls);
+	assert_string_equal(cfg.debuginfod_cache_dir, "/var/cache/anorak/debuginfod");
+	assert_int_equal(cfg.debuginfod_cache_bytes, 1 << 30);
+	assert_int_equal(cfg.debuginfod_timeout_seconds, 30);
+	assert_int_equal(cfg.debuginfod_max_fetches, 2);
+	assert_int_equal(PARSE(&cfg, "--symbols.debuginfod-urls="), FLAGS_OK);
+	assert_string_equal(cfg.debuginfod_urls, "");
+	assert_int_equal(PARSE(&cfg, "--symbols.debuginfod-urls", "http://a:8002 https://b",
+			       "--symbols.debuginfod-cache-dir=/c", "--symbols.debuginfod-cache-size=2MiB",
+			       "--symbols.debuginfod-timeout=1m", "--symbols.debuginfod-max-fetches=4"),
+			 FLAGS_OK);
+	assert_string_equal(cfg.debuginfod_urls, "http://a:8002 https://b");
+	assert_string_equal(cfg.debuginfod_cache_dir, "/c");
+	assert_int_equal(cfg.debuginfod_cache_bytes, 2 << 20);
+	assert_int_equal(cfg.debuginfod_timeout_seconds, 60);
+	assert_int_equal(cfg.debuginfod_max_fetches, 4);
+	ASSERT_ERROR("--symbols.debuginfod-cache-dir: empty value", "--symbols.debuginfod-cache-dir=");
+	ASSERT_ERROR("--symbols.debuginfod-max-fetches: 17 is out of range (1 to 16)",
+		     "--symbols.debuginfod-max-fetches=17");
+}
+
 /* The HTTP limits: worker threads, waiting profiles, the read/write timeout, the header size. */
 static void test_web_limits(void **state)
 {
@@ -340,6 +368,9 @@ static void test_help(void **state)
 		"--kubernetes.api-server=URL",	      "--kubernetes.kubeconfig=FILE",
 		"--kubernetes.node-name=NAME",	      "--bpf.cgroup-map-entries=4096",
 		"--sampling.max-high-frequency-containers=64",
+		"--symbols.debuginfod-urls=URLS",     "--symbols.debuginfod-cache-dir=\"/var/cache/anorak/debuginfod\"",
+		"--symbols.debuginfod-cache-size=1GiB", "--symbols.debuginfod-timeout=30s",
+		"--symbols.debuginfod-max-fetches=2",
 	};
 	struct anorak_config cfg;
 
@@ -374,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_durations),    cmocka_unit_test(test_bytes),
 		cmocka_unit_test(test_record),	     cmocka_unit_test(test_help),
 		cmocka_unit_test(test_version),	     cmocka_unit_test(test_web_limits),
+		cmocka_unit_test(test_debuginfod),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
