@@ -102,7 +102,8 @@ def grouping_labels(expr):
 
 def source_metric_names():
     names = set()
-    for f in glob.glob(os.path.join(SRC, "exporter", "*.c")) + glob.glob(os.path.join(SRC, "labels", "*.c")):
+    for f in (glob.glob(os.path.join(SRC, "exporter", "**", "*.c"), recursive=True) +
+              glob.glob(os.path.join(SRC, "labels", "*.c")) + glob.glob(os.path.join(SRC, "common", "*.c"))):
         with open(f) as fh:
             text = fh.read()
         names.update(re.findall(r'"(anorak_[a-z0-9_]+)"', text))
