@@ -2,7 +2,9 @@
 # Builds anorak's container image with podman from the Containerfile and tags it anorak:<version> (the
 # CMake project version) and anorak:latest. Needs root and podman (scripts/install-deps.sh --image).
 #
-#   scripts/image.sh [--save FILE]
+#   scripts/image.sh [--save FILE] [--podman-options]
+#     --podman-options  build nothing: print the options podman needs here to run a container, as two
+#                  lines "global: ..." (before the command) and "run: ..." (after it)
 #     --save FILE  also write the image, named docker.io/library/anorak:<version> (what the kubelet
 #                  resolves the DaemonSet's anorak:<version> to), as an OCI archive for
 #                  `ctr -n k8s.io images import FILE` or `docker load -i FILE` on a node
@@ -22,12 +24,14 @@ cd "$(dirname "$0")/.."
 BASE=debian:bookworm-slim
 JOBS=${JOBS:-2}
 save=
+print_options=0
 
 while [ $# -gt 0 ]; do
 	case "$1" in
+	--podman-options) print_options=1; shift ;;
 	--save) [ $# -ge 2 ] || { echo "image.sh: --save needs a FILE" >&2; exit 2; }; save=$2; shift 2 ;;
-	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "image.sh: unknown option $1 (use --save FILE)" >&2; exit 2 ;;
+	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "image.sh: unknown option $1 (use --save FILE, --podman-options)" >&2; exit 2 ;;
 	esac
 done
 
@@ -126,6 +130,11 @@ if ! podman "${global[@]}" run --rm "${extra[@]}" "$BASE" bash -c "$reach_mirror
 		{ log "a container of $BASE reaches its apt mirror on no network (default, host)"; exit 1; }
 fi
 log "podman options:${runtime:+ --runtime $runtime}${extra[*]:+ ${extra[*]}}${net_opt[*]:+ ${net_opt[*]}}"
+if [ $print_options = 1 ]; then
+	echo "global: ${global[*]}"
+	echo "run: ${extra[*]}"
+	exit 0
+fi
 
 log "building anorak:$VERSION (revision $REVISION)"
 nice podman "${global[@]}" build "${extra[@]}" "${net_opt[@]}" -f Containerfile \
