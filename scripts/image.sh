@@ -91,8 +91,27 @@ make_base() {
 	trap - EXIT
 }
 
+# Docker before 25 loads only archives with a manifest.json (docker save's format). Listing the OCI
+# archive's own config and layer blobs there makes one file both loaders read, as docker save writes
+# it since 25: ctr and podman read index.json, docker load either.
+add_docker_manifest() {
+	local archive=$1 name=$2 dir manifest digests layers=() d
+	dir=$(mktemp -d)
+	tar -C "$dir" -xf "$archive" index.json
+	manifest=$(grep -o '"digest":"sha256:[0-9a-f]*"' "$dir/index.json" | head -n 1 | sed 's/.*sha256:\([0-9a-f]*\)"/\1/')
+	tar -C "$dir" -xf "$archive" "blobs/sha256/$manifest"
+	# The manifest's digests in order: its config, then its layers from the bottom up.
+	mapfile -t digests < <(grep -o '"digest":"sha256:[0-9a-f]*"' "$dir/blobs/sha256/$manifest" |
+		sed 's/.*sha256:\([0-9a-f]*\)"/\1/')
+	for d in "${digests[@]:1}"; do layers+=("\"blobs/sha256/$d\""); done
+	printf '[{"Config":"blobs/sha256/%s","RepoTags":["%s"],"Layers":[%s]}]\n' "${digests[0]}" "$name" \
+		"$(IFS=,; echo "${layers[*]}")" >"$dir/manifest.json"
+	tar -C "$dir" -rf "$archive" manifest.json
+	rm -rf "$dir"
+}
+
 if ! podman image exists "$BASE"; then
-	if podman pull -q "docker.io/library/$BASE" >/dev/null 2>&1; then
+	if timeout 300 podman pull -q "docker.io/library/$BASE" >/dev/null 2>&1; then
 		log "pulled $BASE"
 	else
 		log "cannot pull docker.io/library/$BASE"
@@ -146,5 +165,6 @@ if [ -n "$save" ]; then
 	podman tag "anorak:$VERSION" "docker.io/library/anorak:$VERSION"
 	rm -f "$save"
 	podman save --format oci-archive -o "$save" "docker.io/library/anorak:$VERSION"
+	add_docker_manifest "$save" "docker.io/library/anorak:$VERSION"
 	log "saved docker.io/library/anorak:$VERSION to $save ($(stat -c %s "$save") bytes)"
 fi

@@ -16,7 +16,8 @@ Checked: /-/healthy and /-/ready at the probes' paths; /metrics; a ?seconds=3 pr
 process (not in the image: its stacks are symbolized from the host's binary through /proc/PID/root)
 and of a process in a pod's container cgroup (labeled by the ConfigMap's rules); the container's root
 filesystem refuses writes; SIGTERM (podman stop) ends the daemon with exit status 0. And the runtime
-stage: every library the daemon links resolves, and there is no compiler, linker or header.
+stage: every library the daemon links resolves, and there is no compiler, linker or header. And
+--save's archive loads as an OCI archive and as a docker save archive.
 
 Label `image` (not `integration`): it builds an image, so scripts/test.sh runs it last, on its own.
 """
@@ -236,6 +237,25 @@ class Image(kube.ClusterTestCase):
             self.assertNotIn(word + " ", r.stdout, "build tools in the runtime image:\n" + r.stdout)
         size = int(self.podman("image", "inspect", "--format", "{{.Size}}", self.image).stdout)
         h.note("%s: %.1f MB" % (self.image, size / 1e6))
+
+    def test_saved_archive_loads_both_ways(self):
+        """--save: one archive, read as an OCI archive (ctr, podman) and through its manifest.json as
+        docker save's format (docker load before 25), each into an empty image store."""
+        work = tempfile.mkdtemp(prefix="anorak-", dir="/var/tmp")
+        archive = os.path.join(work, "anorak.tar")
+        try:
+            r = h.run(["bash", IMAGE_SH, "--save", archive], timeout=BUILD_TIMEOUT)
+            self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+            name = "docker.io/library/" + self.image
+            for transport in ("oci-archive", "docker-archive"):
+                # podman refuses a runroot path longer than 50 characters.
+                store = ["--root", os.path.join(work, transport, "root"), "--runroot", os.path.join(work, transport[:3])]
+                self.podman(*store, "pull", "--quiet", "%s:%s" % (transport, archive), timeout=120)
+                v = self.podman(*store, "run", "--rm", *self.podman_run, name, "--version")
+                self.assertIn("anorak, version", v.stdout, transport)
+                self.podman(*store, "rmi", "--all", "--force")
+        finally:
+            subprocess.run(["rm", "-rf", work], timeout=60)
 
 
 if __name__ == "__main__":
