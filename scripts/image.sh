@@ -19,7 +19,6 @@
 # Environment: JOBS (default 2) for the compile in the build stage; DEBIAN_MIRROR for debootstrap
 # (default: the host's apt source for Debian, else http://deb.debian.org/debian).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 BASE=debian:bookworm-slim
 JOBS=${JOBS:-2}
@@ -29,11 +28,12 @@ print_options=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--podman-options) print_options=1; shift ;;
-	--save) [ $# -ge 2 ] || { echo "image.sh: --save needs a FILE" >&2; exit 2; }; save=$2; shift 2 ;;
+	--save) [ $# -ge 2 ] || { echo "image.sh: --save needs a FILE" >&2; exit 2; }; save=$(realpath -m "$2"); shift 2 ;;
 	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "image.sh: unknown option $1 (use --save FILE, --podman-options)" >&2; exit 2 ;;
 	esac
 done
+cd "$(dirname "$0")/.."
 
 command -v podman >/dev/null || { echo "image.sh: podman missing: scripts/install-deps.sh --image" >&2; exit 1; }
 VERSION=$(sed -n 's/^project(anorak VERSION \([0-9][0-9.]*\).*/\1/p' CMakeLists.txt)

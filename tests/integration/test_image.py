@@ -215,6 +215,17 @@ class Image(kube.ClusterTestCase):
                               "instance": "127.0.1.20:8080"}, "labels of the pod's samples")
         self.assertIn("worker", {f.function for x in in_pod for f in x.frames})
 
+        # The mounts the daemon reads are read-only, as in the pod: the runtime's /sys and /proc/sys,
+        # the DaemonSet's volumes. (Like a readOnly hostPath volume with HostToContainer propagation,
+        # the bind is not recursively read-only: a hybrid host's cgroup submounts stay as they are.)
+        mounts = {}
+        for line in self.podman("exec", self.name, "cat", "/proc/self/mountinfo").stdout.splitlines():
+            fields = line.split()
+            mounts[fields[4]] = fields[5].split(",")
+        volumes = [m["mountPath"] for m in self.ds["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]]
+        for path in ["/sys", "/proc/sys"] + volumes:
+            self.assertIn("ro", mounts.get(path, []), "%s is not mounted read-only: %s" % (path, mounts.get(path)))
+
         ro = self.podman("exec", self.name, "/bin/sh", "-c", "touch /anorak-write-test", check=False)
         self.assertNotEqual(ro.returncode, 0, "the root filesystem is writable")
         self.assertIn("Read-only file system", ro.stderr)
