@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--podman-options) print_options=1; shift ;;
 	--save) [ $# -ge 2 ] || { echo "image.sh: --save needs a FILE" >&2; exit 2; }; save=$(realpath -m "$2"); shift 2 ;;
-	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "image.sh: unknown option $1 (use --save FILE, --podman-options)" >&2; exit 2 ;;
 	esac
 done

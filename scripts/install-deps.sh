@@ -27,7 +27,7 @@ for arg in "$@"; do
 	--test) want_build=1; want_test=1; want_image=1 ;;
 	--bench) want_bench=1 ;;
 	--image) want_image=1 ;;
-	-h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "install-deps.sh: unknown option $arg (use --build, --test, --bench, --image)" >&2; exit 2 ;;
 	esac
 done
