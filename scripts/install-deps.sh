@@ -2,10 +2,12 @@
 # Installs what anorak needs on Debian 12, as root. Idempotent: when every package is already installed
 # it does not touch apt at all (fast, and works offline).
 #
-#   scripts/install-deps.sh [--build] [--test] [--bench]
+#   scripts/install-deps.sh [--build] [--test] [--bench] [--image]
 #     --build  build dependencies (the default when no option is given)
-#     --test   build + test dependencies (cmocka, Go and google/pprof for the checker, promtool, ...)
+#     --test   build + test + image dependencies (cmocka, Go and google/pprof for the checker,
+#              promtool, ...; podman for the container image test)
 #     --bench  benchmark tools (BCC, perf, Debian's kernel headers for BCC, wrk)
+#     --image  container image tools for scripts/image.sh (podman, runc, debootstrap)
 set -euo pipefail
 
 BUILD_DEPS=(cmake make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev libcurl4-openssl-dev
@@ -14,15 +16,19 @@ BUILD_DEPS=(cmake make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev l
 TEST_DEPS=(libcmocka-dev golang-go golang-github-google-pprof-dev prometheus protobuf-compiler
 	libclang-rt-14-dev python3 curl python3-yaml python3-jsonschema wrk debuginfod)
 BENCH_DEPS=(bpfcc-tools linux-perf linux-headers-amd64 wrk time)
+# podman builds and runs the image; runc for hosts whose cgroup layout crun refuses; debootstrap makes
+# the Debian base where no registry is reachable.
+IMAGE_DEPS=(podman runc debootstrap)
 
-want_build=0 want_test=0 want_bench=0
+want_build=0 want_test=0 want_bench=0 want_image=0
 for arg in "$@"; do
 	case "$arg" in
 	--build) want_build=1 ;;
-	--test) want_build=1; want_test=1 ;;
+	--test) want_build=1; want_test=1; want_image=1 ;;
 	--bench) want_bench=1 ;;
-	-h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "install-deps.sh: unknown option $arg (use --build, --test, --bench)" >&2; exit 2 ;;
+	--image) want_image=1 ;;
+	-h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "install-deps.sh: unknown option $arg (use --build, --test, --bench, --image)" >&2; exit 2 ;;
 	esac
 done
 [ $# -eq 0 ] && want_build=1
@@ -31,6 +37,7 @@ pkgs=()
 [ $want_build = 1 ] && pkgs+=("${BUILD_DEPS[@]}")
 [ $want_test = 1 ] && pkgs+=("${TEST_DEPS[@]}")
 [ $want_bench = 1 ] && pkgs+=("${BENCH_DEPS[@]}")
+[ $want_image = 1 ] && pkgs+=("${IMAGE_DEPS[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do

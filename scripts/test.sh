@@ -6,7 +6,9 @@
 #
 # Environment: JOBS (default 2), ANORAK_BUILD_DIR (default build), ANORAK_ASAN_BUILD_DIR (default
 # build-asan), ANORAK_ASAN=0 to skip the sanitizer build, ANORAK_ASAN_INTEGRATION=0 to run only its
-# unit tests. Then the fuzz targets run for a few seconds each (scripts/fuzz.sh; ANORAK_FUZZ=0 skips).
+# unit tests. Then the fuzz targets run for a few seconds each (scripts/fuzz.sh; ANORAK_FUZZ=0 skips),
+# and last the container image test (ctest -L image: builds the image with podman and runs it as the
+# DaemonSet does; ANORAK_IMAGE=0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -38,8 +40,8 @@ step "configure and build $BUILD/ (RelWithDebInfo)"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DANORAK_TESTS=ON
 cmake --build "$BUILD" -j "$JOBS"
 
-step "ctest (unit + integration) in $BUILD/"
-if ! ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --timeout 300; then
+step "ctest (unit + integration + config) in $BUILD/"
+if ! ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --timeout 300 -LE image; then
 	failed+=("tests in $BUILD/")
 fi
 
@@ -67,6 +69,14 @@ if [ "${ANORAK_FUZZ:-1}" != 0 ]; then
 	step "fuzz targets, ${FUZZ_SECONDS:-10}s each (scripts/fuzz.sh) in build-fuzz/"
 	if ! FUZZ_BUILD_DIR="${ANORAK_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}" JOBS="$JOBS" bash scripts/fuzz.sh; then
 		failed+=("fuzz targets")
+	fi
+fi
+
+# Last, alone: the container image is built (scripts/image.sh) and run as the DaemonSet runs it.
+if [ "${ANORAK_IMAGE:-1}" != 0 ]; then
+	step "ctest -L image in $BUILD/ (container image, podman)"
+	if ! ctest --test-dir "$BUILD" --output-on-failure -L image; then
+		failed+=("container image test in $BUILD/")
 	fi
 fi
 
