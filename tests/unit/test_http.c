@@ -115,11 +115,13 @@ static struct fake {
 	unsigned seconds; /* the last profile call's argument */
 } fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
-static int fake_profile(void *ctx, unsigned seconds, void **body, size_t *len)
+static int fake_profile(void *ctx, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
+			void **body, size_t *len)
 {
 	struct fake *f = ctx;
 	int ret;
 
+	(void)client_gone, (void)arg;
 	pthread_mutex_lock(&f->lock);
 	f->seconds = seconds;
 	f->waiting++;
@@ -167,7 +169,8 @@ static const struct http_handlers handlers = {
 	.profile = fake_profile, .ready = fake_ready, .targets = fake_targets, .ctx = &fake,
 	.max_seconds = MAX_SECONDS,
 	.limits = { .max_connections = 32, .max_requests = MAX_REQUESTS, .read_timeout_ms = 30000,
-		    .max_header_bytes = 16384 },
+		    .max_header_bytes = 16384, .max_per_client = 32,
+		    .max_waiting = 64 },
 };
 
 static struct http_server *server;
@@ -486,8 +489,8 @@ static void test_profile_limit(void **state)
 		assert_int_equal(pthread_cond_timedwait(&fake.cond, &fake.lock, &deadline), 0);
 	pthread_mutex_unlock(&fake.lock);
 
-	assert_text(get("/debug/pprof/profile?seconds=1"), 429,
-		    "too many concurrent profile requests (at most 16, --web.max-requests)\n");
+	assert_text(get("/debug/pprof/profile?seconds=1"), 503,
+		    "too many concurrent profile requests (at most 16, --web.max-requests), try again later\n");
 	assert_text(get("/-/healthy"), 200, "anorak is Healthy.\n");
 	snprintf(gauge, sizeof(gauge), "anorak_profile_requests_in_flight %d\n",
 		 MAX_REQUESTS);
