@@ -668,6 +668,7 @@ static void *event_main(void *arg)
 			break;
 		}
 		retry_trace_discovery(c);
+		sampler_sync_cpus(c->sampler);
 		if (c->pods)
 			scan_cgroups(c);
 		update_host_rates(c);
