@@ -757,7 +757,7 @@ static int new_guard(struct http_server *s)
 static int start_civetweb(struct http_server *s, const char *listen_address,
 			  const struct listen_addr *la)
 {
-	char ports[sizeof(la->ports) + 1], threads[16], timeout[16], header[16];
+	char ports[sizeof(la->ports) + 1], threads[16], timeout[16], header[16], backlog[16];
 	/* request_timeout_ms bounds each network read and write (a client that stops sending its request,
 	 * or stops reading the answer), not the time a handler runs: a profile can wait for its whole
 	 * window while idle and slow clients are still dropped. */
@@ -767,6 +767,9 @@ static int start_civetweb(struct http_server *s, const char *listen_address,
 		"request_timeout_ms", timeout,
 		"max_request_size", header,
 		"enable_keep_alive", "yes",
+		/* The guard accepts into its waiting room: a burst as large as the room waits in the
+		 * kernel's queue rather than overflow it (the kernel caps it at net.core.somaxconn). */
+		"listen_backlog", backlog,
 		NULL,
 	};
 	struct mg_callbacks callbacks = { .begin_request = begin_request, .init_ssl = init_ssl,
@@ -780,6 +783,7 @@ static int start_civetweb(struct http_server *s, const char *listen_address,
 	snprintf(threads, sizeof(threads), "%u", s->h.limits.max_connections);
 	snprintf(timeout, sizeof(timeout), "%u", s->h.limits.read_timeout_ms);
 	snprintf(header, sizeof(header), "%u", s->h.limits.max_header_bytes);
+	snprintf(backlog, sizeof(backlog), "%u", s->h.limits.max_waiting);
 	/* civetweb's "s" suffix: this port speaks TLS only. */
 	snprintf(ports, sizeof(ports), "%s%s", la->ports, webconfig_tls(s->h.web) ? "s" : "");
 	pthread_once(&civetweb_once, civetweb_init);

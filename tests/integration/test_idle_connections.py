@@ -65,14 +65,14 @@ class SlowHeaders(threading.Thread):
         self.socks, self.stop = socks, threading.Event()
 
     def run(self):
-        for s in self.socks:
-            s.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+        data = b"GET /metrics HTTP/1.1\r\nX-Slow: "
         while not self.stop.wait(1.0):
             for s in self.socks:
                 try:
-                    s.send(b"a")
+                    s.send(data)
                 except OSError:
                     pass  # dropped at the read timeout: it may be, near the end
+            data = b"a"
 
 
 class Profiles(threading.Thread):
