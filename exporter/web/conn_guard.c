@@ -21,6 +21,7 @@
 #include "common/metrics.h"
 
 #define MAX_LISTENERS 2 /* civetweb's "+port": IPv4 and IPv6 */
+#define EXPIRE_INTERVAL_MS 100 /* header timeouts are looked for at most this often */
 
 /* epoll ids past the waiting room's slot indexes */
 #define ID_STOP UINT32_MAX
@@ -335,9 +336,10 @@ static void *guard_run(void *arg)
 {
 	struct conn_guard *g = arg;
 	struct epoll_event ev[64];
+	int64_t expired_ms = 0;
 
 	for (;;) {
-		int n = epoll_wait(g->epoll, ev, 64, 250);
+		int n = epoll_wait(g->epoll, ev, 64, EXPIRE_INTERVAL_MS);
 
 		for (int i = 0; i < n; i++) {
 			uint32_t id = ev[i].data.u32;
@@ -349,7 +351,10 @@ static void *guard_run(void *arg)
 			else
 				check_waiting(g, id, ev[i].events);
 		}
-		expire(g);
+		if (now_ms() - expired_ms >= EXPIRE_INTERVAL_MS) {
+			expire(g);
+			expired_ms = now_ms();
+		}
 	}
 }
 
