@@ -414,6 +414,7 @@ static void *event_main(void *arg)
 			break;
 		}
 		trace_discovery_retry(&c->traces);
+		sampler_sync_cpus(c->sampler);
 		if (c->pods)
 			pod_scan_run(&c->pod_scan, realtime_ns());
 		host_rates_update(&c->host_rates, realtime_ns());
@@ -452,21 +453,42 @@ static int drain_edge(struct collector *c, struct drain_request *r)
 	return err;
 }
 
-/* Sleeps until deadline (CLOCK_MONOTONIC) unless the collector stops. */
-static int wait_until(struct collector *c, const struct timespec *deadline)
-{
-	int err = 0;
+#define CLIENT_CHECK_NS 250000000L /* how often a waiting profile looks for its client hanging up */
 
-	pthread_mutex_lock(&c->lock);
-	while (!c->stopping && pthread_cond_timedwait(&c->served, &c->lock, deadline) != ETIMEDOUT)
-		;
-	if (c->stopping)
-		err = -ESHUTDOWN;
-	pthread_mutex_unlock(&c->lock);
-	return err;
+/* Sleeps until deadline (CLOCK_MONOTONIC) unless the collector stops (-ESHUTDOWN) or the client
+ * hangs up (-ECANCELED). */
+static int wait_until(struct collector *c, const struct timespec *deadline,
+		      bool (*client_gone)(void *arg), void *arg)
+{
+	struct timespec step;
+
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &step);
+		step.tv_nsec += CLIENT_CHECK_NS;
+		if (step.tv_nsec >= 1000000000L) {
+			step.tv_sec++;
+			step.tv_nsec -= 1000000000L;
+		}
+		bool last = step.tv_sec > deadline->tv_sec ||
+			    (step.tv_sec == deadline->tv_sec && step.tv_nsec >= deadline->tv_nsec);
+
+		pthread_mutex_lock(&c->lock);
+		while (!c->stopping &&
+		       pthread_cond_timedwait(&c->served, &c->lock, last ? deadline : &step) != ETIMEDOUT)
+			;
+		bool stopping = c->stopping;
+		pthread_mutex_unlock(&c->lock);
+		if (stopping)
+			return -ESHUTDOWN;
+		if (client_gone && client_gone(arg))
+			return -ECANCELED;
+		if (last)
+			return 0;
+	}
 }
 
-int collector_profile(void *collector, unsigned seconds, void **out, size_t *outlen)
+int collector_profile(void *collector, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
+		      void **out, size_t *outlen)
 {
 	struct collector *c = collector;
 	struct drain_request start = { .pin = true }, end = { 0 };
@@ -477,7 +499,7 @@ int collector_profile(void *collector, unsigned seconds, void **out, size_t *out
 		return err;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += seconds;
-	err = wait_until(c, &deadline);
+	err = wait_until(c, &deadline, client_gone, arg);
 	if (!err)
 		err = drain_edge(c, &end);
 	if (!err) {

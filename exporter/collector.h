@@ -21,7 +21,8 @@ void collector_stop(struct collector *c);
 void collector_free(struct collector *c);
 
 /* The profile of the next `seconds` seconds, gzip'd pprof (blocks that long). Thread-safe. */
-int collector_profile(void *collector, unsigned seconds, void **out, size_t *outlen);
+int collector_profile(void *collector, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
+		      void **out, size_t *outlen);
 /* BPF attached and, with Kubernetes, the first pod list delivered. */
 bool collector_ready(void *collector);
 /* GET /api/v1/targets. */

@@ -39,8 +39,15 @@ static const struct flag flags[] = {
 	{ "web.max-connections", 0, F_UINT, FIELD(web_max_connections), "128", NULL, 2, 4096, false,
 	  "Connections served at once, each by its own worker thread; more wait to be accepted." },
 	{ "web.max-requests", 0, F_UINT, FIELD(web_max_requests), "64", NULL, 1, 4095, false,
-	  "Profile requests (?seconds=) waiting for their window at once; more are answered 429. Below "
+	  "Profile requests (?seconds=) waiting for their window at once; more are answered 503 with "
+	  "Retry-After. Below "
 	  "--web.max-connections, so /metrics and the health checks always find a worker." },
+	{ "web.max-connections-per-client", 0, F_UINT, FIELD(web_max_conns_per_client), "64", NULL, 1, 4096,
+	  false, "Connections open at once from one client address (served or waiting for a worker); more "
+	  "are reset on accept, so idle or slow clients at one address cannot take every worker." },
+	{ "web.max-waiting-connections", 0, F_UINT, FIELD(web_max_waiting_conns), "4096", NULL, 1, 65536,
+	  false, "Connections held while their request header arrives, without a worker thread (idle or "
+	  "slow clients cost a socket, not a worker); more are reset on accept." },
 	{ "web.read-timeout", 0, F_DURATION, FIELD(web_read_timeout_seconds), "30s", NULL, 1, 3600, false,
 	  "Longest wait for one network read or write: a client that stops sending its request or "
 	  "reading the answer is dropped. Profile windows may be longer." },

@@ -20,6 +20,8 @@ struct anorak_config {
 	uint32_t web_max_requests;         /* --web.max-requests, 64: profile requests waiting at once */
 	uint64_t web_read_timeout_seconds; /* --web.read-timeout, "30s" */
 	uint64_t web_max_header_bytes;     /* --web.max-header-bytes, "16KiB" */
+	uint32_t web_max_conns_per_client; /* --web.max-connections-per-client, 64 */
+	uint32_t web_max_waiting_conns;    /* --web.max-waiting-connections, 4096 */
 	unsigned sampling_frequency;       /* --sampling.frequency, 19 (1..sampling_max_frequency) */
 	unsigned sampling_max_frequency;   /* --sampling.max-frequency, 1000 */
 	uint32_t sampling_max_hf_cgroups;  /* --sampling.max-high-frequency-containers, 64 */

@@ -169,7 +169,7 @@ static void *record_main(void *arg)
 	void *profile = NULL;
 	size_t len = 0;
 
-	job->err = collector_profile(job->collector, job->cfg->record_seconds, &profile, &len);
+	job->err = collector_profile(job->collector, job->cfg->record_seconds, NULL, NULL, &profile, &len);
 	if (!job->err) {
 		job->err = write_file(job->cfg->record_output, profile, len);
 		if (job->err)
@@ -235,9 +235,10 @@ static int query_api(void *ctx, const char *method, const void *body, size_t len
 	return pyroscope_serve(collector_history(qc->collector), method, body, len, reply);
 }
 
-static int live_profile(void *ctx, unsigned seconds, void **out, size_t *outlen)
+static int live_profile(void *ctx, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
+			void **out, size_t *outlen)
 {
-	return collector_profile(((struct query_ctx *)ctx)->collector, seconds, out, outlen);
+	return collector_profile(((struct query_ctx *)ctx)->collector, seconds, client_gone, arg, out, outlen);
 }
 
 static int targets(void *ctx, char **json, size_t *len)
@@ -268,6 +269,8 @@ static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t 
 			.max_requests = cfg->web_max_requests,
 			.read_timeout_ms = (unsigned)cfg->web_read_timeout_seconds * 1000,
 			.max_header_bytes = (unsigned)cfg->web_max_header_bytes,
+			.max_per_client = cfg->web_max_conns_per_client,
+			.max_waiting = cfg->web_max_waiting_conns,
 		},
 	};
 	struct http_server *server;

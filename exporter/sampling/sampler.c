@@ -2,14 +2,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/perf_event.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include "common/metrics.h"
 #include "profiler.skel.h"
 #include "bpf/unwind.h"
+#include "exporter/sampling/cpu_events.h"
 #include "exporter/sampling/unwind_table.h"
 
 #define DRAIN_BATCH 512
@@ -41,8 +40,7 @@ struct stack_table {
 
 struct sampler {
 	struct profiler_bpf *skel;
-	struct bpf_link **links;
-	int nlinks;
+	struct cpu_events cpus;
 	int ncpus_possible;
 	struct ring_buffer *events;
 	struct unwinder *unwinder;
@@ -110,19 +108,6 @@ int sampler_parse_cpu_list(const char *list, int *cpus, int max)
 	return n > 0 ? n : -EINVAL;
 }
 
-static int online_cpus(int *cpus, int max)
-{
-	char buf[4096];
-	FILE *f = fopen("/sys/devices/system/cpu/online", "re");
-	int n;
-
-	if (!f)
-		return -errno;
-	n = fgets(buf, sizeof(buf), f) ? sampler_parse_cpu_list(buf, cpus, max) : -EIO;
-	fclose(f);
-	return n;
-}
-
 static int handle_event(void *ctx, void *data, size_t size)
 {
 	struct sampler *s = ctx;
@@ -139,60 +124,6 @@ static int handle_event(void *ctx, void *data, size_t size)
 	if (s->unwinder && (e->type == PROCESS_EVENT_SAMPLED || e->type == PROCESS_EVENT_EXEC))
 		unwinder_add_process(s->unwinder, e->tgid);
 	s->on_event(e, s->event_ctx);
-	return 0;
-}
-
-/* A cpu-clock event on one CPU; with cgroup_fd >= 0 it counts only that cgroup's tasks. */
-static int open_cpu_event(unsigned frequency, int cpu, int cgroup_fd)
-{
-	struct perf_event_attr attr = {
-		.type = PERF_TYPE_SOFTWARE,
-		.size = sizeof(attr),
-		/* A container's own events use task-clock: a PMU of their own, so the kernel's cgroup switches
-		 * (which re-schedule every event of a PMU that has cgroup events) leave the base cpu-clock
-		 * events alone. */
-		.config = cgroup_fd >= 0 ? PERF_COUNT_SW_TASK_CLOCK : PERF_COUNT_SW_CPU_CLOCK,
-		.freq = 1,
-		.sample_freq = frequency,
-	};
-	unsigned long flags = PERF_FLAG_FD_CLOEXEC | (cgroup_fd >= 0 ? PERF_FLAG_PID_CGROUP : 0);
-	int fd = syscall(__NR_perf_event_open, &attr, cgroup_fd >= 0 ? cgroup_fd : -1, cpu, -1, flags);
-
-	return fd < 0 ? -errno : fd;
-}
-
-static int attach_cpus(struct sampler *s)
-{
-	int cpus[MAX_CPUS];
-	int n = online_cpus(cpus, MAX_CPUS);
-
-	if (n < 0) {
-		log_error("cannot read the online CPUs", "file=/sys/devices/system/cpu/online err=%d", n);
-		return n;
-	}
-	s->links = calloc(n, sizeof(*s->links));
-	if (!s->links)
-		return -ENOMEM;
-	for (int i = 0; i < n; i++) {
-		int fd = open_cpu_event(s->frequency, cpus[i], -1);
-
-		if (fd < 0) {
-			log_error("perf_event_open refused a cpu-clock event: run as root (or with CAP_PERFMON) "
-				  "and check kernel.perf_event_paranoid",
-				  "cpu=%d err=\"%s\"", cpus[i], strerror(-fd));
-			return fd;
-		}
-		s->links[i] = bpf_program__attach_perf_event(s->skel->progs.profile_cpu, fd);
-		if (!s->links[i]) {
-			int err = -errno;
-
-			close(fd);
-			log_error("cannot attach the BPF program to a perf event", "cpu=%d err=\"%s\"", cpus[i],
-				  strerror(-err));
-			return err;
-		}
-		s->nlinks++;
-	}
 	return 0;
 }
 
@@ -327,7 +258,7 @@ int sampler_open(const struct sampler_opts *opts, sampler_event_fn on_event, voi
 	err = open_unwinder(s, opts);
 	if (err)
 		goto fail;
-	err = attach_cpus(s);
+	err = cpu_events_open(&s->cpus, s->skel->progs.profile_cpu, s->frequency, s->ncpus_possible);
 	if (err)
 		goto fail;
 	*out = s;
@@ -341,9 +272,7 @@ void sampler_close(struct sampler *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < s->nlinks; i++)
-		bpf_link__destroy(s->links[i]);
-	free(s->links);
+	cpu_events_close(&s->cpus);
 	ring_buffer__free(s->events);
 	unwinder_free(s->unwinder);
 	profiler_bpf__destroy(s->skel);
@@ -601,7 +530,7 @@ int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, uint64_t cgroup
 	LIBBPF_OPTS(bpf_perf_event_opts, attach, .bpf_cookie = CGROUP_EVENT_COOKIE(cgroup_id, frequency));
 	struct cgroup_events *e = calloc(1, sizeof(*e));
 	int cpus[MAX_CPUS], err = 0;
-	int n = online_cpus(cpus, MAX_CPUS);
+	int n = cpu_online_list(cpus, MAX_CPUS);
 
 	if (!e)
 		return -ENOMEM;
@@ -611,7 +540,7 @@ int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, uint64_t cgroup
 		return n < 0 ? n : -ENOMEM;
 	}
 	for (int i = 0; i < n && !err; i++) {
-		int fd = open_cpu_event(frequency, cpus[i], cgroup_fd);
+		int fd = cpu_event_open(frequency, cpus[i], cgroup_fd);
 
 		if (fd < 0) {
 			err = fd;
@@ -675,6 +604,11 @@ int sampler_poll_events(struct sampler *s, int timeout_ms)
 	int n = ring_buffer__poll(s->events, timeout_ms);
 
 	return n == -EINTR || n == -ECANCELED ? 0 : n;
+}
+
+int sampler_sync_cpus(struct sampler *s)
+{
+	return cpu_events_sync(&s->cpus);
 }
 
 void sampler_stop_events(struct sampler *s)
@@ -755,7 +689,7 @@ void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 	metrics_counter(b, "anorak_samples_cgroup_stale_total",
 			"Samples of a container's own events taken after its rate was lowered, not counted.",
 			o[SAMPLE_CGROUP_STALE]);
-	metrics_gauge(b, "anorak_perf_events", "Open per-CPU sampling perf events.", s->nlinks);
+	cpu_events_write_metrics(b, &s->cpus);
 	metrics_gauge(b, "anorak_sampling_frequency_hertz", "Base sampling frequency per CPU.", s->frequency);
 	metrics_counter(b, "anorak_drains_total", "Drains of the BPF sample maps.", atomic_load(&s->drains));
 	metrics_counter(b, "anorak_drain_errors_total", "Drains of the BPF sample maps that failed.",

@@ -18,6 +18,11 @@
 /* A process whose stack points outside its known mappings (dlopen, JIT) re-reads them at most this
  * often. */
 #define MAPS_RELOAD_INTERVAL_NS 1000000000LL
+/* While the table is full, processes it cannot take are kept here (direct-mapped by tgid) so their
+ * samples cost no /proc and ELF reads; an entry is dropped on the process's exit or exec, replaced
+ * by another tgid of its slot, or re-read after UNTRACKED_TTL_NS in case an event was lost. */
+#define UNTRACKED_CACHE 1024
+#define UNTRACKED_TTL_NS (60 * 1000000000LL)
 
 struct process_table {
 	struct process_table_opts opts;
@@ -29,6 +34,10 @@ struct process_table {
 	atomic_uint_fast64_t maps_loaded;
 	atomic_uint_fast64_t maps_failed;
 	atomic_uint_fast64_t untracked;
+
+	struct process *untracked_cache[UNTRACKED_CACHE];
+	uint32_t untracked_cached;
+	atomic_uint_fast64_t untracked_hits, untracked_evictions;
 };
 
 static int64_t now_ns(void)
@@ -134,7 +143,7 @@ static struct process *process_new(struct process_table *t, uint32_t tgid, const
 	if (t->opts.on_target)
 		t->opts.on_target(t->opts.on_target_ctx, p, p->target, false);
 	p->maps = load_maps(t, tgid);
-	p->maps_loaded_ns = now_ns();
+	p->maps_loaded_ns = p->learnt_ns = now_ns();
 	return p;
 }
 
@@ -179,6 +188,44 @@ static bool table_full(struct process_table *t, uint32_t tgid)
 	return t->tracked >= t->opts.max_processes && !*slot_of(t, tgid);
 }
 
+/* The untracked process cached for tgid, referenced, or NULL; lock held. */
+static struct process *cached_untracked(struct process_table *t, uint32_t tgid)
+{
+	struct process *p = t->untracked_cache[tgid % UNTRACKED_CACHE];
+
+	if (!p || p->tgid != tgid || now_ns() - p->learnt_ns > UNTRACKED_TTL_NS)
+		return NULL;
+	atomic_fetch_add(&t->untracked_hits, 1);
+	return process_get(p);
+}
+
+/* Lock held. */
+static void uncache_untracked(struct process_table *t, uint32_t tgid)
+{
+	struct process **slot = &t->untracked_cache[tgid % UNTRACKED_CACHE];
+
+	if (*slot && (*slot)->tgid == tgid) {
+		process_put(*slot);
+		*slot = NULL;
+		t->untracked_cached--;
+	}
+}
+
+/* Takes the caller's reference to p; lock held. */
+static void cache_untracked(struct process_table *t, struct process *p)
+{
+	struct process **slot = &t->untracked_cache[p->tgid % UNTRACKED_CACHE];
+
+	if (*slot) {
+		if ((*slot)->tgid != p->tgid)
+			atomic_fetch_add(&t->untracked_evictions, 1);
+		process_put(*slot);
+	} else {
+		t->untracked_cached++;
+	}
+	*slot = p;
+}
+
 static void learn(struct process_table *t, uint32_t tgid, const char *comm, bool from_event)
 {
 	struct process *fresh = process_new(t, tgid, comm);
@@ -190,8 +237,9 @@ static void learn(struct process_table *t, uint32_t tgid, const char *comm, bool
 	pthread_mutex_lock(&t->lock);
 	if (table_full(t, tgid)) {
 		atomic_fetch_add(&t->untracked, 1);
-		process_put(fresh);
+		cache_untracked(t, fresh);
 	} else {
+		uncache_untracked(t, tgid);
 		replace_locked(t, fresh);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -200,6 +248,7 @@ static void learn(struct process_table *t, uint32_t tgid, const char *comm, bool
 static void on_exit_event(struct process_table *t, uint32_t tgid)
 {
 	pthread_mutex_lock(&t->lock);
+	uncache_untracked(t, tgid);
 	struct process *p = *slot_of(t, tgid);
 	if (p && !p->gone)
 		mark_gone(t, p);
@@ -271,18 +320,16 @@ struct process *process_table_resolve(struct process_table *t, uint32_t tgid, co
 
 	pthread_mutex_lock(&t->lock);
 	p = *slot_of(t, tgid);
-	if (p)
-		p = process_get(pick_incarnation(p, user, nuser));
+	p = p ? process_get(pick_incarnation(p, user, nuser)) : cached_untracked(t, tgid);
 	pthread_mutex_unlock(&t->lock);
 
 	if (!p) {
 		/* Sampled before its event was handled, or the table is full: learn it now. A full
-		 * table still gets an untracked process so its samples keep their labels. */
+		 * table still gets an untracked process (cached) so its samples keep their labels. */
 		learn(t, tgid, NULL, false);
 		pthread_mutex_lock(&t->lock);
 		p = *slot_of(t, tgid);
-		if (p)
-			process_get(p);
+		p = p ? process_get(p) : cached_untracked(t, tgid);
 		pthread_mutex_unlock(&t->lock);
 		if (!p)
 			p = process_new(t, tgid, NULL);
@@ -356,6 +403,10 @@ void process_table_relabel(struct process_table *t)
 	size_t n = 0;
 
 	pthread_mutex_lock(&t->lock);
+	/* Untracked processes are learnt again, with the new labels. */
+	for (size_t i = 0; i < UNTRACKED_CACHE; i++)
+		if (t->untracked_cache[i])
+			uncache_untracked(t, t->untracked_cache[i]->tgid);
 	relabel_list = calloc(t->tracked ? t->tracked : 1, sizeof(*relabel_list));
 	for (size_t b = 0; relabel_list && b < PROCESS_BUCKETS; b++)
 		for (struct process *p = t->buckets[b]; p && n < t->tracked; p = p->hash_next)
@@ -427,6 +478,8 @@ void process_table_free(struct process_table *t)
 			p = next;
 		}
 	}
+	for (size_t i = 0; i < UNTRACKED_CACHE; i++)
+		process_put(t->untracked_cache[i]);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -446,7 +499,7 @@ void process_table_write_metrics(struct metrics_buf *b, void *table)
 	struct metrics_series series;
 
 	pthread_mutex_lock(&t->lock);
-	uint32_t tracked = t->tracked;
+	uint32_t tracked = t->tracked, cached = t->untracked_cached;
 	for (size_t i = 0; i < PROCESS_BUCKETS; i++)
 		for (struct process *p = t->buckets[i]; p; p = p->hash_next)
 			if (!p->gone)
@@ -465,8 +518,18 @@ void process_table_write_metrics(struct metrics_buf *b, void *table)
 	metrics_gauge(b, "anorak_processes_max", "Limit of tracked processes (--processes.max).",
 		      t->opts.max_processes);
 	metrics_counter(b, "anorak_processes_untracked_total",
-			"Processes learnt while the table was full: their mappings are read on every drain.",
+			"Processes learnt while the table was full (kept in the untracked cache).",
 			atomic_load(&t->untracked));
+	metrics_gauge(b, "anorak_processes_untracked_cached",
+		      "Untracked processes cached while the table is full, so their samples read nothing again.",
+		      cached);
+	metrics_gauge(b, "anorak_processes_untracked_cache_max", "Limit of the untracked cache.", UNTRACKED_CACHE);
+	metrics_counter(b, "anorak_processes_untracked_cache_hits_total",
+			"Samples of untracked processes answered from the untracked cache.",
+			atomic_load(&t->untracked_hits));
+	metrics_counter(b, "anorak_processes_untracked_cache_evictions_total",
+			"Untracked processes dropped from their cache slot for another process (the bound hit).",
+			atomic_load(&t->untracked_evictions));
 	series = metrics_series_begin(b, "anorak_process_maps_loads_total", "counter",
 				      "Reads of /proc/PID/maps, by result.");
 	metrics_series_value(series, "result=\"success\"", atomic_load(&t->maps_loaded));

@@ -88,6 +88,7 @@ struct symbolizer {
 	bool kallsyms_tried;
 	uint64_t hits, misses, evictions, unresolved, refused[REFUSED_NR];
 	uint64_t mappings_dropped; /* atomic: counted while reading maps, outside the lock */
+	uint64_t files_read;       /* atomic: ELF files opened and inspected, outside the lock */
 };
 
 static const char *const no_build_id = "";
@@ -273,6 +274,7 @@ static struct sym_file *file_create(struct symbolizer *s, int pid, int rootfd, c
 		free(f);
 		return NULL;
 	}
+	__atomic_fetch_add(&s->files_read, 1, __ATOMIC_RELAXED);
 	err = file_inspect(s, rootfd, e->path, f);
 	if (err) {
 		log_debug("cannot read ELF file", "pid=%d path=\"%s\" err=%d", pid, e->path, err);
@@ -845,6 +847,9 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 			(double)st.evictions);
 	metrics_counter(b, "anorak_symbol_unresolved_total", "Addresses for which no symbol was found.",
 			(double)st.unresolved);
+	metrics_counter(b, "anorak_symbol_files_read_total",
+			"ELF files opened and inspected for a process's mappings (cached files are not).",
+			(double)__atomic_load_n(&s->files_read, __ATOMIC_RELAXED));
 	metrics_counter(b, "anorak_symbol_mappings_dropped_total",
 			"Executable mappings not kept because a process had more than 16384.",
 			(double)__atomic_load_n(&s->mappings_dropped, __ATOMIC_RELAXED));

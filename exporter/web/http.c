@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exporter/web/conn_guard.h"
 #include "exporter/web/gunzip.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -39,7 +40,8 @@ typedef int (*route_fn)(struct http_server *s, struct mg_connection *conn,
 			const struct mg_request_info *ri);
 
 /* Status codes counted in anorak_http_requests_total; anything else is counted as 500. */
-static const int status_codes[] = { 200, 400, 401, 404, 405, 413, 415, 429, 500, 501, 503 };
+/* 499: the client hung up while its profile waited (nginx's code for it); nothing is sent. */
+static const int status_codes[] = { 200, 400, 401, 404, 405, 413, 415, 429, 499, 500, 501, 503 };
 #define NCODES (sizeof(status_codes) / sizeof(status_codes[0]))
 
 /* Request durations, seconds: /metrics takes milliseconds, profiles take their window. */
@@ -50,6 +52,7 @@ static const double duration_bounds[] = {
 
 struct http_server {
 	struct mg_context *mg;
+	struct conn_guard *guard;
 	struct http_handlers h;
 	int profiles_in_flight;             /* atomic */
 	uint64_t requests[NROUTES][NCODES]; /* atomic */
@@ -206,6 +209,29 @@ static int serve_history(struct http_server *s, struct mg_connection *conn, stru
 	return ret;
 }
 
+/* Past --web.max-requests: 503 with Retry-After, as node_exporter answers past its own limit. */
+static int send_busy(struct http_server *s, struct mg_connection *conn)
+{
+	char text[128];
+	int n = snprintf(text, sizeof(text), "too many concurrent profile requests (at most %u, "
+			 "--web.max-requests), try again later\n", s->h.limits.max_requests);
+
+	return send_response(conn, 503, "text/plain; charset=utf-8", text, n, "Retry-After: 1\r\n");
+}
+
+struct waiting_client {
+	struct http_server *s;
+	const struct mg_request_info *ri;
+};
+
+/* Looked at while a profile waits: a client that hung up frees its slot at once. */
+static bool client_gone(void *arg)
+{
+	const struct waiting_client *c = arg;
+
+	return conn_guard_peer_gone(c->s->guard, c->ri->remote_addr, c->ri->remote_port);
+}
+
 static int serve_profile(struct http_server *s, struct mg_connection *conn,
 			 const struct mg_request_info *ri)
 {
@@ -229,12 +255,15 @@ static int serve_profile(struct http_server *s, struct mg_connection *conn,
 	 * every worker and starve /metrics and the health checks. */
 	if (__atomic_add_fetch(&s->profiles_in_flight, 1, __ATOMIC_SEQ_CST) > (int)s->h.limits.max_requests) {
 		__atomic_sub_fetch(&s->profiles_in_flight, 1, __ATOMIC_SEQ_CST);
-		return send_text(conn, 429, "too many concurrent profile requests (at most %u, --web.max-requests)\n",
-				 s->h.limits.max_requests);
+		return send_busy(s, conn);
 	}
-	ret = s->h.profile(s->h.ctx, seconds, &body, &len);
+	struct waiting_client client = { .s = s, .ri = ri };
+
+	ret = s->h.profile(s->h.ctx, seconds, client_gone, &client, &body, &len);
 	__atomic_sub_fetch(&s->profiles_in_flight, 1, __ATOMIC_SEQ_CST);
 
+	if (ret == -ECANCELED)
+		return 499;
 	if (ret == -ESHUTDOWN)
 		return send_text(conn, 503, "anorak is shutting down\n");
 	if (ret < 0) {
@@ -583,6 +612,7 @@ static void civetweb_init_tls(void)
 
 static void server_free(struct http_server *s)
 {
+	conn_guard_free(s->guard);
 	for (int r = 0; r < NROUTES; r++)
 		metrics_histogram_destroy(&s->duration[r]);
 	free(s);
@@ -596,10 +626,36 @@ static int init_ssl(void *ssl_ctx, void *user_data)
 	return webconfig_setup_tls(s->h.web, ssl_ctx) ? -1 : 1;
 }
 
+static void connection_closed(const struct mg_connection *conn)
+{
+	struct http_server *s = mg_get_user_data(mg_get_context(conn));
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+
+	/* No request info after a failed TLS handshake: the guard finds those out by itself. */
+	if (ri)
+		conn_guard_closed(s->guard, ri->remote_addr, ri->remote_port);
+}
+
+static int new_guard(struct http_server *s)
+{
+	const struct http_limits *lim = &s->h.limits;
+	struct conn_guard_limits g = {
+		/* civetweb holds at most its workers' connections and its queue's (connection_queue, 20) */
+		.served = lim->max_connections + 32,
+		.max_waiting = lim->max_waiting,
+		.max_per_client = lim->max_per_client,
+		.header_timeout_ms = lim->read_timeout_ms,
+		.max_header_bytes = lim->max_header_bytes,
+		.tls = webconfig_tls(s->h.web),
+	};
+
+	return conn_guard_new(&g, &s->guard);
+}
+
 static int start_civetweb(struct http_server *s, const char *listen_address,
 			  const struct listen_addr *la)
 {
-	char ports[sizeof(la->ports) + 1], threads[16], timeout[16], header[16];
+	char ports[sizeof(la->ports) + 1], threads[16], timeout[16], header[16], backlog[16];
 	/* request_timeout_ms bounds each network read and write (a client that stops sending its request,
 	 * or stops reading the answer), not the time a handler runs: a profile can wait for its whole
 	 * window while idle and slow clients are still dropped. */
@@ -609,9 +665,13 @@ static int start_civetweb(struct http_server *s, const char *listen_address,
 		"request_timeout_ms", timeout,
 		"max_request_size", header,
 		"enable_keep_alive", "yes",
+		/* The guard accepts into its waiting room: a burst as large as the room waits in the
+		 * kernel's queue rather than overflow it (the kernel caps it at net.core.somaxconn). */
+		"listen_backlog", backlog,
 		NULL,
 	};
-	struct mg_callbacks callbacks = { .begin_request = begin_request, .init_ssl = init_ssl };
+	struct mg_callbacks callbacks = { .begin_request = begin_request, .init_ssl = init_ssl,
+					  .connection_closed = connection_closed };
 	struct mg_init_data init = { .callbacks = &callbacks, .user_data = s,
 				     .configuration_options = options };
 	char text[256] = "";
@@ -621,6 +681,7 @@ static int start_civetweb(struct http_server *s, const char *listen_address,
 	snprintf(threads, sizeof(threads), "%u", s->h.limits.max_connections);
 	snprintf(timeout, sizeof(timeout), "%u", s->h.limits.read_timeout_ms);
 	snprintf(header, sizeof(header), "%u", s->h.limits.max_header_bytes);
+	snprintf(backlog, sizeof(backlog), "%u", s->h.limits.max_waiting);
 	/* civetweb's "s" suffix: this port speaks TLS only. */
 	snprintf(ports, sizeof(ports), "%s%s", la->ports, webconfig_tls(s->h.web) ? "s" : "");
 	pthread_once(&civetweb_once, civetweb_init);
@@ -648,10 +709,12 @@ int http_server_start(const char *listen_address, const struct http_handlers *ha
 	const struct http_limits *lim = &handlers->limits;
 
 	if (!lim->max_connections || !lim->max_requests || lim->max_requests >= lim->max_connections ||
-	    !lim->read_timeout_ms || !lim->max_header_bytes) {
+	    !lim->read_timeout_ms || !lim->max_header_bytes || !lim->max_per_client ||
+	    !lim->max_waiting) {
 		log_error("bad HTTP limits", "max_connections=%u max_requests=%u read_timeout_ms=%u "
-			  "max_header_bytes=%u", lim->max_connections, lim->max_requests, lim->read_timeout_ms,
-			  lim->max_header_bytes);
+			  "max_header_bytes=%u max_per_client=%u max_waiting=%u", lim->max_connections,
+			  lim->max_requests, lim->read_timeout_ms, lim->max_header_bytes, lim->max_per_client,
+			  lim->max_waiting);
 		return -EINVAL;
 	}
 	err = parse_listen_address(listen_address, &la, &why);
@@ -670,9 +733,13 @@ int http_server_start(const char *listen_address, const struct http_handlers *ha
 		if (err)
 			goto fail_log;
 	}
+	err = new_guard(s);
+	if (err)
+		goto fail_log;
 	err = start_civetweb(s, listen_address, &la);
 	if (err)
 		goto fail; /* logged with the cause */
+	conn_guard_listen(s->guard, http_server_port(s)); /* logs why not; served unguarded then */
 	err = metrics_register(write_metrics, s);
 	if (err) {
 		mg_stop(s->mg);

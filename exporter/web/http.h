@@ -19,8 +19,10 @@ struct http_reply {
 
 struct http_handlers {
 	/* Collects a CPU profile of the next `seconds` seconds (blocks that long) and returns it as a
-	 * malloc'd gzip'd pprof; negative errno on failure (-ESHUTDOWN while the daemon stops). */
-	int (*profile)(void *ctx, unsigned seconds, void **body, size_t *len);
+	 * malloc'd gzip'd pprof; negative errno on failure (-ESHUTDOWN while the daemon stops,
+	 * -ECANCELED once client_gone(arg), looked at while waiting, says the client hung up). */
+	int (*profile)(void *ctx, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
+		       void **body, size_t *len);
 	/* The profile of a past range from the history ring (?start=&end=): -ENOENT when nothing kept
 	 * overlaps it, with the range the ring covers in first_ns/last_ns (0 when empty). */
 	int (*history_profile)(void *ctx, const struct history_range_query *q, void **body, size_t *len,
@@ -37,9 +39,11 @@ struct http_handlers {
 	 * /metrics and the health checks always find a worker. */
 	struct http_limits {
 		unsigned max_connections;  /* worker threads: connections served at once */
-		unsigned max_requests;     /* profile requests waiting at once; more are answered 429 */
+		unsigned max_requests;     /* profile requests waiting at once; more are answered 503 */
 		unsigned read_timeout_ms;  /* each network read or write (civetweb's request_timeout_ms) */
 		unsigned max_header_bytes; /* request line and headers; larger requests are refused */
+		unsigned max_per_client;   /* connections from one client address; more are reset on accept */
+		unsigned max_waiting;      /* connections held, without a worker, until their header is in */
 	} limits;
 	struct webconfig *web; /* --web.config.file (TLS, basic auth), borrowed; NULL for neither */
 };

@@ -113,22 +113,36 @@ static struct fake {
 	bool block;      /* profile calls wait until this is false */
 	int waiting;     /* profile calls inside the handler */
 	int ret;         /* what profile calls return */
+	bool watch_client; /* blocked profile calls return -ECANCELED once their client hangs up */
 	unsigned seconds; /* the last profile call's argument */
 } fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
-static int fake_profile(void *ctx, unsigned seconds, void **body, size_t *len)
+static int fake_profile(void *ctx, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
+			void **body, size_t *len)
 {
 	struct fake *f = ctx;
-	int ret;
+	int ret = 0;
 
 	pthread_mutex_lock(&f->lock);
 	f->seconds = seconds;
 	f->waiting++;
 	pthread_cond_broadcast(&f->cond);
-	while (f->block)
-		pthread_cond_wait(&f->cond, &f->lock);
+	while (f->block && !ret) {
+		struct timespec step;
+
+		clock_gettime(CLOCK_REALTIME, &step);
+		step.tv_nsec += 20000000;
+		if (step.tv_nsec >= 1000000000) {
+			step.tv_sec++;
+			step.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&f->cond, &f->lock, &step);
+		if (f->watch_client && client_gone(arg))
+			ret = -ECANCELED;
+	}
 	f->waiting--;
-	ret = f->ret;
+	pthread_cond_broadcast(&f->cond);
+	ret = ret ? ret : f->ret;
 	pthread_mutex_unlock(&f->lock);
 	if (ret)
 		return ret;
@@ -168,7 +182,8 @@ static const struct http_handlers handlers = {
 	.profile = fake_profile, .ready = fake_ready, .targets = fake_targets, .ctx = &fake,
 	.max_seconds = MAX_SECONDS,
 	.limits = { .max_connections = 32, .max_requests = MAX_REQUESTS, .read_timeout_ms = 30000,
-		    .max_header_bytes = 16384 },
+		    .max_header_bytes = 16384, .max_per_client = 32,
+		    .max_waiting = 64 },
 };
 
 static struct http_server *server;
@@ -199,6 +214,7 @@ static int reset_fake(void **state)
 	fake.block = false;
 	fake.ret = 0;
 	fake.seconds = 0;
+	fake.watch_client = false;
 	pthread_mutex_unlock(&fake.lock);
 	return 0;
 }
@@ -487,8 +503,8 @@ static void test_profile_limit(void **state)
 		assert_int_equal(pthread_cond_timedwait(&fake.cond, &fake.lock, &deadline), 0);
 	pthread_mutex_unlock(&fake.lock);
 
-	assert_text(get("/debug/pprof/profile?seconds=1"), 429,
-		    "too many concurrent profile requests (at most 16, --web.max-requests)\n");
+	assert_text(get("/debug/pprof/profile?seconds=1"), 503,
+		    "too many concurrent profile requests (at most 16, --web.max-requests), try again later\n");
 	assert_text(get("/-/healthy"), 200, "anorak is Healthy.\n");
 	snprintf(gauge, sizeof(gauge), "anorak_profile_requests_in_flight %d\n",
 		 MAX_REQUESTS);
@@ -506,6 +522,66 @@ static void test_profile_limit(void **state)
 		assert_memory_equal(r->body, FAKE_BODY, sizeof(FAKE_BODY) - 1);
 		free(r);
 	}
+}
+
+/* Waits (bounded) until n profile calls are inside the handler. */
+static void wait_waiting(int n)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 20;
+	pthread_mutex_lock(&fake.lock);
+	while (fake.waiting != n)
+		assert_int_equal(pthread_cond_timedwait(&fake.cond, &fake.lock, &deadline), 0);
+	pthread_mutex_unlock(&fake.lock);
+}
+
+/* A client that hangs up while its profile waits frees the handler at once, counted as 499. */
+static void test_client_hangs_up(void **state)
+{
+	static const char req[] = "GET /debug/pprof/profile?seconds=30 HTTP/1.1\r\nHost: x\r\n\r\n";
+	int fd = connect_loopback();
+
+	(void)state;
+	fake.block = true;
+	fake.watch_client = true;
+	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+	wait_waiting(1);
+	close(fd);
+	wait_waiting(0);
+	assert_non_null(strstr(get("/metrics")->body, "anorak_http_requests_total"
+					 "{handler=\"/debug/pprof/profile\",code=\"499\"} 1\n"));
+	pthread_mutex_lock(&fake.lock);
+	fake.block = false;
+	pthread_mutex_unlock(&fake.lock);
+}
+
+/* Connections that send nothing wait without a worker: more of them than workers leave the server
+ * answering. Each comes from its own loopback address, so the per-client cap does not step in. */
+static void test_idle_connections_take_no_worker(void **state)
+{
+	int fds[48];
+	char addr[32];
+
+	(void)state;
+	assert_true(sizeof(fds) / sizeof(fds[0]) > handlers.limits.max_connections);
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		struct sockaddr_in src = { .sin_family = AF_INET }, dst = { .sin_family = AF_INET };
+
+		snprintf(addr, sizeof(addr), "127.0.3.%zu", i + 1);
+		inet_pton(AF_INET, addr, &src.sin_addr);
+		dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		dst.sin_port = htons(port);
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(bind(fds[i], (struct sockaddr *)&src, sizeof(src)), 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&dst, sizeof(dst)), 0);
+	}
+	assert_int_equal(get("/-/healthy")->status, 200);
+	assert_non_null(strstr(get("/metrics")->body, "anorak_http_connections{state=\"waiting\"} 48\n"));
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		close(fds[i]);
 }
 
 /* --- starting --------------------------------------------------------------------------------- */
@@ -566,6 +642,8 @@ int main(void)
 		cmocka_unit_test_setup(test_methods, reset_fake),
 		cmocka_unit_test_setup(test_metrics, reset_fake),
 		cmocka_unit_test_setup(test_profile_limit, reset_fake),
+		cmocka_unit_test_setup(test_client_hangs_up, reset_fake),
+		cmocka_unit_test_setup(test_idle_connections_take_no_worker, reset_fake),
 		cmocka_unit_test_setup(test_port_taken, reset_fake),
 		cmocka_unit_test_setup(test_bad_addresses, reset_fake),
 		cmocka_unit_test_setup(test_restart, reset_fake),
