@@ -104,14 +104,11 @@ time_v() { awk -F': ' '/User time/{u=$2} /System time/{s=$2} /Maximum resident/{
 
 # --- encoding rate ------------------------------------------------------------------------------
 enc_line="n/a"
-EB=$OUT/encode_bench
-if [ -f "$BUILD/libanorak_core.a" ]; then
-	if gcc -O2 -o "$EB" tests/bench/encode_bench.c -I exporter -I "$BUILD/proto" "$BUILD/libanorak_core.a" \
-		$(pkg-config --libs libbpf libelf libprotobuf-c zlib) -lcivetweb -lpthread -lm 2>"$OUT/encode_bench.log"; then
-		enc_line=$("$EB" -r 3 2>&1 || echo "failed")
-	else
-		enc_line="build failed (see $OUT/encode_bench.log)"
-	fi
+EB=$BUILD/tests/encode_bench
+if [ -x "$EB" ] || cmake --build "$BUILD" --target encode_bench >"$OUT/encode_bench.log" 2>&1; then
+	enc_line=$("$EB" -r 3 2>&1 || echo "failed")
+else
+	enc_line="build failed (see $OUT/encode_bench.log)"
 fi
 
 # --- profiler runs --------------------------------------------------------------------------------
