@@ -8,6 +8,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
+#include "custom_labels.h"
 #include "outcome.bpf.h"
 #include "profiler.h"
 #include "tracectx.bpf.h"
@@ -32,29 +33,6 @@ struct otel_ctx_header {
 	__u8 trace_flags;
 };
 
-/* custom-labels v1, LP64. */
-struct custom_string {
-	__u64 len;
-	const __u8 *buf;
-};
-
-struct custom_label {
-	struct custom_string key, value;
-};
-
-struct custom_label_set {
-	const struct custom_label *storage;
-	__u64 count, capacity;
-};
-
-static __always_inline bool all_zero(const __u8 *b, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /* Reads the TLS pointer at fs base + tpoff: 0 when none, -1 when unreadable. */
 static __always_inline long read_tls_pointer(struct task_struct *task, __s64 tpoff, void **out)
 {
@@ -77,7 +55,7 @@ static __always_inline void read_otel(struct task_struct *task, __s64 tpoff, str
 		count_outcome(SAMPLE_TRACE_READ_FAILED);
 		return;
 	}
-	if (h.valid != 1 || all_zero(h.trace_id, TRACE_ID_LEN)) {
+	if (h.valid != 1 || trace_id_is_zero(h.trace_id)) {
 		count_outcome(SAMPLE_TRACE_INVALID);
 		return;
 	}
@@ -85,63 +63,45 @@ static __always_inline void read_otel(struct task_struct *task, __s64 tpoff, str
 	__builtin_memcpy(key->span_id, h.span_id, SPAN_ID_LEN);
 }
 
-static __always_inline int hex_nibble(__u8 c)
+/* The key of a custom label (enum custom_label_key); a key that cannot be read is no key of ours. */
+static __always_inline int custom_key(const struct custom_label *l)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	__u64 word = 0;
+
+	if (l->key.len == 8) {
+		if (bpf_probe_read_user(&word, 8, l->key.buf))
+			return CUSTOM_LABEL_OTHER;
+	} else if (l->key.len == 7) {
+		if (bpf_probe_read_user(&word, 7, l->key.buf))
+			return CUSTOM_LABEL_OTHER;
+	} else {
+		return CUSTOM_LABEL_OTHER;
+	}
+	return custom_label_key(l->key.len, word);
 }
 
-/* Decodes 2*n hex characters at the user address into out; false on a bad character or fault. */
-static __always_inline bool read_hex(const __u8 *user, __u8 *out, int n)
+/* Hands the first label of key to ids, with its value when it has an id's length; false when that
+ * value could not be read. */
+static __always_inline bool read_custom_value(struct custom_ids *ids, int key, const struct custom_label *l)
 {
-	__u8 text[2 * TRACE_ID_LEN];
+	__u8 text[2 * TRACE_ID_LEN] = {};
+	__u32 n = custom_label_value_len(key);
 
-	if (bpf_probe_read_user(text, 2 * n, user))
+	if (l->value.len == n && bpf_probe_read_user(text, n, l->value.buf))
 		return false;
-	for (int i = 0; i < TRACE_ID_LEN && i < n; i++) {
-		int hi = hex_nibble(text[2 * i]), lo = hex_nibble(text[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (__u8)(hi << 4 | lo);
-	}
+	custom_ids_take(ids, key, l->value.len, text);
 	return true;
 }
 
-/* "trace_id" and "span_id" as little-endian words, zero-padded to 8 bytes. */
-#define KEY_TRACE_ID 0x64695f6563617274ULL
-#define KEY_SPAN_ID 0x0064695f6e617073ULL
-
-/* The key of a custom label: 1 for "trace_id", 2 for "span_id", 0 for anything else. */
-static __always_inline int custom_key(const struct custom_label *l)
-{
-	__u64 name = 0;
-
-	if (l->key.len == 8) {
-		if (bpf_probe_read_user(&name, 8, l->key.buf))
-			return 0;
-		return name == KEY_TRACE_ID ? 1 : 0;
-	}
-	if (l->key.len == 7) {
-		if (bpf_probe_read_user(&name, 7, l->key.buf))
-			return 0;
-		return name == KEY_SPAN_ID ? 2 : 0;
-	}
-	return 0;
-}
-
+/* The ids of a custom-labels v1 set: the first trace_id and span_id labels decide (custom_labels.h). */
 static __always_inline void read_custom_labels(struct task_struct *task, __s64 tpoff, struct sample_key *key)
 {
+	struct custom_ids ids = {};
 	struct custom_label_set set;
 	struct custom_label label;
-	bool have_trace = false, have_span = false;
 	void *ptr;
 	long found = read_tls_pointer(task, tpoff, &ptr);
+	int k;
 
 	if (found == 0)
 		return;
@@ -156,23 +116,22 @@ static __always_inline void read_custom_labels(struct task_struct *task, __s64 t
 		}
 		if (!label.key.buf)
 			continue;
-		/* On duplicate keys the first wins. */
-		switch (custom_key(&label)) {
-		case 1:
-			if (!have_trace && label.value.len == 2 * TRACE_ID_LEN)
-				have_trace = read_hex(label.value.buf, key->trace_id, TRACE_ID_LEN);
-			break;
-		case 2:
-			if (!have_span && label.value.len == 2 * SPAN_ID_LEN)
-				have_span = read_hex(label.value.buf, key->span_id, SPAN_ID_LEN);
-			break;
+		k = custom_key(&label);
+		if (!custom_ids_wants(&ids, k))
+			continue;
+		if (!read_custom_value(&ids, k, &label)) {
+			count_outcome(SAMPLE_TRACE_READ_FAILED);
+			return;
 		}
 	}
-	if (!have_trace || all_zero(key->trace_id, TRACE_ID_LEN)) {
-		if (have_trace || have_span)
-			count_outcome(SAMPLE_TRACE_INVALID);
-		__builtin_memset(key->trace_id, 0, TRACE_ID_LEN);
-		__builtin_memset(key->span_id, 0, SPAN_ID_LEN);
+	switch (custom_ids_result(&ids)) {
+	case CUSTOM_IDS_VALID:
+		__builtin_memcpy(key->trace_id, ids.trace_id, TRACE_ID_LEN);
+		__builtin_memcpy(key->span_id, ids.span_id, SPAN_ID_LEN);
+		break;
+	case CUSTOM_IDS_INVALID:
+		count_outcome(SAMPLE_TRACE_INVALID);
+		break;
 	}
 }
 
@@ -189,9 +148,9 @@ int read_trace_context(struct sample_key *key)
 	task = bpf_get_current_task_btf();
 	if (slot->has_otel)
 		read_otel(task, slot->otel_tpoff, key);
-	if (slot->has_custom && all_zero(key->trace_id, TRACE_ID_LEN))
+	if (slot->has_custom && trace_id_is_zero(key->trace_id))
 		read_custom_labels(task, slot->custom_tpoff, key);
-	if (!all_zero(key->trace_id, TRACE_ID_LEN))
+	if (!trace_id_is_zero(key->trace_id))
 		count_outcome(SAMPLE_TRACE_CONTEXT);
 	return 0;
 }
