@@ -1,4 +1,4 @@
-/* Structures shared by profiler.bpf.c and the user-space sampler. */
+/* Structures shared by the BPF units (profiler.bpf.c, unwind.bpf.c, tracectx.bpf.c) and user space. */
 #ifndef ANORAK_PROFILER_H
 #define ANORAK_PROFILER_H
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* The trace context reader (tracectx.bpf.c) as the sampler calls it; linked with it (unwind.bpf.h). */
+/* The trace context reader (tracectx.bpf.c) as the sampler calls it; linked with it like the unwinder
+ * (unwind.bpf.h). */
 #ifndef ANORAK_TRACECTX_BPF_H
 #define ANORAK_TRACECTX_BPF_H
 

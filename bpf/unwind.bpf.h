@@ -18,7 +18,8 @@
  * *hash to the stack's name (stack.bpf.h). The trace is per-CPU scratch, good until the next call on
  * this CPU; NULL only if that scratch is missing.
  */
-extern struct stack_trace *unwind_user_stack(__u64 ip, __u64 sp, __u64 bp, __u64 *hash, __u32 *depth) __hidden;
+extern struct stack_trace *unwind_user_stack(__u64 ip, __u64 sp, __u64 bp, __u64 *hash,
+					     __u32 *depth) __hidden;
 
 /* The process exec'd or exited: its mappings, and so its unwind entry, are gone. */
 extern void unwind_forget(__u32 tgid) __hidden;

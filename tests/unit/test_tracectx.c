@@ -373,7 +373,7 @@ static void test_elf_symbol_tls_and_relocations(void **state)
 	close(fd);
 }
 
-/* --- the custom-labels reader's rule (bpf/custom_labels.h, applied by profiler.bpf.c) -------------- */
+/* --- the custom-labels reader's rule (bpf/custom_labels.h, applied by tracectx.bpf.c) -------------- */
 
 #define TRACE_HEX "0102030405060708090a0b0c0d0e0f10"
 #define SPAN_HEX "a1a2a3a4a5a6a7a8"
