@@ -3,14 +3,20 @@
  * CPU sampler: attached to one cpu-clock perf event per CPU. Each sample is counted under
  * (tgid, tid, cgroup, user stack, kernel stack) in the active generation's maps; user space switches
  * generations, waits out the programs still using the old one, and drains it, so every sample is read
- * exactly once.
+ * exactly once. User stacks come from the unwinder (unwind.bpf.c), trace and span ids from the trace
+ * context reader (tracectx.bpf.c), both linked with this unit into one object.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
+#include "maps.bpf.h"
+#include "outcome.bpf.h"
 #include "profiler.h"
+#include "stack.bpf.h"
+#include "tracectx.bpf.h"
+#include "unwind.bpf.h"
 
 #define PF_KTHREAD 0x00200000
 
@@ -54,18 +60,14 @@ struct stack_map {
 struct stack_map stacks_gen0 SEC(".maps");
 struct stack_map stacks_gen1 SEC(".maps");
 
-/* Where a sample's stacks are built before they are stored; too large for the BPF stack. */
-struct scratch {
-	struct stack_trace user;
-	struct stack_trace kernel;
-};
-
+/* Where a sample's kernel stack is built before it is stored: too large for the BPF stack. (The user
+ * stack is built in the unwinder's own scratch.) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch SEC(".maps");
+	__type(value, struct stack_trace);
+} kernel_scratch SEC(".maps");
 
 /* Bumped by every exec and exit, and by user space when it drops a process: a CPU's cached
  * announcement is only good within one epoch. */
@@ -85,12 +87,8 @@ struct {
 	__type(value, struct announced);
 } last_announced SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SAMPLE_OUTCOME_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} outcomes SEC(".maps");
+/* What happened to samples, counted by every unit (outcome.bpf.h). */
+struct outcome_map outcomes SEC(".maps");
 
 /* Samples counted into each generation's count map, per CPU. Only programs that read generation g
  * write entry g, so after a switch and the wait for writers user space reads an exact total for the
@@ -121,30 +119,10 @@ struct {
 	__type(value, struct cgroup_policy);
 } cgroup_policies SEC(".maps");
 
-/* Set by user space when it first writes trace_slots: until then (a node where no process publishes
- * a trace context) samples skip the lookup, which misses the caches. */
-__u32 trace_slots_used = 0;
-
-/* tgid -> where the process publishes its trace context; written by user space. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384); /* resized by user space before load */
-	__type(key, __u32);
-	__type(value, struct trace_slot);
-} trace_slots SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } process_events SEC(".maps");
-
-static __always_inline void count_outcome(__u32 outcome)
-{
-	__u64 *n = bpf_map_lookup_elem(&outcomes, &outcome);
-
-	if (n)
-		*n += 1;
-}
 
 static __always_inline void send_process_event(__u32 type, __u32 tgid)
 {
@@ -177,17 +155,11 @@ static __always_inline bool announce_process(__u32 tgid)
 	last->epoch = epoch;
 	known = bpf_map_lookup_elem(&known_processes, &tgid);
 	last->dropped = known && *known == KNOWN_PROCESS_DROPPED;
-	/* BPF_NOEXIST: when two CPUs race on a new process only one of them sends the event. */
+	/* BPF_NOEXIST: when two CPUs race on a new process only one of them sends the event (the one whose
+	 * insert succeeds, which bpf_map_lookup_or_try_init would not tell). */
 	if (!known && bpf_map_update_elem(&known_processes, &tgid, &seen, BPF_NOEXIST) == 0)
 		send_process_event(PROCESS_EVENT_SAMPLED, tgid);
 	return last->dropped;
-}
-
-static __always_inline __u64 mix(__u64 h, __u64 frame)
-{
-	h ^= frame;
-	h *= 0xff51afd7ed558ccdULL;
-	return h ^ (h >> 32);
 }
 
 /* Stores the stack under its hash and returns the hash; 0 when it could not be stored. */
@@ -195,50 +167,21 @@ static __always_inline __u64 store_stack(void *stacks, struct stack_trace *trace
 {
 	if (hash == 0)
 		hash = 1; /* 0 means "no stack" in the sample key */
-	/* Most stacks repeat: a lock-free lookup spares the update's bucket lock. */
-	if (bpf_map_lookup_elem(stacks, &hash))
-		return hash;
-	if (bpf_map_update_elem(stacks, &hash, trace, BPF_NOEXIST) && !bpf_map_lookup_elem(stacks, &hash)) {
+	if (!bpf_map_lookup_or_try_init(stacks, &hash, trace)) {
 		count_outcome(SAMPLE_STACK_MAP_FULL);
 		return 0;
 	}
 	return hash;
 }
 
-#include "unwind.bpf.h"
-
-/* The frame-pointer walk from the leaf's frame pointer; returns the number of frames. */
-static __always_inline int fp_walk(__u64 fp, struct stack_trace *trace, __u64 *hash)
-{
-	int depth;
-
-	for (depth = 1; depth < PROFILER_MAX_STACK_DEPTH; depth++) {
-		struct {
-			__u64 next_fp;
-			__u64 ret;
-		} frame;
-
-		if (!fp || (fp & 7) || bpf_probe_read_user(&frame, sizeof(frame), (void *)fp) || !frame.ret)
-			break;
-		trace->frames[depth] = frame.ret;
-		*hash = mix(*hash, frame.ret);
-		/* Callers' frames lie above: anything else is not a frame-pointer chain. */
-		if (frame.next_fp <= fp)
-			break;
-		fp = frame.next_fp;
-	}
-	return depth;
-}
-
-/* Walks the user stack from the registers the task left user mode with: by unwind tables when user
- * space gave the process some (unwind.bpf.h), else by frame pointers, the same walk as the kernel's
- * perf callchain without its fixed costs. */
+/* The user stack, walked by the unwinder (unwind.bpf.c) from the registers the task left user mode
+ * with: the sample's own when it hit user mode, else those saved on kernel entry. */
 static __always_inline __u64 user_stack(struct bpf_perf_event_data *ctx, struct task_struct *task,
-					bool user_mode, void *stacks, struct stack_trace *trace)
+					bool user_mode, void *stacks)
 {
+	struct stack_trace *trace;
 	__u64 ip, sp, fp, hash;
-	int depth;
-	__u32 end;
+	__u32 depth;
 
 	if (user_mode) {
 		ip = ctx->regs.ip;
@@ -255,31 +198,26 @@ static __always_inline __u64 user_stack(struct bpf_perf_event_data *ctx, struct 
 		count_outcome(SAMPLE_USER_STACK_MISSING);
 		return 0;
 	}
-	trace->frames[0] = ip;
-	hash = mix(0x9e3779b97f4a7c15ULL, ip);
-	struct stack_trace *unwound = unwind_user_stack(ip, sp, fp, &hash, &depth);
-	if (unwound) {
-		trace = unwound;
-	} else {
-		depth = fp_walk(fp, trace, &hash);
-		unwind_count(UNWIND_STACKS_FP_ONLY, 1);
-		unwind_count(UNWIND_FRAMES_FP, depth - 1);
-	}
-	end = (__u32)depth;
-	if (end >= PROFILER_MAX_STACK_DEPTH)
+	trace = unwind_user_stack(ip, sp, fp, &hash, &depth);
+	if (!trace)
+		return 0;
+	if (depth >= PROFILER_MAX_STACK_DEPTH)
 		count_outcome(SAMPLE_USER_STACK_TRUNCATED);
-	else
-		trace->frames[end] = 0;
 	return store_stack(stacks, trace, hash);
 }
 
-static __always_inline __u64 kernel_stack(struct bpf_perf_event_data *ctx, void *stacks,
-					  struct stack_trace *trace)
+/* The kernel stack of a sample taken in kernel mode, by the kernel's own walk. */
+static __always_inline __u64 kernel_stack(struct bpf_perf_event_data *ctx, void *stacks)
 {
-	long bytes = bpf_get_stack(ctx, trace->frames, sizeof(trace->frames), 0);
-	__u64 hash = 0x2545f4914f6cdd1dULL;
+	__u32 zero = 0;
+	struct stack_trace *trace = bpf_map_lookup_elem(&kernel_scratch, &zero);
+	__u64 hash = STACK_HASH_SEED_KERNEL;
+	long bytes;
 	int n;
 
+	if (!trace)
+		return 0;
+	bytes = bpf_get_stack(ctx, trace->frames, sizeof(trace->frames), 0);
 	if (bytes <= 0) {
 		count_outcome(SAMPLE_KERNEL_STACK_MISSING);
 		return 0;
@@ -287,178 +225,8 @@ static __always_inline __u64 kernel_stack(struct bpf_perf_event_data *ctx, void 
 	/* bpf_get_stack zeroes the rest of the buffer: the stack ends at the first zero frame. */
 	n = bytes / sizeof(__u64);
 	for (int i = 0; i < PROFILER_MAX_STACK_DEPTH && i < n; i++)
-		hash = mix(hash, trace->frames[i]);
+		hash = stack_hash_mix(hash, trace->frames[i]);
 	return store_stack(stacks, trace, hash);
-}
-
-/* OpenTelemetry Thread Context v1 record header (packed, host endianness). */
-struct otel_ctx_header {
-	__u8 trace_id[TRACE_ID_LEN];
-	__u8 span_id[SPAN_ID_LEN];
-	__u8 valid;
-	__u8 trace_flags;
-};
-
-/* custom-labels v1, LP64. */
-struct custom_string {
-	__u64 len;
-	const __u8 *buf;
-};
-
-struct custom_label {
-	struct custom_string key, value;
-};
-
-struct custom_label_set {
-	const struct custom_label *storage;
-	__u64 count, capacity;
-};
-
-static __always_inline bool all_zero(const __u8 *b, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
-/* Reads the TLS pointer at fs base + tpoff: 0 when none, -1 when unreadable. */
-static __always_inline long read_tls_pointer(struct task_struct *task, __s64 tpoff, void **out)
-{
-	__u64 fs = BPF_CORE_READ(task, thread.fsbase);
-
-	if (bpf_probe_read_user(out, sizeof(*out), (void *)(fs + tpoff)))
-		return -1;
-	return *out ? 1 : 0;
-}
-
-static __always_inline void read_otel(struct task_struct *task, __s64 tpoff, struct sample_key *key)
-{
-	struct otel_ctx_header h;
-	void *record;
-	long found = read_tls_pointer(task, tpoff, &record);
-
-	if (found == 0)
-		return;
-	if (found < 0 || bpf_probe_read_user(&h, sizeof(h), record)) {
-		count_outcome(SAMPLE_TRACE_READ_FAILED);
-		return;
-	}
-	if (h.valid != 1 || all_zero(h.trace_id, TRACE_ID_LEN)) {
-		count_outcome(SAMPLE_TRACE_INVALID);
-		return;
-	}
-	__builtin_memcpy(key->trace_id, h.trace_id, TRACE_ID_LEN);
-	__builtin_memcpy(key->span_id, h.span_id, SPAN_ID_LEN);
-}
-
-static __always_inline int hex_nibble(__u8 c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes 2*n hex characters at the user address into out; false on a bad character or fault. */
-static __always_inline bool read_hex(const __u8 *user, __u8 *out, int n)
-{
-	__u8 text[2 * TRACE_ID_LEN];
-
-	if (bpf_probe_read_user(text, 2 * n, user))
-		return false;
-	for (int i = 0; i < TRACE_ID_LEN && i < n; i++) {
-		int hi = hex_nibble(text[2 * i]), lo = hex_nibble(text[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (__u8)(hi << 4 | lo);
-	}
-	return true;
-}
-
-/* "trace_id" and "span_id" as little-endian words, zero-padded to 8 bytes. */
-#define KEY_TRACE_ID 0x64695f6563617274ULL
-#define KEY_SPAN_ID 0x0064695f6e617073ULL
-
-/* The key of a custom label: 1 for "trace_id", 2 for "span_id", 0 for anything else. */
-static __always_inline int custom_key(const struct custom_label *l)
-{
-	__u64 name = 0;
-
-	if (l->key.len == 8) {
-		if (bpf_probe_read_user(&name, 8, l->key.buf))
-			return 0;
-		return name == KEY_TRACE_ID ? 1 : 0;
-	}
-	if (l->key.len == 7) {
-		if (bpf_probe_read_user(&name, 7, l->key.buf))
-			return 0;
-		return name == KEY_SPAN_ID ? 2 : 0;
-	}
-	return 0;
-}
-
-static __always_inline void read_custom_labels(struct task_struct *task, __s64 tpoff, struct sample_key *key)
-{
-	struct custom_label_set set;
-	struct custom_label label;
-	bool have_trace = false, have_span = false;
-	void *ptr;
-	long found = read_tls_pointer(task, tpoff, &ptr);
-
-	if (found == 0)
-		return;
-	if (found < 0 || bpf_probe_read_user(&set, sizeof(set), ptr)) {
-		count_outcome(SAMPLE_TRACE_READ_FAILED);
-		return;
-	}
-	for (int i = 0; i < CUSTOM_LABELS_MAX && i < set.count; i++) {
-		if (bpf_probe_read_user(&label, sizeof(label), &set.storage[i])) {
-			count_outcome(SAMPLE_TRACE_READ_FAILED);
-			return;
-		}
-		if (!label.key.buf)
-			continue;
-		/* On duplicate keys the first wins. */
-		switch (custom_key(&label)) {
-		case 1:
-			if (!have_trace && label.value.len == 2 * TRACE_ID_LEN)
-				have_trace = read_hex(label.value.buf, key->trace_id, TRACE_ID_LEN);
-			break;
-		case 2:
-			if (!have_span && label.value.len == 2 * SPAN_ID_LEN)
-				have_span = read_hex(label.value.buf, key->span_id, SPAN_ID_LEN);
-			break;
-		}
-	}
-	if (!have_trace || all_zero(key->trace_id, TRACE_ID_LEN)) {
-		if (have_trace || have_span)
-			count_outcome(SAMPLE_TRACE_INVALID);
-		__builtin_memset(key->trace_id, 0, TRACE_ID_LEN);
-		__builtin_memset(key->span_id, 0, SPAN_ID_LEN);
-	}
-}
-
-/* The trace and span the sampled thread is working for, when its process publishes them. */
-static __always_inline void read_trace_context(struct task_struct *task, struct sample_key *key)
-{
-	struct trace_slot *slot;
-
-	if (!trace_slots_used)
-		return;
-	slot = bpf_map_lookup_elem(&trace_slots, &key->tgid);
-	if (!slot)
-		return;
-	if (slot->has_otel)
-		read_otel(task, slot->otel_tpoff, key);
-	if (slot->has_custom && all_zero(key->trace_id, TRACE_ID_LEN))
-		read_custom_labels(task, slot->custom_tpoff, key);
-	if (!all_zero(key->trace_id, TRACE_ID_LEN))
-		count_outcome(SAMPLE_TRACE_CONTEXT);
 }
 
 static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
@@ -505,6 +273,27 @@ static __always_inline bool cgroup_admits(struct bpf_perf_event_data *ctx, struc
 	return true;
 }
 
+/* Adds the sample to its key's counter in generation gen. */
+static __always_inline void count_sample(__u32 gen, struct sample_key *key)
+{
+	void *count_map = bpf_map_lookup_elem(&counts, &gen);
+	__u64 zero = 0, *count, *in_gen;
+
+	if (!count_map)
+		return;
+	count = bpf_map_lookup_or_try_init(count_map, key, &zero);
+	if (!count) {
+		count_outcome(SAMPLE_DROP_COUNT_MAP_FULL);
+		return;
+	}
+	/* Atomic: CPUs share the counter of a key (the other per-CPU counters here are not shared). */
+	__sync_fetch_and_add(count, 1);
+	count_outcome(SAMPLE_COUNTED);
+	in_gen = bpf_map_lookup_elem(&generation_counted, &gen);
+	if (in_gen)
+		*in_gen += 1;
+}
+
 static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_event)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -512,6 +301,10 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 		.tgid = pid_tgid >> 32,
 		.tid = (__u32)pid_tgid,
 	};
+	struct task_struct *task;
+	bool user_mode;
+	void *stacks;
+	__u32 gen;
 
 	if (key.tid == 0 && !include_idle) {
 		count_outcome(SAMPLE_IDLE);
@@ -520,51 +313,22 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 	key.cgroup_id = bpf_get_current_cgroup_id();
 	if (!cgroup_admits(ctx, &key, cgroup_event))
 		return 0;
-
-	__u32 gen = generation & 1;
-	void *stacks = gen ? (void *)&stacks_gen1 : (void *)&stacks_gen0;
-	struct task_struct *task = bpf_get_current_task_btf();
-	bool user_mode = in_user_mode(ctx);
-	__u32 zero = 0;
-	struct scratch *buf = bpf_map_lookup_elem(&scratch, &zero);
-
-	if (!buf)
-		return 0;
+	task = bpf_get_current_task_btf();
 	if (!(task->flags & PF_KTHREAD) && announce_process(key.tgid)) {
 		count_outcome(SAMPLE_FILTERED);
 		return 0;
 	}
+	gen = generation & 1;
+	stacks = gen ? (void *)&stacks_gen1 : (void *)&stacks_gen0;
+	user_mode = in_user_mode(ctx);
 	/* A sample taken in user mode has no kernel stack to walk. */
 	if (!user_mode)
-		key.kernel_stack = kernel_stack(ctx, stacks, &buf->kernel);
+		key.kernel_stack = kernel_stack(ctx, stacks);
 	if (!(task->flags & PF_KTHREAD)) {
-		key.user_stack = user_stack(ctx, task, user_mode, stacks, &buf->user);
-		read_trace_context(task, &key);
+		key.user_stack = user_stack(ctx, task, user_mode, stacks);
+		read_trace_context(&key);
 	}
-
-	void *count_map = bpf_map_lookup_elem(&counts, &gen);
-	if (!count_map)
-		return 0;
-
-	__u64 *count = bpf_map_lookup_elem(count_map, &key);
-	if (count) {
-		__sync_fetch_and_add(count, 1);
-	} else {
-		__u64 one = 1;
-		/* Another CPU may insert the same key first: then add to its counter. */
-		if (bpf_map_update_elem(count_map, &key, &one, BPF_NOEXIST)) {
-			count = bpf_map_lookup_elem(count_map, &key);
-			if (!count) {
-				count_outcome(SAMPLE_DROP_COUNT_MAP_FULL);
-				return 0;
-			}
-			__sync_fetch_and_add(count, 1);
-		}
-	}
-	count_outcome(SAMPLE_COUNTED);
-	__u64 *in_gen = bpf_map_lookup_elem(&generation_counted, &gen);
-	if (in_gen)
-		*in_gen += 1;
+	count_sample(gen, &key);
 	return 0;
 }
 
@@ -590,7 +354,7 @@ int BPF_PROG(process_exec, struct task_struct *task)
 	/* The old mappings are gone: the next sample must announce the process again, and its new
 	 * program has its own trace context variables, if any. */
 	bpf_map_delete_elem(&known_processes, &tgid);
-	bpf_map_delete_elem(&trace_slots, &tgid);
+	tracectx_forget(tgid);
 	unwind_forget(tgid);
 	__sync_fetch_and_add(&announce_epoch, 1);
 	send_process_event(PROCESS_EVENT_EXEC, tgid);
@@ -606,7 +370,7 @@ int BPF_PROG(process_exit, struct task_struct *task)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	bpf_map_delete_elem(&known_processes, &tgid);
-	bpf_map_delete_elem(&trace_slots, &tgid);
+	tracectx_forget(tgid);
 	unwind_forget(tgid);
 	__sync_fetch_and_add(&announce_epoch, 1);
 	send_process_event(PROCESS_EVENT_EXIT, tgid);

@@ -1,4 +1,4 @@
-/* Structures shared by profiler.bpf.c and the user-space sampler. */
+/* Structures shared by the BPF units (profiler.bpf.c, unwind.bpf.c, tracectx.bpf.c) and user space. */
 #ifndef ANORAK_PROFILER_H
 #define ANORAK_PROFILER_H
 
@@ -72,7 +72,8 @@ enum sample_outcome {
 	SAMPLE_NEW_PROCESS_EVENT_LOST, /* the event ring buffer was full */
 	SAMPLE_TRACE_CONTEXT,       /* counted with a trace context */
 	SAMPLE_TRACE_READ_FAILED,   /* the context could not be read (page not present) */
-	SAMPLE_TRACE_INVALID,       /* a record was published but not valid (valid != 1, zero trace id) */
+	SAMPLE_TRACE_INVALID,       /* published but not valid: valid != 1 or a zero trace id; custom labels
+	                             * whose first trace_id or span_id is not hex of its length */
 	SAMPLE_FILTERED,            /* of a target relabeling dropped: stopped by the cgroup or process filter */
 	SAMPLE_ELSEWHERE,           /* other events sample this cgroup (its own, or the base ones): not counted twice */
 	SAMPLE_CGROUP_STALE,        /* a per-cgroup event fired after its policy was removed */

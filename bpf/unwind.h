@@ -1,5 +1,5 @@
 /*
- * Unwind tables shared by the BPF unwinder (unwind.bpf.h) and user space (exporter/sampling/unwind_table.c).
+ * Unwind tables shared by the BPF unwinder (unwind.bpf.c) and user space (exporter/sampling/unwind_table.c).
  *
  * Every binary with an .eh_frame gets a compact table: rows sorted by pc, each saying how to find the
  * caller's frame from this pc on (x86-64). Rows of all binaries live in one array map; a table is a

@@ -1,7 +1,8 @@
 /*
- * The BPF side as user space sees it: loads profiler.bpf.c, opens one cpu-clock perf event per online
- * CPU, and drains the sample counts of a generation on demand. Not thread-safe: one drain thread
- * calls sampler_drain, one event thread calls sampler_poll_events.
+ * The BPF side as user space sees it: loads the BPF object (bpf/profiler.bpf.c linked with
+ * bpf/unwind.bpf.c and bpf/tracectx.bpf.c), opens one cpu-clock perf event per online CPU, and drains
+ * the sample counts of a generation on demand. Not thread-safe: one drain thread calls sampler_drain,
+ * one event thread calls sampler_poll_events.
  */
 #ifndef ANORAK_SAMPLER_H
 #define ANORAK_SAMPLER_H

@@ -17,11 +17,11 @@ WITHOUT = "burn_without_context"
 LINE = re.compile(r"thread (\d+) trace_id=([0-9a-f]{32}) span_id=([0-9a-f]{16})")
 
 
-def start_writer(prog, threads=2, seconds=WINDOW + 4):
+def start_writer(prog, threads=2, seconds=WINDOW + 4, args=()):
     """Starts the program and returns (process, {tid: (trace_id, span_id)}) once every thread has
     printed its ids."""
-    proc = subprocess.Popen([prog, "-d", str(seconds)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            universal_newlines=True)
+    proc = subprocess.Popen([prog, "-d", str(seconds)] + list(args), stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, universal_newlines=True)
     ids = {}
 
     def reader():
@@ -98,6 +98,37 @@ class TraceContext(unittest.TestCase):
 
     def test_custom_labels(self):
         self.check_writer("tracectx_custom", 'kind="custom_labels_v1",tls="static"')
+
+    def invalid_samples(self):
+        metrics = self.daemon.get("/metrics").text()
+        m = re.search(r'^anorak_trace_context_samples_total\{result="invalid"\} (\d+)', metrics, re.M)
+        self.assertTrue(m, "no invalid trace context samples metric:\n" + metrics[-2000:])
+        return int(m.group(1))
+
+    def test_custom_labels_bad_first_id(self):
+        """Label sets whose first trace_id (thread 0) or span_id (thread 1) is two characters short, with a
+        valid duplicate after it: on duplicate keys the first wins, so no sample carries ids, and the
+        samples count as invalid."""
+        name = "tracectx_custom_bad_first"
+        before = self.invalid_samples()
+        proc, ids = start_writer(h.workload("tracectx_custom"), args=["-b"])
+        try:
+            time.sleep(1.0)  # the first sample announces the process; discovery follows
+            raw = self.daemon.profile(WINDOW)
+        finally:
+            proc.kill()
+            proc.wait(5)
+        h.save_profile(raw, name + ".pb.gz")
+        p = h.check_profile(self, raw, name)
+        mine = p.of_pid(proc.pid)
+        with_ctx = [x for x in mine if WITH in x.functions]
+        tids = {x.numlabels.get("tid") for x in with_ctx}
+        self.assertEqual(tids, set(ids), "%s: samples of both threads with their label sets published\n%s" % (
+            name, h.describe(mine)))
+        for x in mine:
+            self.assertNotIn("trace_id", x.labels, "%s: a bad first trace_id/span_id gave ids: %r" % (name, x))
+            self.assertNotIn("span_id", x.labels, "%s: a bad first trace_id/span_id gave ids: %r" % (name, x))
+        self.assertGreater(self.invalid_samples(), before, "%s: samples not counted as invalid" % name)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "bpf/custom_labels.h"
 #include "exporter/proc/elf_file.h"
 #include "exporter/sampling/tracectx.h"
 
@@ -372,6 +373,108 @@ static void test_elf_symbol_tls_and_relocations(void **state)
 	close(fd);
 }
 
+/* --- the custom-labels reader's rule (bpf/custom_labels.h, applied by tracectx.bpf.c) -------------- */
+
+#define TRACE_HEX "0102030405060708090a0b0c0d0e0f10"
+#define SPAN_HEX "a1a2a3a4a5a6a7a8"
+#define OTHER_TRACE_HEX "1112131415161718191a1b1c1d1e1f20"
+
+struct text_label {
+	const char *key, *value;
+};
+
+/* Hands the labels to the rule in order, the way the BPF reader does: the key from its length and first
+ * bytes, then the value of the first label of each key only. */
+static int read_labels(const struct text_label *labels, size_t n, struct custom_ids *ids)
+{
+	memset(ids, 0, sizeof(*ids));
+	for (size_t i = 0; i < n; i++) {
+		size_t key_len = strlen(labels[i].key);
+		__u64 word = 0;
+		int key;
+
+		if (key_len == 7 || key_len == 8)
+			memcpy(&word, labels[i].key, key_len);
+		key = custom_label_key(key_len, word);
+		if (!custom_ids_wants(ids, key))
+			continue;
+		custom_ids_take(ids, key, strlen(labels[i].value), (const __u8 *)labels[i].value);
+	}
+	return custom_ids_result(ids);
+}
+
+static void assert_ids(const struct custom_ids *ids, const char *trace_hex, const char *span_hex)
+{
+	char trace[2 * TRACE_ID_LEN + 1], span[2 * SPAN_ID_LEN + 1];
+
+	for (int i = 0; i < TRACE_ID_LEN; i++)
+		sprintf(trace + 2 * i, "%02x", ids->trace_id[i]);
+	for (int i = 0; i < SPAN_ID_LEN; i++)
+		sprintf(span + 2 * i, "%02x", ids->span_id[i]);
+	assert_string_equal(trace, trace_hex);
+	assert_string_equal(span, span_hex);
+}
+
+static void test_custom_labels_ids(void **state)
+{
+	const struct text_label set[] = { { "thread", "main" }, { "trace_id", TRACE_HEX }, { "span_id", SPAN_HEX } };
+	const struct text_label upper[] = { { "trace_id", "0102030405060708090A0B0C0D0E0F10" },
+					    { "span_id", "A1A2A3A4A5A6A7A8" } };
+	const struct text_label trace_only[] = { { "trace_id", TRACE_HEX } };
+	struct custom_ids ids;
+
+	(void)state;
+	assert_int_equal(read_labels(set, 3, &ids), CUSTOM_IDS_VALID);
+	assert_ids(&ids, TRACE_HEX, SPAN_HEX);
+	assert_int_equal(read_labels(upper, 2, &ids), CUSTOM_IDS_VALID);
+	assert_ids(&ids, TRACE_HEX, SPAN_HEX);
+	assert_int_equal(read_labels(trace_only, 1, &ids), CUSTOM_IDS_VALID);
+	assert_ids(&ids, TRACE_HEX, "0000000000000000");
+}
+
+/* On duplicate keys the first wins, whatever it holds: a bad first id is not replaced by a later one. */
+static void test_custom_labels_first_duplicate_wins(void **state)
+{
+	const struct text_label valid_twice[] = { { "trace_id", TRACE_HEX }, { "span_id", SPAN_HEX },
+						  { "trace_id", OTHER_TRACE_HEX }, { "span_id", "b1b2b3b4b5b6b7b8" } };
+	const struct text_label short_trace[] = { { "trace_id", "0102030405060708090a0b0c0d0e0f" },
+						  { "trace_id", TRACE_HEX }, { "span_id", SPAN_HEX } };
+	const struct text_label short_span[] = { { "trace_id", TRACE_HEX }, { "span_id", "a1a2a3a4a5a6a7" },
+						 { "span_id", SPAN_HEX } };
+	const struct text_label long_trace[] = { { "trace_id", TRACE_HEX "00" }, { "trace_id", TRACE_HEX } };
+	const struct text_label bad_char[] = { { "trace_id", "0102030405060708090a0b0c0d0e0f1g" },
+					       { "trace_id", TRACE_HEX } };
+	const struct text_label bad_span_char[] = { { "span_id", "a1a2a3a4a5a6a7x8" }, { "trace_id", TRACE_HEX },
+						    { "span_id", SPAN_HEX } };
+	struct custom_ids ids;
+
+	(void)state;
+	assert_int_equal(read_labels(valid_twice, 4, &ids), CUSTOM_IDS_VALID);
+	assert_ids(&ids, TRACE_HEX, SPAN_HEX);
+	/* A first trace_id of 30 characters: no trace id, even with a valid duplicate after it. */
+	assert_int_equal(read_labels(short_trace, 3, &ids), CUSTOM_IDS_INVALID);
+	assert_int_equal(read_labels(short_span, 3, &ids), CUSTOM_IDS_INVALID);
+	assert_int_equal(read_labels(long_trace, 2, &ids), CUSTOM_IDS_INVALID);
+	assert_int_equal(read_labels(bad_char, 2, &ids), CUSTOM_IDS_INVALID);
+	assert_int_equal(read_labels(bad_span_char, 3, &ids), CUSTOM_IDS_INVALID);
+}
+
+static void test_custom_labels_without_ids(void **state)
+{
+	const struct text_label others[] = { { "trace_i", TRACE_HEX }, { "trace_idx", TRACE_HEX },
+					     { "span_i", SPAN_HEX }, { "Trace_id", TRACE_HEX } };
+	const struct text_label span_only[] = { { "span_id", SPAN_HEX } };
+	const struct text_label zero_trace[] = { { "trace_id", "00000000000000000000000000000000" },
+						 { "span_id", SPAN_HEX } };
+	struct custom_ids ids;
+
+	(void)state;
+	assert_int_equal(read_labels(others, 4, &ids), CUSTOM_IDS_NONE);
+	assert_int_equal(read_labels(others, 0, &ids), CUSTOM_IDS_NONE);
+	assert_int_equal(read_labels(span_only, 1, &ids), CUSTOM_IDS_INVALID);
+	assert_int_equal(read_labels(zero_trace, 2, &ids), CUSTOM_IDS_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +491,9 @@ int main(void)
 		cmocka_unit_test(test_garbage_files_are_skipped),
 		cmocka_unit_test(test_mutated_elf_does_not_crash),
 		cmocka_unit_test(test_elf_symbol_tls_and_relocations),
+		cmocka_unit_test(test_custom_labels_ids),
+		cmocka_unit_test(test_custom_labels_first_duplicate_wins),
+		cmocka_unit_test(test_custom_labels_without_ids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,7 +13,9 @@
  *   TRACECTX_OTEL_EXE  otel_thread_ctx_v1 in the executable (integrations/trace-context)
  *   TRACECTX_OTEL_DSO  the same writer in libtracectxwriter.so (TLSDESC), linked at startup
  *   TRACECTX_CUSTOM    a custom-labels v1 writer in the executable: labels trace_id and span_id as
- *                      lowercase hex strings
+ *                      lowercase hex strings. With -b each set starts with a bad id and repeats it valid
+ *                      after (thread 0: a trace_id of 30 characters, thread 1: a span_id of 14): the
+ *                      first of a key wins, so a reader must find the set invalid and take no ids.
  *
  * Built like weights.c (-O2 -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer); the burn functions
  * are noinline and call an opaque function, so frame-pointer stacks always show them.
@@ -36,6 +38,7 @@
 #define CHUNK_ITERS 100000ul /* spins between clock reads, ~0.1 ms */
 
 struct ids {
+	unsigned index;
 	uint8_t trace_id[16], span_id[8];
 	char trace_hex[33], span_hex[17];
 };
@@ -62,7 +65,10 @@ struct custom_labels_labelset {
 __attribute__((visibility("default"))) const uint32_t custom_labels_abi_version = 1;
 __attribute__((visibility("default"))) __thread struct custom_labels_labelset *custom_labels_current_set;
 
-static __thread struct custom_labels_label labels[2];
+#define BAD_FIRST_IDS_OPTION 1
+static int bad_first_ids;
+
+static __thread struct custom_labels_label labels[3];
 static __thread struct custom_labels_labelset labelset;
 
 static void set_string(struct custom_labels_string *s, const char *text)
@@ -71,16 +77,37 @@ static void set_string(struct custom_labels_string *s, const char *text)
 	s->buf = (const unsigned char *)text;
 }
 
+/* -b: the bad id first (the valid text cut short by two characters), its valid duplicate after. */
+static size_t bad_first_labels(const struct ids *id)
+{
+	int bad_trace = id->index == 0;
+
+	set_string(&labels[0].key, bad_trace ? "trace_id" : "span_id");
+	set_string(&labels[0].value, bad_trace ? id->trace_hex : id->span_hex);
+	labels[0].value.len -= 2;
+	set_string(&labels[1].key, "trace_id");
+	set_string(&labels[1].value, id->trace_hex);
+	set_string(&labels[2].key, "span_id");
+	set_string(&labels[2].value, id->span_hex);
+	return 3;
+}
+
 /* The label set only ever holds this thread's fixed ids: it is built once and then published or not. */
 static void context_set(const struct ids *id)
 {
 	if (!labelset.storage) {
-		set_string(&labels[0].key, "trace_id");
-		set_string(&labels[0].value, id->trace_hex);
-		set_string(&labels[1].key, "span_id");
-		set_string(&labels[1].value, id->span_hex);
+		size_t n = 2;
+
+		if (bad_first_ids) {
+			n = bad_first_labels(id);
+		} else {
+			set_string(&labels[0].key, "trace_id");
+			set_string(&labels[0].value, id->trace_hex);
+			set_string(&labels[1].key, "span_id");
+			set_string(&labels[1].value, id->span_hex);
+		}
 		labelset.storage = labels;
-		labelset.count = labelset.capacity = 2;
+		labelset.count = labelset.capacity = n;
 	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	__atomic_store_n(&custom_labels_current_set, &labelset, __ATOMIC_RELAXED);
@@ -111,6 +138,9 @@ static void context_clear(void)
 {
 	anorak_trace_context_clear();
 }
+
+#define BAD_FIRST_IDS_OPTION 0
+static int bad_first_ids;
 
 #else
 #error "define TRACECTX_OTEL_EXE, TRACECTX_OTEL_DSO or TRACECTX_CUSTOM"
@@ -163,6 +193,7 @@ static void make_ids(unsigned index, struct ids *id)
 {
 	static const char digits[] = "0123456789abcdef";
 
+	id->index = index;
 	for (unsigned k = 0; k < 16; k++)
 		id->trace_id[k] = (uint8_t)(0x10 * (index + 1) + k);
 	for (unsigned k = 0; k < 8; k++)
@@ -203,9 +234,11 @@ int main(int argc, char **argv)
 	pthread_t threads[NTHREADS];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "d:")) != -1) {
-		if (opt != 'd' || (duration_s = atof(optarg)) <= 0) {
-			fprintf(stderr, "usage: %s [-d SECONDS]\n", argv[0]);
+	while ((opt = getopt(argc, argv, "bd:")) != -1) {
+		if (opt == 'b' && BAD_FIRST_IDS_OPTION) {
+			bad_first_ids = 1;
+		} else if (opt != 'd' || (duration_s = atof(optarg)) <= 0) {
+			fprintf(stderr, "usage: %s [-d SECONDS]%s\n", argv[0], BAD_FIRST_IDS_OPTION ? " [-b]" : "");
 			return 2;
 		}
 	}
