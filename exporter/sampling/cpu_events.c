@@ -1,6 +1,7 @@
 #include "exporter/sampling/cpu_events.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,7 +17,6 @@
 #include "exporter/sampling/sampler.h"
 
 #define MAX_CPUS 4096
-#define SYNC_INTERVAL_NS 1000000000LL
 
 int cpu_online_list(int *cpus, int max)
 {
@@ -49,14 +49,26 @@ int cpu_event_open(unsigned frequency, int cpu, int cgroup_fd)
 	return fd < 0 ? -errno : fd;
 }
 
+bool *cpu_online_mask(int ncpus)
+{
+	int cpus[MAX_CPUS], n = cpu_online_list(cpus, MAX_CPUS);
+	bool *online = n < 0 ? NULL : calloc(ncpus, sizeof(*online));
+
+	for (int i = 0; online && i < n; i++)
+		if (cpus[i] < ncpus)
+			online[cpus[i]] = true;
+	return online;
+}
+
 /* Opens cpu's event and attaches the program; negative errno. */
 static int attach_cpu(struct cpu_events *ce, int cpu)
 {
-	int fd = cpu_event_open(ce->frequency, cpu, -1), err;
+	LIBBPF_OPTS(bpf_perf_event_opts, attach, .bpf_cookie = ce->cookie);
+	int fd = cpu_event_open(ce->frequency, cpu, ce->cgroup_fd), err;
 
 	if (fd < 0)
 		return fd;
-	ce->links[cpu] = bpf_program__attach_perf_event(ce->prog, fd);
+	ce->links[cpu] = bpf_program__attach_perf_event_opts(ce->prog, fd, &attach);
 	if (!ce->links[cpu]) {
 		err = -errno;
 		close(fd);
@@ -73,109 +85,89 @@ static void detach_cpu(struct cpu_events *ce, int cpu)
 	atomic_fetch_sub(&ce->nlinks, 1);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int cpu_events_open(struct cpu_events *ce, struct bpf_program *prog, unsigned frequency, int ncpus_possible)
+int cpu_events_open(struct cpu_events *ce, struct bpf_program *prog, unsigned frequency, int ncpus,
+		    int cgroup_fd, uint64_t cookie, struct cpu_hotplug_stats *stats)
 {
 	int cpus[MAX_CPUS];
 	int n = cpu_online_list(cpus, MAX_CPUS);
 
-	ce->prog = prog;
-	ce->frequency = frequency;
-	ce->ncpus = ncpus_possible;
-	ce->synced_ns = now_ns();
-	if (n < 0) {
-		log_error("cannot read the online CPUs", "file=/sys/devices/system/cpu/online err=%d", n);
+	*ce = (struct cpu_events){ .prog = prog, .frequency = frequency, .ncpus = ncpus, .cookie = cookie,
+				   .stats = stats, .cgroup_fd = -1 };
+	if (n < 0)
 		return n;
-	}
-	ce->links = calloc(ncpus_possible, sizeof(*ce->links));
+	if (cgroup_fd >= 0 && (ce->cgroup_fd = fcntl(cgroup_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -errno;
+	ce->links = calloc(ncpus, sizeof(*ce->links));
 	if (!ce->links)
 		return -ENOMEM;
 	for (int i = 0; i < n; i++) {
-		int err = cpus[i] < ncpus_possible ? attach_cpu(ce, cpus[i]) : -ERANGE;
+		int err = cpus[i] < ncpus ? attach_cpu(ce, cpus[i]) : -ERANGE;
 
-		if (err) {
-			log_error("cannot sample a CPU: run as root (or with CAP_PERFMON) and check "
-				  "kernel.perf_event_paranoid", "cpu=%d err=\"%s\"", cpus[i], strerror(-err));
+		if (err)
 			return err;
-		}
 	}
 	return 0;
 }
 
 /* Opens the event of a CPU that came online; a failure is retried on the next sync. */
-static int online(struct cpu_events *ce, int cpu)
+static void came_online(struct cpu_events *ce, int cpu)
 {
 	int err = attach_cpu(ce, cpu);
 
 	if (err) {
-		if (atomic_fetch_add(&ce->open_errors, 1) == 0)
+		if (atomic_fetch_add(&ce->stats->open_errors, 1) == 0)
 			log_warn("cannot sample a CPU that came online (retried every second; later failures are "
 				 "counted in anorak_cpu_hotplug_errors_total)", "cpu=%d err=\"%s\"", cpu, strerror(-err));
-		return 0;
+		return;
 	}
-	atomic_fetch_add(&ce->onlined, 1);
-	log_info("sampling a CPU that came online", "cpu=%d", cpu);
-	return 1;
+	atomic_fetch_add(&ce->stats->onlined, 1);
+	log_info("sampling a CPU that came online", "cpu=%d cgroup_events=%s", cpu,
+		 ce->cgroup_fd >= 0 ? "true" : "false");
 }
 
-int cpu_events_sync(struct cpu_events *ce)
+int cpu_events_sync(struct cpu_events *ce, const bool *online)
 {
-	int cpus[MAX_CPUS], n, changed = 0;
-	int64_t now = now_ns();
-	bool *is_online;
+	int before = atomic_load(&ce->nlinks);
 
-	if (!ce->links || now - ce->synced_ns < SYNC_INTERVAL_NS)
-		return 0;
-	ce->synced_ns = now;
-	n = cpu_online_list(cpus, MAX_CPUS);
-	is_online = calloc(ce->ncpus, sizeof(*is_online));
-	if (n < 0 || !is_online) {
-		free(is_online);
-		return 0; /* read again on the next sync */
-	}
-	for (int i = 0; i < n; i++)
-		if (cpus[i] < ce->ncpus)
-			is_online[cpus[i]] = true;
-	for (int cpu = 0; cpu < ce->ncpus; cpu++) {
-		if (is_online[cpu] && !ce->links[cpu]) {
-			changed += online(ce, cpu);
-		} else if (!is_online[cpu] && ce->links[cpu]) {
+	for (int cpu = 0; ce->links && cpu < ce->ncpus; cpu++) {
+		if (online[cpu] && !ce->links[cpu]) {
+			came_online(ce, cpu);
+		} else if (!online[cpu] && ce->links[cpu]) {
 			detach_cpu(ce, cpu);
-			atomic_fetch_add(&ce->offlined, 1);
-			log_info("released the sampling event of a CPU gone offline", "cpu=%d", cpu);
-			changed++;
+			atomic_fetch_add(&ce->stats->offlined, 1);
+			log_info("released the sampling event of a CPU gone offline", "cpu=%d cgroup_events=%s", cpu,
+				 ce->cgroup_fd >= 0 ? "true" : "false");
 		}
 	}
-	free(is_online);
-	return changed;
+	return atomic_load(&ce->nlinks) - before;
 }
 
 void cpu_events_close(struct cpu_events *ce)
 {
+	if (!ce->prog)
+		return; /* never opened */
 	for (int cpu = 0; ce->links && cpu < ce->ncpus; cpu++)
 		if (ce->links[cpu])
 			detach_cpu(ce, cpu);
 	free(ce->links);
 	ce->links = NULL;
+	if (ce->cgroup_fd >= 0)
+		close(ce->cgroup_fd);
+	ce->cgroup_fd = -1;
 }
 
-void cpu_events_write_metrics(struct metrics_buf *b, struct cpu_events *ce)
+void cpu_events_write_metrics(struct metrics_buf *b, struct cpu_events *base)
 {
+	struct cpu_hotplug_stats *st = base->stats;
 	struct metrics_series hotplug;
 
-	metrics_gauge(b, "anorak_perf_events", "Open per-CPU sampling perf events.", atomic_load(&ce->nlinks));
+	metrics_gauge(b, "anorak_perf_events", "Open per-CPU sampling perf events.", atomic_load(&base->nlinks));
 	hotplug = metrics_series_begin(b, "anorak_cpu_hotplug_total", "counter",
-				       "CPUs whose sampling event was opened after start (came online) or released (went offline).");
-	metrics_series_value(hotplug, "change=\"online\"", atomic_load(&ce->onlined));
-	metrics_series_value(hotplug, "change=\"offline\"", atomic_load(&ce->offlined));
+				       "Per-CPU sampling events (base and containers' own) opened after start for a CPU that came "
+				       "online, or released for one gone offline.");
+	metrics_series_value(hotplug, "change=\"online\"", atomic_load(&st->onlined));
+	metrics_series_value(hotplug, "change=\"offline\"", atomic_load(&st->offlined));
 	metrics_counter(b, "anorak_cpu_hotplug_errors_total",
 			"Sampling events that could not be opened for a CPU that came online (retried).",
-			atomic_load(&ce->open_errors));
+			atomic_load(&st->open_errors));
 }

@@ -24,6 +24,7 @@
 
 #define DRAIN_BATCH 512
 #define STACK_BATCH 64
+#define CPU_SYNC_INTERVAL_NS 1000000000LL /* how often CPU hotplug is looked for */
 #define MAX_CPUS 4096
 
 /* Stacks of one drained generation by their BPF hash, their frames in an arena. */
@@ -41,6 +42,8 @@ struct stack_table {
 struct sampler {
 	struct profiler_bpf *skel;
 	struct cpu_events cpus;
+	struct cpu_hotplug_stats hotplug;
+	int64_t cpus_synced_ns;
 	int ncpus_possible;
 	struct ring_buffer *events;
 	struct unwinder *unwinder;
@@ -68,6 +71,8 @@ struct sampler {
 	struct metrics_histogram drain_seconds;
 
 	pthread_mutex_t policies_lock; /* cgroup_policies and cgroup_policies_used change together */
+	pthread_mutex_t cgroup_sets_lock;
+	struct cgroup_events *cgroup_sets; /* open containers' own events, for CPU hotplug */
 	uint32_t max_cgroup_policies;
 	atomic_uint_fast64_t cgroup_policies_full;
 	atomic_uint_fast64_t processes_dropped;
@@ -229,6 +234,7 @@ int sampler_open(const struct sampler_opts *opts, sampler_event_fn on_event, voi
 	s->frequency = opts->frequency;
 	s->max_cgroup_policies = opts->max_cgroup_policies ? opts->max_cgroup_policies : 4096;
 	pthread_mutex_init(&s->policies_lock, NULL);
+	pthread_mutex_init(&s->cgroup_sets_lock, NULL);
 	s->on_event = on_event;
 	s->event_ctx = event_ctx;
 	s->ncpus_possible = libbpf_num_possible_cpus();
@@ -258,9 +264,13 @@ int sampler_open(const struct sampler_opts *opts, sampler_event_fn on_event, voi
 	err = open_unwinder(s, opts);
 	if (err)
 		goto fail;
-	err = cpu_events_open(&s->cpus, s->skel->progs.profile_cpu, s->frequency, s->ncpus_possible);
-	if (err)
+	err = cpu_events_open(&s->cpus, s->skel->progs.profile_cpu, s->frequency, s->ncpus_possible, -1, 0,
+			      &s->hotplug);
+	if (err) {
+		log_error("cannot sample every CPU: run as root (or with CAP_PERFMON) and check "
+			  "kernel.perf_event_paranoid", "err=\"%s\"", strerror(-err));
 		goto fail;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -286,6 +296,7 @@ void sampler_close(struct sampler *s)
 	free(s->stacks.entries);
 	free(s->stacks.frames);
 	pthread_mutex_destroy(&s->policies_lock);
+	pthread_mutex_destroy(&s->cgroup_sets_lock);
 	free(s);
 }
 
@@ -508,57 +519,47 @@ int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_
 }
 
 struct cgroup_events {
-	struct bpf_link **links;
-	int nlinks;
-	unsigned frequency;
+	struct cpu_events ce;
+	struct cgroup_events *next;
 };
 
 void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e)
 {
 	if (!e)
 		return;
-	for (int i = 0; i < e->nlinks; i++)
-		bpf_link__destroy(e->links[i]);
-	atomic_fetch_sub(&s->cgroup_event_count, e->nlinks);
-	free(e->links);
+	pthread_mutex_lock(&s->cgroup_sets_lock);
+	for (struct cgroup_events **p = &s->cgroup_sets; *p; p = &(*p)->next) {
+		if (*p == e) {
+			*p = e->next;
+			break;
+		}
+	}
+	atomic_fetch_sub(&s->cgroup_event_count, atomic_load(&e->ce.nlinks));
+	pthread_mutex_unlock(&s->cgroup_sets_lock);
+	cpu_events_close(&e->ce);
 	free(e);
 }
 
 int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, uint64_t cgroup_id, unsigned frequency,
 			       struct cgroup_events **out)
 {
-	LIBBPF_OPTS(bpf_perf_event_opts, attach, .bpf_cookie = CGROUP_EVENT_COOKIE(cgroup_id, frequency));
 	struct cgroup_events *e = calloc(1, sizeof(*e));
-	int cpus[MAX_CPUS], err = 0;
-	int n = cpu_online_list(cpus, MAX_CPUS);
+	int err;
 
 	if (!e)
 		return -ENOMEM;
-	e->frequency = frequency;
-	if (n < 0 || !(e->links = calloc(n, sizeof(*e->links)))) {
-		free(e);
-		return n < 0 ? n : -ENOMEM;
-	}
-	for (int i = 0; i < n && !err; i++) {
-		int fd = cpu_event_open(frequency, cpus[i], cgroup_fd);
-
-		if (fd < 0) {
-			err = fd;
-			break;
-		}
-		e->links[i] = bpf_program__attach_perf_event_opts(s->skel->progs.profile_cgroup, fd, &attach);
-		if (!e->links[i]) {
-			err = -errno;
-			close(fd);
-			break;
-		}
-		e->nlinks++;
-		atomic_fetch_add(&s->cgroup_event_count, 1);
-	}
+	err = cpu_events_open(&e->ce, s->skel->progs.profile_cgroup, frequency, s->ncpus_possible, cgroup_fd,
+			      CGROUP_EVENT_COOKIE(cgroup_id, frequency), &s->hotplug);
 	if (err) {
-		sampler_close_cgroup_events(s, e);
+		cpu_events_close(&e->ce);
+		free(e);
 		return err;
 	}
+	pthread_mutex_lock(&s->cgroup_sets_lock);
+	e->next = s->cgroup_sets;
+	s->cgroup_sets = e;
+	atomic_fetch_add(&s->cgroup_event_count, atomic_load(&e->ce.nlinks));
+	pthread_mutex_unlock(&s->cgroup_sets_lock);
 	*out = e;
 	return 0;
 }
@@ -608,7 +609,27 @@ int sampler_poll_events(struct sampler *s, int timeout_ms)
 
 int sampler_sync_cpus(struct sampler *s)
 {
-	return cpu_events_sync(&s->cpus);
+	struct timespec ts;
+	int64_t now;
+	bool *online;
+	int changed;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	if (now - s->cpus_synced_ns < CPU_SYNC_INTERVAL_NS || !(online = cpu_online_mask(s->ncpus_possible)))
+		return 0;
+	s->cpus_synced_ns = now;
+	changed = cpu_events_sync(&s->cpus, online);
+	pthread_mutex_lock(&s->cgroup_sets_lock);
+	for (struct cgroup_events *e = s->cgroup_sets; e; e = e->next) {
+		int d = cpu_events_sync(&e->ce, online);
+
+		atomic_fetch_add(&s->cgroup_event_count, d);
+		changed += d;
+	}
+	pthread_mutex_unlock(&s->cgroup_sets_lock);
+	free(online);
+	return changed;
 }
 
 void sampler_stop_events(struct sampler *s)

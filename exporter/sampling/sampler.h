@@ -80,8 +80,9 @@ void sampler_close_cgroup_events(struct sampler *s, struct cgroup_events *e);
 
 /* Waits up to timeout_ms for process events and dispatches them; negative errno on failure. */
 int sampler_poll_events(struct sampler *s, int timeout_ms);
-/* Follows CPU hotplug (the base events of CPUs that came online or went offline); called by the event
- * thread, it looks at most once a second. Returns the number of CPUs changed. */
+/* Follows CPU hotplug (the base events and the containers' own, of CPUs that came online or went
+ * offline); called by the event thread, it looks at most once a second. Returns the change in open
+ * events. */
 int sampler_sync_cpus(struct sampler *s);
 /* Makes sampler_poll_events return before the next event (thread-safe): for shutdown. */
 void sampler_stop_events(struct sampler *s);
