@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "exporter/proc/elf_file.h"
+#include "exporter/symbols/gopclntab.h"
 #include "exporter/symbols/kallsyms.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -37,10 +38,22 @@ enum refusal {
 static const char *const refusal_names[REFUSED_NR] = { "too_large", "too_many_symbols", "bad_elf",
 							"open_failed" };
 
+/* Why a Go binary's pclntab was not used (its .symtab, if any, still is). */
+enum go_failure {
+	GO_NOT_FOUND,
+	GO_TOO_LARGE,
+	GO_TOO_MANY_FUNCTIONS,
+	GO_CORRUPT,
+	GO_UNSUPPORTED,
+	GO_FAILURE_NR
+};
+static const char *const go_failure_names[GO_FAILURE_NR] = { "not_found", "too_large", "too_many_functions",
+							     "corrupt", "unsupported_version" };
+
 /* One mapped ELF file, shared by every snapshot that maps it. Guarded by symbolizer.lock. */
 struct sym_file {
 	struct sym_file *hnext;
-	struct sym_file *lru_prev, *lru_next; /* linked while symtab is loaded */
+	struct sym_file *lru_prev, *lru_next; /* linked while symtab or pcln is loaded */
 	dev_t dev;
 	uint64_t ino;
 	int fd;              /* kept open: pins the inode (so the key stays valid) and allows reloading */
@@ -51,7 +64,10 @@ struct sym_file {
 	unsigned refs;       /* snapshots mapping it */
 	int load_err;        /* symbols could not be loaded: do not retry */
 	struct elf_symtab *symtab;
-	size_t symtab_bytes;
+	struct gopclntab *pcln; /* Go binaries: names, lines and inlined calls of Go code */
+	size_t symtab_bytes;    /* of both tables */
+	bool go;                /* a Go binary (pclntab section or Go build-id note) */
+	char *go_path;          /* its path, for the one log line when its pclntab is refused */
 	struct elf_load loads[ELF_MAX_LOADS];
 	size_t nloads;
 	char build_id[ELF_BUILD_ID_HEX];
@@ -84,6 +100,7 @@ struct symbolizer {
 	struct kallsyms *kallsyms;
 	bool kallsyms_tried;
 	uint64_t hits, misses, evictions, unresolved, refused[REFUSED_NR];
+	uint64_t go_binaries, go_loaded, go_failed[GO_FAILURE_NR], go_frames, go_lookup_errors;
 	uint64_t mappings_dropped; /* atomic: counted while reading maps, outside the lock */
 };
 
@@ -126,6 +143,8 @@ static void file_destroy(struct sym_file *f)
 	if (f->debug_fd >= 0)
 		close(f->debug_fd);
 	elf_symtab_free(f->symtab);
+	gopclntab_free(f->pcln);
+	free(f->go_path);
 	free(f);
 }
 
@@ -149,7 +168,9 @@ static void drop_symtab(struct symbolizer *s, struct sym_file *f)
 	lru_unlink(f);
 	s->cache_bytes -= f->symtab_bytes;
 	elf_symtab_free(f->symtab);
+	gopclntab_free(f->pcln);
 	f->symtab = NULL;
+	f->pcln = NULL;
 	f->symtab_bytes = 0;
 }
 
@@ -160,7 +181,7 @@ static void file_remove(struct symbolizer *s, struct sym_file *f)
 	while (*p != f)
 		p = &(*p)->hnext;
 	*p = f->hnext;
-	if (f->symtab)
+	if (f->symtab || f->pcln)
 		drop_symtab(s, f);
 	if (f->refs == 0)
 		s->idle_files--;
@@ -174,7 +195,7 @@ static void file_unref(struct symbolizer *s, struct sym_file *f)
 		return;
 	/* Unreferenced files live on only for their cached symbols. */
 	s->idle_files++;
-	if (!f->symtab)
+	if (!f->symtab && !f->pcln)
 		file_remove(s, f);
 }
 
@@ -242,6 +263,9 @@ static int file_inspect(const struct symbolizer *s, int rootfd, const char *path
 		return n;
 	}
 	f->nloads = (size_t)n;
+	f->go = gopclntab_elf_is_go(ef);
+	if (f->go)
+		f->go_path = strdup(path);
 	if (rootfd >= 0 && !elf_file_has_symtab(ef))
 		find_debug_file(rootfd, path, ef, f);
 	elf_file_close(ef);
@@ -305,6 +329,7 @@ static struct sym_file *file_get(struct symbolizer *s, int pid, int rootfd, cons
 		fresh = NULL;
 		if (f->load_err)
 			count_refused(s, f->load_err);
+		s->go_binaries += f->go;
 		f->hnext = s->buckets[file_bucket(dev, e->inode)];
 		s->buckets[file_bucket(dev, e->inode)] = f;
 		s->nfiles++;
@@ -385,37 +410,80 @@ static void evict(struct symbolizer *s, const struct sym_file *keep)
 	}
 }
 
-/* The symbol table of f, loading it on first use. Called with the lock held. */
-static const struct elf_symtab *file_symtab(struct symbolizer *s, struct sym_file *f)
+static enum go_failure go_failure_of(int err)
 {
-	struct elf_symtab *t;
+	switch (err) {
+	case -ENOENT:
+		return GO_NOT_FOUND;
+	case -EFBIG:
+		return GO_TOO_LARGE;
+	case -E2BIG:
+		return GO_TOO_MANY_FUNCTIONS;
+	case -EPROTONOSUPPORT:
+		return GO_UNSUPPORTED;
+	default:
+		return GO_CORRUPT;
+	}
+}
+
+/* pclntab of a Go binary; refused ones are logged once (the file is not loaded again) and counted. */
+static void load_pcln(struct symbolizer *s, struct sym_file *f)
+{
+	struct elf_file *ef;
+	int err;
+
+	err = elf_file_open(f->fd, s->opts.elf_max_bytes, &ef);
+	if (!err) {
+		err = gopclntab_elf_load(ef, f->fd, s->opts.elf_max_bytes, s->opts.max_symbols_per_file, &f->pcln);
+		elf_file_close(ef);
+	}
+	if (err == -ENOMEM)
+		return;
+	if (err) {
+		f->go = false; /* not tried again when the file's tables are reloaded */
+		s->go_failed[go_failure_of(err)]++;
+		log_warn("cannot read Go symbol table (.gopclntab)", "path=\"%s\" build_id=%s err=%d reason=%s",
+			 f->go_path ? f->go_path : "", f->build_id, err, go_failure_names[go_failure_of(err)]);
+		return;
+	}
+	s->go_loaded++;
+}
+
+/* The symbol tables of f (ELF symbols, and pclntab for Go binaries), loading them on first use.
+ * Called with the lock held; false when f has neither. */
+static bool file_tables(struct symbolizer *s, struct sym_file *f)
+{
 	int err;
 
 	if (f->pinned)
-		return f->symtab;
-	if (f->symtab) {
+		return f->symtab != NULL;
+	if (f->symtab || f->pcln) {
 		s->hits++;
 		lru_unlink(f);
 		lru_push_front(s, f);
-		return f->symtab;
+		return true;
 	}
 	if (f->load_err)
-		return NULL;
+		return false;
 	s->misses++;
-	err = load_symbols(s, f, &t);
+	if (f->go)
+		load_pcln(s, f);
+	err = load_symbols(s, f, &f->symtab);
 	if (err) {
 		if (err != -ENOENT)
 			count_refused(s, err);
 		log_debug("cannot load symbols", "build_id=%s err=%d", f->build_id, err);
-		f->load_err = err;
-		return NULL;
+		f->symtab = NULL;
 	}
-	f->symtab = t;
-	f->symtab_bytes = elf_symtab_bytes(t);
+	if (!f->symtab && !f->pcln) {
+		f->load_err = err ? err : -ENOENT;
+		return false;
+	}
+	f->symtab_bytes = (f->symtab ? elf_symtab_bytes(f->symtab) : 0) + (f->pcln ? gopclntab_bytes(f->pcln) : 0);
 	s->cache_bytes += f->symtab_bytes;
 	lru_push_front(s, f);
 	evict(s, f);
-	return t;
+	return true;
 }
 
 /* --- vdso ----------------------------------------------------------------------------------------- */
@@ -730,38 +798,98 @@ const struct sym_mapping *proc_maps_find(const struct proc_maps *m, uint64_t add
 
 /* --- lookups -------------------------------------------------------------------------------------- */
 
-static const char *file_lookup(struct symbolizer *s, struct sym_file *f, const struct sym_mapping *map,
-			       uint64_t addr)
+/* Frames at addr of a file: from pclntab for Go code (inlined calls first), else one from the ELF
+ * symbols. Called with the lock held; the strings live until it is released. */
+static int file_frames(struct symbolizer *s, struct sym_file *f, const struct sym_mapping *map, uint64_t addr,
+		       struct gopclntab_frame *fr, size_t max)
 {
-	const struct elf_symtab *t;
 	uint64_t vaddr;
+	int n;
 
 	/* Runtime address -> file offset -> the vaddr the segment holding that offset was linked at. */
-	if (elf_loads_vaddr(f->loads, f->nloads, addr - map->start + map->offset, &vaddr))
-		return NULL;
-	t = file_symtab(s, f);
-	return t ? elf_symtab_lookup(t, vaddr) : NULL;
+	if (elf_loads_vaddr(f->loads, f->nloads, addr - map->start + map->offset, &vaddr) || !file_tables(s, f))
+		return 0;
+	if (f->pcln) {
+		n = gopclntab_lookup(f->pcln, vaddr, fr, max);
+		if (n > 0) {
+			s->go_frames++;
+			return n;
+		}
+		s->go_lookup_errors += n < 0;
+	}
+	fr[0] = (struct gopclntab_frame){ .name = f->symtab ? elf_symtab_lookup(f->symtab, vaddr) : NULL, .file = "" };
+	return fr[0].name ? 1 : 0;
+}
+
+static int lookup_frames(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
+			 uint64_t addr, struct gopclntab_frame *fr, size_t max)
+{
+	const struct pm_map *pm = (const struct pm_map *)((const char *)map - offsetof(struct pm_map, m));
+	int n = 0;
+
+	if (addr >= map->start && addr < map->end) {
+		if (map->jit && m->perfmap) {
+			fr[0] = (struct gopclntab_frame){ .name = perfmap_lookup(m->perfmap, addr), .file = "" };
+			n = fr[0].name ? 1 : 0;
+		} else if (pm->file) {
+			n = file_frames(s, pm->file, map, addr, fr, max);
+		}
+	}
+	if (n == 0)
+		s->unresolved++;
+	return n;
 }
 
 size_t symbolizer_user(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
 		       uint64_t addr, char *name, size_t len)
 {
-	const struct pm_map *pm = (const struct pm_map *)((const char *)map - offsetof(struct pm_map, m));
-	const char *sym = NULL;
+	struct gopclntab_frame fr[GOPCLNTAB_MAX_FRAMES];
 	size_t n;
+	int k;
 
 	pthread_mutex_lock(&s->lock);
-	if (addr >= map->start && addr < map->end) {
-		if (map->jit && m->perfmap)
-			sym = perfmap_lookup(m->perfmap, addr);
-		else if (pm->file)
-			sym = file_lookup(s, pm->file, map, addr);
-	}
-	n = copy_name(name, len, sym);
-	if (!sym)
-		s->unresolved++;
+	k = lookup_frames(s, m, map, addr, fr, GOPCLNTAB_MAX_FRAMES);
+	/* One name per address: the function the code belongs to, as ELF symbols would say. */
+	n = copy_name(name, len, k > 0 ? fr[k - 1].name : NULL);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+/* Appends src to the frames' buffer; NULL when it is full. */
+static const char *frames_copy(struct sym_frames *out, size_t *used, const char *src)
+{
+	size_t n = strlen(src);
+	char *dst = out->buf + *used;
+
+	if (n >= sizeof(out->buf) - *used)
+		return NULL;
+	memcpy(dst, src, n + 1);
+	*used += n + 1;
+	return dst;
+}
+
+size_t symbolizer_user_frames(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
+			      uint64_t addr, struct sym_frames *out)
+{
+	struct gopclntab_frame fr[SYM_MAX_FRAMES];
+	size_t used = 0;
+	int k;
+
+	out->n = 0;
+	pthread_mutex_lock(&s->lock);
+	k = lookup_frames(s, m, map, addr, fr, SYM_MAX_FRAMES);
+	for (int i = 0; i < k; i++) {
+		struct sym_frame *f = &out->frames[out->n];
+
+		f->name = frames_copy(out, &used, fr[i].name);
+		f->file = frames_copy(out, &used, fr[i].file);
+		f->line = fr[i].line;
+		if (!f->name || !f->file)
+			break; /* names beyond 8 KiB in all: the innermost ones are kept */
+		out->n++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return out->n;
 }
 
 size_t symbolizer_kernel(struct symbolizer *s, uint64_t addr, char *name, size_t len, char *module,
@@ -793,12 +921,34 @@ size_t symbolizer_kernel(struct symbolizer *s, uint64_t addr, char *name, size_t
 
 struct sym_stats {
 	uint64_t files, bytes, hits, misses, evictions, unresolved, refused[REFUSED_NR];
+	uint64_t go_binaries, go_loaded, go_failed[GO_FAILURE_NR], go_frames, go_lookup_errors;
 };
 
 static void write_counter(struct metrics_buf *b, const char *name, const char *help, uint64_t v)
 {
 	metrics_family(b, name, "counter", help);
 	metrics_value(b, name, NULL, (double)v);
+}
+
+static void write_go_metrics(struct metrics_buf *b, const struct sym_stats *st)
+{
+	char labels[64];
+
+	write_counter(b, "anorak_symbol_go_binaries_total", "Go binaries mapped by sampled processes.",
+		      st->go_binaries);
+	write_counter(b, "anorak_symbol_go_pclntab_loads_total",
+		      "Go symbol tables (.gopclntab) read, each load of a file's tables once.", st->go_loaded);
+	metrics_family(b, "anorak_symbol_go_pclntab_failures_total", "counter",
+		       "Go binaries whose .gopclntab was not used, by reason (ELF symbols still are).");
+	for (size_t i = 0; i < GO_FAILURE_NR; i++) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", go_failure_names[i]);
+		metrics_value(b, "anorak_symbol_go_pclntab_failures_total", labels, (double)st->go_failed[i]);
+	}
+	write_counter(b, "anorak_symbol_go_frames_total", "Addresses symbolized through a Go .gopclntab.",
+		      st->go_frames);
+	write_counter(b, "anorak_symbol_go_lookup_errors_total",
+		      "Addresses whose .gopclntab entries did not add up (left to ELF symbols).",
+		      st->go_lookup_errors);
 }
 
 void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
@@ -811,6 +961,11 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 	st = (struct sym_stats){ .files = s->nfiles, .bytes = s->cache_bytes, .hits = s->hits,
 				 .misses = s->misses, .evictions = s->evictions, .unresolved = s->unresolved };
 	memcpy(st.refused, s->refused, sizeof(st.refused));
+	st.go_binaries = s->go_binaries;
+	st.go_loaded = s->go_loaded;
+	memcpy(st.go_failed, s->go_failed, sizeof(st.go_failed));
+	st.go_frames = s->go_frames;
+	st.go_lookup_errors = s->go_lookup_errors;
 	pthread_mutex_unlock(&s->lock);
 
 	metrics_family(b, "anorak_symbol_cache_files", "gauge", "ELF files open in the symbol cache.");
@@ -836,4 +991,5 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 		snprintf(labels, sizeof(labels), "reason=\"%s\"", refusal_names[i]);
 		metrics_value(b, "anorak_symbol_files_refused_total", labels, (double)st.refused[i]);
 	}
+	write_go_metrics(b, &st);
 }
