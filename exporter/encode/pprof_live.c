@@ -31,7 +31,8 @@ struct frame_entry {
 	const void *mapping_key;
 	uint64_t addr;
 	bool leaf, used;
-	uint64_t function_id;
+	uint32_t nlines;   /* its Lines (0: unsymbolized) at line_off in the encoder's lines */
+	size_t line_off;
 	uint64_t location_id;
 	size_t mapping; /* index + 1 in the encoder's mappings, 0: outside every mapping */
 };
@@ -45,9 +46,12 @@ struct encoder {
 	size_t mappings_cap, nmappings;
 	size_t *mapping_index; /* open addressing by key: index + 1 into mappings, 0 free */
 	size_t mapping_index_cap;
+	struct pprof_line *lines;
+	size_t lines_cap, nlines;
 	int err;
 	char name[NAME_MAX_LEN];
 	char module[64];
+	struct sym_frames *sym; /* user frames of the address being symbolized */
 };
 
 static uint64_t hash_frame(const void *key, uint64_t addr, bool leaf)
@@ -130,27 +134,66 @@ static size_t mapping_for(struct encoder *e, const void *key, const struct sym_m
 	return e->nmappings;
 }
 
-static uint64_t symbolize(struct encoder *e, const struct slice_sample *s, const void *key,
-			  const struct sym_mapping *map, uint64_t addr, bool leaf)
+static int lines_reserve(struct encoder *e, size_t n)
 {
-	uint64_t lookup = leaf ? addr : addr - 1;
-	size_t n;
+	size_t cap = e->lines_cap ? e->lines_cap : 1024;
+	struct pprof_line *grown;
+
+	if (e->nlines + n <= e->lines_cap)
+		return 0;
+	while (cap < e->nlines + n)
+		cap *= 2;
+	grown = realloc(e->lines, cap * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	e->lines = grown;
+	e->lines_cap = cap;
+	return 0;
+}
+
+/* A kernel symbol: one Line, its module as the file name. */
+static int kernel_lines(struct encoder *e, uint64_t lookup)
+{
+	char filename[sizeof(e->module) + 2] = "";
 
 	e->module[0] = '\0';
-	if (key == &kernel_mapping_key)
-		n = symbolizer_kernel(e->req->symbolizer, lookup, e->name, sizeof(e->name), e->module,
-				      sizeof(e->module));
-	else if (map)
-		n = symbolizer_user(e->req->symbolizer, s->maps, map, lookup, e->name, sizeof(e->name));
-	else
-		n = 0;
-	if (n == 0)
+	if (!symbolizer_kernel(e->req->symbolizer, lookup, e->name, sizeof(e->name), e->module, sizeof(e->module)))
 		return 0;
-
-	char filename[sizeof(e->module) + 2] = "";
 	if (e->module[0])
 		snprintf(filename, sizeof(filename), "[%s]", e->module);
-	return pprof_function(e->builder, e->name, e->name, filename);
+	e->lines[e->nlines] = (struct pprof_line){ .function_id = pprof_function(e->builder, e->name, e->name, filename) };
+	return e->lines[e->nlines].function_id ? 1 : -ENOMEM;
+}
+
+/* User frames: one Line per source frame, innermost inlined call first, with file and line when the
+ * binary says (Go's pclntab). */
+static int user_lines(struct encoder *e, const struct slice_sample *s, const struct sym_mapping *map, uint64_t lookup)
+{
+	size_t n = symbolizer_user_frames(e->req->symbolizer, s->maps, map, lookup, e->sym);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct sym_frame *f = &e->sym->frames[i];
+		struct pprof_line *l = &e->lines[e->nlines + i];
+
+		l->function_id = pprof_function(e->builder, f->name, f->name, f->file);
+		l->line = f->line;
+		if (!l->function_id)
+			return -ENOMEM;
+	}
+	return (int)n;
+}
+
+/* Appends the Lines of the frame to e->lines; their count, or -ENOMEM. */
+static int symbolize(struct encoder *e, const struct slice_sample *s, const void *key,
+		     const struct sym_mapping *map, uint64_t addr, bool leaf)
+{
+	uint64_t lookup = leaf ? addr : addr - 1;
+
+	if (lines_reserve(e, SYM_MAX_FRAMES))
+		return -ENOMEM;
+	if (key == &kernel_mapping_key)
+		return kernel_lines(e, lookup);
+	return map ? user_lines(e, s, map, lookup) : 0;
 }
 
 /* Finds or adds the frame; its function is resolved the first time it is seen. */
@@ -181,8 +224,13 @@ static struct frame_entry *frame_for(struct encoder *e, const struct slice_sampl
 		if (!f->mapping)
 			return NULL;
 	}
-	f->function_id = symbolize(e, s, key, map, addr, leaf);
-	if (f->function_id && f->mapping)
+	int n = symbolize(e, s, key, map, addr, leaf);
+	if (n < 0)
+		return NULL;
+	f->line_off = e->nlines;
+	f->nlines = (uint32_t)n;
+	e->nlines += (size_t)n;
+	if (n && f->mapping)
 		e->mappings[f->mapping - 1].symbolized = true;
 	e->nframes++;
 	return f;
@@ -226,8 +274,9 @@ static uint64_t mapping_id(struct encoder *e, struct mapping_entry *m)
 static uint64_t location_id(struct encoder *e, struct frame_entry *f)
 {
 	if (!f->location_id)
-		f->location_id = pprof_location(e->builder, f->mapping ? mapping_id(e, &e->mappings[f->mapping - 1]) : 0,
-						f->addr, f->function_id);
+		f->location_id = pprof_location_lines(e->builder,
+						      f->mapping ? mapping_id(e, &e->mappings[f->mapping - 1]) : 0,
+						      f->addr, e->lines + f->line_off, f->nlines);
 	return f->location_id;
 }
 
@@ -296,8 +345,12 @@ int profile_encode(const struct profile_request *req, void **out, size_t *outlen
 
 	e.builder = pprof_builder_new(types, 2, (struct pprof_value_type){ "cpu", "nanoseconds" },
 				      1000000000LL / req->base_frequency);
-	if (!e.builder)
+	e.sym = malloc(sizeof(*e.sym));
+	if (!e.builder || !e.sym) {
+		pprof_builder_free(e.builder);
+		free(e.sym);
 		return -ENOMEM;
+	}
 	slice_store_each(req->windows, req->after_seq, req->through_seq, symbolize_slice, &e);
 	if (!e.err)
 		slice_store_each(req->windows, req->after_seq, req->through_seq, build_slice, &e);
@@ -307,5 +360,7 @@ int profile_encode(const struct profile_request *req, void **out, size_t *outlen
 	free(e.frames);
 	free(e.mappings);
 	free(e.mapping_index);
+	free(e.lines);
+	free(e.sym);
 	return e.err;
 }

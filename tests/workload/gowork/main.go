@@ -1,6 +1,7 @@
 // gowork: a CPU-bound Go program with a known profile, for the Go symbolization tests. It burns CPU in
-// main.leaf under main.middle, through main.mix (small enough to be inlined into main.middle), for the
-// number of seconds given as its argument (default 10), then prints a checksum so nothing is elided.
+// main.step, inlined into main.leaf's loop, under main.middle (which inlines main.mix too), for the
+// number of seconds given as its argument (default 10). It prints "gowork pid=P" first (the tests'
+// harness waits for it) and a checksum last, so nothing is optimized away.
 package main
 
 import (
@@ -10,11 +11,15 @@ import (
 	"time"
 )
 
+func step(x uint64) uint64 {
+	return x*6364136223846793005 + 1442695040888963407
+}
+
 //go:noinline
 func leaf(n int) uint64 {
 	x := uint64(n)
 	for i := 0; i < 20000; i++ {
-		x = x*6364136223846793005 + 1442695040888963407
+		x = step(x)
 	}
 	return x
 }
@@ -33,6 +38,7 @@ func middle(n int) uint64 {
 }
 
 func main() {
+	fmt.Printf("gowork pid=%d\n", os.Getpid())
 	seconds := 10.0
 	if len(os.Args) > 1 {
 		if v, err := strconv.ParseFloat(os.Args[1], 64); err == nil {
