@@ -22,6 +22,7 @@
 #define FUNCDATA_INLTREE 3
 #define MAX_PCDATA 1024        /* Go emits 4; a larger count is corrupt */
 #define MAX_INLTREE_INDEX (1 << 20)
+#define MAX_INLINE_DEPTH 256   /* call sites followed per PC; a corrupt tree may loop */
 
 struct gopclntab {
 	uint8_t *data;
@@ -429,8 +430,8 @@ static bool read_inlined(const struct gopclntab *t, uint64_t tree, int32_t ix, i
 	return true;
 }
 
-/* Fills frames with the inlined calls at pc, innermost first; *pc becomes the outermost call site.
- * Returns how many, or -ENOEXEC. */
+/* Fills frames with the inlined calls at pc, innermost first, up to max; *pc becomes the outermost
+ * call site even when there are more. Returns how many frames were filled, or -ENOEXEC. */
 static int inlined_frames(const struct gopclntab *t, const struct go_func *f, uint64_t *pc,
 			  struct gopclntab_frame *frames, size_t max)
 {
@@ -442,20 +443,21 @@ static int inlined_frames(const struct gopclntab *t, const struct go_func *f, ui
 	if (!tree)
 		return 0;
 	err = pcvalue(t, f, inl_index_table(t, f), *pc, &ix);
-	while (!err && ix >= 0 && n < max) {
+	for (unsigned depth = 0; !err && ix >= 0 && depth < MAX_INLINE_DEPTH; depth++) {
 		int32_t nameoff, parent_pc;
 
 		if (!read_inlined(t, tree, ix, &nameoff, &parent_pc))
 			break;
 		if (parent_pc < 0 || f->entry + (uint32_t)parent_pc >= f->end)
 			return -ENOEXEC;
-		frames[n].name = string_at(t, t->funcname, nameoff);
-		err = frames[n].name ? file_line(t, f, *pc, &frames[n]) : -ENOEXEC;
-		if (err)
-			break;
-		n++;
+		if (n < max) {
+			frames[n].name = string_at(t, t->funcname, nameoff);
+			err = frames[n].name ? file_line(t, f, *pc, &frames[n]) : -ENOEXEC;
+			n += !err;
+		}
 		*pc = f->entry + (uint32_t)parent_pc;
-		err = pcvalue(t, f, inl_index_table(t, f), *pc, &ix);
+		if (!err)
+			err = pcvalue(t, f, inl_index_table(t, f), *pc, &ix);
 	}
 	return err ? err : (int)n;
 }

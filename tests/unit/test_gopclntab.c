@@ -280,6 +280,82 @@ static void test_corrupt_tables(void **state)
 	free(d);
 }
 
+/* Tables of the formats Go 1.19 does not write, from tests/fuzz/seeds/gopclntab_seeds.py (its docstring
+ * describes them); each holds its own inline tree, gofunc being its own address. */
+#define SEED_VADDR 0x400000ull
+#define SEED_TEXT 0x401000ull
+
+struct seed {
+	uint8_t data[4096];
+	size_t len;
+};
+
+static int read_seed(void *ctx, uint64_t vaddr, void *buf, size_t len)
+{
+	const struct seed *sd = ctx;
+
+	if (vaddr < SEED_VADDR || vaddr - SEED_VADDR > sd->len || len > sd->len - (vaddr - SEED_VADDR))
+		return -ENOENT;
+	memcpy(buf, sd->data + (vaddr - SEED_VADDR), len);
+	return 0;
+}
+
+static void expect(const struct gopclntab *t, uint64_t off, const char *const *want, size_t n)
+{
+	struct gopclntab_frame fr[GOPCLNTAB_MAX_FRAMES];
+	char got[64];
+
+	assert_int_equal(gopclntab_lookup(t, SEED_TEXT + off, fr, GOPCLNTAB_MAX_FRAMES), n);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(got, sizeof(got), "%s %s:%u", fr[i].name, fr[i].file, fr[i].line);
+		assert_string_equal(got, want[i]);
+	}
+}
+
+static void check_seed(const char *name, enum gopclntab_version version)
+{
+	static const char *const outer10[] = { "main.outer /src/a.go:10" };
+	static const char *const outer20[] = { "main.outer /src/a.go:20" };
+	static const char *const outer_b20[] = { "main.outer /src/b.go:20" };
+	static const char *const inlined[] = { "main.inner /src/b.go:20", "main.outer /src/a.go:10" };
+	static const char *const inner[] = { "main.inner /src/b.go:30" };
+	struct gopclntab_frame fr[1];
+	struct gopclntab *t;
+	struct seed sd;
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/../fuzz/corpus/gopclntab/%s", FIXTURES_SRC_DIR, name);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	sd.len = fread(sd.data, 1, sizeof(sd.data), f);
+	fclose(f);
+	assert_int_equal(gopclntab_parse(sd.data, sd.len, SEED_VADDR, SEED_TEXT, MAX_FUNCS, &t), 0);
+	assert_int_equal(gopclntab_version(t), version);
+	assert_int_equal(gopclntab_nfuncs(t), 2);
+	expect(t, 0x05, outer10, 1);
+	expect(t, 0x15, outer20, 1);
+	expect(t, 0x25, outer_b20, 1); /* no inline tree until its memory can be read: the position alone */
+	gopclntab_set_funcdata(t, SEED_VADDR, read_seed, &sd, NULL);
+	expect(t, 0x25, inlined, 2);
+	expect(t, 0x45, inner, 1);
+	assert_int_equal(gopclntab_lookup(t, SEED_TEXT + 0x80, fr, 1), 0);
+	assert_int_equal(gopclntab_lookup(t, SEED_TEXT - 1, fr, 1), 0);
+	/* Room for one frame: the function itself, at the outermost call site. */
+	assert_int_equal(gopclntab_lookup(t, SEED_TEXT + 0x25, fr, 1), 1);
+	assert_string_equal(fr[0].name, "main.outer");
+	assert_int_equal(fr[0].line, 10);
+	gopclntab_free(t);
+}
+
+static void test_formats(void **state)
+{
+	(void)state;
+	check_seed("go116.bin", GOPCLNTAB_GO116);
+	check_seed("go118.bin", GOPCLNTAB_GO118);
+	check_seed("go120.bin", GOPCLNTAB_GO120);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_no_section_headers),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_corrupt_tables),
+		cmocka_unit_test(test_formats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
