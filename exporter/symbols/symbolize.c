@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 #include "exporter/proc/elf_file.h"
-#include "exporter/symbols/gopclntab.h"
 #include "exporter/symbols/kallsyms.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "exporter/symbols/perfmap.h"
+#include "exporter/symbols/symbolize_go.h"
 #include "exporter/proc/procfile.h"
 #include "exporter/proc/procmaps.h"
 
@@ -37,18 +37,6 @@ enum refusal {
 };
 static const char *const refusal_names[REFUSED_NR] = { "too_large", "too_many_symbols", "bad_elf",
 							"open_failed" };
-
-/* Why a Go binary's pclntab was not used (its .symtab, if any, still is). */
-enum go_failure {
-	GO_NOT_FOUND,
-	GO_TOO_LARGE,
-	GO_TOO_MANY_FUNCTIONS,
-	GO_CORRUPT,
-	GO_UNSUPPORTED,
-	GO_FAILURE_NR
-};
-static const char *const go_failure_names[GO_FAILURE_NR] = { "not_found", "too_large", "too_many_functions",
-							     "corrupt", "unsupported_version" };
 
 /* One mapped ELF file, shared by every snapshot that maps it. Guarded by symbolizer.lock. */
 struct sym_file {
@@ -100,7 +88,7 @@ struct symbolizer {
 	struct kallsyms *kallsyms;
 	bool kallsyms_tried;
 	uint64_t hits, misses, evictions, unresolved, refused[REFUSED_NR];
-	uint64_t go_binaries, go_loaded, go_failed[GO_FAILURE_NR], go_frames, go_lookup_errors;
+	struct go_stats go;
 	uint64_t mappings_dropped; /* atomic: counted while reading maps, outside the lock */
 };
 
@@ -329,7 +317,7 @@ static struct sym_file *file_get(struct symbolizer *s, int pid, int rootfd, cons
 		fresh = NULL;
 		if (f->load_err)
 			count_refused(s, f->load_err);
-		s->go_binaries += f->go;
+		s->go.binaries += f->go;
 		f->hnext = s->buckets[file_bucket(dev, e->inode)];
 		s->buckets[file_bucket(dev, e->inode)] = f;
 		s->nfiles++;
@@ -410,45 +398,6 @@ static void evict(struct symbolizer *s, const struct sym_file *keep)
 	}
 }
 
-static enum go_failure go_failure_of(int err)
-{
-	switch (err) {
-	case -ENOENT:
-		return GO_NOT_FOUND;
-	case -EFBIG:
-		return GO_TOO_LARGE;
-	case -E2BIG:
-		return GO_TOO_MANY_FUNCTIONS;
-	case -EPROTONOSUPPORT:
-		return GO_UNSUPPORTED;
-	default:
-		return GO_CORRUPT;
-	}
-}
-
-/* pclntab of a Go binary; refused ones are logged once (the file is not loaded again) and counted. */
-static void load_pcln(struct symbolizer *s, struct sym_file *f)
-{
-	struct elf_file *ef;
-	int err;
-
-	err = elf_file_open(f->fd, s->opts.elf_max_bytes, &ef);
-	if (!err) {
-		err = gopclntab_elf_load(ef, f->fd, s->opts.elf_max_bytes, s->opts.max_symbols_per_file, &f->pcln);
-		elf_file_close(ef);
-	}
-	if (err == -ENOMEM)
-		return;
-	if (err) {
-		f->go = false; /* not tried again when the file's tables are reloaded */
-		s->go_failed[go_failure_of(err)]++;
-		log_warn("cannot read Go symbol table (.gopclntab)", "path=\"%s\" build_id=%s err=%d reason=%s",
-			 f->go_path ? f->go_path : "", f->build_id, err, go_failure_names[go_failure_of(err)]);
-		return;
-	}
-	s->go_loaded++;
-}
-
 /* The symbol tables of f (ELF symbols, and pclntab for Go binaries), loading them on first use.
  * Called with the lock held; false when f has neither. */
 static bool file_tables(struct symbolizer *s, struct sym_file *f)
@@ -466,8 +415,11 @@ static bool file_tables(struct symbolizer *s, struct sym_file *f)
 	if (f->load_err)
 		return false;
 	s->misses++;
-	if (f->go)
-		load_pcln(s, f);
+	if (f->go) {
+		f->pcln = go_symbols_load(&s->go, f->fd, s->opts.elf_max_bytes, s->opts.max_symbols_per_file,
+					  f->go_path ? f->go_path : "", f->build_id);
+		f->go = f->pcln != NULL; /* a refused table is not tried again when the tables are reloaded */
+	}
 	err = load_symbols(s, f, &f->symtab);
 	if (err) {
 		if (err != -ENOENT)
@@ -812,10 +764,10 @@ static int file_frames(struct symbolizer *s, struct sym_file *f, const struct sy
 	if (f->pcln) {
 		n = gopclntab_lookup(f->pcln, vaddr, fr, max);
 		if (n > 0) {
-			s->go_frames++;
+			s->go.frames++;
 			return n;
 		}
-		s->go_lookup_errors += n < 0;
+		s->go.lookup_errors += n < 0;
 	}
 	fr[0] = (struct gopclntab_frame){ .name = f->symtab ? elf_symtab_lookup(f->symtab, vaddr) : NULL, .file = "" };
 	return fr[0].name ? 1 : 0;
@@ -921,34 +873,13 @@ size_t symbolizer_kernel(struct symbolizer *s, uint64_t addr, char *name, size_t
 
 struct sym_stats {
 	uint64_t files, bytes, hits, misses, evictions, unresolved, refused[REFUSED_NR];
-	uint64_t go_binaries, go_loaded, go_failed[GO_FAILURE_NR], go_frames, go_lookup_errors;
+	struct go_stats go;
 };
 
 static void write_counter(struct metrics_buf *b, const char *name, const char *help, uint64_t v)
 {
 	metrics_family(b, name, "counter", help);
 	metrics_value(b, name, NULL, (double)v);
-}
-
-static void write_go_metrics(struct metrics_buf *b, const struct sym_stats *st)
-{
-	char labels[64];
-
-	write_counter(b, "anorak_symbol_go_binaries_total", "Go binaries mapped by sampled processes.",
-		      st->go_binaries);
-	write_counter(b, "anorak_symbol_go_pclntab_loads_total",
-		      "Go symbol tables (.gopclntab) read, each load of a file's tables once.", st->go_loaded);
-	metrics_family(b, "anorak_symbol_go_pclntab_failures_total", "counter",
-		       "Go binaries whose .gopclntab was not used, by reason (ELF symbols still are).");
-	for (size_t i = 0; i < GO_FAILURE_NR; i++) {
-		snprintf(labels, sizeof(labels), "reason=\"%s\"", go_failure_names[i]);
-		metrics_value(b, "anorak_symbol_go_pclntab_failures_total", labels, (double)st->go_failed[i]);
-	}
-	write_counter(b, "anorak_symbol_go_frames_total", "Addresses symbolized through a Go .gopclntab.",
-		      st->go_frames);
-	write_counter(b, "anorak_symbol_go_lookup_errors_total",
-		      "Addresses whose .gopclntab entries did not add up (left to ELF symbols).",
-		      st->go_lookup_errors);
 }
 
 void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
@@ -961,11 +892,7 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 	st = (struct sym_stats){ .files = s->nfiles, .bytes = s->cache_bytes, .hits = s->hits,
 				 .misses = s->misses, .evictions = s->evictions, .unresolved = s->unresolved };
 	memcpy(st.refused, s->refused, sizeof(st.refused));
-	st.go_binaries = s->go_binaries;
-	st.go_loaded = s->go_loaded;
-	memcpy(st.go_failed, s->go_failed, sizeof(st.go_failed));
-	st.go_frames = s->go_frames;
-	st.go_lookup_errors = s->go_lookup_errors;
+	st.go = s->go;
 	pthread_mutex_unlock(&s->lock);
 
 	metrics_family(b, "anorak_symbol_cache_files", "gauge", "ELF files open in the symbol cache.");
@@ -991,5 +918,5 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 		snprintf(labels, sizeof(labels), "reason=\"%s\"", refusal_names[i]);
 		metrics_value(b, "anorak_symbol_files_refused_total", labels, (double)st.refused[i]);
 	}
-	write_go_metrics(b, &st);
+	go_stats_write(b, &st.go);
 }
