@@ -156,15 +156,17 @@ static int by_scan(struct elf_file *ef, uint64_t max_bytes, uint64_t text_start,
 	return err == -ENOENT ? err : -ENOEXEC;
 }
 
+/* Where entry offsets count from when the header does not say (1.16 needs none). */
 static uint64_t text_start_of(struct elf_file *ef)
 {
 	struct elf_symbol sym;
 	uint64_t vaddr, size;
 
-	if (elf_file_section_addr(ef, ".text", &vaddr, &size) == 0)
-		return vaddr;
+	/* runtime.text is exact; .text starts there too unless an external linker put C code first */
 	if (elf_file_find_symbol(ef, SHT_SYMTAB, "runtime.text", MAX_SYMTAB_SCAN, &sym) == 0)
 		return sym.value;
+	if (elf_file_section_addr(ef, ".text", &vaddr, &size) == 0)
+		return vaddr;
 	return 0;
 }
 
