@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes small, valid .gopclntab tables in the Go 1.16, 1.18 and 1.20 formats (go116.bin, go118.bin,
-go120.bin) into the directory given: the fuzz seeds of fuzz_gopclntab and the unit test's fixtures for
-the formats the installed Go cannot write. Layouts from Go's runtime/symtab.go and debug/gosym.
+go120.bin), and ELF files without section headers holding the 1.18 and 1.20 ones (elf-go118-noshdr,
+elf-go120-noshdr), into the directory given: the fuzz seeds of fuzz_gopclntab and the unit test's
+fixtures for the formats the installed Go cannot write. Layouts from Go's runtime/symtab.go and
+debug/gosym. (elf-go118 beside them is a gcc-built static seed with the table added by objcopy.)
 
 Each table is meant to sit at address 0x400000 with text at 0x401000, and carries its own inline tree
 (FUNCDATA offsets count from the table's start, so gofunc = 0x400000):
@@ -113,12 +115,42 @@ def table(ver):
     return bytes(out + inline_entry(ver))
 
 
+def elf_without_sections(ver):
+    """An ELF executable with no section headers and one PT_LOAD mapping the whole file at 0x400000:
+    a Go build-id note, the table (at an 8-aligned offset, its own address being its gofunc) and a
+    moduledata record pointing at it (gofunc in word 38 for 1.18, 40 for 1.20)."""
+    ehdr_len, phdr_len = 64, 56
+    note = struct.pack("<III", 4, 4, 4) + b"Go\0\0" + b"seed"
+    note_off = ehdr_len + 2 * phdr_len
+    tab = table(ver)
+    tab_off = (note_off + len(note) + 7) & ~7
+    tab_vaddr = VADDR + tab_off
+    # Inline-tree offsets in the table count from its start: gofunc is its address.
+    words = [0] * 48
+    words[0], words[22] = tab_vaddr, TEXT
+    words[38 if ver == 118 else 40] = tab_vaddr
+    md_off = (tab_off + len(tab) + 7) & ~7
+    size = md_off + 8 * len(words)
+    ehdr = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    ehdr += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, TEXT, ehdr_len, 0, 0, ehdr_len, phdr_len, 2, 64, 0, 0)
+    load = struct.pack("<IIQQQQQQ", 1, 4, 0, VADDR, VADDR, size, size, 0x1000)
+    pnote = struct.pack("<IIQQQQQQ", 4, 4, note_off, VADDR + note_off, VADDR + note_off, len(note), len(note), 4)
+    out = bytearray(ehdr + load + pnote + note)
+    out += b"\0" * (tab_off - len(out)) + tab
+    out += b"\0" * (md_off - len(out))
+    out += b"".join(struct.pack("<Q", w) for w in words)
+    return bytes(out)
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else "."
     os.makedirs(outdir, exist_ok=True)
     for ver in (116, 118, 120):
         with open(os.path.join(outdir, "go%d.bin" % ver), "wb") as f:
             f.write(table(ver))
+    for ver in (118, 120):
+        with open(os.path.join(outdir, "elf-go%d-noshdr" % ver), "wb") as f:
+            f.write(elf_without_sections(ver))
 
 
 if __name__ == "__main__":
