@@ -5,8 +5,8 @@
 main.main. Built as is and with -ldflags='-s -w' (no .symtab, no DWARF: only .gopclntab names its code),
 each is profiled for 5 s: at least 99% of the frames in its own binary that the stack walk reached must
 be named, main-package frames must carry their file and line, and the inlined main.step must appear as
-its own Line above main.leaf. Where the walk stopped (the outermost frame of each stack) is noted for
-the unwinding work.
+its own Line above main.leaf. Noted for the unwinding work: where each stack ends, and how often the
+frame-pointer walk skips main.middle (the caller of the frameless main.leaf).
 """
 import collections
 import unittest
