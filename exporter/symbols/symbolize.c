@@ -817,21 +817,6 @@ static int lookup_frames(struct symbolizer *s, const struct proc_maps *m, const 
 	return n;
 }
 
-size_t symbolizer_user(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
-		       uint64_t addr, char *name, size_t len)
-{
-	struct gopclntab_frame fr[GOPCLNTAB_MAX_FRAMES];
-	size_t n;
-	int k;
-
-	pthread_mutex_lock(&s->lock);
-	k = lookup_frames(s, m, map, addr, fr, GOPCLNTAB_MAX_FRAMES);
-	/* One name per address: the function the code belongs to, as ELF symbols would say. */
-	n = copy_name(name, len, k > 0 ? fr[k - 1].name : NULL);
-	pthread_mutex_unlock(&s->lock);
-	return n;
-}
-
 /* Appends src to the frames' buffer; NULL when it is full. */
 static const char *frames_copy(struct sym_frames *out, size_t *used, const char *src)
 {
