@@ -26,7 +26,9 @@ struct tree {
 	uint32_t n, cap;
 	struct htab index; /* (parent, name) -> node index */
 	uint64_t epoch;
-	uint32_t *loc_names; /* per location of the epoch: name id + 1 */
+	uint32_t *loc_names; /* per location of the epoch: index + 1 of its names in name_runs */
+	uint32_t *name_runs; /* per location: a count, then that many name ids, outermost first */
+	uint32_t name_runs_len, name_runs_cap;
 	uint32_t *stack_leaf; /* per stack of the epoch: its leaf node + 1 */
 	uint32_t loc_names_cap;
 	char addr[32];
@@ -91,6 +93,7 @@ static void tree_free(struct tree *t)
 	free(t->nodes);
 	htab_free(&t->index);
 	free(t->loc_names);
+	free(t->name_runs);
 	free(t->stack_leaf);
 }
 
@@ -104,6 +107,7 @@ static int tree_epoch(struct tree *t, const struct history_window *w)
 	free(t->stack_leaf);
 	t->loc_names_cap = n.locations;
 	t->loc_names = calloc(n.locations + 1, sizeof(*t->loc_names));
+	t->name_runs_len = 0;
 	t->stack_leaf = calloc(n.stacks + 1, sizeof(*t->stack_leaf));
 	if (!t->loc_names || !t->stack_leaf)
 		return -ENOMEM;
@@ -111,20 +115,54 @@ static int tree_epoch(struct tree *t, const struct history_window *w)
 	return 0;
 }
 
-/* A frame's name: its function, or its address when it has none. */
-static int64_t location_name(struct tree *t, const struct history_epoch *ep, uint32_t id)
+static int name_runs_reserve(struct tree *t, uint32_t n)
 {
-	if (t->loc_names[id])
-		return t->loc_names[id] - 1;
+	uint32_t cap = t->name_runs_cap ? t->name_runs_cap : 1024;
+	uint32_t *grown;
 
-	struct history_location loc;
-	history_location(ep, id, &loc);
-	if (!loc.function)
-		snprintf(t->addr, sizeof(t->addr), "0x%llx", (unsigned long long)loc.address);
-	int64_t name = strset_add(&t->names, loc.function ? loc.function : t->addr);
-	if (name >= 0)
-		t->loc_names[id] = (uint32_t)name + 1;
-	return name;
+	if (t->name_runs_len + n <= t->name_runs_cap)
+		return 0;
+	while (cap < t->name_runs_len + n)
+		cap *= 2;
+	grown = realloc(t->name_runs, cap * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	t->name_runs = grown;
+	t->name_runs_cap = cap;
+	return 0;
+}
+
+/* A frame's names, outermost first: one node per Line, so an inlined call is a node of its own as
+ * Pyroscope draws it; its address when it has no Line. *names is valid until the next call. Returns
+ * their count, or -ENOMEM. */
+static int location_names(struct tree *t, const struct history_epoch *ep, uint32_t id, const uint32_t **names)
+{
+	if (!t->loc_names[id]) {
+		struct history_location loc;
+		uint32_t *run;
+
+		history_location(ep, id, &loc);
+		if (!loc.nlines) {
+			snprintf(t->addr, sizeof(t->addr), "0x%llx", (unsigned long long)loc.address);
+			loc.lines[0].name = t->addr;
+			loc.nlines = 1;
+		}
+		if (name_runs_reserve(t, (uint32_t)loc.nlines + 1))
+			return -ENOMEM;
+		run = t->name_runs + t->name_runs_len;
+		run[0] = (uint32_t)loc.nlines;
+		for (size_t i = 0; i < loc.nlines; i++) {
+			int64_t name = strset_add(&t->names, loc.lines[loc.nlines - 1 - i].name);
+
+			if (name < 0)
+				return -ENOMEM;
+			run[1 + i] = (uint32_t)name;
+		}
+		t->loc_names[id] = t->name_runs_len + 1;
+		t->name_runs_len += (uint32_t)loc.nlines + 1;
+	}
+	*names = t->name_runs + t->loc_names[id];
+	return (int)(*names)[-1];
 }
 
 static int tree_add_window(void *ctx, const struct history_window *w)
@@ -154,15 +192,19 @@ static int tree_add_window(void *ctx, const struct history_window *w)
 		}
 		nlocs = history_stack(w->epoch, rec->stack, &locs);
 		for (size_t k = nlocs; k-- > 0;) {
-			int64_t name = location_name(t, w->epoch, locs[k]), child;
+			const uint32_t *names;
+			int nnames = location_names(t, w->epoch, locs[k], &names);
 
-			if (name < 0)
+			if (nnames < 0)
 				return -ENOMEM;
-			child = tree_child(t, node, (uint32_t)name);
-			if (child < 0)
-				return -ENOMEM;
-			node = (uint32_t)child;
-			t->nodes[node].total += v;
+			for (int j = 0; j < nnames; j++) {
+				int64_t child = tree_child(t, node, names[j]);
+
+				if (child < 0)
+					return -ENOMEM;
+				node = (uint32_t)child;
+				t->nodes[node].total += v;
+			}
 		}
 		t->nodes[node].self += v;
 		t->stack_leaf[rec->stack] = node + 1;

@@ -21,6 +21,7 @@
 /* Pyroscope rejects label values longer than this. */
 #define PPROF_MAX_LABEL_VALUE 2048
 #define PPROF_MAX_STACK 4096
+#define PPROF_MAX_LINES 64 /* inlined calls at one address */
 #define PPROF_MAX_LABELS 128
 #define PPROF_MAX_TYPES 16
 
@@ -37,7 +38,9 @@ struct function {
 };
 
 struct location {
-	uint64_t mapping_id, address, function_id;
+	uint64_t mapping_id, address;
+	size_t line_off; /* into line_pool */
+	uint32_t nline;
 };
 
 struct label {
@@ -59,6 +62,7 @@ struct pprof_builder {
 	struct vec strs, maps, funcs, locs, samples; /* char *, struct mapping, ... */
 	struct htab str_ht, map_ht, func_ht, loc_ht, sample_ht;
 	struct vec loc_pool, lbl_pool, val_pool; /* uint64_t, struct label, int64_t */
+	struct vec line_pool;			 /* struct pprof_line: each location's run */
 	uint32_t *type_strs;			 /* type, unit string indices per sample type */
 	size_t ntypes;
 	uint32_t period_type, period_unit;
@@ -231,6 +235,7 @@ void pprof_builder_free(struct pprof_builder *b)
 	free(b->samples.data);
 	free(b->loc_pool.data);
 	free(b->lbl_pool.data);
+	free(b->line_pool.data);
 	free(b->val_pool.data);
 	htab_free(&b->str_ht);
 	htab_free(&b->map_ht);
@@ -311,33 +316,56 @@ uint64_t pprof_function(struct pprof_builder *b, const char *name, const char *s
 	return ++b->funcs.len;
 }
 
+/* A key's lines sit at the end of line_pool (reserved, not yet counted) until it is added. */
 static bool location_eq(const void *ctx, uint32_t idx, const void *key)
 {
 	const struct pprof_builder *b = ctx;
 	const struct location *l = &((struct location *)b->locs.data)[idx], *k = key;
+	const struct pprof_line *lines = b->line_pool.data;
 
-	return l->mapping_id == k->mapping_id && l->address == k->address &&
-	       l->function_id == k->function_id;
+	return l->mapping_id == k->mapping_id && l->address == k->address && l->nline == k->nline &&
+	       !memcmp(lines + l->line_off, lines + k->line_off, k->nline * sizeof(*lines));
+}
+
+uint64_t pprof_location_lines(struct pprof_builder *b, uint64_t mapping_id, uint64_t address,
+			      const struct pprof_line *lines, size_t nlines)
+{
+	struct location key = { .mapping_id = mapping_id, .address = address, .line_off = b->line_pool.len,
+				.nline = (uint32_t)nlines };
+	struct htab_slot *slot;
+	uint64_t h;
+	uint32_t hash;
+
+	if (mapping_id > b->maps.len || nlines > PPROF_MAX_LINES || htab_reserve(&b->loc_ht) ||
+	    vec_reserve(&b->locs, 1, sizeof(key), PPROF_MAX_ENTRIES) ||
+	    vec_reserve(&b->line_pool, nlines, sizeof(*lines), SIZE_MAX / sizeof(*lines)))
+		return 0;
+	h = htab_mix(htab_mix(0, mapping_id), address);
+	for (size_t i = 0; i < nlines; i++) {
+		if (!lines[i].function_id || lines[i].function_id > b->funcs.len)
+			return 0;
+		h = htab_mix(htab_mix(h, lines[i].function_id), (uint64_t)lines[i].line);
+	}
+	hash = htab_hash32(h);
+	memcpy((struct pprof_line *)b->line_pool.data + key.line_off, lines, nlines * sizeof(*lines));
+	slot = htab_find(&b->loc_ht, hash, location_eq, b, &key);
+	if (htab_used(slot))
+		return htab_id(slot) + 1;
+	b->line_pool.len += nlines;
+	((struct location *)b->locs.data)[b->locs.len] = key;
+	htab_set(&b->loc_ht, slot, hash, b->locs.len);
+	return ++b->locs.len;
 }
 
 /* Also 0 for an id that was never handed out: a location must not point at nothing. */
 uint64_t pprof_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t address,
 			uint64_t function_id)
 {
-	struct location key = { mapping_id, address, function_id };
-	struct htab_slot *slot;
-	uint32_t hash;
+	struct pprof_line line = { .function_id = function_id };
 
-	if (mapping_id > b->maps.len || function_id > b->funcs.len || htab_reserve(&b->loc_ht) ||
-	    vec_reserve(&b->locs, 1, sizeof(key), PPROF_MAX_ENTRIES))
+	if (function_id > b->funcs.len)
 		return 0;
-	hash = htab_hash32(htab_mix(htab_mix(htab_mix(0, mapping_id), address), function_id));
-	slot = htab_find(&b->loc_ht, hash, location_eq, b, &key);
-	if (htab_used(slot))
-		return htab_id(slot) + 1;
-	((struct location *)b->locs.data)[b->locs.len] = key;
-	htab_set(&b->loc_ht, slot, hash, b->locs.len);
-	return ++b->locs.len;
+	return pprof_location_lines(b, mapping_id, address, &line, function_id ? 1 : 0);
 }
 
 /* --- samples ---------------------------------------------------------------------------------------- */
@@ -510,6 +538,7 @@ static void pb_fill_tables(const struct pprof_builder *b, struct pb_profile *pb)
 	const struct mapping *maps = b->maps.data;
 	const struct function *funcs = b->funcs.data;
 	const struct location *locs = b->locs.data;
+	const struct pprof_line *lines = b->line_pool.data;
 
 	for (size_t i = 0; i < b->ntypes; i++) {
 		Perftools__Profiles__ValueType *vt = pb->types[i];
@@ -539,20 +568,22 @@ static void pb_fill_tables(const struct pprof_builder *b, struct pb_profile *pb)
 		f->system_name = funcs[i].system_name;
 		f->filename = funcs[i].filename;
 	}
+	for (size_t i = 0; i < b->line_pool.len; i++) {
+		Perftools__Profiles__Line *line = pb->lines[i];
+
+		perftools__profiles__line__init(line);
+		line->function_id = lines[i].function_id;
+		line->line = lines[i].line;
+	}
 	for (size_t i = 0; i < b->locs.len; i++) {
 		Perftools__Profiles__Location *l = pb->locs[i];
-		Perftools__Profiles__Line *line = pb->lines[i];
 
 		perftools__profiles__location__init(l);
 		l->id = i + 1;
 		l->mapping_id = locs[i].mapping_id;
 		l->address = locs[i].address;
-		if (!locs[i].function_id)
-			continue;
-		perftools__profiles__line__init(line);
-		line->function_id = locs[i].function_id;
-		l->n_line = 1;
-		l->line = (Perftools__Profiles__Line **)&pb->lines[i];
+		l->n_line = locs[i].nline;
+		l->line = (Perftools__Profiles__Line **)pb->lines + locs[i].line_off;
 	}
 }
 
@@ -593,7 +624,7 @@ static int pb_build(const struct pprof_builder *b, struct pb_profile *pb, int64_
 	pb->maps = msg_array(b->maps.len, sizeof(Perftools__Profiles__Mapping));
 	pb->funcs = msg_array(b->funcs.len, sizeof(Perftools__Profiles__Function));
 	pb->locs = msg_array(b->locs.len, sizeof(Perftools__Profiles__Location));
-	pb->lines = msg_array(b->locs.len, sizeof(Perftools__Profiles__Line));
+	pb->lines = msg_array(b->line_pool.len, sizeof(Perftools__Profiles__Line));
 	pb->samples = msg_array(b->samples.len, sizeof(Perftools__Profiles__Sample));
 	pb->labels = msg_array(b->lbl_pool.len, sizeof(Perftools__Profiles__Label));
 	if (!pb->types || !pb->maps || !pb->funcs || !pb->locs || !pb->lines || !pb->samples ||

@@ -37,6 +37,17 @@ uint64_t pprof_function(struct pprof_builder *b, const char *name, const char *s
 uint64_t pprof_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t address,
 			uint64_t function_id);
 
+/* One Line of a location: a function, and the line in its file (0 unknown). */
+struct pprof_line {
+	uint64_t function_id;
+	int64_t line;
+};
+
+/* A location with several Lines, innermost inlined call first (as Go writes them); nlines 0 is an
+ * unsymbolized location. At most 64 lines. */
+uint64_t pprof_location_lines(struct pprof_builder *b, uint64_t mapping_id, uint64_t address,
+			      const struct pprof_line *lines, size_t nlines);
+
 /* locations leaf first; values has one entry per sample type. Samples with the same locations and
  * labels are merged (values added). Negative errno on failure. */
 int pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size_t nlocations,

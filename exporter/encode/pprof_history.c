@@ -36,7 +36,8 @@ static int epoch_caches(struct encoder *e, const struct history_window *w)
 static uint64_t location_id(struct encoder *e, const struct history_epoch *ep, uint32_t id)
 {
 	struct history_location loc;
-	uint64_t mapping = 0, function;
+	struct pprof_line lines[PPROF_FRAME_LINES_MAX];
+	uint64_t mapping = 0;
 
 	if (e->loc_ids[id])
 		return e->loc_ids[id];
@@ -49,10 +50,9 @@ static uint64_t location_id(struct encoder *e, const struct history_epoch *ep, u
 		if (!mapping)
 			return 0;
 	}
-	function = pprof_frame_function_id(e->builder, loc.function, loc.filename);
-	if (loc.function && !function)
+	if (pprof_frame_lines(e->builder, loc.lines, loc.nlines, lines))
 		return 0;
-	e->loc_ids[id] = pprof_location(e->builder, mapping, loc.address, function);
+	e->loc_ids[id] = pprof_location_lines(e->builder, mapping, loc.address, lines, loc.nlines);
 	return e->loc_ids[id];
 }
 

@@ -26,7 +26,8 @@ struct frame_entry {
 	const void *mapping_key;
 	uint64_t addr;
 	bool leaf, used;
-	uint64_t function_id;
+	uint32_t nlines; /* its Lines (0: unsymbolized) at line_off in the encoder's lines */
+	size_t line_off;
 	uint64_t location_id;
 	size_t mapping; /* index + 1 in the encoder's mappings, 0: outside every mapping */
 };
@@ -40,8 +41,10 @@ struct encoder {
 	size_t mappings_cap, nmappings;
 	size_t *mapping_index; /* open addressing by key: index + 1 into mappings, 0 free */
 	size_t mapping_index_cap;
+	struct pprof_line *lines;
+	size_t lines_cap, nlines;
 	int err;
-	struct pprof_frame_function function; /* of the frame being symbolized */
+	struct pprof_frame_function *function; /* of the frame being symbolized */
 };
 
 static uint64_t hash_frame(const void *key, uint64_t addr, bool leaf)
@@ -124,16 +127,36 @@ static size_t mapping_for(struct encoder *e, const void *key, const struct sym_m
 	return e->nmappings;
 }
 
-static uint64_t function_id(struct encoder *e, const struct slice_sample *s, const void *key,
-			    const struct sym_mapping *map, uint64_t addr, bool leaf)
+static int lines_reserve(struct encoder *e, size_t n)
 {
-	if (!pprof_frame_symbolize(e->req->symbolizer, s->maps, map, key == &kernel_mapping_key, addr, leaf,
-				   &e->function))
+	size_t cap = e->lines_cap ? e->lines_cap : 1024;
+	struct pprof_line *grown;
+
+	if (e->nlines + n <= e->lines_cap)
 		return 0;
-	return pprof_frame_function_id(e->builder, e->function.name, e->function.filename);
+	while (cap < e->nlines + n)
+		cap *= 2;
+	grown = realloc(e->lines, cap * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	e->lines = grown;
+	e->lines_cap = cap;
+	return 0;
 }
 
-/* Finds or adds the frame; its function is resolved the first time it is seen. */
+/* Appends the Lines of the frame to e->lines; their count, or -ENOMEM. */
+static int symbolize(struct encoder *e, const struct slice_sample *s, const void *key,
+		     const struct sym_mapping *map, uint64_t addr, bool leaf)
+{
+	size_t n = pprof_frame_symbolize(e->req->symbolizer, s->maps, map, key == &kernel_mapping_key, addr, leaf,
+					 e->function);
+
+	if (lines_reserve(e, n) || pprof_frame_lines(e->builder, e->function->lines, n, e->lines + e->nlines))
+		return -ENOMEM;
+	return (int)n;
+}
+
+/* Finds or adds the frame; its Lines are resolved the first time it is seen. */
 static struct frame_entry *frame_for(struct encoder *e, const struct slice_sample *s, uint64_t addr,
 				     bool leaf, bool kernel)
 {
@@ -161,8 +184,13 @@ static struct frame_entry *frame_for(struct encoder *e, const struct slice_sampl
 		if (!f->mapping)
 			return NULL;
 	}
-	f->function_id = function_id(e, s, key, map, addr, leaf);
-	if (f->function_id && f->mapping)
+	int n = symbolize(e, s, key, map, addr, leaf);
+	if (n < 0)
+		return NULL;
+	f->line_off = e->nlines;
+	f->nlines = (uint32_t)n;
+	e->nlines += (size_t)n;
+	if (n && f->mapping)
 		e->mappings[f->mapping - 1].symbolized = true;
 	e->nframes++;
 	return f;
@@ -201,8 +229,9 @@ static uint64_t mapping_id(struct encoder *e, struct mapping_entry *m)
 static uint64_t location_id(struct encoder *e, struct frame_entry *f)
 {
 	if (!f->location_id)
-		f->location_id = pprof_location(e->builder, f->mapping ? mapping_id(e, &e->mappings[f->mapping - 1]) : 0,
-						f->addr, f->function_id);
+		f->location_id = pprof_location_lines(e->builder,
+						      f->mapping ? mapping_id(e, &e->mappings[f->mapping - 1]) : 0,
+						      f->addr, e->lines + f->line_off, f->nlines);
 	return f->location_id;
 }
 
@@ -242,8 +271,12 @@ int profile_encode(const struct profile_request *req, void **out, size_t *outlen
 	struct encoder e = { .req = req };
 
 	e.builder = pprof_samples_builder(req->base_frequency);
-	if (!e.builder)
+	e.function = malloc(sizeof(*e.function));
+	if (!e.builder || !e.function) {
+		pprof_builder_free(e.builder);
+		free(e.function);
 		return -ENOMEM;
+	}
 	slice_store_each(req->windows, req->after_seq, req->through_seq, symbolize_slice, &e);
 	if (!e.err)
 		slice_store_each(req->windows, req->after_seq, req->through_seq, build_slice, &e);
@@ -253,5 +286,7 @@ int profile_encode(const struct profile_request *req, void **out, size_t *outlen
 	free(e.frames);
 	free(e.mappings);
 	free(e.mapping_index);
+	free(e.lines);
+	free(e.function);
 	return e.err;
 }

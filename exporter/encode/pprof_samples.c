@@ -1,5 +1,6 @@
 #include "exporter/encode/pprof_samples.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 #include "common/text.h"
@@ -21,28 +22,55 @@ void pprof_frame_mapping_of(const struct sym_mapping *map, struct pprof_frame_ma
 						     .path = "[kernel.kallsyms]", .build_id = "" };
 }
 
-bool pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
-			   bool kernel, uint64_t addr, bool leaf, struct pprof_frame_function *out)
+static size_t kernel_lines(struct symbolizer *sym, uint64_t addr, struct pprof_frame_function *out)
 {
-	uint64_t lookup = leaf ? addr : addr - 1;
-	size_t n = 0;
-
 	out->module[0] = '\0';
 	out->filename[0] = '\0';
-	if (sym && kernel)
-		n = symbolizer_kernel(sym, lookup, out->name, sizeof(out->name), out->module, sizeof(out->module));
-	else if (sym && map)
-		n = symbolizer_user(sym, maps, map, lookup, out->name, sizeof(out->name));
-	if (n == 0)
-		return false;
+	if (!symbolizer_kernel(sym, addr, out->name, sizeof(out->name), out->module, sizeof(out->module)))
+		return 0;
 	if (out->module[0])
 		snprintf(out->filename, sizeof(out->filename), "[%s]", out->module);
-	return true;
+	out->lines[0] = (struct pprof_frame_line){ .name = out->name, .filename = out->filename };
+	return 1;
 }
 
-uint64_t pprof_frame_function_id(struct pprof_builder *b, const char *name, const char *filename)
+static size_t user_lines(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
+			 uint64_t addr, struct pprof_frame_function *out)
 {
-	return name ? pprof_function(b, name, name, filename) : 0;
+	size_t n = symbolizer_user_frames(sym, maps, map, addr, &out->user);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct sym_frame *f = &out->user.frames[i];
+
+		out->lines[i] = (struct pprof_frame_line){ .name = f->name, .filename = f->file, .line = f->line };
+	}
+	return n;
+}
+
+size_t pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
+			     bool kernel, uint64_t addr, bool leaf, struct pprof_frame_function *out)
+{
+	uint64_t lookup = leaf ? addr : addr - 1;
+
+	out->n = 0;
+	if (sym && kernel)
+		out->n = kernel_lines(sym, lookup, out);
+	else if (sym && map)
+		out->n = user_lines(sym, maps, map, lookup, out);
+	return out->n;
+}
+
+int pprof_frame_lines(struct pprof_builder *b, const struct pprof_frame_line *lines, size_t n,
+		      struct pprof_line *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i] = (struct pprof_line){ .function_id = pprof_function(b, lines[i].name, lines[i].name,
+									    lines[i].filename),
+					      .line = lines[i].line };
+		if (!out[i].function_id)
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 uint64_t pprof_frame_mapping_id(struct pprof_builder *b, const struct pprof_frame_mapping *m,

@@ -1,8 +1,9 @@
 /*
  * What both paths of /debug/pprof/profile serve, live (?seconds=, from the drain slices) and past
  * (?start=&end=, from the history ring), on top of the pprof builder: one sample shape (sample types,
- * period, target labels, trace ids, pid/tid, weight) and one way a frame becomes a function and a
- * mapping, whichever endpoint asks (the history ring symbolizes its frames with it when they come in).
+ * period, target labels, trace ids, pid/tid, weight) and one way a frame becomes its Lines (function,
+ * file, line; several for inlined calls) and a mapping, whichever endpoint asks (the history ring
+ * symbolizes its frames with it when they come in and keeps the Lines).
  */
 #ifndef ANORAK_PPROF_SAMPLES_H
 #define ANORAK_PPROF_SAMPLES_H
@@ -14,12 +15,10 @@
 #include <linux/types.h>
 
 #include "bpf/profiler.h"
+#include "exporter/encode/pprof.h"
+#include "exporter/symbols/symbolize.h"
 
 struct label;
-struct pprof_builder;
-struct proc_maps;
-struct sym_mapping;
-struct symbolizer;
 
 /* A sample's frames: its kernel stack, then its user stack. */
 #define PPROF_MAX_FRAMES (2 * PROFILER_MAX_STACK_DEPTH)
@@ -41,22 +40,36 @@ void pprof_frame_mapping_of(const struct sym_mapping *map, struct pprof_frame_ma
 
 #define PPROF_FRAME_NAME_MAX 1024
 #define PPROF_FRAME_MODULE_MAX 64
+/* Lines of one frame: inlined calls and the function they are in. */
+#define PPROF_FRAME_LINES_MAX SYM_MAX_FRAMES
 
-/* The function a frame is in. */
+/* One Line of a frame: a function, and where in its source file when known. */
+struct pprof_frame_line {
+	const char *name;
+	const char *filename; /* "[module]" for kernel modules, the source file where the binary says */
+	uint32_t line;        /* 0 when unknown */
+};
+
+/* The Lines of a frame, innermost inlined call first, the function the code belongs to last (one Line
+ * but for inlined Go calls); the strings are held in it until the next symbolization. */
 struct pprof_frame_function {
-	char name[PPROF_FRAME_NAME_MAX];
+	size_t n;
+	struct pprof_frame_line lines[PPROF_FRAME_LINES_MAX];
+	char name[PPROF_FRAME_NAME_MAX];           /* a kernel frame's */
 	char module[PPROF_FRAME_MODULE_MAX];       /* a kernel module's name, "" otherwise */
 	char filename[PPROF_FRAME_MODULE_MAX + 2]; /* "[module]", "" otherwise */
+	struct sym_frames user;                    /* a user frame's */
 };
 
 /* Symbolizes the frame at addr, in the kernel or in map (NULL: outside every mapping) of the process
- * whose mappings are maps; a return address (not leaf) is looked up one byte back, in its call. False
- * when it stays unsymbolized (also without a symbolizer). */
-bool pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
-			   bool kernel, uint64_t addr, bool leaf, struct pprof_frame_function *out);
+ * whose mappings are maps; a return address (not leaf) is looked up one byte back, in its call.
+ * Returns out->n, 0 when it stays unsymbolized (also without a symbolizer). */
+size_t pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
+			     bool kernel, uint64_t addr, bool leaf, struct pprof_frame_function *out);
 
-/* The profile's id of the function name (NULL: unsymbolized, 0), whose file is filename. */
-uint64_t pprof_frame_function_id(struct pprof_builder *b, const char *name, const char *filename);
+/* The profile's Lines of the frame's lines (function ids, line numbers) into out; -ENOMEM. */
+int pprof_frame_lines(struct pprof_builder *b, const struct pprof_frame_line *lines, size_t n,
+		      struct pprof_line *out);
 
 /* The profile's id of the mapping, numbered the first time (*id 0) and kept in *id: has_functions
  * must be final by then (every frame in it symbolized). 0 when memory ran out. */

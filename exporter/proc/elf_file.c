@@ -681,3 +681,14 @@ int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, c
 	*vaddr = sh.sh_addr;
 	return 0;
 }
+
+int elf_file_section_addr(struct elf_file *f, const char *name, uint64_t *vaddr, uint64_t *size)
+{
+	GElf_Shdr sh;
+
+	if (!find_section_name(f, name, &sh))
+		return -ENOENT;
+	*vaddr = sh.sh_addr;
+	*size = sh.sh_size;
+	return 0;
+}

@@ -90,6 +90,9 @@ int elf_file_find_rela(struct elf_file *f, uint32_t r_type, uint32_t sym_index, 
 int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, const void **data,
 		     size_t *len, uint64_t *vaddr);
 
+/* Address and size of the section called name, whatever its type; -ENOENT when absent. */
+int elf_file_section_addr(struct elf_file *f, const char *name, uint64_t *vaddr, uint64_t *size);
+
 /* The first bytes (at most max_bytes) of the first segment of type p_type, and its virtual address;
  * valid until elf_file_close. -ENOENT when there is none, -ENOEXEC when it lies outside the file. */
 int elf_file_segment_head(struct elf_file *f, uint32_t p_type, uint64_t max_bytes, const void **data,

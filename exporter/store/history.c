@@ -28,8 +28,9 @@ struct loc_key {
 	uint64_t address;
 };
 
-struct loc_info {
-	const char *function, *filename;
+/* A Line of a location in the lines dictionary: ids in the strings dictionary. */
+struct line_key {
+	uint32_t function, filename, line;
 };
 
 /* Append-only while it is the current epoch; what a query took under the lock stays as it was. Freed
@@ -38,7 +39,8 @@ struct history_epoch {
 	uint64_t id;
 	int refs;                  /* atomic: the ring's, one per sealed window, one per query's open copy */
 	struct dict strings, mappings, locations, stacks, labelsets;
-	struct stable loc_info;    /* struct loc_info per location */
+	struct dict lines;         /* runs of struct line_key, innermost inlined call first */
+	struct stable loc_lines;   /* uint32_t per location: its run's id + 1, 0 unsymbolized */
 	struct stable map_functions; /* uint8_t per mapping, atomic: some location in it is symbolized */
 	size_t extra_bytes;
 	uint32_t nwindows;         /* sealed windows in the ring that use it */
@@ -88,7 +90,7 @@ struct history {
 static size_t epoch_bytes(const struct history_epoch *e)
 {
 	return sizeof(*e) + e->strings.bytes + e->mappings.bytes + e->locations.bytes + e->stacks.bytes +
-	       e->labelsets.bytes + e->extra_bytes;
+	       e->labelsets.bytes + e->lines.bytes + e->extra_bytes;
 }
 
 static void epoch_free(struct history_epoch *e)
@@ -100,7 +102,8 @@ static void epoch_free(struct history_epoch *e)
 	dict_free(&e->locations);
 	dict_free(&e->stacks);
 	dict_free(&e->labelsets);
-	stable_free(&e->loc_info);
+	dict_free(&e->lines);
+	stable_free(&e->loc_lines);
 	stable_free(&e->map_functions);
 	free(e);
 }
@@ -228,10 +231,15 @@ void history_free(struct history *h)
 
 /* --- ingest ------------------------------------------------------------------------------------ */
 
+static int intern_string_id(struct history_epoch *e, const char *s, uint32_t *id)
+{
+	return dict_intern(&e->strings, s, strlen(s) + 1, id, NULL);
+}
+
 static int intern_string(struct history_epoch *e, const char *s, const char **out)
 {
 	uint32_t id;
-	int err = dict_intern(&e->strings, s, strlen(s) + 1, &id, NULL);
+	int err = intern_string_id(e, s, &id);
 
 	if (!err)
 		*out = dict_blob(&e->strings, id).data;
@@ -272,17 +280,28 @@ static int mapping_id(struct history_epoch *e, const struct sym_mapping *m, uint
 	       dict_intern(&e->mappings, &key, sizeof(key), id, NULL);
 }
 
-/* Resolves the function of a location seen for the first time and keeps its strings. */
+/* Resolves the Lines of a location seen for the first time and keeps them: *run is their id + 1 in the
+ * lines dictionary, 0 when unsymbolized. */
 static int symbolize(struct history *h, struct history_epoch *e, const struct slice_sample *s,
-		     const struct sym_mapping *map, bool kernel, uint64_t addr, bool leaf, struct loc_info *info)
+		     const struct sym_mapping *map, bool kernel, uint64_t addr, bool leaf, uint32_t *run)
 {
 	struct pprof_frame_function *fn = &h->function;
+	size_t n = pprof_frame_symbolize(h->opts.symbolizer, s->maps, map, kernel, addr, leaf, fn);
+	struct line_key lines[PPROF_FRAME_LINES_MAX];
+	uint32_t id;
+	int err = 0;
 
-	info->function = NULL;
-	if (!pprof_frame_symbolize(h->opts.symbolizer, s->maps, map, kernel, addr, leaf, fn))
-		return intern_string(e, "", &info->filename);
-	/* The filename first: a function is never without one, even when memory runs out. */
-	return intern_string(e, fn->filename, &info->filename) ?: intern_string(e, fn->name, &info->function);
+	for (size_t i = 0; i < n && !err; i++) {
+		lines[i].line = fn->lines[i].line;
+		err = intern_string_id(e, fn->lines[i].name, &lines[i].function) ?:
+		      intern_string_id(e, fn->lines[i].filename, &lines[i].filename);
+	}
+	if (!n || err)
+		return err;
+	err = dict_intern(&e->lines, lines, n * sizeof(lines[0]), &id, NULL);
+	if (!err)
+		*run = id + 1;
+	return err;
 }
 
 struct ingest {
@@ -311,15 +330,15 @@ static int location_id(struct history *h, struct history_epoch *e, struct ingest
 		}
 		key.mapping = in->last_map_id + 1;
 	}
-	/* Room first: an id a query can see always has its info (zeroed until symbolized: no function). */
-	err = stable_reserve(&e->loc_info, sizeof(struct loc_info), (uint64_t)e->locations.n + 1, &e->extra_bytes) ?:
+	/* Room first: an id a query can see always has its Lines (zeroed until symbolized: none). */
+	err = stable_reserve(&e->loc_lines, sizeof(uint32_t), (uint64_t)e->locations.n + 1, &e->extra_bytes) ?:
 	      dict_intern(&e->locations, &key, sizeof(key), id, &added);
 	if (err || !added)
 		return err;
-	struct loc_info *info = stable_at(&e->loc_info, sizeof(*info), *id);
-	err = symbolize(h, e, s, map, kernel, addr, leaf, info);
+	uint32_t *run = stable_at(&e->loc_lines, sizeof(*run), *id);
+	err = symbolize(h, e, s, map, kernel, addr, leaf, run);
 	/* Queries may read the flag without the lock: it only ever turns on. */
-	if (!err && info->function && key.mapping)
+	if (!err && *run && key.mapping)
 		__atomic_store_n((uint8_t *)stable_at(&e->map_functions, 1, key.mapping - 1), 1, __ATOMIC_RELAXED);
 	return err;
 }
@@ -628,12 +647,17 @@ size_t history_stack(const struct history_epoch *e, uint32_t id, const uint32_t 
 void history_location(const struct history_epoch *e, uint32_t id, struct history_location *out)
 {
 	const struct loc_key *k = dict_blob(&e->locations, id).data;
-	const struct loc_info *info = stable_at(&e->loc_info, sizeof(*info), id);
+	uint32_t run = *(const uint32_t *)stable_at(&e->loc_lines, sizeof(uint32_t), id);
+	const struct blob b = run ? dict_blob(&e->lines, run - 1) : (struct blob){ NULL, 0 };
+	const struct line_key *lines = b.data;
 
 	out->mapping = k->mapping;
 	out->address = k->address;
-	out->function = info->function;
-	out->filename = info->filename;
+	out->nlines = b.len / sizeof(*lines);
+	for (size_t i = 0; i < out->nlines; i++)
+		out->lines[i] = (struct pprof_frame_line){ .name = dict_blob(&e->strings, lines[i].function).data,
+							   .filename = dict_blob(&e->strings, lines[i].filename).data,
+							   .line = lines[i].line };
 }
 
 void history_mapping(const struct history_epoch *e, uint32_t id, struct history_mapping *out)

@@ -2,11 +2,11 @@
  * The recent past, always on: closed windows (10 s by default) of symbolized samples kept in memory so
  * that a profile of any range within --storage.retention can be answered at once.
  *
- * Windows share dictionaries (strings, mappings, locations, stacks, label sets) within an epoch (a run
- * of consecutive windows); each window holds only its records (stack, label set, pid, tid, trace ids,
- * count), varint-encoded and snappy-compressed. The ring is bounded by the retention and by max_bytes
- * (windows and dictionaries together); the oldest windows go first, an epoch's dictionaries with its
- * last window.
+ * Windows share dictionaries (strings, mappings, locations and their Lines, stacks, label sets) within
+ * an epoch (a run of consecutive windows); each window holds only its records (stack, label set, pid,
+ * tid, trace ids, count), varint-encoded and snappy-compressed. The ring is bounded by the retention
+ * and by max_bytes (windows and dictionaries together); the oldest windows go first, an epoch's
+ * dictionaries with its last window.
  */
 #ifndef ANORAK_HISTORY_H
 #define ANORAK_HISTORY_H
@@ -81,8 +81,9 @@ int history_query(struct history *h, int64_t start_ns, int64_t end_ns, history_v
 struct history_location {
 	uint32_t mapping;        /* mapping id + 1, 0 when the address is outside every mapping */
 	uint64_t address;
-	const char *function;    /* NULL when unsymbolized */
-	const char *filename;    /* "" or "[module]" for kernel modules */
+	size_t nlines;           /* 0 when unsymbolized */
+	/* As pprof_frame_symbolize gave them, innermost inlined call first; the strings live in the epoch. */
+	struct pprof_frame_line lines[PPROF_FRAME_LINES_MAX];
 };
 
 struct history_mapping {

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "exporter/symbols/perfmap.h"
+#include "exporter/symbols/symbolize_go.h"
 #include "exporter/proc/procfile.h"
 #include "exporter/proc/procmaps.h"
 
@@ -41,7 +42,7 @@ static const char *const refusal_names[REFUSED_NR] = { "too_large", "too_many_sy
 /* One mapped ELF file, shared by every snapshot that maps it. Guarded by symbolizer.lock. */
 struct sym_file {
 	struct sym_file *hnext;
-	struct sym_file *lru_prev, *lru_next; /* linked while symtab is loaded */
+	struct sym_file *lru_prev, *lru_next; /* linked while symtab or pcln is loaded */
 	dev_t dev;
 	uint64_t ino;
 	int fd;              /* kept open: pins the inode (so the key stays valid) and allows reloading */
@@ -54,7 +55,10 @@ struct sym_file {
 	unsigned refs;       /* snapshots mapping it */
 	int load_err;        /* symbols could not be loaded: do not retry */
 	struct elf_symtab *symtab;
-	size_t symtab_bytes;
+	struct gopclntab *pcln; /* Go binaries: names, lines and inlined calls of Go code */
+	size_t symtab_bytes;    /* of both tables */
+	bool go;                /* a Go binary (pclntab section or Go build-id note) */
+	char *go_path;          /* its path, for the one log line when its pclntab is refused */
 	struct elf_load loads[ELF_MAX_LOADS];
 	size_t nloads;
 	char build_id[ELF_BUILD_ID_HEX];
@@ -87,6 +91,7 @@ struct symbolizer {
 	struct kallsyms *kallsyms;
 	bool kallsyms_tried;
 	uint64_t hits, misses, evictions, unresolved, refused[REFUSED_NR];
+	struct go_stats go;
 	uint64_t mappings_dropped; /* atomic: counted while reading maps, outside the lock */
 	uint64_t files_read;       /* atomic: ELF files opened and inspected, outside the lock */
 };
@@ -130,6 +135,8 @@ static void file_destroy(struct sym_file *f)
 	if (f->debug_fd >= 0)
 		close(f->debug_fd);
 	elf_symtab_free(f->symtab);
+	gopclntab_free(f->pcln);
+	free(f->go_path);
 	free(f);
 }
 
@@ -153,7 +160,9 @@ static void drop_symtab(struct symbolizer *s, struct sym_file *f)
 	lru_unlink(f);
 	s->cache_bytes -= f->symtab_bytes;
 	elf_symtab_free(f->symtab);
+	gopclntab_free(f->pcln);
 	f->symtab = NULL;
+	f->pcln = NULL;
 	f->symtab_bytes = 0;
 }
 
@@ -164,7 +173,7 @@ static void file_remove(struct symbolizer *s, struct sym_file *f)
 	while (*p != f)
 		p = &(*p)->hnext;
 	*p = f->hnext;
-	if (f->symtab)
+	if (f->symtab || f->pcln)
 		drop_symtab(s, f);
 	if (f->refs == 0)
 		s->idle_files--;
@@ -178,7 +187,7 @@ static void file_unref(struct symbolizer *s, struct sym_file *f)
 		return;
 	/* Unreferenced files live on only for their cached symbols. */
 	s->idle_files++;
-	if (!f->symtab)
+	if (!f->symtab && !f->pcln)
 		file_remove(s, f);
 }
 
@@ -246,6 +255,9 @@ static int file_inspect(const struct symbolizer *s, int rootfd, const char *path
 		return n;
 	}
 	f->nloads = (size_t)n;
+	f->go = gopclntab_elf_is_go(ef);
+	if (f->go)
+		f->go_path = strdup(path);
 	if (rootfd >= 0 && !elf_file_has_symtab(ef))
 		find_debug_file(rootfd, path, ef, f);
 	f->debuginfod_wait = s->opts.debuginfod && f->debug_fd < 0 && f->build_id[0] &&
@@ -312,6 +324,7 @@ static struct sym_file *file_get(struct symbolizer *s, int pid, int rootfd, cons
 		fresh = NULL;
 		if (f->load_err)
 			count_refused(s, f->load_err);
+		s->go.binaries += f->go;
 		f->hnext = s->buckets[file_bucket(dev, e->inode)];
 		s->buckets[file_bucket(dev, e->inode)] = f;
 		s->nfiles++;
@@ -392,7 +405,8 @@ static void evict(struct symbolizer *s, const struct sym_file *keep)
 	}
 }
 
-/* A debug file that arrived from debuginfod replaces the symbols loaded without it. */
+/* A debug file that arrived from debuginfod replaces the symbols loaded without it: both tables go,
+ * so the next lookup loads them again with it. */
 static void take_fetched_debug_file(struct symbolizer *s, struct sym_file *f)
 {
 	int fd = debuginfod_poll(s->opts.debuginfod, f->build_id, &f->debuginfod_stamp);
@@ -402,46 +416,53 @@ static void take_fetched_debug_file(struct symbolizer *s, struct sym_file *f)
 	f->debuginfod_wait = false;
 	if (fd < 0)
 		return;
-	if (f->symtab)
+	if (f->symtab || f->pcln)
 		drop_symtab(s, f);
 	f->debug_fd = fd;
 	f->debug_checked = true; /* its build id was checked when it was fetched */
 	f->load_err = 0;
 }
 
-/* The symbol table of f, loading it on first use. Called with the lock held. */
-static const struct elf_symtab *file_symtab(struct symbolizer *s, struct sym_file *f)
+/* The symbol tables of f (ELF symbols, and pclntab for Go binaries), loading them on first use.
+ * Called with the lock held; false when f has neither. */
+static bool file_tables(struct symbolizer *s, struct sym_file *f)
 {
-	struct elf_symtab *t;
 	int err;
 
 	if (f->pinned)
-		return f->symtab;
+		return f->symtab != NULL;
 	if (f->debuginfod_wait)
 		take_fetched_debug_file(s, f);
-	if (f->symtab) {
+	if (f->symtab || f->pcln) {
 		s->hits++;
 		lru_unlink(f);
 		lru_push_front(s, f);
-		return f->symtab;
+		return true;
 	}
 	if (f->load_err)
-		return NULL;
+		return false;
 	s->misses++;
-	err = load_symbols(s, f, &t);
+	if (f->go) {
+		f->pcln = go_symbols_load(&s->go, f->fd, s->opts.elf_max_bytes, s->opts.max_symbols_per_file,
+					  f->go_path ? f->go_path : "", f->build_id);
+		f->go = f->pcln != NULL; /* a refused table is not tried again when the tables are reloaded */
+	}
+	err = load_symbols(s, f, &f->symtab);
 	if (err) {
 		if (err != -ENOENT)
 			count_refused(s, err);
 		log_debug("cannot load symbols", "build_id=%s err=%d", f->build_id, err);
-		f->load_err = err;
-		return NULL;
+		f->symtab = NULL;
 	}
-	f->symtab = t;
-	f->symtab_bytes = elf_symtab_bytes(t);
+	if (!f->symtab && !f->pcln) {
+		f->load_err = err ? err : -ENOENT;
+		return false;
+	}
+	f->symtab_bytes = (f->symtab ? elf_symtab_bytes(f->symtab) : 0) + (f->pcln ? gopclntab_bytes(f->pcln) : 0);
 	s->cache_bytes += f->symtab_bytes;
 	lru_push_front(s, f);
 	evict(s, f);
-	return t;
+	return true;
 }
 
 /* --- vdso ----------------------------------------------------------------------------------------- */
@@ -756,38 +777,83 @@ const struct sym_mapping *proc_maps_find(const struct proc_maps *m, uint64_t add
 
 /* --- lookups -------------------------------------------------------------------------------------- */
 
-static const char *file_lookup(struct symbolizer *s, struct sym_file *f, const struct sym_mapping *map,
-			       uint64_t addr)
+/* Frames at addr of a file: from pclntab for Go code (inlined calls first), else one from the ELF
+ * symbols. Called with the lock held; the strings live until it is released. */
+static int file_frames(struct symbolizer *s, struct sym_file *f, const struct sym_mapping *map, uint64_t addr,
+		       struct gopclntab_frame *fr, size_t max)
 {
-	const struct elf_symtab *t;
 	uint64_t vaddr;
+	int n;
 
 	/* Runtime address -> file offset -> the vaddr the segment holding that offset was linked at. */
-	if (elf_loads_vaddr(f->loads, f->nloads, addr - map->start + map->offset, &vaddr))
-		return NULL;
-	t = file_symtab(s, f);
-	return t ? elf_symtab_lookup(t, vaddr) : NULL;
+	if (elf_loads_vaddr(f->loads, f->nloads, addr - map->start + map->offset, &vaddr) || !file_tables(s, f))
+		return 0;
+	if (f->pcln) {
+		n = gopclntab_lookup(f->pcln, vaddr, fr, max);
+		if (n > 0) {
+			s->go.frames++;
+			return n;
+		}
+		s->go.lookup_errors += n < 0;
+	}
+	fr[0] = (struct gopclntab_frame){ .name = f->symtab ? elf_symtab_lookup(f->symtab, vaddr) : NULL, .file = "" };
+	return fr[0].name ? 1 : 0;
 }
 
-size_t symbolizer_user(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
-		       uint64_t addr, char *name, size_t len)
+static int lookup_frames(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
+			 uint64_t addr, struct gopclntab_frame *fr, size_t max)
 {
 	const struct pm_map *pm = (const struct pm_map *)((const char *)map - offsetof(struct pm_map, m));
-	const char *sym = NULL;
-	size_t n;
+	int n = 0;
 
-	pthread_mutex_lock(&s->lock);
 	if (addr >= map->start && addr < map->end) {
-		if (map->jit && m->perfmap)
-			sym = perfmap_lookup(m->perfmap, addr);
-		else if (pm->file)
-			sym = file_lookup(s, pm->file, map, addr);
+		if (map->jit && m->perfmap) {
+			fr[0] = (struct gopclntab_frame){ .name = perfmap_lookup(m->perfmap, addr), .file = "" };
+			n = fr[0].name ? 1 : 0;
+		} else if (pm->file) {
+			n = file_frames(s, pm->file, map, addr, fr, max);
+		}
 	}
-	n = copy_name(name, len, sym);
-	if (!sym)
+	if (n == 0)
 		s->unresolved++;
-	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+/* Appends src to the frames' buffer; NULL when it is full. */
+static const char *frames_copy(struct sym_frames *out, size_t *used, const char *src)
+{
+	size_t n = strlen(src);
+	char *dst = out->buf + *used;
+
+	if (n >= sizeof(out->buf) - *used)
+		return NULL;
+	memcpy(dst, src, n + 1);
+	*used += n + 1;
+	return dst;
+}
+
+size_t symbolizer_user_frames(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
+			      uint64_t addr, struct sym_frames *out)
+{
+	struct gopclntab_frame fr[SYM_MAX_FRAMES];
+	size_t used = 0;
+	int k;
+
+	out->n = 0;
+	pthread_mutex_lock(&s->lock);
+	k = lookup_frames(s, m, map, addr, fr, SYM_MAX_FRAMES);
+	for (int i = 0; i < k; i++) {
+		struct sym_frame *f = &out->frames[out->n];
+
+		f->name = frames_copy(out, &used, fr[i].name);
+		f->file = frames_copy(out, &used, fr[i].file);
+		f->line = fr[i].line;
+		if (!f->name || !f->file)
+			break; /* names beyond 8 KiB in all: the innermost ones are kept */
+		out->n++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return out->n;
 }
 
 size_t symbolizer_kernel(struct symbolizer *s, uint64_t addr, char *name, size_t len, char *module,
@@ -819,6 +885,7 @@ size_t symbolizer_kernel(struct symbolizer *s, uint64_t addr, char *name, size_t
 
 struct sym_stats {
 	uint64_t files, bytes, hits, misses, evictions, unresolved, refused[REFUSED_NR];
+	struct go_stats go;
 };
 
 void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
@@ -831,6 +898,7 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 	st = (struct sym_stats){ .files = s->nfiles, .bytes = s->cache_bytes, .hits = s->hits,
 				 .misses = s->misses, .evictions = s->evictions, .unresolved = s->unresolved };
 	memcpy(st.refused, s->refused, sizeof(st.refused));
+	st.go = s->go;
 	pthread_mutex_unlock(&s->lock);
 
 	metrics_gauge(b, "anorak_symbol_cache_files", "ELF files open in the symbol cache.",
@@ -857,4 +925,5 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 				      "ELF files whose symbols were not read, by reason.");
 	for (size_t i = 0; i < REFUSED_NR; i++)
 		metrics_series_valuef(series, (double)st.refused[i], "reason=\"%s\"", refusal_names[i]);
+	go_stats_write(b, &st.go);
 }

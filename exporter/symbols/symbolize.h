@@ -45,11 +45,27 @@ void proc_maps_put(struct proc_maps *m);
 /* The mapping holding addr, or NULL. */
 const struct sym_mapping *proc_maps_find(const struct proc_maps *m, uint64_t addr);
 
-/* Name of the function containing the runtime address addr of mapping map (callers pass return
- * address - 1 for non-leaf frames). Writes a NUL-terminated name (truncated to len) and returns its
- * length, 0 when unknown. */
-size_t symbolizer_user(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
-		       uint64_t addr, char *name, size_t len);
+#define SYM_MAX_FRAMES 16
+
+/* One source frame: a function, and where in its source file when known. */
+struct sym_frame {
+	const char *name;
+	const char *file; /* "" when unknown */
+	uint32_t line;    /* 0 when unknown */
+};
+
+/* The frames at one address, innermost inlined call first, the function the code belongs to last. */
+struct sym_frames {
+	size_t n;
+	struct sym_frame frames[SYM_MAX_FRAMES];
+	char buf[8192]; /* the strings */
+};
+
+/* The frames at the runtime address addr of mapping map (callers pass return address - 1 for non-leaf
+ * frames): inlined calls, files and lines where the binary says (Go's pclntab); one frame with a name
+ * alone for ELF symbols and perf maps. Returns out->n, 0 when unknown. */
+size_t symbolizer_user_frames(struct symbolizer *s, const struct proc_maps *m, const struct sym_mapping *map,
+			      uint64_t addr, struct sym_frames *out);
 /* Kernel symbol for addr; module gets the module name ("" for the core kernel). 0 when unknown. */
 size_t symbolizer_kernel(struct symbolizer *s, uint64_t addr, char *name, size_t len, char *module,
 			 size_t modlen);

@@ -1,8 +1,9 @@
 /* The pprof encoder round trip (exporter/encode/pprof.c): the input drives a builder (mappings, functions,
- * locations and labelled samples, with strings taken from the input, so invalid UTF-8 and overlong
+ * locations with up to MAX_LINES Lines, as inlined calls give them, and labelled samples, with strings taken from the input, so invalid UTF-8 and overlong
  * names included); the gzip'd profile is inflated and decoded with protobuf-c and must be consistent
  * with what was added: every id and string index resolves, every string is UTF-8, every sample's
- * stack is one that was added, and the values add up. */
+ * stack is one that was added, every location has the Lines it was added with, and the values add
+ * up. */
 #include <zlib.h>
 
 #include "fuzz_common.h"
@@ -13,6 +14,7 @@
 #define MAX_OBJS 64
 #define MAX_STACK 8
 #define MAX_LABELS 4
+#define MAX_LINES 4
 
 typedef Perftools__Profiles__Profile Profile;
 
@@ -64,6 +66,8 @@ struct added {
 
 struct model {
 	uint64_t maps[MAX_OBJS], funcs[MAX_OBJS], locs[MAX_OBJS], loc_addr[MAX_OPS + 1];
+	struct pprof_line loc_lines[MAX_OPS + 1][MAX_LINES]; /* by location id */
+	size_t loc_nlines[MAX_OPS + 1];
 	size_t nmaps, nfuncs, nlocs;
 	struct added samples[MAX_OPS];
 	size_t nsamples;
@@ -96,14 +100,25 @@ static void add_function(struct pprof_builder *b, struct model *m, struct reader
 	free(file);
 }
 
+/* A location with one Line or none (pprof_location), or with several (pprof_location_lines). */
 static void add_location(struct pprof_builder *b, struct model *m, struct reader *r)
 {
 	unsigned mi = byte(r), fi = byte(r);
 	uint64_t map = m->nmaps && mi % 2 ? m->maps[mi / 2 % m->nmaps] : 0;
-	uint64_t func = m->nfuncs && fi % 2 ? m->funcs[fi / 2 % m->nfuncs] : 0;
-	uint64_t addr = u32(r), id = pprof_location(b, map, addr, func);
+	struct pprof_line lines[MAX_LINES] = { 0 };
+	size_t nlines = m->nfuncs && fi % 2 ? 1 + fi / 2 % MAX_LINES : 0;
+	uint64_t addr = u32(r), id;
 
+	for (size_t i = 0; i < nlines; i++)
+		lines[i] = (struct pprof_line){ .function_id = m->funcs[byte(r) % m->nfuncs],
+						.line = fi & 0x80 ? (int64_t)u32(r) : 0 };
+	if (nlines == 1 && !lines[0].line)
+		id = pprof_location(b, map, addr, lines[0].function_id);
+	else
+		id = pprof_location_lines(b, map, addr, lines, nlines);
 	FUZZ_CHECK(id >= 1 && id <= MAX_OPS);
+	memcpy(m->loc_lines[id], lines, sizeof(lines));
+	m->loc_nlines[id] = nlines;
 	m->loc_addr[id] = addr;
 	if (m->nlocs < MAX_OBJS)
 		m->locs[m->nlocs++] = id;
@@ -226,9 +241,11 @@ static void check_profile(const Profile *p, const struct model *m, size_t nsampl
 	for (size_t i = 0; i < p->n_location; i++) {
 		const Perftools__Profiles__Location *l = p->location[i];
 
-		FUZZ_CHECK(l->id == i + 1 && l->mapping_id <= p->n_mapping && l->n_line <= 1);
+		FUZZ_CHECK(l->id == i + 1 && l->mapping_id <= p->n_mapping && l->n_line == m->loc_nlines[i + 1]);
 		for (size_t j = 0; j < l->n_line; j++)
-			FUZZ_CHECK(l->line[j]->function_id >= 1 && l->line[j]->function_id <= p->n_function);
+			FUZZ_CHECK(l->line[j]->function_id >= 1 && l->line[j]->function_id <= p->n_function &&
+				   l->line[j]->function_id == m->loc_lines[i + 1][j].function_id &&
+				   l->line[j]->line == m->loc_lines[i + 1][j].line);
 	}
 	FUZZ_CHECK(p->n_sample == nsamples);
 	for (size_t i = 0; i < p->n_sample; i++) {

@@ -566,11 +566,52 @@ static void test_write_sample_file(void **state)
 	pprof_builder_free(b);
 }
 
+/* Inlined calls: one location, several Lines innermost first, each with its line; equal runs of lines
+ * are one location, a different run (or line) another. */
+static void test_inline_lines(void **state)
+{
+	struct pprof_builder *b = cpu_builder();
+	uint64_t exe, fstep, fleaf, loc, other, locs[1];
+	int64_t values[2] = { 1, PERIOD };
+	Profile *p;
+
+	(void)state;
+	exe = pprof_mapping(b, 0x400000, 0x500000, 0, "/app/gowork", "", true);
+	fstep = pprof_function(b, "main.step", "main.step", "/src/main.go");
+	fleaf = pprof_function(b, "main.leaf", "main.leaf", "/src/main.go");
+	const struct pprof_line lines[] = { { fstep, 14 }, { fleaf, 21 } };
+	const struct pprof_line moved[] = { { fstep, 14 }, { fleaf, 22 } };
+	loc = pprof_location_lines(b, exe, 0x401000, lines, 2);
+	assert_true(loc >= 1);
+	assert_int_equal(pprof_location_lines(b, exe, 0x401000, lines, 2), loc);
+	other = pprof_location_lines(b, exe, 0x401000, moved, 2);
+	assert_true(other >= 1 && other != loc);
+	assert_int_equal(pprof_location(b, exe, 0x401000, fleaf), other + 1);
+	const struct pprof_line unknown[] = { { 99, 1 } };
+	assert_int_equal(pprof_location_lines(b, exe, 0x401000, unknown, 1), 0);
+	locs[0] = loc;
+	assert_int_equal(pprof_add_sample(b, locs, 1, values, NULL, 0), 0);
+	p = encode_decode(b);
+	check_invariants(p);
+	assert_int_equal(p->n_location, 3);
+	assert_int_equal(p->location[0]->n_line, 2);
+	assert_int_equal(p->location[0]->line[0]->function_id, fstep);
+	assert_int_equal(p->location[0]->line[0]->line, 14);
+	assert_int_equal(p->location[0]->line[1]->function_id, fleaf);
+	assert_int_equal(p->location[0]->line[1]->line, 21);
+	assert_int_equal(p->location[1]->line[1]->line, 22);
+	assert_int_equal(p->location[2]->n_line, 1);
+	assert_int_equal(p->location[2]->line[0]->line, 0);
+	perftools__profiles__profile__free_unpacked(p, NULL);
+	pprof_builder_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_profile),
 		cmocka_unit_test(test_ids_and_dedup),
+		cmocka_unit_test(test_inline_lines),
 		cmocka_unit_test(test_sample_merging),
 		cmocka_unit_test(test_labels_str_and_num),
 		cmocka_unit_test(test_utf8_sanitizing),

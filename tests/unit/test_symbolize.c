@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,16 +55,15 @@ static struct symbolizer *new_symbolizer(uint64_t cache_bytes, uint32_t max_symb
 	return s;
 }
 
-/* The symbol at addr in m, or "" (static buffer). */
+/* The function at addr in m (the outermost frame), or "" (static buffer). */
 static const char *sym(struct symbolizer *s, struct proc_maps *m, uint64_t addr)
 {
-	static char name[256];
+	static struct sym_frames fr;
 	const struct sym_mapping *map = proc_maps_find(m, addr);
 
-	name[0] = '\0';
-	if (map)
-		symbolizer_user(s, m, map, addr, name, sizeof(name));
-	return name;
+	if (!map || !symbolizer_user_frames(s, m, map, addr, &fr))
+		return "";
+	return fr.frames[fr.n - 1].name;
 }
 
 static void test_live_process(const char *fixture)
@@ -72,7 +72,6 @@ static void test_live_process(const char *fixture)
 	const struct sym_mapping *map;
 	struct proc_maps *m;
 	struct child c;
-	char small[8];
 
 	spawn(fixture, &c);
 	assert_int_equal(symbolizer_load_maps(s, c.proc.pid, &m), 0);
@@ -84,10 +83,6 @@ static void test_live_process(const char *fixture)
 	assert_non_null(strstr(map->path, "libanorak_fixture.so"));
 	assert_int_equal(strlen(map->build_id), 40);
 	assert_false(map->jit);
-	/* Truncated copy, NUL-terminated. */
-	map = proc_maps_find(m, c.alpha);
-	assert_int_equal(symbolizer_user(s, m, map, c.alpha, small, sizeof(small)), 7);
-	assert_string_equal(small, "fixture");
 
 	/* The process exits: its snapshot still symbolizes (files stay open). */
 	reap(&c);
@@ -120,6 +115,70 @@ static int metric_has(struct symbolizer *s, const char *line)
 	found = b.data && strstr(b.data, line) != NULL;
 	metrics_buf_free(&b);
 	return found;
+}
+
+/* A stripped Go program (-ldflags='-s -w': neither .symtab nor DWARF): named from .gopclntab, with the
+ * file:line of each frame and main.mix, inlined into main.middle, as a frame of its own. Addresses
+ * come from the unstripped build, whose code is laid out the same. */
+#define GOWORK_DIR FIXTURES_DIR "/../workload"
+
+static void go_function(const char *name, uint64_t *addr, uint64_t *size)
+{
+	char cmd[512], out[128];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "GOTOOLCHAIN=local GOCACHE=" GOWORK_DIR "/gocache go tool nm -size "
+		 GOWORK_DIR "/gowork | awk '$4 == \"%s\" { print $1, $2 }'", name);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(out, sizeof(out), p));
+	pclose(p);
+	assert_int_equal(sscanf(out, "%" SCNx64 " %" SCNu64, addr, size), 2);
+}
+
+static bool go_inlined_frames(struct symbolizer *s, struct proc_maps *m, uint64_t addr, uint64_t size)
+{
+	struct sym_frames *fr = malloc(sizeof(*fr));
+	bool seen = false;
+
+	assert_non_null(fr);
+	for (uint64_t pc = addr; pc < addr + size && !seen; pc++) {
+		const struct sym_mapping *map = proc_maps_find(m, pc);
+
+		assert_non_null(map);
+		if (symbolizer_user_frames(s, m, map, pc, fr) != 2 || strcmp(fr->frames[0].name, "main.mix") != 0)
+			continue;
+		assert_string_equal(fr->frames[1].name, "main.middle");
+		assert_non_null(strstr(fr->frames[0].file, "gowork/main.go"));
+		assert_true(fr->frames[0].line > 0 && fr->frames[1].line > fr->frames[0].line);
+		seen = true;
+	}
+	free(fr);
+	return seen;
+}
+
+static void test_go_stripped(void **state)
+{
+	struct symbolizer *s = new_symbolizer(16 << 20, 1 << 20, "/proc/kallsyms");
+	struct fixture_child c;
+	struct proc_maps *m;
+	uint64_t leaf, leaf_size, middle, middle_size;
+	char line[256];
+
+	(void)state;
+	go_function("main.leaf", &leaf, &leaf_size);
+	go_function("main.middle", &middle, &middle_size);
+	fixture_spawn(GOWORK_DIR "/gowork_stripped", &c, line, sizeof(line));
+	assert_int_equal(symbolizer_load_maps(s, c.pid, &m), 0);
+	kill(c.pid, SIGKILL); /* an exited process still symbolizes */
+	fixture_reap(&c);
+	assert_string_equal(sym(s, m, leaf + 4), "main.leaf");
+	assert_true(go_inlined_frames(s, m, middle, middle_size));
+	assert_true(metric_has(s, "anorak_symbol_go_binaries_total 1\n"));
+	assert_true(metric_has(s, "anorak_symbol_go_pclntab_loads_total 1\n"));
+	assert_false(metric_has(s, "anorak_symbol_go_frames_total 0\n"));
+	proc_maps_put(m);
+	symbolizer_free(s);
 }
 
 static void test_cache_eviction_and_reload(void **state)
@@ -166,7 +225,7 @@ static void test_jit_perf_map(void **state)
 {
 	struct symbolizer *s = new_symbolizer(16 << 20, 1000, "/proc/kallsyms");
 	const struct sym_mapping *map;
-	char path[64], name[64];
+	char path[64];
 	struct proc_maps *m;
 	FILE *f;
 	uint8_t *code = mmap(NULL, 8192, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -186,7 +245,7 @@ static void test_jit_perf_map(void **state)
 	assert_true(map->jit);
 	assert_string_equal(sym(s, m, (uintptr_t)code + 0x10), "jitted_one");
 	assert_string_equal(sym(s, m, (uintptr_t)code + 0x1004), "JS:jitted two");
-	assert_int_equal(symbolizer_user(s, m, map, (uintptr_t)code + 0x200, name, sizeof(name)), 0);
+	assert_string_equal(sym(s, m, (uintptr_t)code + 0x200), "");
 	proc_maps_put(m);
 	munmap(code, 8192);
 	symbolizer_free(s);
@@ -257,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_jit_perf_map),
 		cmocka_unit_test(test_vdso_and_self),
 		cmocka_unit_test(test_kernel),
+		cmocka_unit_test(test_go_stripped),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
