@@ -12,21 +12,28 @@ is profiled in three modes:
   their shares are within 3 points of 50/30/20.
 Each time at least 95% of the program's samples have a complete stack (ending at runtime.goexit,
 runtime.main or runtime.mstart), and the unwinder counts the Go binary and its rows.
+`gocgo` spends its CPU in C code called through cgo: unwound by the C code's .eh_frame rows up to
+runtime.asmcgocall on the g0 stack, where the walk stops cleanly, counted as reason="go_cgo".
 """
 import collections
-import time
 import unittest
 
 import harness as h
 
-# Enough samples for 3-point shares (3 standard deviations at 2500 samples): 999 Hz, and a longer window
+# Enough samples for 3-point shares (3 standard deviations at 2500 samples): 499 Hz, and a longer window
 # for the weights, whose two goroutines share the machine's two CPUs with the other tests.
-HZ = 999
+HZ = 499
 WINDOW = 5
-WEIGHTS_WINDOW = 10
-# The daemon gives a new process its tables from its first sample on, in its event thread; until then
-# its stacks are walked by frame pointer. The profile starts once that has surely happened.
-SETTLE = 1.5
+WEIGHTS_WINDOW = 15
+# The daemon gives a new process its tables from its first sample on, in its event thread (behind the
+# other processes' events on a busy machine); until then its stacks are walked by frame pointer, which
+# loses the callers of frameless functions. Each profile starts once a short one shows the hot function
+# under its caller, polled at most READY_TRIES times.
+READY_WINDOW = 1
+READY_TRIES = 30
+# The hot function and its caller in each mode.
+HOT = {"inline": ("main.leaf", "main.middle"), "sha256": ("crypto/sha256.block", "main.hash"),
+       "weights": ("main.work5", "main.weighted"), None: ("burn_c", "runtime.asmcgocall")}
 MIN_NAMED = 0.99
 MIN_COMPLETE = 0.95
 ROOTS = ("runtime.goexit", "runtime.main", "runtime.mstart")
@@ -44,23 +51,40 @@ class GoStacks(unittest.TestCase):
     def tearDownClass(cls):
         cls.daemon.stop()
 
-    def profile_of(self, variant, mode, window=WINDOW):
+    def samples_of(self, variant, mode, window):
         """Profiles window s of the workload in mode; returns (binary, samples of its pid)."""
         binary = h.workload(variant)
-        w = h.Workload([binary, str(SETTLE + window + 3), mode])
+        w = h.Workload([binary, str(READY_TRIES * (READY_WINDOW + 1) + window + 3)] + ([mode] if mode else []))
         try:
-            time.sleep(SETTLE)
+            self.wait_for_tables(w, *HOT[mode])
             raw = self.daemon.profile(window)
-            self.assertEqual(w.wait(timeout=30), 0, "workload failed")
+            self.assertIsNone(w.proc.poll(), "workload exited early")
         finally:
             w.kill()
-        name = "%s-%s.pb.gz" % (variant, mode)
+        name = "%s-%s.pb.gz" % (variant, mode or "run")
         h.note("profile saved to %s" % h.save_profile(raw, name))
         mine = h.check_profile(self, raw, name).of_pid(w.pid)
         self.assertTrue(mine, "no sample of pid %d" % w.pid)
         self.check_named(variant, binary, mine)
+        return binary, mine
+
+    def wait_for_tables(self, w, inner, outer):
+        for _ in range(READY_TRIES):
+            p = h.decode_profile(self.daemon.profile(READY_WINDOW))
+            n, k = self.share_with(p.of_pid(w.pid), inner, outer)
+            if n and k == n:
+                return
+        self.fail("the workload's %s never showed under %s in a %d s profile, %d times" % (inner, outer, READY_WINDOW,
+                                                                                       READY_TRIES))
+
+    def profile_of(self, variant, mode, window=WINDOW):
+        binary, mine = self.samples_of(variant, mode, window)
         self.check_complete(variant, mode, mine)
         return binary, mine
+
+    def outermost(self, x):
+        user = x.user_frames()
+        return (user[-1].function or hex(user[-1].address)) if user else "(no user frames)"
 
     def check_named(self, variant, binary, mine):
         ours = lambda f: not f.kernel and f.mapping_file == binary
@@ -74,7 +98,7 @@ class GoStacks(unittest.TestCase):
                     if not f.function:
                         unnamed[hex(f.address)] += x.values[0]
                 if ours(f) and f.function.startswith("main."):
-                    self.assertTrue(f.filename.endswith("gowork/main.go") and f.line > 0,
+                    self.assertTrue(f.filename.endswith(".go") and f.line > 0,
                                     "%s: %s without file:line (%r:%d)" % (variant, f.function, f.filename, f.line))
         h.note("%s: %d of %d frames in the binary named; unnamed: %s" % (variant, named, total,
                                                                        unnamed.most_common(5)))
@@ -84,8 +108,7 @@ class GoStacks(unittest.TestCase):
     def check_complete(self, variant, mode, mine):
         roots = collections.Counter()
         for x in mine:
-            user = x.user_frames()
-            roots[(user[-1].function or hex(user[-1].address)) if user else "(no user frames)"] += x.values[0]
+            roots[self.outermost(x)] += x.values[0]
         total = sum(roots.values())
         complete = sum(n for root, n in roots.items() if root in ROOTS)
         h.note("%s %s: %d of %d samples complete; outermost frames: %s" % (variant, mode, complete, total,
@@ -155,7 +178,22 @@ class GoStacks(unittest.TestCase):
     def test_5_weights_stripped(self):
         self.check_weights("gowork_stripped")
 
-    def test_6_metrics(self):
+    def test_6_cgo(self):
+        before = h.metric(self.daemon.get("/metrics").text(), "anorak_unwind_stacks_stopped_total",
+                          '{reason="go_cgo"}') or 0
+        _, mine = self.samples_of("gocgo", None, WINDOW)
+        in_c = [x for x in mine if "burn_c" in x.functions]
+        n = sum(x.values[0] for x in in_c)
+        stopped = sum(x.values[0] for x in in_c if self.outermost(x) == "runtime.asmcgocall")
+        h.note("gocgo: %d of %d samples in burn_c, %d of them ending at runtime.asmcgocall; outermost: %s" % (
+            n, sum(x.values[0] for x in mine), stopped,
+            collections.Counter(self.outermost(x) for x in in_c).most_common(5)))
+        self.assertGreater(n, 0, "no sample in burn_c")
+        self.assertGreaterEqual(stopped, MIN_COMPLETE * n, "burn_c stacks end at runtime.asmcgocall in %d of %d" % (stopped, n))
+        after = h.metric(self.daemon.get("/metrics").text(), "anorak_unwind_stacks_stopped_total", '{reason="go_cgo"}')
+        self.assertGreater(after, before, "no stack counted as stopped at a cgo call")
+
+    def test_7_metrics(self):
         text = self.daemon.get("/metrics").text()
         self.assertGreaterEqual(h.metric(text, "anorak_symbol_go_binaries_total") or 0, 1, "no Go binary counted")
         self.assertGreaterEqual(h.metric(text, "anorak_symbol_go_pclntab_loads_total") or 0, 1)

@@ -1,8 +1,8 @@
 /* Unwind rows from .gopclntab (exporter/sampling/unwind_go.c) against the instructions themselves: `go tool
  * objdump` of functions of the workload tests/workload/gowork (Go 1.19: frameless leaves, frames set up by
  * SUBQ/MOVQ BP/LEAQ, standard-library assembly) gives the SP delta at each instruction up to the first
- * epilogue, which the row in effect there must turn into its CFA; stops, merging with .eh_frame rows,
- * bounds and corrupt pcsp tables. */
+ * epilogue, which the row in effect there must turn into its CFA; stops, merging with the .eh_frame rows
+ * of a cgo binary (tests/workload/gocgo), bounds and corrupt pcsp tables. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -25,6 +25,7 @@
 #define WORKLOAD_DIR FIXTURES_DIR "/../workload"
 #define GOWORK WORKLOAD_DIR "/gowork"
 #define GOWORK_STRIPPED WORKLOAD_DIR "/gowork_stripped"
+#define GOCGO WORKLOAD_DIR "/gocgo"
 #define GO_ENV "GOTOOLCHAIN=local GOFLAGS=-buildvcs=false GOPROXY=off GOCACHE=" WORKLOAD_DIR "/gocache "
 #define MAX_BYTES (256ull << 20)
 #define MAX_ROWS (1u << 23)
@@ -125,14 +126,14 @@ static void test_objdump(void **state)
 	}
 }
 
-/* Address of a function of the unstripped workload. */
-static uint64_t go_nm(const char *sym)
+/* Address of a function of an unstripped workload. */
+static uint64_t nm_of(const char *bin, const char *sym)
 {
 	char cmd[512], out[64] = "";
 	uint64_t addr = 0;
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), GO_ENV "go tool nm " GOWORK " | awk '$3 == \"%s\" { print $1 }'", sym);
+	snprintf(cmd, sizeof(cmd), GO_ENV "go tool nm %s | awk '$3 == \"%s\" { print $1 }'", bin, sym);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	assert_non_null(fgets(out, sizeof(out), p));
@@ -162,13 +163,40 @@ static void test_stops(void **state)
 	(void)state;
 	build(GOWORK, &b);
 	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
-		uint64_t pc = go_nm(stops[i].sym);
+		uint64_t pc = nm_of(GOWORK, stops[i].sym);
 		const struct unwind_row *r = ehframe_table_find(&b.t, pc + 1);
 
 		assert_non_null(r);
 		if (r->cfa != UNWIND_CFA_END || r->rbp_off != (int8_t)stops[i].end)
 			fail_msg("%s: row cfa=%d rbp_off=%d, want END %d", stops[i].sym, r->cfa, r->rbp_off, stops[i].end);
 	}
+	release(&b);
+}
+
+/* C code keeps its .eh_frame rows around and beside the Go text; cgo calls stop at asmcgocall. */
+static void test_cgo(void **state)
+{
+	struct built b = { .fd = open(GOCGO, O_RDONLY | O_CLOEXEC) };
+	const struct unwind_row *r;
+	uint32_t eh_rows;
+
+	(void)state;
+	assert_true(b.fd >= 0);
+	assert_int_equal(elf_file_open(b.fd, MAX_BYTES, &b.ef), 0);
+	assert_int_equal(ehframe_table_from_elf(b.ef, MAX_ROWS, &b.t), 0);
+	eh_rows = b.t.nrows;
+	assert_int_equal(unwind_go_from_elf(b.ef, MAX_BYTES, MAX_ROWS, &b.t, &b.st), 1);
+	assert_true(b.t.nrows > eh_rows + 1000);
+	r = ehframe_table_find(&b.t, nm_of(GOCGO, "burn_c"));
+	assert_true(r && r->cfa == UNWIND_CFA_RSP && r->cfa_off == 8);
+	r = ehframe_table_find(&b.t, nm_of(GOCGO, "_start") + 1);
+	assert_true(r && r->cfa != UNWIND_CFA_NONE);
+	r = ehframe_table_find(&b.t, nm_of(GOCGO, "main.callC"));
+	assert_true(r && r->cfa == UNWIND_CFA_RSP && r->cfa_off == 8);
+	r = ehframe_table_find(&b.t, nm_of(GOCGO, "runtime.asmcgocall.abi0") + 1);
+	assert_true(r && r->cfa == UNWIND_CFA_END && r->rbp_off == UNWIND_END_GO_CGO);
+	for (uint32_t i = 1; i < b.t.nrows; i++)
+		assert_true(b.t.rows[i].pc > b.t.rows[i - 1].pc);
 	release(&b);
 }
 
@@ -304,6 +332,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_objdump),
 		cmocka_unit_test(test_stops),
+		cmocka_unit_test(test_cgo),
 		cmocka_unit_test(test_not_go),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_bounds),
