@@ -381,6 +381,9 @@ static long unwind_step(__u32 i, void *ctx)
 		cfa = s->sp + row->cfa_off + ((s->ip & 15) >= (__u8)row->rbp_off ? 8 : 0);
 		break;
 	case UNWIND_CFA_END:
+		/* rbp_off says why (enum unwind_end); unwind_count drops an index past the counters */
+		if (row->rbp_off > 0)
+			return unwind_stop(UNWIND_STACKS_GO_STACK_SWITCH - UNWIND_END_GO_STACK_SWITCH + (__u8)row->rbp_off);
 		return unwind_stop(UNWIND_STACKS_COMPLETE);
 	case UNWIND_CFA_UNSUPPORTED:
 		return unwind_fp_step(s, i, UNWIND_TRUNC_BAD_RULE);

@@ -38,12 +38,20 @@ enum unwind_cfa {
 	UNWIND_CFA_UNSUPPORTED, /* a rule the BPF side does not apply (other register, expression, signal frame) */
 };
 
+/* Why an UNWIND_CFA_END row ends the stack, in its rbp_off. */
+enum unwind_end {
+	UNWIND_END_OUTERMOST = 0,   /* the outermost frame: _start, clone, Go's goexit/mstart/rt0_go */
+	UNWIND_END_GO_STACK_SWITCH, /* Go's systemstack, mcall, morestack: the caller is on another stack */
+	UNWIND_END_GO_CGO,          /* Go's asmcgocall, cgocallback: C code on the g0 stack */
+	UNWIND_END_GO_SPWRITE,      /* another Go function that sets SP (gogo, ...) */
+};
+
 /* The return address is always at CFA - 8 (rows where it is not are UNSUPPORTED). */
 struct unwind_row {
 	__u32 pc;      /* offset from the table's pc 0 */
 	__u16 cfa_off; /* RSP, RBP, PLT */
 	__u8 cfa;      /* enum unwind_cfa */
-	__s8 rbp_off;  /* rbp saved at CFA + 8 * rbp_off; 0: rbp unchanged. PLT: the rip & 15 threshold */
+	__s8 rbp_off;  /* rbp saved at CFA + 8 * rbp_off; 0: rbp unchanged. PLT: the rip & 15 threshold. END: enum unwind_end */
 };
 
 /* A slot of unwind_tables. count 0: free. gen changes whenever the slot is freed, so process entries
@@ -87,6 +95,10 @@ enum unwind_counter {
 	UNWIND_TRUNC_DEPTH,         /* the depth limit */
 	UNWIND_STACKS_FP_ONLY,      /* a process without tables yet: frame pointers only */
 	UNWIND_EVENTS_LOST,         /* unwind_events ring buffer full */
+	/* Stacks stopped by a Go row of enum unwind_end, in its order. */
+	UNWIND_STACKS_GO_STACK_SWITCH,
+	UNWIND_STACKS_GO_CGO,
+	UNWIND_STACKS_GO_SPWRITE,
 	UNWIND_COUNTERS,
 };
 

@@ -25,6 +25,7 @@
 #include "exporter/proc/procmaps.h"
 #include "bpf/unwind.h"
 #include "exporter/sampling/unwind_alloc.h"
+#include "exporter/sampling/unwind_go.h"
 
 /* Files remembered (with or without a table). */
 #define MAX_FILES (4 * UNWIND_MAX_TABLES)
@@ -77,6 +78,7 @@ struct unwinder {
 	__u32 *indexbuf;
 
 	uint64_t built[TABLE_STATES];
+	struct unwind_go_stats go;
 	uint64_t processes_added, processes_failed, processes_full, mappings_dropped, events;
 	struct metrics_histogram build_seconds;
 };
@@ -208,9 +210,10 @@ static int write_rows(struct unwinder *u, uint32_t first, const struct unwind_ro
 static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 {
 	struct elf_load loads[ELF_MAX_LOADS];
-	struct ehframe_table et;
+	struct ehframe_table et = { 0 };
 	uint64_t start = mono_ns();
-	int err, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
+	uint32_t max_rows = u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS;
+	int err, go, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
 
 	if (nloads <= 0) {
 		t->state = TABLE_FAILED;
@@ -218,8 +221,13 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 	}
 	/* A table larger than the whole map can never load: stop building it there, which also bounds the
 	 * builder's temporary memory by --unwind.table-memory. */
-	err = ehframe_table_from_elf(ef, u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS,
-				     &et);
+	err = ehframe_table_from_elf(ef, max_rows, &et);
+	/* Go code has no .eh_frame (cgo binaries have it for their C code only): rows from .gopclntab */
+	go = err == 0 || err == -ENOENT ? unwind_go_from_elf(ef, u->opts.elf_max_bytes, max_rows, &et, &u->go) : 0;
+	if (go > 0 || (go < 0 && et.nrows))
+		err = 0;
+	else if (go < 0)
+		err = go;
 	if (err) {
 		t->state = err == -ENOENT ? TABLE_NONE : err == -E2BIG ? TABLE_TOO_BIG : TABLE_FAILED;
 		goto out;
@@ -629,6 +637,13 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	metrics_series_value(series, "reason=\"bad_rule\"", c[UNWIND_TRUNC_BAD_RULE]);
 	metrics_series_value(series, "reason=\"read_fault\"", c[UNWIND_TRUNC_READ_FAULT]);
 	metrics_series_value(series, "reason=\"depth\"", c[UNWIND_TRUNC_DEPTH]);
+	series = metrics_series_begin(b, "anorak_unwind_stacks_stopped_total", "counter",
+				      "User stacks stopped cleanly before their outermost frame, by reason: a Go "
+				      "stack switch (systemstack, mcall, morestack), a cgo call on the g0 stack, "
+				      "another Go SP write.");
+	metrics_series_value(series, "reason=\"go_stack_switch\"", c[UNWIND_STACKS_GO_STACK_SWITCH]);
+	metrics_series_value(series, "reason=\"go_cgo\"", c[UNWIND_STACKS_GO_CGO]);
+	metrics_series_value(series, "reason=\"go_spwrite\"", c[UNWIND_STACKS_GO_SPWRITE]);
 	metrics_counter(b, "anorak_unwind_events_lost_total",
 			"Requests from BPF to re-read a process's mappings lost to a full ring buffer.",
 			c[UNWIND_EVENTS_LOST]);
@@ -638,6 +653,7 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	uint64_t evicted = u->alloc->evicted;
 	uint64_t built[TABLE_STATES];
 	memcpy(built, u->built, sizeof(built));
+	struct unwind_go_stats go = u->go;
 	uint64_t added = u->processes_added, failed = u->processes_failed, full = u->processes_full;
 	uint64_t dropped = u->mappings_dropped, events = u->events;
 	pthread_mutex_unlock(&u->lock);
@@ -652,9 +668,10 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 		      (double)u->maps.nprocs * sizeof(struct unwind_process));
 	metrics_gauge(b, "anorak_unwind_tables", "Binaries whose unwind tables are in BPF.", loaded);
 	series = metrics_series_begin(b, "anorak_unwind_tables_built_total", "counter",
-				      "Unwind tables built from .eh_frame, by result.");
+				      "Unwind tables built from .eh_frame and, for Go binaries, .gopclntab, by result.");
 	for (int s = 0; s < TABLE_STATES; s++)
 		metrics_series_value(series, state_labels[s], built[s]);
+	unwind_go_write_metrics(b, &go);
 	metrics_counter(b, "anorak_unwind_tables_evicted_total",
 			"Unwind tables evicted (least recently used first) to make room for new ones.",
 			evicted);

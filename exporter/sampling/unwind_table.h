@@ -1,9 +1,10 @@
 /*
- * Unwind tables in BPF maps: one compact table (exporter/sampling/ehframe.c) per binary, shared by every process
- * mapping it, and per process the address ranges of its executable mappings with their table and load
- * bias (bpf/unwind.h). Processes are added when the sampler learns them (first sample, exec) and again
- * when BPF reports that their stacks left the known ranges (dlopen, an evicted table); BPF drops a
- * process's entry itself on exec and exit.
+ * Unwind tables in BPF maps: one compact table (exporter/sampling/ehframe.c; for Go code
+ * exporter/sampling/unwind_go.c) per binary, shared by every process mapping it, and per process the
+ * address ranges of its executable mappings with their table and load bias (bpf/unwind.h). Processes
+ * are added when the sampler learns them (first sample, exec) and again when BPF reports that their
+ * stacks left the known ranges (dlopen, an evicted table); BPF drops a process's entry itself on exec
+ * and exit.
  *
  * Table rows share one array map of a fixed size (--unwind.table-memory); when a new table does not
  * fit, the tables least recently used by samples are evicted (counted). Tables are keyed by the mapped

@@ -462,6 +462,59 @@ static int inlined_frames(const struct gopclntab *t, const struct go_func *f, ui
 	return err ? err : (int)n;
 }
 
+/* --- unwinding ------------------------------------------------------------------------------------ */
+
+int gopclntab_func(const struct gopclntab *t, uint32_t i, struct gopclntab_func *out)
+{
+	struct go_func f;
+
+	if (i >= t->nfunc)
+		return -ENOEXEC;
+	out->entry = func_entry(t, i);
+	out->end = func_entry(t, i + 1);
+	if (read_func(t, i, &f))
+		return -ENOEXEC;
+	out->name = string_at(t, t->funcname, f.nameoff);
+	/* funcID, flag, a pad byte and nfuncdata end the fixed part (1.16 has a pad where 1.17 put flag) */
+	out->flag = t->data[f.off + t->func_hdr - 3];
+	out->pcsp = rd32(t->data + f.off + (t->version == GOPCLNTAB_GO116 ? t->ptrsize : 4) + 12);
+	return out->name ? 0 : -ENOEXEC;
+}
+
+int gopclntab_pcsp(const struct gopclntab *t, const struct gopclntab_func *f, gopclntab_run_fn fn, void *ctx)
+{
+	size_t pos = t->pctab + f->pcsp;
+	uint64_t at = f->entry;
+	uint32_t v = UINT32_MAX; /* -1 */
+
+	if (f->pcsp == 0)
+		return 0;
+	if (f->pcsp >= t->len - t->pctab)
+		return -ENOEXEC;
+	/* Each run takes at least two bytes and one quantum: more runs than that is corrupt. */
+	for (uint64_t runs = 0; runs <= f->end - f->entry; runs++) {
+		uint32_t uv, pcdelta;
+		uint64_t next;
+		int err;
+
+		if (!read_varint(t, &pos, &uv))
+			return -ENOEXEC;
+		if (uv == 0 && at != f->entry)
+			return 0;
+		v += (uint32_t)-(int32_t)(uv & 1) ^ (uv >> 1);
+		if (!read_varint(t, &pos, &pcdelta))
+			return -ENOEXEC;
+		next = at + (uint64_t)pcdelta * t->quantum;
+		if (next > f->end || (pcdelta == 0 && at != f->entry))
+			return -ENOEXEC;
+		err = next > at ? fn(ctx, at, next, (int32_t)v) : 0;
+		if (err)
+			return err;
+		at = next;
+	}
+	return -ENOEXEC;
+}
+
 int gopclntab_lookup(const struct gopclntab *t, uint64_t pc, struct gopclntab_frame *frames, size_t max)
 {
 	struct go_func f;

@@ -46,6 +46,29 @@ void gopclntab_set_funcdata(struct gopclntab *t, uint64_t gofunc, gopclntab_read
  * most max. 0 when pc is outside Go's functions, -ENOEXEC when the tables for pc are corrupt. */
 int gopclntab_lookup(const struct gopclntab *t, uint64_t pc, struct gopclntab_frame *frames, size_t max);
 
+/* funcFlag bits (1.17+; 0 in 1.16 tables). */
+#define GOPCLNTAB_FLAG_TOPFRAME 0x1 /* outermost frame of a stack: goexit, mstart, rt0_go */
+#define GOPCLNTAB_FLAG_SPWRITE 0x2  /* writes SP in a way pcsp does not follow (stack switches) */
+
+/* A function of the table, for unwinding: [entry, end) reaches the next function's entry. */
+struct gopclntab_func {
+	uint64_t entry, end;
+	const char *name;
+	uint8_t flag;
+	uint32_t pcsp; /* pctab offset of its SP-delta table, 0 when it has none */
+};
+
+/* Function i of gopclntab_nfuncs (in address order). -ENOEXEC when its record is corrupt (entry and
+ * end are still set for i below the count). */
+int gopclntab_func(const struct gopclntab *t, uint32_t i, struct gopclntab_func *f);
+
+/* Called for each run of a pc-value table: the value over [pc, end). Nonzero stops the walk. */
+typedef int (*gopclntab_run_fn)(void *ctx, uint64_t pc, uint64_t end, int32_t value);
+/* Walks f's pcsp table (the SP delta from the entry SP, in bytes, at each pc), runs in pc order,
+ * none past f->end. -ENOEXEC when it runs off the table, past f->end or longer than f has bytes;
+ * else the callback's nonzero return, or 0. */
+int gopclntab_pcsp(const struct gopclntab *t, const struct gopclntab_func *f, gopclntab_run_fn fn, void *ctx);
+
 enum gopclntab_version gopclntab_version(const struct gopclntab *t);
 uint32_t gopclntab_nfuncs(const struct gopclntab *t);
 uint64_t gopclntab_text_start(const struct gopclntab *t);

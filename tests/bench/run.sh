@@ -8,14 +8,15 @@
 #   - CPU seconds of the profiler's processes over the window (utime+stime from /proc/PID/stat;
 #     perf and BCC from /usr/bin/time -v over their whole run, start-up included) and peak RSS (VmHWM)
 # plus the pprof encoding rate of exporter/encode/pprof.c (tests/bench/encode_bench.c) and the time anorak
-# takes to answer ?seconds=N beyond N.
+# takes to answer ?seconds=N beyond N. The cost of a Go binary's unwind rows: tests/bench/unwind_go_bench.c.
 #
 #   bash tests/bench/run.sh                 # needs root, a built build/ (bash scripts/test.sh or run.sh)
 #   BENCH_SECONDS=5 BENCH_FREQS="99" bash tests/bench/run.sh     # quick
 # Environment: ANORAK_BUILD_DIR (default build), BENCH_SECONDS, BENCH_FREQS, BENCH_TOOLS (default
 # "anorak perf bcc"), BENCH_OUT (raw results directory, default /var/tmp/anorak-bench),
-# BENCH_WORKLOAD (default weights; weights_nofp has no frame pointers), BENCH_ANORAK_FLAGS (extra
-# daemon flags, e.g. --unwind.table-memory=0 for frame pointers only).
+# BENCH_WORKLOAD (default weights; weights_nofp has no frame pointers; gowork runs the Go workload's
+# weights mode, two goroutines unwound from .gopclntab), BENCH_ANORAK_FLAGS (extra daemon flags, e.g.
+# --unwind.table-memory=0 for frame pointers only).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -117,7 +118,10 @@ results=$OUT/results.txt
 echo "bench: $NCPU CPUs, ${SECS}s per frequency, tools: $TOOLS, raw output in $OUT" >&2
 for hz in $FREQS; do
 	echo "bench: $hz Hz ..." >&2
-	"$WEIGHTS" -t "$NCPU" -d $((SECS + 40)) >/dev/null &
+	case "$WEIGHTS" in
+	*/gowork*) "$WEIGHTS" $((SECS + 40)) weights >/dev/null & ;;
+	*) "$WEIGHTS" -t "$NCPU" -d $((SECS + 40)) >/dev/null & ;;
+	esac
 	wpid=$!
 	pids_to_kill+=("$wpid")
 
