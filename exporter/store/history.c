@@ -108,6 +108,16 @@ static void epoch_free(struct history_epoch *e)
 	free(e);
 }
 
+/* Once no longer current, an epoch is only read: its dictionaries' indexes, the writer's, can go. */
+static void epoch_drop_indexes(struct history_epoch *e)
+{
+	dict_drop_index(&e->strings);
+	dict_drop_index(&e->mappings);
+	dict_drop_index(&e->locations);
+	dict_drop_index(&e->stacks);
+	dict_drop_index(&e->labelsets);
+}
+
 static struct history_epoch *epoch_get(struct history_epoch *e)
 {
 	__atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
@@ -475,6 +485,7 @@ static int seal_open(struct history *h)
 		if (!e)
 			return -ENOMEM;
 		h->current->next = e;
+		epoch_drop_indexes(h->current);
 		h->current = e;
 	}
 	return 0;

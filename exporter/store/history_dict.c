@@ -51,6 +51,12 @@ void dict_free(struct dict *d)
 	memset(d, 0, sizeof(*d));
 }
 
+void dict_drop_index(struct dict *d)
+{
+	d->bytes -= htab_bytes(&d->index);
+	htab_free(&d->index);
+}
+
 static void *arena_alloc(struct dict *d, size_t len)
 {
 	struct chunk *c = d->chunks;

@@ -46,7 +46,7 @@ struct dict {
 	struct chunk *chunks;   /* where the blobs are */
 	struct stable data, lens; /* per id: const void *, uint32_t */
 	uint32_t n;
-	struct htab index;        /* only the writer reads it */
+	struct htab index;        /* only the writer reads it; gone once the epoch is not current */
 	size_t bytes;
 };
 
@@ -57,6 +57,8 @@ static inline struct blob dict_blob(const struct dict *d, uint32_t id)
 }
 
 void dict_free(struct dict *d);
+/* Frees the index of a dictionary nothing will be added to any more; its blobs stay readable. */
+void dict_drop_index(struct dict *d);
 /* The id of the blob, added when new (*added set, when added is not NULL); negative errno. */
 int dict_intern(struct dict *d, const void *blob, size_t len, uint32_t *id, bool *added);
 
