@@ -10,6 +10,8 @@
 
 #include <json-c/json.h>
 
+#include "common/text.h"
+
 #include "common/htab.h"
 #include "exporter/encode/flamegraph.h"
 #include "exporter/encode/selection.h"
@@ -29,6 +31,19 @@ static const struct {
 
 /* Connect's error: JSON {"code", "message"} with the code's HTTP status. The message often quotes
  * client input, so json-c escapes it: its output is sized from the escaped text, never guessed. */
+/* JSON text is UTF-8 (RFC 8259) and a quoted request may not be: each byte outside a valid sequence
+ * becomes '?', so the message keeps its length. */
+static void valid_utf8_in_place(char *s)
+{
+	while (*s) {
+		size_t n = text_utf8_seq_len(s);
+
+		if (!n)
+			*s = '?';
+		s += n ? n : 1;
+	}
+}
+
 int connect_error_reply(struct http_reply *r, const char *code, const char *fmt, ...)
 {
 	json_object *o = json_object_new_object();
@@ -42,6 +57,7 @@ int connect_error_reply(struct http_reply *r, const char *code, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	valid_utf8_in_place(msg);
 	if (json_object_object_add(o, "code", json_object_new_string(code)) ||
 	    json_object_object_add(o, "message", json_object_new_string(msg)) ||
 	    !(text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len)) ||

@@ -73,7 +73,7 @@ class Replay(unittest.TestCase):
         if status == 200:
             return None if ctype == "application/proto" else "%s: 200 as %s" % (method, ctype)
         if ctype == "application/json":
-            err = json.loads(body.decode("utf-8", "replace"))
+            err = json.loads(body)
             if not isinstance(err.get("code"), str) or not isinstance(err.get("message"), str):
                 return "%s: %d with a malformed Connect error %r" % (method, status, body[:200])
         return None

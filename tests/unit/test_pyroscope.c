@@ -14,6 +14,8 @@
 
 #include <json-c/json.h>
 
+#include "common/text.h"
+
 #include "exporter/store/history.h"
 #include "exporter/symbols/process.h"
 #include "exporter/encode/pyroscope.h"
@@ -368,6 +370,14 @@ static void test_error_quotes_control_characters(void **state)
 	assert_non_null(strstr(json_object_get_string(message), "\x1c\x1c\x1c"));
 	assert_non_null(strstr(r.body, "\\u001c"));
 	json_object_put(o);
+	free(r.body);
+
+	/* Bytes that are not UTF-8 leave the reply valid UTF-8, as JSON must be. */
+	req.label_selector = "{\xff\xfe=\"\xc3\"}";
+	len = querier__v1__select_merge_span_profile_request__pack(&req, buf);
+	assert_int_equal(pyroscope_serve(h, "SelectMergeSpanProfile", buf, len, &r), 0);
+	assert_int_equal(r.status, 400);
+	assert_true(text_utf8_valid(r.body));
 	free(r.body);
 }
 
