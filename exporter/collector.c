@@ -44,6 +44,7 @@ struct collector {
 	bool labeler_ready;
 	char address[320];          /* __address__ of host targets */
 	atomic_uint_fast64_t dropped_target_samples;
+	atomic_uint_fast64_t offcpu_unattributed; /* off-CPU waits of processes not learnt (yet) */
 	/* Kubernetes discovery; NULL without a cluster. */
 	struct pod_store *pods;
 	struct k8s_client *k8s;
@@ -136,6 +137,8 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 
 	if (!p) {
 		dc->lost += cpu;
+		if (d->key->kind == SAMPLE_KIND_OFFCPU_WAITS)
+			atomic_fetch_add(&c->offcpu_unattributed, d->count);
 		return;
 	}
 	struct slice_sample sample = {
@@ -377,6 +380,9 @@ static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 	metrics_counter(b, "anorak_target_dropped_samples_total",
 			"Samples of processes whose target relabeling dropped.",
 			atomic_load(&c->dropped_target_samples));
+	metrics_counter(b, "anorak_offcpu_waits_unattributed_total",
+			"Off-CPU waits (scaled) of processes not learnt by the time they were drained, not shown.",
+			atomic_load(&c->offcpu_unattributed));
 	metrics_counter(b, "anorak_trace_context_discovery_errors_total",
 			"Processes whose trace context variables could not be located (unreadable, still "
 			"relocating after retries, or too many waiting).",
