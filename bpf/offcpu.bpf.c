@@ -254,9 +254,13 @@ static __always_inline void count_wait(struct offcpu_wait *w, __u64 ns)
 static __always_inline void wait_ends(struct task_struct *next)
 {
 	__u32 tid = next->pid;
-	struct offcpu_wait *w = bpf_map_lookup_elem(&offcpu_waits, &tid);
+	struct offcpu_wait *w;
 	__u64 ns;
 
+	/* Waits of the idle task and kernel threads are never followed: spare their lookup. */
+	if (tid == 0 || (next->flags & PF_KTHREAD))
+		return;
+	w = bpf_map_lookup_elem(&offcpu_waits, &tid);
 	if (!w)
 		return;
 	ns = bpf_ktime_get_ns() - w->start_ns;
