@@ -36,7 +36,15 @@ struct sample_key {
 	__u8 trace_id[TRACE_ID_LEN]; /* all zero: the thread published no trace context */
 	__u8 span_id[SPAN_ID_LEN];
 	__u32 frequency;        /* Hz of the events that took it; 0: the base frequency */
-	__u32 reserved;
+	__u32 kind;             /* enum sample_kind */
+};
+
+/* What a count map entry counts: CPU samples, or a stack's off-CPU waits (offcpu.bpf.c), whose number
+ * and total nanoseconds are two entries with otherwise equal keys (the count maps hold one number). */
+enum sample_kind {
+	SAMPLE_KIND_CPU = 0,
+	SAMPLE_KIND_OFFCPU_WAITS,   /* sampled waits */
+	SAMPLE_KIND_OFFCPU_NS,      /* their nanoseconds off the CPU */
 };
 
 /* What user space decided about a cgroup v2 (a container), keyed by cgroup id. */
@@ -77,6 +85,11 @@ enum sample_outcome {
 	SAMPLE_FILTERED,            /* of a target relabeling dropped: stopped by the cgroup or process filter */
 	SAMPLE_ELSEWHERE,           /* other events sample this cgroup (its own, or the base ones): not counted twice */
 	SAMPLE_CGROUP_STALE,        /* a per-cgroup event fired after its policy was removed */
+	SAMPLE_OFFCPU_COUNTED,      /* an off-CPU wait counted when its thread came back */
+	SAMPLE_OFFCPU_WAITS_FULL,   /* a wait not followed: the map of waits in flight had no room */
+	SAMPLE_OFFCPU_SHORT,        /* a wait shorter than the threshold, ignored */
+	SAMPLE_OFFCPU_FILTERED,     /* a wait of a target relabeling dropped */
+	SAMPLE_OFFCPU_DROP_COUNT_MAP_FULL, /* a wait lost: the generation's count map had no room */
 	SAMPLE_OUTCOME_MAX,
 };
 

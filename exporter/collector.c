@@ -44,6 +44,7 @@ struct collector {
 	bool labeler_ready;
 	char address[320];          /* __address__ of host targets */
 	atomic_uint_fast64_t dropped_target_samples;
+	atomic_uint_fast64_t offcpu_unattributed; /* off-CPU waits of processes not learnt (yet) */
 	/* Kubernetes discovery; NULL without a cluster. */
 	struct pod_store *pods;
 	struct k8s_client *k8s;
@@ -119,21 +120,25 @@ static struct target *sample_target(struct collector *c, struct process *p, uint
 	return process_target(c->processes, p);
 }
 
+/* The drain ledger accounts for CPU samples only: off-CPU counts are waits and nanoseconds. */
 static void add_drained(const struct drained_sample *d, void *ctx)
 {
 	struct drain_ctx *dc = ctx;
 	struct collector *c = dc->c;
 	struct proc_maps *maps = NULL;
+	uint64_t cpu = d->key->kind == SAMPLE_KIND_CPU ? d->count : 0;
 
 	/* Both walks failed: nothing to show it under (the walks' failures are in anorak_stacks_dropped_total). */
 	if (!d->nuser && !d->nkernel) {
-		dc->no_stack += d->count;
+		dc->no_stack += cpu;
 		return;
 	}
 	struct process *p = process_table_resolve(c->processes, d->key->tgid, d->user, d->nuser, &maps);
 
 	if (!p) {
-		dc->lost += d->count;
+		dc->lost += cpu;
+		if (d->key->kind == SAMPLE_KIND_OFFCPU_WAITS)
+			atomic_fetch_add(&c->offcpu_unattributed, d->count);
 		return;
 	}
 	struct slice_sample sample = {
@@ -144,25 +149,26 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 		.frequency = d->key->frequency,
 		.cgroup_id = d->key->cgroup_id,
 		.count = d->count,
+		.kind = (uint8_t)d->key->kind,
 	};
 	/* Taken before the BPF filter knew the target was dropped: counted and let go here. */
 	if (sample.target->dropped) {
-		atomic_fetch_add(&c->dropped_target_samples, d->count);
-		dc->target_dropped += d->count;
+		atomic_fetch_add(&c->dropped_target_samples, cpu);
+		dc->target_dropped += cpu;
 		process_put(p);
 		target_put(sample.target);
 		if (maps)
 			proc_maps_put(maps);
 		return;
 	}
-	atomic_fetch_add(d->key->frequency ? &c->samples_high : &c->samples_base, d->count);
+	atomic_fetch_add(d->key->frequency ? &c->samples_high : &c->samples_base, cpu);
 	memcpy(sample.trace.trace_id, d->key->trace_id, sizeof(sample.trace.trace_id));
 	memcpy(sample.trace.span_id, d->key->span_id, sizeof(sample.trace.span_id));
 	if (slice_add(dc->slice, &sample, d->key->user_stack, d->user, d->nuser, d->key->kernel_stack,
 		      d->kernel, d->nkernel))
-		dc->lost += d->count;
+		dc->lost += cpu;
 	else
-		dc->stored += d->count;
+		dc->stored += cpu;
 }
 
 static void ledger_add(struct collector *c, const struct drain_ctx *dc)
@@ -374,6 +380,9 @@ static void write_collector_metrics(struct metrics_buf *b, void *ctx)
 	metrics_counter(b, "anorak_target_dropped_samples_total",
 			"Samples of processes whose target relabeling dropped.",
 			atomic_load(&c->dropped_target_samples));
+	metrics_counter(b, "anorak_offcpu_waits_unattributed_total",
+			"Off-CPU waits (scaled) of processes not learnt by the time they were drained, not shown.",
+			atomic_load(&c->offcpu_unattributed));
 	metrics_counter(b, "anorak_trace_context_discovery_errors_total",
 			"Processes whose trace context variables could not be located (unreadable, still "
 			"relocating after retries, or too many waiting).",
@@ -487,8 +496,8 @@ static int wait_until(struct collector *c, const struct timespec *deadline,
 	}
 }
 
-int collector_profile(void *collector, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
-		      void **out, size_t *outlen)
+int collector_profile(void *collector, unsigned seconds, bool offcpu, bool (*client_gone)(void *arg),
+		      void *arg, void **out, size_t *outlen)
 {
 	struct collector *c = collector;
 	struct drain_request start = { .pin = true }, end = { 0 };
@@ -511,6 +520,7 @@ int collector_profile(void *collector, unsigned seconds, bool (*client_gone)(voi
 			.duration_ns = end.at_ns - start.at_ns,
 			.base_frequency = c->cfg->sampling_frequency,
 			.symbolizer = c->symbolizer,
+			.offcpu = offcpu,
 		};
 		err = profile_encode(&req, out, outlen);
 	}
@@ -724,6 +734,10 @@ static int start_sampling(struct collector *c)
 		.max_cgroup_policies = cfg->bpf_cgroup_map_entries,
 		.unwind_table_bytes = cfg->unwind_table_bytes,
 		.elf_max_bytes = cfg->elf_max_bytes,
+		.offcpu_probability = cfg->offcpu_probability,
+		.offcpu_min_ns = cfg->offcpu_min_wait_ns,
+		.offcpu_include_self = cfg->offcpu_include_self,
+		.offcpu_waits_entries = cfg->offcpu_max_waits,
 	};
 	int err = process_table_new(&proc_opts, &c->processes);
 

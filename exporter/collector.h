@@ -20,9 +20,9 @@ void collector_stop(struct collector *c);
 /* Stops if needed, detaches BPF and frees: call when no profile request can still run. */
 void collector_free(struct collector *c);
 
-/* The profile of the next `seconds` seconds, gzip'd pprof (blocks that long). Thread-safe. */
-int collector_profile(void *collector, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
-		      void **out, size_t *outlen);
+/* The CPU or off-CPU profile of the next `seconds` seconds, gzip'd pprof (blocks that long). Thread-safe. */
+int collector_profile(void *collector, unsigned seconds, bool offcpu, bool (*client_gone)(void *arg),
+		      void *arg, void **out, size_t *outlen);
 /* BPF attached and, with Kubernetes, the first pod list delivered. */
 bool collector_ready(void *collector);
 /* GET /api/v1/targets. */

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef ANORAK_VERSION
@@ -9,7 +10,10 @@
 #endif
 
 /* F_STRING_OR_EMPTY: a string where "" is meaningful (it turns a feature off). */
-enum flag_type { F_STRING, F_STRING_OR_EMPTY, F_UINT, F_BOOL, F_DURATION, F_BYTES, F_LOG_LEVEL };
+enum flag_type {
+	F_STRING, F_STRING_OR_EMPTY, F_UINT, F_BOOL, F_DURATION, F_BYTES, F_LOG_LEVEL,
+	F_PROBABILITY, /* a number from 0 to 1 */
+};
 
 /* One command-line flag; defaults go through the same parser as the command line, so --help shows
  * exactly the text that produced them. */
@@ -75,6 +79,15 @@ static const struct flag flags[] = {
 	  "(counted)." },
 	{ "sampling.include-idle", 0, F_BOOL, FIELD(sampling_include_idle), "false", NULL, 0, 0, false,
 	  "Keep samples of the idle task (pid 0)." },
+	{ "offcpu.probability", 0, F_PROBABILITY, FIELD(offcpu_probability), "0", NULL, 0, 0, false,
+	  "Off-CPU profile (/debug/pprof/offcpu): probability, 0 to 1, that a thread blocking is followed "
+	  "until it runs again, its wait counted under its stacks and scaled by 1/probability. 0: off." },
+	{ "offcpu.min-wait-ns", 0, F_UINT, FIELD(offcpu_min_wait_ns), "0", NULL, 0, UINT64_MAX, false,
+	  "Off-CPU waits shorter than this many nanoseconds are not counted." },
+	{ "offcpu.include-self", 0, F_BOOL, FIELD(offcpu_include_self), "false", NULL, 0, 0, false,
+	  "Also profile the waits of anorak's own threads." },
+	{ "offcpu.max-waits", 0, F_UINT, FIELD(offcpu_max_waits), "4096", NULL, 16, 1U << 20, false,
+	  "Followed waits in flight at once (BPF map size); more are not followed (counted)." },
 	{ "storage.retention", 0, F_DURATION, FIELD(retention_seconds), "1h", NULL, 1, 7 * DAY, false,
 	  "Longest profile window a request can ask for (?seconds=), and how long past windows are kept "
 	  "for ?start=&end= and the query API, as a duration (30s, 5m, 1h30m)." },
@@ -247,6 +260,19 @@ static int check_range(const struct flag *f, const char *value, uint64_t v, FILE
 	return -EINVAL;
 }
 
+static int set_probability(const struct flag *f, const char *value, double *field, FILE *err)
+{
+	char *end;
+	double p = strtod(value, &end);
+
+	if (!*value || *end || !(p >= 0 && p <= 1)) {
+		fprintf(err, "anorak: error: --%s: \"%s\" is not a number from 0 to 1\n", f->name, value);
+		return -EINVAL;
+	}
+	*field = p;
+	return 0;
+}
+
 /* Parses value into f's field; on error one line to err. */
 static int set_value(const struct flag *f, const char *value, struct anorak_config *cfg, FILE *err)
 {
@@ -290,6 +316,8 @@ static int set_value(const struct flag *f, const char *value, struct anorak_conf
 			return -EINVAL;
 		store_uint(field, f->size, v);
 		return 0;
+	case F_PROBABILITY:
+		return set_probability(f, value, (double *)field, err);
 	case F_DURATION:
 	case F_BYTES: {
 		bool duration = f->type == F_DURATION;

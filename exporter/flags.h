@@ -26,6 +26,10 @@ struct anorak_config {
 	unsigned sampling_max_frequency;   /* --sampling.max-frequency, 1000 */
 	uint32_t sampling_max_hf_cgroups;  /* --sampling.max-high-frequency-containers, 64 */
 	bool sampling_include_idle;        /* --sampling.include-idle, false: pid 0 samples dropped */
+	double offcpu_probability;         /* --offcpu.probability, 0: no off-CPU profile */
+	uint64_t offcpu_min_wait_ns;       /* --offcpu.min-wait-ns, 0 */
+	bool offcpu_include_self;          /* --offcpu.include-self, false */
+	uint32_t offcpu_max_waits;         /* --offcpu.max-waits, 4096 waits in flight */
 	uint64_t retention_seconds;        /* --storage.retention, "1h": longest ?seconds=, history kept */
 	uint64_t storage_max_bytes;        /* --storage.max-bytes, "64MiB": the history ring's bound */
 	uint32_t bpf_stack_map_entries;    /* --bpf.stack-map-entries, 16384 per generation */

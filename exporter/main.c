@@ -169,7 +169,7 @@ static void *record_main(void *arg)
 	void *profile = NULL;
 	size_t len = 0;
 
-	job->err = collector_profile(job->collector, job->cfg->record_seconds, NULL, NULL, &profile, &len);
+	job->err = collector_profile(job->collector, job->cfg->record_seconds, false, NULL, NULL, &profile, &len);
 	if (!job->err) {
 		job->err = write_file(job->cfg->record_output, profile, len);
 		if (job->err)
@@ -238,7 +238,15 @@ static int query_api(void *ctx, const char *method, const void *body, size_t len
 static int live_profile(void *ctx, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
 			void **out, size_t *outlen)
 {
-	return collector_profile(((struct query_ctx *)ctx)->collector, seconds, client_gone, arg, out, outlen);
+	return collector_profile(((struct query_ctx *)ctx)->collector, seconds, false, client_gone, arg, out,
+				 outlen);
+}
+
+static int live_offcpu(void *ctx, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
+		       void **out, size_t *outlen)
+{
+	return collector_profile(((struct query_ctx *)ctx)->collector, seconds, true, client_gone, arg, out,
+				 outlen);
 }
 
 static int targets(void *ctx, char **json, size_t *len)
@@ -257,6 +265,7 @@ static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t 
 	struct query_ctx qc = { .collector = c, .base_frequency = cfg->sampling_frequency };
 	struct http_handlers handlers = {
 		.profile = live_profile,
+		.offcpu_profile = cfg->offcpu_probability > 0 ? live_offcpu : NULL,
 		.history_profile = history_profile,
 		.query_api = query_api,
 		.ready = ready,

@@ -15,6 +15,7 @@ struct encoder {
 	uint64_t *loc_ids, *map_ids; /* per epoch: pprof ids, 0 not yet */
 	int64_t first_ns, last_ns;
 	bool any;
+	bool offcpu;
 };
 
 static int epoch_caches(struct encoder *e, const struct history_window *w)
@@ -63,7 +64,7 @@ static int add_record(struct encoder *e, const struct history_epoch *ep, const s
 	uint64_t ids[nlocs ? nlocs : 1];
 	struct pprof_sample smp = { .locations = ids, .nlocations = nlocs, .trace_id = r->trace_id,
 				    .span_id = r->span_id, .pid = r->pid, .tid = r->tid, .count = r->count,
-				    .frequency = r->frequency };
+				    .frequency = r->frequency, .kind = r->kind };
 
 	for (size_t k = 0; k < nlocs; k++) {
 		ids[k] = location_id(e, ep, locs[k]);
@@ -85,7 +86,8 @@ static int encode_window(void *ctx, const struct history_window *w)
 		e->last_ns = w->end_ns;
 	e->any = true;
 	for (size_t i = 0; i < w->n && !err; i++)
-		if (w->records[i].frequency && history_filter_match(&e->filter, w, w->records[i].labels))
+		if (w->records[i].frequency && pprof_samples_kind_in(w->records[i].kind, e->offcpu) &&
+		    history_filter_match(&e->filter, w, w->records[i].labels))
 			err = add_record(e, w->epoch, &w->records[i]);
 	return err;
 }
@@ -93,10 +95,10 @@ static int encode_window(void *ctx, const struct history_window *w)
 int history_profile_encode(struct history *h, const struct history_range_query *q, unsigned base_frequency,
 			   void **out, size_t *outlen, int64_t *first_ns, int64_t *last_ns)
 {
-	struct encoder e = { .filter = { .selectors = q->selectors, .n = q->nselectors } };
+	struct encoder e = { .filter = { .selectors = q->selectors, .n = q->nselectors }, .offcpu = q->offcpu };
 	int err;
 
-	e.builder = pprof_samples_builder(base_frequency);
+	e.builder = pprof_samples_builder(base_frequency, q->offcpu);
 	if (!e.builder)
 		return -ENOMEM;
 	err = history_query(h, q->start_ns, q->end_ns, encode_window, &e, first_ns, last_ns);

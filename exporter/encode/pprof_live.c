@@ -210,7 +210,7 @@ static void symbolize_slice(const struct slice *sl, void *ctx)
 	for (size_t i = 0; i < sl->nsamples && !e->err; i++) {
 		const struct slice_sample *s = &sl->samples[i];
 		const uint64_t *frames = sample_frames(sl, s);
-		uint32_t total = s->nkernel + s->nuser;
+		uint32_t total = pprof_samples_kind_in(s->kind, e->req->offcpu) ? s->nkernel + s->nuser : 0;
 
 		for (uint32_t k = 0; k < total && !e->err; k++)
 			if (!frame_for(e, s, frames[k], k == 0, k < s->nkernel))
@@ -244,9 +244,10 @@ static int add_sample(struct encoder *e, const struct slice *sl, const struct sl
 	const struct pprof_sample smp = { .locations = locations, .nlocations = total, .labels = ls->labels,
 					  .nlabels = ls->n, .trace_id = s->trace.trace_id,
 					  .span_id = s->trace.span_id, .pid = s->process->tgid, .tid = s->tid,
-					  .count = s->count, .frequency = s->frequency ? s->frequency : sl->frequency };
+					  .count = s->count, .frequency = s->frequency ? s->frequency : sl->frequency,
+					  .kind = s->kind };
 
-	if (total == 0)
+	if (total == 0 || !pprof_samples_kind_in(s->kind, e->req->offcpu))
 		return 0; /* both walks failed: counted in anorak_stacks_dropped_total */
 	for (uint32_t k = 0; k < total; k++) {
 		struct frame_entry *f = frame_for(e, s, frames[k], k == 0, k < s->nkernel);
@@ -270,7 +271,7 @@ int profile_encode(const struct profile_request *req, void **out, size_t *outlen
 {
 	struct encoder e = { .req = req };
 
-	e.builder = pprof_samples_builder(req->base_frequency);
+	e.builder = pprof_samples_builder(req->base_frequency, req->offcpu);
 	e.function = malloc(sizeof(*e.function));
 	if (!e.builder || !e.function) {
 		pprof_builder_free(e.builder);

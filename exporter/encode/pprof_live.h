@@ -1,7 +1,9 @@
-/* Turns the slices of a window into a gzip'd pprof CPU profile: symbolizes frames, attaches labels. */
+/* Turns the slices of a window into a gzip'd pprof CPU or off-CPU profile: symbolizes frames, attaches
+ * labels. */
 #ifndef ANORAK_PROFILE_H
 #define ANORAK_PROFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +16,7 @@ struct profile_request {
 	int64_t time_ns, duration_ns;
 	unsigned base_frequency;         /* sets the profile's period */
 	struct symbolizer *symbolizer;
+	bool offcpu;                     /* the off-CPU profile, not the CPU one */
 };
 
 int profile_encode(const struct profile_request *req, void **out, size_t *outlen);

@@ -83,12 +83,21 @@ uint64_t pprof_frame_mapping_id(struct pprof_builder *b, const struct pprof_fram
 
 /* --- samples --------------------------------------------------------------------------------- */
 
-struct pprof_builder *pprof_samples_builder(unsigned base_frequency)
+struct pprof_builder *pprof_samples_builder(unsigned base_frequency, bool offcpu)
 {
 	static const struct pprof_value_type types[] = { { "samples", "count" }, { "cpu", "nanoseconds" } };
+	static const struct pprof_value_type offcpu_types[] = { { "samples", "count" },
+								 { "offcpu", "nanoseconds" } };
 
-	return pprof_builder_new(types, 2, (struct pprof_value_type){ "cpu", "nanoseconds" },
-				 1000000000LL / base_frequency);
+	/* Waits are not taken at a period: one nanosecond, as Go's block profile has a period of 1. */
+	if (offcpu)
+		return pprof_builder_new(offcpu_types, 2, offcpu_types[1], 1);
+	return pprof_builder_new(types, 2, types[1], 1000000000LL / base_frequency);
+}
+
+bool pprof_samples_kind_in(uint8_t kind, bool offcpu)
+{
+	return offcpu ? kind == SAMPLE_KIND_OFFCPU_WAITS || kind == SAMPLE_KIND_OFFCPU_NS : kind == SAMPLE_KIND_CPU;
 }
 
 /* Lowercase hex of the bytes in order, as Pyroscope expects; false when they are all zero. */
@@ -120,5 +129,10 @@ int pprof_samples_add(struct pprof_builder *b, const struct pprof_sample *s)
 
 	/* A sample stands for 1/Hz seconds of CPU at the rate it was taken at. */
 	int64_t values[2] = { (int64_t)s->count, (int64_t)s->count * (1000000000LL / s->frequency) };
+
+	if (s->kind == SAMPLE_KIND_OFFCPU_WAITS)
+		values[1] = 0;
+	else if (s->kind == SAMPLE_KIND_OFFCPU_NS)
+		values[0] = 0, values[1] = (int64_t)s->count;
 	return pprof_add_sample(b, s->locations, s->nlocations, values, labels, nlabels);
 }

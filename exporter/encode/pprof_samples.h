@@ -88,14 +88,20 @@ struct pprof_sample {
 	uint32_t pid, tid;
 	uint64_t count;
 	unsigned frequency;        /* Hz the samples were taken at */
+	uint8_t kind;              /* enum sample_kind: the count is samples, or off-CPU waits or ns */
 };
 
 /* A builder with the sample types of a CPU profile (samples/count, cpu/nanoseconds) and a period of
- * 1/base_frequency seconds; NULL when memory ran out. */
-struct pprof_builder *pprof_samples_builder(unsigned base_frequency);
+ * 1/base_frequency seconds, or of an off-CPU profile (samples/count: waits, offcpu/nanoseconds: their
+ * time off the CPU); NULL when memory ran out. */
+struct pprof_builder *pprof_samples_builder(unsigned base_frequency, bool offcpu);
+
+/* Whether a sample of this kind belongs in the CPU (offcpu false) or the off-CPU profile. */
+bool pprof_samples_kind_in(uint8_t kind, bool offcpu);
 
 /* Adds the sample: labels target labels, trace_id and span_id (lowercase hex), pid and tid; values
- * count and count/frequency seconds of CPU. Negative errno on failure. */
+ * count and count/frequency seconds of CPU, or off-CPU waits or nanoseconds (the pprof builder adds
+ * the two samples of a stack into one). Negative errno on failure. */
 int pprof_samples_add(struct pprof_builder *b, const struct pprof_sample *s);
 
 #endif

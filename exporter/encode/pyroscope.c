@@ -214,10 +214,10 @@ static int profile_types_method(struct history *h, const void *body, size_t len,
 	for (size_t i = 0; i < SELECTION_NTYPES; i++) {
 		types__v1__profile_type__init(&types[i]);
 		types[i].id = (char *)selection_profile_types[i].id;
-		types[i].name = HISTORY_PROFILE_NAME;
+		types[i].name = (char *)selection_profile_types[i].name;
 		types[i].sample_type = (char *)selection_profile_types[i].sample_type;
 		types[i].sample_unit = (char *)selection_profile_types[i].sample_unit;
-		types[i].period_type = "cpu";
+		types[i].period_type = (char *)selection_profile_types[i].period_type;
 		types[i].period_unit = "nanoseconds";
 		ptrs[i] = &types[i];
 	}

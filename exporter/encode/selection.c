@@ -47,8 +47,14 @@ int selection_set_range(struct selection *s, int64_t start_ms, int64_t end_ms, s
 }
 
 const struct selection_profile_type selection_profile_types[SELECTION_NTYPES] = {
-	{ "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "cpu", "nanoseconds", true },
-	{ "process_cpu:samples:count:cpu:nanoseconds", "samples", "count", false },
+	{ "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "process_cpu", "cpu", "nanoseconds", "cpu", true,
+	  SAMPLE_KIND_CPU },
+	{ "process_cpu:samples:count:cpu:nanoseconds", "process_cpu", "samples", "count", "cpu", false,
+	  SAMPLE_KIND_CPU },
+	{ "process_offcpu:offcpu:nanoseconds:offcpu:nanoseconds", "process_offcpu", "offcpu", "nanoseconds",
+	  "offcpu", false, SAMPLE_KIND_OFFCPU_NS },
+	{ "process_offcpu:samples:count:offcpu:nanoseconds", "process_offcpu", "samples", "count", "offcpu",
+	  false, SAMPLE_KIND_OFFCPU_WAITS },
 };
 
 int selection_set_type(struct selection *s, const char *id, struct http_reply *r)
@@ -56,11 +62,13 @@ int selection_set_type(struct selection *s, const char *id, struct http_reply *r
 	for (size_t i = 0; i < SELECTION_NTYPES; i++) {
 		if (strcmp(id, selection_profile_types[i].id) == 0) {
 			s->cpu_ns = selection_profile_types[i].cpu_ns;
+			s->kind = selection_profile_types[i].kind;
 			return 0;
 		}
 	}
-	return connect_error_reply(r, "invalid_argument", "unknown profile type \"%.200s\": this server has %s and %s",
-			   id, selection_profile_types[0].id, selection_profile_types[1].id) ?: -EINVAL;
+	return connect_error_reply(r, "invalid_argument", "unknown profile type \"%.200s\": this server has %s, %s, "
+			   "%s and %s", id, selection_profile_types[0].id, selection_profile_types[1].id,
+			   selection_profile_types[2].id, selection_profile_types[3].id) ?: -EINVAL;
 }
 
 int selection_set_spans(struct selection *s, char **spans, size_t n, struct http_reply *r)
@@ -90,7 +98,7 @@ int selection_set_spans(struct selection *s, char **spans, size_t n, struct http
 bool selection_keeps(struct selection *s, const struct history_window *w,
 		     const struct history_record *rec)
 {
-	if (!rec->frequency || !history_filter_match(&s->filter, w, rec->labels))
+	if (!rec->frequency || rec->kind != s->kind || !history_filter_match(&s->filter, w, rec->labels))
 		return false;
 	if (!s->spans)
 		return true;

@@ -15,11 +15,12 @@
 #define SELECTION_NS_PER_MS 1000000LL
 #define SELECTION_MAX_MATCHERS 16
 #define SELECTION_MAX_SPANS 1024
-#define SELECTION_NTYPES 2
+#define SELECTION_NTYPES 4
 
 struct selection_profile_type {
-	const char *id, *sample_type, *sample_unit;
+	const char *id, *name, *sample_type, *sample_unit, *period_type;
 	bool cpu_ns;
+	uint8_t kind; /* the records it selects (enum sample_kind) */
 };
 
 /* The profile types anorak serves. */
@@ -30,7 +31,8 @@ struct selection {
 	size_t nselectors;
 	struct history_filter filter;
 	int64_t start_ns, end_ns;
-	bool cpu_ns;      /* the value is cpu nanoseconds (else the sample count) */
+	bool cpu_ns;      /* the value is cpu nanoseconds (else the count as kept) */
+	uint8_t kind;     /* the records selected (enum sample_kind): CPU samples unless a type says */
 	uint8_t (*spans)[8];
 	size_t nspans;
 };
@@ -53,7 +55,7 @@ int selection_set_spans(struct selection *s, char **spans, size_t n, struct http
 bool selection_keeps(struct selection *s, const struct history_window *w,
 		     const struct history_record *rec);
 
-/* The record's value: cpu nanoseconds or samples, as the profile type says. */
+/* The record's value: cpu nanoseconds, samples, off-CPU waits or nanoseconds, as the profile type says. */
 int64_t selection_value(const struct selection *s, const struct history_record *rec);
 
 #endif

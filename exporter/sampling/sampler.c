@@ -52,6 +52,7 @@ struct sampler {
 	atomic_bool events_stopped;
 	unsigned frequency;
 	uint32_t generation;
+	double offcpu_scale; /* 1/probability: what one followed wait stands for */
 
 	struct bpf_map *count_maps[2];
 	struct bpf_map *stack_maps[2];
@@ -63,6 +64,7 @@ struct sampler {
 
 	atomic_uint_fast64_t drains;
 	atomic_uint_fast64_t drained_samples;
+	atomic_uint_fast64_t drained_offcpu_waits;
 	uint64_t generation_counted[2]; /* drain thread: BPF's count of each generation at its last drain */
 	atomic_uint_fast64_t counted_drained;
 	atomic_uint_fast64_t drain_errors;
@@ -144,6 +146,8 @@ static int size_maps(struct sampler *s, const struct sampler_opts *opts)
 	err = err ?: bpf_map__set_max_entries(skel->maps.known_processes, opts->max_processes);
 	err = err ?: bpf_map__set_max_entries(skel->maps.trace_slots, opts->max_processes);
 	err = err ?: bpf_map__set_max_entries(skel->maps.cgroup_policies, s->max_cgroup_policies);
+	err = err ?: bpf_map__set_max_entries(skel->maps.offcpu_waits,
+					      opts->offcpu_waits_entries ? opts->offcpu_waits_entries : 4096);
 	if (opts->unwind_table_bytes) {
 		uint32_t rows, procs;
 
@@ -191,6 +195,23 @@ struct unwinder *sampler_unwinder(struct sampler *s)
 	return s->unwinder;
 }
 
+/* Off-CPU waits (offcpu.bpf.c): its program is not even loaded unless asked for. */
+static void configure_offcpu(struct sampler *s, const struct sampler_opts *opts)
+{
+	double p = opts->offcpu_probability;
+
+	if (p <= 0) {
+		bpf_program__set_autoload(s->skel->progs.offcpu_switch, false);
+		return;
+	}
+	if (p > 1)
+		p = 1;
+	s->offcpu_scale = 1 / p;
+	s->skel->rodata->offcpu_threshold = (__u64)(p * 4294967296.0);
+	s->skel->rodata->offcpu_min_ns = opts->offcpu_min_ns;
+	s->skel->rodata->offcpu_self_tgid = opts->offcpu_include_self ? 0 : (__u32)getpid();
+}
+
 static int load_bpf(struct sampler *s, const struct sampler_opts *opts)
 {
 	int err;
@@ -202,6 +223,7 @@ static int load_bpf(struct sampler *s, const struct sampler_opts *opts)
 		return err;
 	}
 	s->skel->rodata->include_idle = opts->include_idle;
+	configure_offcpu(s, opts);
 	err = size_maps(s, opts);
 	if (!err)
 		err = profiler_bpf__load(s->skel);
@@ -460,9 +482,15 @@ static int emit_counts(struct sampler *s, __u32 n, void *ctx)
 		const struct sample_key *key = &s->batch_keys[i];
 		struct drained_sample sample = { .key = key, .count = s->batch_values[i] };
 
+		if (key->kind != SAMPLE_KIND_CPU) {
+			if (key->kind == SAMPLE_KIND_OFFCPU_WAITS)
+				atomic_fetch_add(&s->drained_offcpu_waits, sample.count);
+			sample.count = (uint64_t)(sample.count * s->offcpu_scale + 0.5);
+		}
 		sample.user = table_frames(&s->stacks, key->user_stack, &sample.nuser);
 		sample.kernel = table_frames(&s->stacks, key->kernel_stack, &sample.nkernel);
-		atomic_fetch_add(&s->drained_samples, sample.count);
+		if (key->kind == SAMPLE_KIND_CPU)
+			atomic_fetch_add(&s->drained_samples, sample.count);
 		sink->on_sample(&sample, sink->ctx);
 	}
 	sink->entries += n;
@@ -652,6 +680,23 @@ static void sum_outcomes(struct sampler *s, uint64_t *totals)
 	free(percpu);
 }
 
+static void write_offcpu_metrics(struct metrics_buf *b, struct sampler *s, const uint64_t *o)
+{
+	struct metrics_series series;
+
+	series = metrics_series_begin(b, "anorak_offcpu_waits_total", "counter",
+				      "Off-CPU waits followed (sampled blocking switches), by what happened to them.");
+	metrics_series_value(series, "outcome=\"counted\"", o[SAMPLE_OFFCPU_COUNTED]);
+	metrics_series_value(series, "outcome=\"short\"", o[SAMPLE_OFFCPU_SHORT]);
+	metrics_series_value(series, "outcome=\"filtered\"", o[SAMPLE_OFFCPU_FILTERED]);
+	metrics_series_value(series, "outcome=\"waits_map_full\"", o[SAMPLE_OFFCPU_WAITS_FULL]);
+	metrics_series_value(series, "outcome=\"count_map_full\"", o[SAMPLE_OFFCPU_DROP_COUNT_MAP_FULL]);
+	metrics_counter(b, "anorak_offcpu_waits_drained_total", "Off-CPU waits read from the BPF maps.",
+			atomic_load(&s->drained_offcpu_waits));
+	metrics_gauge(b, "anorak_offcpu_probability", "Probability of following a blocking switch (0: off).",
+		      s->offcpu_scale > 0 ? 1 / s->offcpu_scale : 0);
+}
+
 void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 {
 	struct sampler *s = ctx;
@@ -710,6 +755,7 @@ void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 	metrics_counter(b, "anorak_samples_cgroup_stale_total",
 			"Samples of a container's own events taken after its rate was lowered, not counted.",
 			o[SAMPLE_CGROUP_STALE]);
+	write_offcpu_metrics(b, s, o);
 	cpu_events_write_metrics(b, &s->cpus);
 	metrics_gauge(b, "anorak_sampling_frequency_hertz", "Base sampling frequency per CPU.", s->frequency);
 	metrics_counter(b, "anorak_drains_total", "Drains of the BPF sample maps.", atomic_load(&s->drains));

@@ -1,7 +1,8 @@
 /*
  * The BPF side as user space sees it: loads the BPF object (bpf/profiler.bpf.c linked with
- * bpf/unwind.bpf.c and bpf/tracectx.bpf.c), opens one cpu-clock perf event per online CPU, and drains
- * the sample counts of a generation on demand. Not thread-safe: one drain thread calls sampler_drain,
+ * bpf/unwind.bpf.c, bpf/tracectx.bpf.c and bpf/offcpu.bpf.c), opens one cpu-clock perf event per online
+ * CPU (and hooks sched_switch for off-CPU waits when asked), and drains the sample counts of a
+ * generation on demand. Not thread-safe: one drain thread calls sampler_drain,
  * one event thread calls sampler_poll_events.
  */
 #ifndef ANORAK_SAMPLER_H
@@ -25,9 +26,14 @@ struct sampler_opts {
 	uint32_t max_cgroup_policies;
 	uint64_t unwind_table_bytes; /* BPF memory for unwind tables; 0: frame pointers only */
 	uint64_t elf_max_bytes;      /* larger files get no unwind table */
+	double offcpu_probability;   /* of following a blocking switch; 0: no off-CPU profile */
+	uint64_t offcpu_min_ns;      /* shorter waits are not counted */
+	uint32_t offcpu_waits_entries; /* waits in flight */
+	bool offcpu_include_self;    /* also the daemon's own waits */
 };
 
-/* One drained count: frames are leaf first, valid only during the callback. */
+/* One drained count: frames are leaf first, valid only during the callback. Off-CPU counts (key->kind)
+ * are scaled by 1/probability, so they estimate all waits. */
 struct drained_sample {
 	const struct sample_key *key;
 	uint64_t count;

@@ -373,7 +373,7 @@ static int add_sample(struct history *h, struct ingest *in, const struct slice *
 	uint32_t total = s->nkernel + s->nuser, locs[PPROF_MAX_FRAMES], id;
 	const uint64_t *frames = sl->frames + s->frames;
 	struct rec_key key = { .pid = s->process->tgid, .tid = s->tid,
-				.frequency = s->frequency ? s->frequency : sl->frequency };
+				.frequency = s->frequency ? s->frequency : sl->frequency, .kind = s->kind };
 	bool added;
 	int err = 0;
 
@@ -402,7 +402,8 @@ static int add_sample(struct history *h, struct ingest *in, const struct slice *
 	if (err)
 		return err;
 	o->counts[id] += s->count;
-	o->samples += s->count;
+	if (s->kind == SAMPLE_KIND_CPU)
+		o->samples += s->count;
 	return 0;
 }
 
@@ -507,7 +508,7 @@ int history_add_slice(struct history *h, const struct slice *s)
 		if (!err)
 			err = add_sample(h, &in, s, &s->samples[i]);
 		/* add_sample adds the count last: a failed sample and the rest of the slice are lost. */
-		if (err)
+		if (err && s->samples[i].kind == SAMPLE_KIND_CPU)
 			h->samples_lost += s->samples[i].count;
 	}
 	h->open.end_ns = s->end_ns;
@@ -559,7 +560,8 @@ static int copy_open(struct history *h, struct snapshot *snap)
 
 		recs[i] = (struct history_record){ .stack = k->stack, .labels = k->labels, .pid = k->pid,
 						   .tid = k->tid, .frequency = k->frequency,
-						   .count = o->counts[i], .traced = k->traced };
+						   .count = o->counts[i], .traced = k->traced,
+						   .kind = (uint8_t)k->kind };
 		memcpy(recs[i].trace_id, k->trace_id, sizeof(k->trace_id));
 		memcpy(recs[i].span_id, k->span_id, sizeof(k->span_id));
 	}

@@ -49,6 +49,7 @@ struct history_record {
 	uint32_t frequency;      /* Hz the samples were taken at */
 	uint64_t count;
 	bool traced;
+	uint8_t kind;            /* enum sample_kind */
 	uint8_t trace_id[16], span_id[8];
 };
 

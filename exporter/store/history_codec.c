@@ -54,7 +54,8 @@ int history_window_encode(const struct dict *records, const uint64_t *counts, ch
 		len += put_varint(raw + len, k->tid);
 		len += put_varint(raw + len, k->frequency);
 		len += put_varint(raw + len, counts[i]);
-		len += put_varint(raw + len, k->traced);
+		/* The kind shares the traced varint: CPU records keep their size. */
+		len += put_varint(raw + len, k->traced | k->kind << 1);
 		if (k->traced) {
 			memcpy(raw + len, k->trace_id, sizeof(k->trace_id));
 			memcpy(raw + len + sizeof(k->trace_id), k->span_id, sizeof(k->span_id));
@@ -106,7 +107,8 @@ int history_window_decode(const char *data, size_t datalen, uint32_t nrecords, s
 			if (get_varint(&p, end, &v[f]))
 				goto out;
 		*r = (struct history_record){ .stack = v[0], .labels = v[1], .pid = v[2], .tid = v[3],
-					      .frequency = v[4], .count = v[5], .traced = v[6] != 0 };
+					      .frequency = v[4], .count = v[5], .traced = (v[6] & 1) != 0,
+					      .kind = (uint8_t)(v[6] >> 1) };
 		if (r->traced) {
 			if (end - p < (ptrdiff_t)(sizeof(r->trace_id) + sizeof(r->span_id)))
 				goto out;

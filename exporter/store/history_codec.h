@@ -11,7 +11,7 @@
 
 /* A record of the open window: samples with equal keys add their counts. */
 struct rec_key {
-	uint32_t stack, labels, pid, tid, frequency, traced;
+	uint32_t stack, labels, pid, tid, frequency, traced, kind;
 	uint8_t trace_id[16], span_id[8];
 };
 

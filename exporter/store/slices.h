@@ -35,6 +35,7 @@ struct slice_sample {
 	uint64_t count;
 	uint32_t frames;          /* index of the stack's first frame in the slice's frames */
 	uint16_t nuser, nkernel;  /* kernel frames first (leaf first), then user frames (leaf first) */
+	uint8_t kind;             /* enum sample_kind: CPU samples, or off-CPU waits or nanoseconds */
 };
 
 struct slice {

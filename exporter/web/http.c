@@ -29,6 +29,7 @@ enum route {
 	ROUTE_HEALTHY,
 	ROUTE_READY,
 	ROUTE_PROFILE,
+	ROUTE_OFFCPU,
 	ROUTE_TARGETS,
 	ROUTE_QUERY_API,
 	ROUTE_OTHER, /* unknown paths, counted together */
@@ -113,6 +114,8 @@ static int serve_index(struct http_server *s, struct mg_connection *conn,
 		"CPU profile of the next N seconds (gzip'd pprof)</li>\n"
 		"<li>/debug/pprof/profile?start=T1&amp;end=T2&amp;match[]={...}: a past range kept in memory "
 		"(unix seconds or RFC 3339)</li>\n"
+		"<li><a href=\"debug/pprof/offcpu?seconds=10\">/debug/pprof/offcpu?seconds=N</a> (and "
+		"?start=&amp;end=): where threads waited off the CPU (with --offcpu.probability)</li>\n"
 		"<li>POST /querier.v1.QuerierService/...: Pyroscope's query API, for Grafana</li>\n"
 		"<li><a href=\"metrics\">/metrics</a>: the exporter's own metrics</li>\n"
 		"<li><a href=\"api/v1/targets\">/api/v1/targets</a>: targets and their labels (Prometheus' "
@@ -232,8 +235,9 @@ static bool client_gone(void *arg)
 	return conn_guard_peer_gone(c->s->guard, c->ri->remote_addr, c->ri->remote_port);
 }
 
-static int serve_profile(struct http_server *s, struct mg_connection *conn,
-			 const struct mg_request_info *ri)
+/* /debug/pprof/profile (CPU) and /debug/pprof/offcpu share their queries and answers. */
+static int serve_pprof(struct http_server *s, struct mg_connection *conn,
+		       const struct mg_request_info *ri, bool offcpu)
 {
 	struct history_range_query range;
 	char reason[256];
@@ -245,6 +249,7 @@ static int serve_profile(struct http_server *s, struct mg_connection *conn,
 	ret = history_parse_range_query(ri->query_string, &range, reason, sizeof(reason));
 	if (ret < 0)
 		return send_text(conn, 400, "%s\n", reason);
+	range.offcpu = offcpu;
 	if (ret == 1)
 		return serve_history(s, conn, &range);
 	if (http_parse_profile_query(ri->query_string, s->h.max_seconds, &seconds, reason,
@@ -259,7 +264,8 @@ static int serve_profile(struct http_server *s, struct mg_connection *conn,
 	}
 	struct waiting_client client = { .s = s, .ri = ri };
 
-	ret = s->h.profile(s->h.ctx, seconds, client_gone, &client, &body, &len);
+	ret = (offcpu ? s->h.offcpu_profile : s->h.profile)(s->h.ctx, seconds, client_gone, &client, &body,
+							     &len);
 	__atomic_sub_fetch(&s->profiles_in_flight, 1, __ATOMIC_SEQ_CST);
 
 	if (ret == -ECANCELED)
@@ -276,6 +282,20 @@ static int serve_profile(struct http_server *s, struct mg_connection *conn,
 			       "Content-Disposition: attachment; filename=\"profile\"\r\n");
 	free(body);
 	return status;
+}
+
+static int serve_profile(struct http_server *s, struct mg_connection *conn,
+			 const struct mg_request_info *ri)
+{
+	return serve_pprof(s, conn, ri, false);
+}
+
+static int serve_offcpu(struct http_server *s, struct mg_connection *conn,
+			const struct mg_request_info *ri)
+{
+	if (!s->h.offcpu_profile)
+		return send_text(conn, 404, "off-CPU profiling is off: start anorak with --offcpu.probability\n");
+	return serve_pprof(s, conn, ri, true);
 }
 
 #define QUERY_API_MAX_BODY (1 << 20)
@@ -373,6 +393,7 @@ static const struct {
 	[ROUTE_HEALTHY] = { "/-/healthy", serve_healthy, false },
 	[ROUTE_READY] = { "/-/ready", serve_ready, false },
 	[ROUTE_PROFILE] = { "/debug/pprof/profile", serve_profile, true },
+	[ROUTE_OFFCPU] = { "/debug/pprof/offcpu", serve_offcpu, true },
 	[ROUTE_TARGETS] = { "/api/v1/targets", serve_targets, false },
 	[ROUTE_QUERY_API] = { PYROSCOPE_SERVICE_PATH, serve_query_api, false, true },
 	[ROUTE_OTHER] = { "other", NULL, false },

@@ -1,4 +1,4 @@
-/* The HTTP server (civetweb): /, /metrics, /-/healthy, /-/ready, /debug/pprof/profile,
+/* The HTTP server (civetweb): /, /metrics, /-/healthy, /-/ready, /debug/pprof/profile and offcpu,
  * /api/v1/targets, and Pyroscope's query API under /querier.v1.QuerierService/. */
 #ifndef ANORAK_HTTP_H
 #define ANORAK_HTTP_H
@@ -23,6 +23,9 @@ struct http_handlers {
 	 * -ECANCELED once client_gone(arg), looked at while waiting, says the client hung up). */
 	int (*profile)(void *ctx, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
 		       void **body, size_t *len);
+	/* The same for off-CPU waits (/debug/pprof/offcpu); NULL when off-CPU profiling is off. */
+	int (*offcpu_profile)(void *ctx, unsigned seconds, bool (*client_gone)(void *arg), void *arg,
+			      void **body, size_t *len);
 	/* The profile of a past range from the history ring (?start=&end=): -ENOENT when nothing kept
 	 * overlaps it, with the range the ring covers in first_ns/last_ns (0 when empty). */
 	int (*history_profile)(void *ctx, const struct history_range_query *q, void **body, size_t *len,

@@ -3,6 +3,7 @@
 #ifndef ANORAK_QUERY_H
 #define ANORAK_QUERY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ struct history_range_query {
 	int64_t start_ns, end_ns;
 	struct selector selectors[HISTORY_MAX_MATCHES]; /* any of them; none: everything */
 	size_t nselectors;
+	bool offcpu;          /* the off-CPU profile, not the CPU one */
 };
 
 /* "1700000000", "1700000000.5" (unix seconds) or RFC 3339 ("2026-11-21T19:48:16Z",

@@ -33,6 +33,7 @@ SRC = os.environ.get("ANORAK_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 SCHEMAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
 PROFILE_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+OFFCPU_PROFILE_TYPE = "process_offcpu:offcpu:nanoseconds:offcpu:nanoseconds"
 PYROSCOPE = "grafana-pyroscope-datasource"
 # Grafana's own variables.
 BUILTIN_VARS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__all",
@@ -282,14 +283,15 @@ class Grafana(unittest.TestCase):
                 self.assertEqual(set(), used_vars(text) - declared, "%s: undeclared variable in %s" % (f, text))
 
     def test_profile_queries(self):
-        """Profile panels query anorak's CPU profile type, filtered by every label variable."""
+        """Profile panels query anorak's CPU (or off-CPU) profile type, filtered by every label variable."""
         d, f = self.dashboards["anorak-profiles"]
         label_vars = [v["name"] for v in d["templating"]["list"] if v["type"] in ("query", "custom", "textbox")]
         self.assertTrue({"namespace", "pod", "container"} <= set(label_vars), label_vars)
         flame = 0
         for p in all_panels(d["panels"]):
             for t in p.get("targets", []):
-                self.assertTrue(t["profileTypeId"].startswith(PROFILE_TYPE), t["profileTypeId"])
+                self.assertTrue(t["profileTypeId"].startswith((PROFILE_TYPE, OFFCPU_PROFILE_TYPE)),
+                                t["profileTypeId"])
                 for name in label_vars:
                     self.assertRegex(t["labelSelector"], r'\b%s=~?"\$%s"' % (name, name), f)
             flame += p["type"] == "flamegraph"

@@ -14,7 +14,8 @@
   service account are pointed at temporary files. Everything else is promtool's own check.
 - promtool check service-discovery applies the kubernetes-pods job to a container's meta labels:
   the final labels are job, instance, namespace, pod, container, as anorak's config gives them.
-- Parca and Alloy: only process_cpu, as a delta, at /debug/pprof/profile; the other Go profiles
+- Parca and Alloy: process_cpu, as a delta, at /debug/pprof/profile, and process_offcpu at
+  /debug/pprof/offcpu (a custom profile); the other Go profiles
   disabled; timeouts Parca and Alloy accept; the job name is Prometheus' job; discovery selects the
   DaemonSet's pods and port.
 
@@ -360,7 +361,8 @@ class Integrations(unittest.TestCase):
         self.assertEqual({"enabled": True, "path": "/debug/pprof/profile", "delta": True}, pprof["process_cpu"])
         for other in ("memory", "block", "goroutine", "mutex"):
             self.assertIs(False, pprof[other]["enabled"], other)
-        self.assertEqual({"process_cpu", "memory", "block", "goroutine", "mutex"}, set(pprof))
+        self.assertEqual({"enabled": True, "path": "/debug/pprof/offcpu", "delta": True}, pprof["process_offcpu"])
+        self.assertEqual({"process_cpu", "process_offcpu", "memory", "block", "goroutine", "mutex"}, set(pprof))
         keep = {(r["source_labels"][0], r["regex"]) for r in job["relabel_configs"] if r.get("action") == "keep"}
         pod_rules = [(s[len("__meta_kubernetes_pod_label_"):], rx) for s, rx in keep if s.startswith("__meta_kubernetes_pod_label_")]
         port = [rx for s, rx in keep if s == "__meta_kubernetes_pod_container_port_name"]
@@ -384,7 +386,10 @@ class Integrations(unittest.TestCase):
         self.assertLessEqual(timeout, interval, "Alloy refuses scrape_timeout > scrape_interval")
         self.assertGreaterEqual(timeout, interval - 1, "the ?seconds= window must fit in the timeout")
         (pc,) = [b for b in scrape["blocks"] if b["name"] == "profiling_config"]
-        profiles = {b["name"]: b["attrs"] for b in pc["blocks"]}
+        profiles = {b["name"] + (" " + b["label"] if b["label"] else ""): b["attrs"] for b in pc["blocks"]}
+        offcpu = profiles["profile.custom process_offcpu"]
+        self.assertEqual(("true", "true", "/debug/pprof/offcpu"),
+                         (offcpu["enabled"], offcpu["delta"], alloy_string(offcpu["path"])))
         self.assertEqual("true", profiles["profile.process_cpu"]["enabled"])
         self.assertEqual("true", profiles["profile.process_cpu"].get("delta", "true"))
         self.assertEqual("/debug/pprof/profile", alloy_string(profiles["profile.process_cpu"].get("path", '"/debug/pprof/profile"')))

@@ -217,10 +217,10 @@ class Daemon:
     def get(self, path, timeout=10.0, **kw):
         return http_get(self.port, path, timeout=timeout, **kw)
 
-    def profile(self, seconds, timeout=None, query=None):
-        """GET /debug/pprof/profile?seconds=N; asserts 200 and returns the body (bytes)."""
+    def profile(self, seconds, timeout=None, query=None, path="/debug/pprof/profile"):
+        """GET /debug/pprof/profile?seconds=N (or path); asserts 200 and returns the body (bytes)."""
         q = query if query is not None else "seconds=%d" % seconds
-        r = self.get("/debug/pprof/profile?" + q, timeout=timeout or (seconds + 20) * TIME_SCALE)
+        r = self.get(path + "?" + q, timeout=timeout or (seconds + 20) * TIME_SCALE)
         if r.status != 200:
             raise AssertionError("profile ?%s: status %d: %s" % (q, r.status, r.text()[:300]))
         return r.body
@@ -573,24 +573,24 @@ def _write_tmp(raw):
     return path
 
 
-def pprofcheck(raw_or_path, timeout=60):
-    """Runs `pprofcheck FILE` (strict); returns (ok, output)."""
+def pprofcheck(raw_or_path, timeout=60, ptype="cpu"):
+    """Runs `pprofcheck -type PTYPE FILE` (strict); returns (ok, output)."""
     require_file(PPROFCHECK, "pprofcheck")
     path = raw_or_path if isinstance(raw_or_path, str) else _write_tmp(raw_or_path)
     try:
-        r = run([PPROFCHECK, path], timeout=timeout)
+        r = run([PPROFCHECK, "-type", ptype, path], timeout=timeout)
         return r.returncode == 0, (r.stdout + r.stderr).strip()
     finally:
         if not isinstance(raw_or_path, str):
             os.unlink(path)
 
 
-def pprofcheck_json(raw_or_path, timeout=60):
-    """Runs `pprofcheck -json FILE`; returns the parsed JSON."""
+def pprofcheck_json(raw_or_path, timeout=60, ptype="cpu"):
+    """Runs `pprofcheck -json -type PTYPE FILE`; returns the parsed JSON."""
     require_file(PPROFCHECK, "pprofcheck")
     path = raw_or_path if isinstance(raw_or_path, str) else _write_tmp(raw_or_path)
     try:
-        r = run([PPROFCHECK, "-json", path], timeout=timeout)
+        r = run([PPROFCHECK, "-json", "-type", ptype, path], timeout=timeout)
         if r.returncode != 0:
             raise AssertionError("pprofcheck -json failed (%d): %s" % (r.returncode, (r.stdout + r.stderr)[-2000:]))
         return json.loads(r.stdout)
@@ -632,20 +632,20 @@ def json_summary_totals(j):
     return len(samples), total, funcs
 
 
-def check_profile(tc, raw, what="profile"):
-    """Strict checks every profile must pass: gzip, pprofcheck, our decoder's rules, Go's CPU shape.
-    Returns the decoded Profile."""
+def check_profile(tc, raw, what="profile", ptype="cpu"):
+    """Strict checks every profile must pass: gzip, pprofcheck, our decoder's rules, Go's CPU shape
+    (ptype "offcpu": the off-CPU shape). Returns the decoded Profile."""
     tc.assertTrue(raw[:2] == b"\x1f\x8b", "%s is not gzip (starts %r)" % (what, raw[:8]))
-    ok, out = pprofcheck(raw)
+    ok, out = pprofcheck(raw, ptype=ptype)
     tc.assertTrue(ok, "pprofcheck rejected the %s:\n%s" % (what, out[-3000:]))
     p = decode_profile(raw)
     tc.assertEqual(p.problems, [], "%s: %s" % (what, p.problems[:10]))
-    tc.assertEqual(p.sample_types, [("samples", "count"), ("cpu", "nanoseconds")], what)
-    tc.assertEqual(p.period_type, ("cpu", "nanoseconds"), what)
+    tc.assertEqual(p.sample_types, [("samples", "count"), (ptype, "nanoseconds")], what)
+    tc.assertEqual(p.period_type, (ptype, "nanoseconds"), what)
     tc.assertGreater(p.period, 0, what)
     tc.assertGreater(p.time_nanos, 0, what + ": time_nanos unset")
     tc.assertGreater(p.duration_nanos, 0, what + ": duration_nanos unset")
-    j = pprofcheck_json(raw)
+    j = pprofcheck_json(raw, ptype=ptype)
     n, total, funcs = json_summary_totals(j)
     tc.assertEqual(n, len(p.samples), "pprofcheck -json and the decoder disagree on the sample count")
     tc.assertEqual(total, p.total(0), "pprofcheck -json and the decoder disagree on samples/count")

@@ -260,7 +260,8 @@ class QueryAPI(unittest.TestCase):
 
     def test_profile_types(self):
         types = self.ok("ProfileTypes", f_int(1, self.start_ms) + f_int(2, self.end_ms), TYPES_RESPONSE)["profile_types"]
-        self.assertEqual({t["ID"] for t in types}, {CPU, SAMPLES})
+        self.assertEqual({t["ID"] for t in types}, {CPU, SAMPLES, "process_offcpu:offcpu:nanoseconds:offcpu:nanoseconds",
+                                                    "process_offcpu:samples:count:offcpu:nanoseconds"})
         for t in types:
             self.assertEqual(t["ID"], ":".join([t["name"], t["sample_type"], t["sample_unit"], t["period_type"],
                                                 t["period_unit"]]))

@@ -550,7 +550,7 @@ static void gunzip(const void *in, size_t inlen, uint8_t **out, size_t *outlen)
 	inflateEnd(&zs);
 }
 
-static Perftools__Profiles__Profile *range_profile(struct history *h, const char *query)
+static Perftools__Profiles__Profile *range_profile_of(struct history *h, const char *query, bool offcpu)
 {
 	struct history_range_query q;
 	char err[256] = "";
@@ -561,6 +561,7 @@ static Perftools__Profiles__Profile *range_profile(struct history *h, const char
 
 	if (history_parse_range_query(query, &q, err, sizeof(err)) != 1)
 		fail_msg("query %s: %s", query, err);
+	q.offcpu = offcpu;
 	assert_int_equal(history_profile_encode(h, &q, 100, &gz, &gzlen, &first, &last), 0);
 	history_range_query_free(&q);
 	gunzip(gz, gzlen, &raw, &rawlen);
@@ -569,6 +570,11 @@ static Perftools__Profiles__Profile *range_profile(struct history *h, const char
 	free(raw);
 	assert_non_null(p);
 	return p;
+}
+
+static Perftools__Profiles__Profile *range_profile(struct history *h, const char *query)
+{
+	return range_profile_of(h, query, false);
 }
 
 static int64_t total_of(const Perftools__Profiles__Profile *p, uint64_t address)
@@ -640,6 +646,48 @@ static void test_pprof_of_range(void **state)
 	put_process(b);
 }
 
+/* Off-CPU waits and nanoseconds share the ring with CPU samples (through closed, encoded windows and
+ * the open one): each profile shows only its own, as two values of one sample per stack. */
+static void test_offcpu_kinds(void **state)
+{
+	(void)state;
+	struct history *h = new_history(3600 * S, 64 << 20);
+	struct process *a = new_process(10, "api-1");
+	int64_t t0 = 1700000000LL * S;
+
+	for (int i = 0; i < 15; i++) {
+		struct slice *s = slice_new(1, t0 + i * S, 100);
+		uint64_t cpu = 0x1000, wait = 0x1001;
+		struct slice_sample smp;
+
+		assert_int_equal(slice_add(s, sample_of(&smp, a, NULL, 11, 2), cpu, &cpu, 1, 0, NULL, 0), 0);
+		sample_of(&smp, a, NULL, 11, 4)->kind = SAMPLE_KIND_OFFCPU_WAITS;
+		assert_int_equal(slice_add(s, &smp, wait, &wait, 1, 0, NULL, 0), 0);
+		sample_of(&smp, a, NULL, 11, 7000000)->kind = SAMPLE_KIND_OFFCPU_NS;
+		assert_int_equal(slice_add(s, &smp, wait, &wait, 1, 0, NULL, 0), 0);
+		slice_seal(s, t0 + (i + 1) * S);
+		assert_int_equal(history_add_slice(h, s), 0);
+		slice_free(s);
+	}
+	Perftools__Profiles__Profile *p = range_profile(h, "start=1700000000&end=1700000015");
+	assert_int_equal(total_of(p, 0), 30);
+	assert_int_equal(total_of(p, 0x1001), 0);
+	perftools__profiles__profile__free_unpacked(p, NULL);
+
+	p = range_profile_of(h, "start=1700000000&end=1700000015", true);
+	assert_string_equal(p->string_table[p->sample_type[1]->type], "offcpu");
+	assert_string_equal(p->string_table[p->period_type->type], "offcpu");
+	assert_int_equal(p->period, 1);
+	assert_int_equal(total_of(p, 0x1000), 0);
+	assert_int_equal(p->n_sample, 1);
+	assert_int_equal(p->sample[0]->value[0], 15 * 4);
+	assert_int_equal(p->sample[0]->value[1], 15 * 7000000LL);
+	perftools__profiles__profile__free_unpacked(p, NULL);
+
+	history_free(h);
+	put_process(a);
+}
+
 static void test_parse_query(void **state)
 {
 	(void)state;
@@ -685,6 +733,7 @@ int main(void)
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_max_bytes),
 		cmocka_unit_test(test_pprof_of_range),
+		cmocka_unit_test(test_offcpu_kinds),
 		cmocka_unit_test(test_parse_query),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

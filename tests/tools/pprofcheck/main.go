@@ -149,8 +149,11 @@ func (p *problems) addf(format string, args ...interface{}) {
 	*p = append(*p, fmt.Sprintf(format, args...))
 }
 
+// The second sample type and the period type: cpu (/debug/pprof/profile) or offcpu (/debug/pprof/offcpu).
+var profileType = "cpu"
+
 func checkParsed(p *profile.Profile, bad *problems) {
-	want := []valueType{{"samples", "count"}, {"cpu", "nanoseconds"}}
+	want := []valueType{{"samples", "count"}, {profileType, "nanoseconds"}}
 	got := make([]valueType, 0, len(p.SampleType))
 	for _, st := range p.SampleType {
 		got = append(got, valueType{st.Type, st.Unit})
@@ -158,8 +161,8 @@ func checkParsed(p *profile.Profile, bad *problems) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		bad.addf("sample types are %v, want %v", got, want)
 	}
-	if p.PeriodType == nil || p.PeriodType.Type != "cpu" || p.PeriodType.Unit != "nanoseconds" {
-		bad.addf("period type is %v, want cpu/nanoseconds", p.PeriodType)
+	if p.PeriodType == nil || p.PeriodType.Type != profileType || p.PeriodType.Unit != "nanoseconds" {
+		bad.addf("period type is %v, want %s/nanoseconds", p.PeriodType, profileType)
 	}
 	if p.Period <= 0 {
 		bad.addf("period is %d, want > 0", p.Period)
@@ -424,8 +427,9 @@ func gunzip(data []byte) ([]byte, error) {
 
 func main() {
 	asJSON := flag.Bool("json", false, "print a JSON summary of a valid profile on stdout")
+	flag.StringVar(&profileType, "type", "cpu", "the profile's value type: cpu or offcpu")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: %s [-json] FILE|-\n", os.Args[0])
+		fmt.Fprintf(os.Stderr, "usage: %s [-json] [-type cpu|offcpu] FILE|-\n", os.Args[0])
 		flag.PrintDefaults()
 	}
 	flag.Parse()
