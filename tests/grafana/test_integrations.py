@@ -361,7 +361,7 @@ class Integrations(unittest.TestCase):
         self.assertEqual({"enabled": True, "path": "/debug/pprof/profile", "delta": True}, pprof["process_cpu"])
         for other in ("memory", "block", "goroutine", "mutex"):
             self.assertIs(False, pprof[other]["enabled"], other)
-        self.assertEqual({"enabled": True, "path": "/debug/pprof/offcpu", "delta": True}, pprof["process_offcpu"])
+        self.assertEqual({"enabled": False, "path": "/debug/pprof/offcpu", "delta": True}, pprof["process_offcpu"])
         self.assertEqual({"process_cpu", "process_offcpu", "memory", "block", "goroutine", "mutex"}, set(pprof))
         keep = {(r["source_labels"][0], r["regex"]) for r in job["relabel_configs"] if r.get("action") == "keep"}
         pod_rules = [(s[len("__meta_kubernetes_pod_label_"):], rx) for s, rx in keep if s.startswith("__meta_kubernetes_pod_label_")]
@@ -388,7 +388,7 @@ class Integrations(unittest.TestCase):
         (pc,) = [b for b in scrape["blocks"] if b["name"] == "profiling_config"]
         profiles = {b["name"] + (" " + b["label"] if b["label"] else ""): b["attrs"] for b in pc["blocks"]}
         offcpu = profiles["profile.custom process_offcpu"]
-        self.assertEqual(("true", "true", "/debug/pprof/offcpu"),
+        self.assertEqual(("false", "true", "/debug/pprof/offcpu"),
                          (offcpu["enabled"], offcpu["delta"], alloy_string(offcpu["path"])))
         self.assertEqual("true", profiles["profile.process_cpu"]["enabled"])
         self.assertEqual("true", profiles["profile.process_cpu"].get("delta", "true"))
