@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "exporter/encode/pprof_samples.h"
+#include "exporter/symbols/frames.h"
 #include "labels/labelset.h"
 
 struct metrics_buf;
