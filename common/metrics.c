@@ -65,7 +65,8 @@ void metrics_printf(struct metrics_buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-void metrics_family(struct metrics_buf *b, const char *name, const char *type, const char *help)
+/* "# HELP name help" and "# TYPE name type" (type: counter, gauge, histogram). */
+static void metrics_family(struct metrics_buf *b, const char *name, const char *type, const char *help)
 {
 	/* HELP text escapes only backslash and newline (text format 0.0.4). */
 	metrics_printf(b, "# HELP %s ", name);
@@ -117,7 +118,8 @@ static void write_sample(struct metrics_buf *b, const char *name, const char *su
 		metrics_printf(b, "%s%s %s\n", name, suffix, num);
 }
 
-void metrics_value(struct metrics_buf *b, const char *name, const char *labels, double value)
+/* "name{labels} value"; labels is preformatted (k="v",k2="v2") or NULL. */
+static void metrics_value(struct metrics_buf *b, const char *name, const char *labels, double value)
 {
 	write_sample(b, name, "", labels, value);
 }
@@ -234,8 +236,9 @@ static void histogram_bucket(struct metrics_buf *b, const char *name, const char
 		       lebuf, (unsigned long long)cumulative);
 }
 
-void metrics_histogram_series(struct metrics_buf *b, const char *name, const char *labels,
-			      struct metrics_histogram *h)
+/* The _bucket/_sum/_count series without HELP/TYPE, with extra labels (k="v" or NULL). */
+static void metrics_histogram_series(struct metrics_buf *b, const char *name, const char *labels,
+				     struct metrics_histogram *h)
 {
 	uint64_t *buckets = calloc(h->nbounds + 1, sizeof(*buckets));
 	uint64_t cumulative = 0, count;

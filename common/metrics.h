@@ -19,10 +19,6 @@ struct metrics_buf {
 void metrics_buf_free(struct metrics_buf *b);
 void metrics_printf(struct metrics_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* "# HELP name help" and "# TYPE name type" (type: counter, gauge, histogram). */
-void metrics_family(struct metrics_buf *b, const char *name, const char *type, const char *help);
-/* "name{labels} value"; labels is preformatted (k="v",k2="v2") or NULL. */
-void metrics_value(struct metrics_buf *b, const char *name, const char *labels, double value);
 /* Escapes a label value (\\, \", \n) into out; returns out. */
 char *metrics_escape_label(const char *value, char *out, size_t outlen);
 
@@ -38,7 +34,7 @@ struct metrics_series {
 };
 struct metrics_series metrics_series_begin(struct metrics_buf *b, const char *name, const char *type,
 					   const char *help);
-/* One series; labels as for metrics_value. */
+/* One series: "name{labels} value"; labels is preformatted (k="v",k2="v2") or NULL. */
 void metrics_series_value(struct metrics_series s, const char *labels, double value);
 /* One series whose labels are formatted (values escaped by the caller). */
 void metrics_series_valuef(struct metrics_series s, double value, const char *labels_fmt, ...)
@@ -59,10 +55,6 @@ void metrics_histogram_observe(struct metrics_histogram *h, double v);
 /* Writes the _bucket/_sum/_count series, with HELP/TYPE. */
 void metrics_histogram_write(struct metrics_buf *b, const char *name, const char *help,
 			     struct metrics_histogram *h);
-/* The same series without HELP/TYPE and with extra labels (k="v" or NULL), for a family of several
- * labelled histograms written after one metrics_family(..., "histogram", ...). */
-void metrics_histogram_series(struct metrics_buf *b, const char *name, const char *labels,
-			      struct metrics_histogram *h);
 /* One histogram of a family begun with metrics_series_begin(..., "histogram", ...). */
 void metrics_series_histogram(struct metrics_series s, const char *labels, struct metrics_histogram *h);
 

@@ -6,7 +6,6 @@
 #include "exporter/store/history.h"
 #include "exporter/encode/pprof.h"
 #include "exporter/encode/pprof_samples.h"
-#include "exporter/web/query.h"
 
 struct encoder {
 	struct pprof_builder *builder;

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 struct history;
-struct history_range_query; /* exporter/web/query.h */
+struct history_range_query; /* exporter/store/history.h */
 
 /* The gzip'd pprof of every window overlapping the range, whole; time_nanos/duration_nanos say what
  * the windows cover. -ENOENT when none overlaps, with the range kept in first_ns and last_ns (0, 0 when

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "common/htab.h"
 #include "exporter/encode/pprof.h"
 #include "exporter/encode/pprof_samples.h"
 #include "exporter/symbols/process.h"
@@ -25,7 +26,7 @@ struct mapping_entry {
 struct frame_entry {
 	const void *mapping_key;
 	uint64_t addr;
-	bool leaf, used;
+	bool leaf;
 	uint32_t nlines; /* its Lines (0: unsymbolized) at line_off in the encoder's lines */
 	size_t line_off;
 	uint64_t location_id;
@@ -35,96 +36,68 @@ struct frame_entry {
 struct encoder {
 	const struct profile_request *req;
 	struct pprof_builder *builder;
-	struct frame_entry *frames;
+	struct frame_entry *frames; /* by id in frame_index */
 	size_t frames_cap, nframes;
-	struct mapping_entry *mappings;
+	struct htab frame_index;
+	struct mapping_entry *mappings; /* by id in mapping_index */
 	size_t mappings_cap, nmappings;
-	size_t *mapping_index; /* open addressing by key: index + 1 into mappings, 0 free */
-	size_t mapping_index_cap;
+	struct htab mapping_index;
 	struct pprof_line *lines;
 	size_t lines_cap, nlines;
 	int err;
 	struct pprof_frame_function *function; /* of the frame being symbolized */
 };
 
-static uint64_t hash_frame(const void *key, uint64_t addr, bool leaf)
-{
-	uint64_t h = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ULL;
+struct frame_key {
+	const void *mapping_key;
+	uint64_t addr;
+	bool leaf;
+};
 
-	h ^= addr + 0x7f4a7c159e3779b9ULL + (h << 6) + (h >> 2);
-	return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL + leaf;
+static bool frame_eq(const void *ctx, uint32_t id, const void *key)
+{
+	const struct frame_entry *f = &((const struct encoder *)ctx)->frames[id];
+	const struct frame_key *k = key;
+
+	return f->mapping_key == k->mapping_key && f->addr == k->addr && f->leaf == k->leaf;
 }
 
-static int frames_grow(struct encoder *e)
+static bool mapping_eq(const void *ctx, uint32_t id, const void *key)
 {
-	size_t cap = e->frames_cap ? e->frames_cap * 2 : 1024;
-	struct frame_entry *table = calloc(cap, sizeof(*table));
+	return ((const struct encoder *)ctx)->mappings[id].key == key;
+}
 
-	if (!table)
+/* Room for one more entry of size bytes in *array of *cap, starting at first; -ENOMEM. */
+static int array_reserve(void **array, size_t *cap, size_t n, size_t size, size_t first)
+{
+	size_t grown_cap = *cap ? *cap * 2 : first;
+	void *grown;
+
+	if (n < *cap)
+		return 0;
+	grown = realloc(*array, grown_cap * size);
+	if (!grown)
 		return -ENOMEM;
-	for (size_t i = 0; i < e->frames_cap; i++) {
-		struct frame_entry *f = &e->frames[i];
-		size_t j;
-
-		if (!f->used)
-			continue;
-		for (j = hash_frame(f->mapping_key, f->addr, f->leaf) & (cap - 1); table[j].used;
-		     j = (j + 1) & (cap - 1))
-			;
-		table[j] = *f;
-	}
-	free(e->frames);
-	e->frames = table;
-	e->frames_cap = cap;
-	return 0;
-}
-
-static size_t mapping_slot(const struct encoder *e, const void *key)
-{
-	size_t j = (size_t)(hash_frame(key, 0, false) & (e->mapping_index_cap - 1));
-
-	while (e->mapping_index[j] && e->mappings[e->mapping_index[j] - 1].key != key)
-		j = (j + 1) & (e->mapping_index_cap - 1);
-	return j;
-}
-
-/* Keeps the index at most half full; entries are rehashed from the mappings array. */
-static int mapping_index_grow(struct encoder *e)
-{
-	size_t cap = e->mapping_index_cap ? e->mapping_index_cap * 2 : 128;
-	size_t *index = calloc(cap, sizeof(*index));
-
-	if (!index)
-		return -ENOMEM;
-	free(e->mapping_index);
-	e->mapping_index = index;
-	e->mapping_index_cap = cap;
-	for (size_t i = 0; i < e->nmappings; i++)
-		e->mapping_index[mapping_slot(e, e->mappings[i].key)] = i + 1;
+	*array = grown;
+	*cap = grown_cap;
 	return 0;
 }
 
 /* Index + 1 of the mapping entry for key, 0 when memory ran out. */
 static size_t mapping_for(struct encoder *e, const void *key, const struct sym_mapping *map)
 {
-	if ((e->nmappings + 1) * 2 > e->mapping_index_cap && mapping_index_grow(e))
+	uint32_t hash = htab_hash32(htab_mix(0, (uint64_t)(uintptr_t)key));
+	struct htab_slot *slot;
+
+	if (htab_reserve(&e->mapping_index) ||
+	    array_reserve((void **)&e->mappings, &e->mappings_cap, e->nmappings, sizeof(*e->mappings), 64))
 		return 0;
-
-	size_t slot = mapping_slot(e, key);
-	if (e->mapping_index[slot])
-		return e->mapping_index[slot];
-	if (e->nmappings == e->mappings_cap) {
-		size_t cap = e->mappings_cap ? e->mappings_cap * 2 : 64;
-		struct mapping_entry *grown = realloc(e->mappings, cap * sizeof(*grown));
-
-		if (!grown)
-			return 0;
-		e->mappings = grown;
-		e->mappings_cap = cap;
-	}
+	slot = htab_find(&e->mapping_index, hash, mapping_eq, e, key);
+	if (htab_used(slot))
+		return htab_id(slot) + 1;
 	e->mappings[e->nmappings] = (struct mapping_entry){ .key = key, .map = map };
-	e->mapping_index[slot] = ++e->nmappings;
-	return e->nmappings;
+	htab_set(&e->mapping_index, slot, hash, (uint32_t)e->nmappings);
+	return ++e->nmappings;
 }
 
 static int lines_reserve(struct encoder *e, size_t n)
@@ -167,18 +140,19 @@ static struct frame_entry *frame_for(struct encoder *e, const struct slice_sampl
 		map = s->maps ? proc_maps_find(s->maps, addr) : NULL;
 		key = map;
 	}
-	if (e->nframes * 2 >= e->frames_cap && frames_grow(e))
+	const struct frame_key k = { .mapping_key = key, .addr = addr, .leaf = leaf };
+	uint32_t hash = htab_hash32(htab_mix(htab_mix(htab_mix(0, (uint64_t)(uintptr_t)key), addr), leaf));
+	struct htab_slot *slot;
+
+	if (htab_reserve(&e->frame_index) ||
+	    array_reserve((void **)&e->frames, &e->frames_cap, e->nframes, sizeof(*e->frames), 1024))
 		return NULL;
+	slot = htab_find(&e->frame_index, hash, frame_eq, e, &k);
+	if (htab_used(slot))
+		return &e->frames[htab_id(slot)];
 
-	size_t j = hash_frame(key, addr, leaf) & (e->frames_cap - 1);
-	while (e->frames[j].used && (e->frames[j].mapping_key != key || e->frames[j].addr != addr ||
-				     e->frames[j].leaf != leaf))
-		j = (j + 1) & (e->frames_cap - 1);
-	struct frame_entry *f = &e->frames[j];
-	if (f->used)
-		return f;
-
-	*f = (struct frame_entry){ .mapping_key = key, .addr = addr, .leaf = leaf, .used = true };
+	struct frame_entry *f = &e->frames[e->nframes];
+	*f = (struct frame_entry){ .mapping_key = key, .addr = addr, .leaf = leaf };
 	if (key) {
 		f->mapping = mapping_for(e, key, map);
 		if (!f->mapping)
@@ -192,7 +166,7 @@ static struct frame_entry *frame_for(struct encoder *e, const struct slice_sampl
 	e->nlines += (size_t)n;
 	if (n && f->mapping)
 		e->mappings[f->mapping - 1].symbolized = true;
-	e->nframes++;
+	htab_set(&e->frame_index, slot, hash, (uint32_t)e->nframes++);
 	return f;
 }
 
@@ -285,8 +259,9 @@ int profile_encode(const struct profile_request *req, void **out, size_t *outlen
 		e.err = pprof_encode_gzip(e.builder, req->time_ns, req->duration_ns, out, outlen);
 	pprof_builder_free(e.builder);
 	free(e.frames);
+	htab_free(&e.frame_index);
 	free(e.mappings);
-	free(e.mapping_index);
+	htab_free(&e.mapping_index);
 	free(e.lines);
 	free(e.function);
 	return e.err;

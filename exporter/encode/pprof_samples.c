@@ -1,64 +1,12 @@
 #include "exporter/encode/pprof_samples.h"
 
 #include <errno.h>
-#include <stdio.h>
 
 #include "common/text.h"
 #include "exporter/encode/pprof.h"
-#include "exporter/symbols/symbolize.h"
 #include "labels/labelset.h"
 
-#define KERNEL_START 0xffff800000000000ULL
-
 /* --- frames ---------------------------------------------------------------------------------- */
-
-void pprof_frame_mapping_of(const struct sym_mapping *map, struct pprof_frame_mapping *out)
-{
-	if (map)
-		*out = (struct pprof_frame_mapping){ .start = map->start, .limit = map->end, .offset = map->offset,
-						     .path = map->path, .build_id = map->build_id };
-	else
-		*out = (struct pprof_frame_mapping){ .start = KERNEL_START, .limit = UINT64_MAX,
-						     .path = "[kernel.kallsyms]", .build_id = "" };
-}
-
-static size_t kernel_lines(struct symbolizer *sym, uint64_t addr, struct pprof_frame_function *out)
-{
-	out->module[0] = '\0';
-	out->filename[0] = '\0';
-	if (!symbolizer_kernel(sym, addr, out->name, sizeof(out->name), out->module, sizeof(out->module)))
-		return 0;
-	if (out->module[0])
-		snprintf(out->filename, sizeof(out->filename), "[%s]", out->module);
-	out->lines[0] = (struct pprof_frame_line){ .name = out->name, .filename = out->filename };
-	return 1;
-}
-
-static size_t user_lines(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
-			 uint64_t addr, struct pprof_frame_function *out)
-{
-	size_t n = symbolizer_user_frames(sym, maps, map, addr, &out->user);
-
-	for (size_t i = 0; i < n; i++) {
-		const struct sym_frame *f = &out->user.frames[i];
-
-		out->lines[i] = (struct pprof_frame_line){ .name = f->name, .filename = f->file, .line = f->line };
-	}
-	return n;
-}
-
-size_t pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
-			     bool kernel, uint64_t addr, bool leaf, struct pprof_frame_function *out)
-{
-	uint64_t lookup = leaf ? addr : addr - 1;
-
-	out->n = 0;
-	if (sym && kernel)
-		out->n = kernel_lines(sym, lookup, out);
-	else if (sym && map)
-		out->n = user_lines(sym, maps, map, lookup, out);
-	return out->n;
-}
 
 int pprof_frame_lines(struct pprof_builder *b, const struct pprof_frame_line *lines, size_t n,
 		      struct pprof_line *out)

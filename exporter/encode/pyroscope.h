@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "exporter/web/http.h"
+#include "exporter/encode/http_reply.h"
 
 struct history;
 struct ProtobufCMessage;

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exporter/encode/http_reply.h"
 #include "exporter/store/history.h"
-#include "exporter/web/http.h"
 #include "labels/selector.h"
 
 #define SELECTION_NS_PER_MS 1000000LL

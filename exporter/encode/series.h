@@ -2,8 +2,8 @@
 #ifndef ANORAK_SERIES_H
 #define ANORAK_SERIES_H
 
+#include "exporter/encode/http_reply.h"
 #include "exporter/store/history.h"
-#include "exporter/web/http.h"
 #include "querier/v1/querier.pb-c.h"
 
 #define SERIES_MAX_GROUP_BY 16

@@ -9,7 +9,7 @@
 #include "bpf/unwind.h"
 #include "common/metrics.h"
 #include "exporter/proc/elf_file.h"
-#include "exporter/symbols/gopclntab.h"
+#include "exporter/proc/gopclntab.h"
 
 /* Functions read from one pclntab; `go tool` binaries have about 30000. */
 #define MAX_FUNCS (1u << 22)

@@ -8,13 +8,13 @@
 
 #include "common/htab.h"
 #include "common/metrics.h"
-#include "exporter/encode/pprof_samples.h"
 #include "exporter/store/history_codec.h"
 #include "exporter/store/history_dict.h"
-#include "exporter/symbols/process.h"
-#include "labels/selector.h"
-#include "exporter/symbols/symbolize.h"
 #include "exporter/store/slices.h"
+#include "exporter/symbols/frames.h"
+#include "exporter/symbols/process.h"
+#include "exporter/symbols/symbolize.h"
+#include "labels/selector.h"
 
 /* Windows per epoch (15 min): dictionaries start afresh this often, so what only old windows used goes
  * away with them; longer epochs store the recurring stacks fewer times. */

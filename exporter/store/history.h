@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "exporter/encode/pprof_samples.h"
+#include "exporter/symbols/frames.h"
 #include "labels/labelset.h"
+#include "labels/selector.h"
 
 struct metrics_buf;
 struct slice;
@@ -69,6 +70,17 @@ struct history_window {
 
 /* Returns nonzero to stop the query with that value. */
 typedef int (*history_visit_fn)(void *ctx, const struct history_window *w);
+
+/* A past range of profiles asked for (?start=&end=&match[]=, parsed by web/query.h): here, before
+ * the encoders that answer it and the server that parses it. */
+#define HISTORY_MAX_MATCHES 8
+
+struct history_range_query {
+	int64_t start_ns, end_ns;
+	struct selector selectors[HISTORY_MAX_MATCHES]; /* any of them; none: everything */
+	size_t nselectors;
+	bool offcpu;          /* the off-CPU profile, not the CPU one */
+};
 
 /* Calls fn, in time order, for each window (the open one as it was when the query began) that
  * overlaps [start_ns, end_ns). -ENOENT when none does. first_ns and last_ns (may be NULL) get the range

@@ -491,25 +491,13 @@ void debuginfod_free(struct debuginfod *d)
 
 /* --- metrics -------------------------------------------------------------------------------------- */
 
-static void gauge(struct metrics_buf *b, const char *name, const char *help, double v)
-{
-	metrics_family(b, name, "gauge", help);
-	metrics_value(b, name, NULL, v);
-}
-
-static void counter(struct metrics_buf *b, const char *name, const char *help, double v)
-{
-	metrics_family(b, name, "counter", help);
-	metrics_value(b, name, NULL, v);
-}
-
 void debuginfod_write_metrics(struct metrics_buf *b, void *debuginfod)
 {
 	struct debuginfod *d = debuginfod;
 	uint64_t fetches[FETCH_NR], bytes, dropped;
 	struct debug_cache_stats cs;
 	size_t in_flight;
-	char labels[32];
+	struct metrics_series s;
 
 	pthread_mutex_lock(&d->lock);
 	memcpy(fetches, d->fetches, sizeof(fetches));
@@ -519,26 +507,25 @@ void debuginfod_write_metrics(struct metrics_buf *b, void *debuginfod)
 	pthread_mutex_unlock(&d->lock);
 	debug_cache_stats(d->cache, &cs);
 
-	metrics_family(b, "anorak_debuginfod_fetches_total", "counter",
-		       "Debug files asked of the debuginfod servers, by result (error: unreachable, or an "
-		       "answer that is not the debug file asked for).");
-	for (size_t i = 0; i < FETCH_NR; i++) {
-		snprintf(labels, sizeof(labels), "result=\"%s\"", result_names[i]);
-		metrics_value(b, "anorak_debuginfod_fetches_total", labels, (double)fetches[i]);
-	}
-	counter(b, "anorak_debuginfod_fetched_bytes_total", "Bytes of debug files received.", (double)bytes);
-	gauge(b, "anorak_debuginfod_fetches_in_flight", "Fetches running now.", (double)in_flight);
-	counter(b, "anorak_debuginfod_requests_dropped_total",
-		"Fetches not queued because 256 were waiting or 4096 build ids were tracked.", (double)dropped);
-	gauge(b, "anorak_debuginfod_cache_bytes", "Bytes of debug files in the cache directory.", (double)cs.bytes);
-	gauge(b, "anorak_debuginfod_cache_max_bytes", "Bound on the cache directory.", (double)cs.max_bytes);
-	gauge(b, "anorak_debuginfod_cache_files", "Debug files in the cache directory.", (double)cs.files);
-	metrics_family(b, "anorak_debuginfod_cache_lookups_total", "counter",
-		       "Lookups of debug files in the cache directory, by whether the file was there.");
-	metrics_value(b, "anorak_debuginfod_cache_lookups_total", "result=\"hit\"", (double)cs.hits);
-	metrics_value(b, "anorak_debuginfod_cache_lookups_total", "result=\"miss\"", (double)cs.misses);
-	counter(b, "anorak_debuginfod_cache_evictions_total", "Debug files removed to keep the cache bound.",
-		(double)cs.evictions);
-	counter(b, "anorak_debuginfod_cache_refused_total", "Debug files larger than the whole cache bound.",
-		(double)cs.refused_too_large);
+	s = metrics_series_begin(b, "anorak_debuginfod_fetches_total", "counter",
+				 "Debug files asked of the debuginfod servers, by result (error: unreachable, or an "
+				 "answer that is not the debug file asked for).");
+	for (size_t i = 0; i < FETCH_NR; i++)
+		metrics_series_valuef(s, (double)fetches[i], "result=\"%s\"", result_names[i]);
+	metrics_counter(b, "anorak_debuginfod_fetched_bytes_total", "Bytes of debug files received.", (double)bytes);
+	metrics_gauge(b, "anorak_debuginfod_fetches_in_flight", "Fetches running now.", (double)in_flight);
+	metrics_counter(b, "anorak_debuginfod_requests_dropped_total",
+			"Fetches not queued because 256 were waiting or 4096 build ids were tracked.", (double)dropped);
+	metrics_gauge(b, "anorak_debuginfod_cache_bytes", "Bytes of debug files in the cache directory.",
+		      (double)cs.bytes);
+	metrics_gauge(b, "anorak_debuginfod_cache_max_bytes", "Bound on the cache directory.", (double)cs.max_bytes);
+	metrics_gauge(b, "anorak_debuginfod_cache_files", "Debug files in the cache directory.", (double)cs.files);
+	s = metrics_series_begin(b, "anorak_debuginfod_cache_lookups_total", "counter",
+				 "Lookups of debug files in the cache directory, by whether the file was there.");
+	metrics_series_value(s, "result=\"hit\"", (double)cs.hits);
+	metrics_series_value(s, "result=\"miss\"", (double)cs.misses);
+	metrics_counter(b, "anorak_debuginfod_cache_evictions_total", "Debug files removed to keep the cache bound.",
+			(double)cs.evictions);
+	metrics_counter(b, "anorak_debuginfod_cache_refused_total", "Debug files larger than the whole cache bound.",
+			(double)cs.refused_too_large);
 }

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "exporter/symbols/gopclntab.h"
+#include "exporter/proc/gopclntab.h"
 
 struct metrics_buf;
 

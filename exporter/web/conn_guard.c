@@ -549,38 +549,40 @@ int conn_guard_listen(struct conn_guard *g, int port)
 
 /* --- metrics, lifetime ------------------------------------------------------------------------ */
 
-static void counter(struct metrics_buf *b, const char *name, const char *labels, const uint64_t *v)
+static double load(const uint64_t *v)
 {
-	metrics_value(b, name, labels, (double)__atomic_load_n(v, __ATOMIC_RELAXED));
+	return (double)__atomic_load_n(v, __ATOMIC_RELAXED);
 }
 
 static void write_metrics(struct metrics_buf *b, void *ctx)
 {
 	struct conn_guard *g = ctx;
+	struct metrics_series s;
 	unsigned served, waiting;
 
 	pthread_mutex_lock(&g->lock);
 	served = g->nserved;
 	waiting = g->nwaiting;
 	pthread_mutex_unlock(&g->lock);
-	metrics_family(b, "anorak_http_connections", "gauge",
-		       "HTTP connections open: waiting for their request header (no worker yet, at most "
-		       "--web.max-waiting-connections), or served by civetweb.");
-	metrics_value(b, "anorak_http_connections", "state=\"waiting\"", waiting);
-	metrics_value(b, "anorak_http_connections", "state=\"served\"", served);
-	metrics_family(b, "anorak_http_connections_refused_total", "counter",
-		       "HTTP connections reset on accept: their client address had "
-		       "--web.max-connections-per-client open, or --web.max-waiting-connections were waiting.");
-	counter(b, "anorak_http_connections_refused_total", "reason=\"per_client\"", &g->refused_client);
-	counter(b, "anorak_http_connections_refused_total", "reason=\"waiting_full\"", &g->refused_full);
-	metrics_family(b, "anorak_http_header_timeouts_total", "counter",
-		       "HTTP connections closed because their request header was not whole within "
-		       "--web.read-timeout.");
-	counter(b, "anorak_http_header_timeouts_total", NULL, &g->timed_out);
-	metrics_family(b, "anorak_http_connections_untracked_total", "counter",
-		       "HTTP connections served past the guard's table (sized to civetweb's workers and queue): "
-		       "not counted against their client.");
-	counter(b, "anorak_http_connections_untracked_total", NULL, &g->untracked);
+	s = metrics_series_begin(b, "anorak_http_connections", "gauge",
+				 "HTTP connections open: waiting for their request header (no worker yet, at most "
+				 "--web.max-waiting-connections), or served by civetweb.");
+	metrics_series_value(s, "state=\"waiting\"", waiting);
+	metrics_series_value(s, "state=\"served\"", served);
+	s = metrics_series_begin(b, "anorak_http_connections_refused_total", "counter",
+				 "HTTP connections reset on accept: their client address had "
+				 "--web.max-connections-per-client open, or --web.max-waiting-connections were "
+				 "waiting.");
+	metrics_series_value(s, "reason=\"per_client\"", load(&g->refused_client));
+	metrics_series_value(s, "reason=\"waiting_full\"", load(&g->refused_full));
+	metrics_counter(b, "anorak_http_header_timeouts_total",
+			"HTTP connections closed because their request header was not whole within "
+			"--web.read-timeout.",
+			load(&g->timed_out));
+	metrics_counter(b, "anorak_http_connections_untracked_total",
+			"HTTP connections served past the guard's table (sized to civetweb's workers and queue): "
+			"not counted against their client.",
+			load(&g->untracked));
 }
 
 static struct conn *new_conns(unsigned n)

@@ -469,10 +469,11 @@ static int begin_request(struct mg_connection *conn)
 static void write_metrics(struct metrics_buf *b, void *ctx)
 {
 	struct http_server *s = ctx;
+	struct metrics_series series;
 	char labels[128];
 
-	metrics_family(b, "anorak_http_requests_total", "counter",
-		       "HTTP requests answered, by handler and status code.");
+	series = metrics_series_begin(b, "anorak_http_requests_total", "counter",
+				      "HTTP requests answered, by handler and status code.");
 	for (int r = 0; r < NROUTES; r++) {
 		for (size_t c = 0; c < NCODES; c++) {
 			uint64_t n = __atomic_load_n(&s->requests[r][c], __ATOMIC_RELAXED);
@@ -483,20 +484,18 @@ static void write_metrics(struct metrics_buf *b, void *ctx)
 				continue;
 			snprintf(labels, sizeof(labels), "handler=\"%s\",code=\"%d\"", routes[r].path,
 				 status_codes[c]);
-			metrics_value(b, "anorak_http_requests_total", labels, (double)n);
+			metrics_series_value(series, labels, (double)n);
 		}
 	}
 
-	metrics_family(b, "anorak_http_request_duration_seconds", "histogram",
-		       "Time to answer HTTP requests, by handler; profiles include their window.");
+	series = metrics_series_begin(b, "anorak_http_request_duration_seconds", "histogram",
+				      "Time to answer HTTP requests, by handler; profiles include their window.");
 	for (int r = 0; r < NROUTES; r++) {
 		snprintf(labels, sizeof(labels), "handler=\"%s\"", routes[r].path);
-		metrics_histogram_series(b, "anorak_http_request_duration_seconds", labels, &s->duration[r]);
+		metrics_series_histogram(series, labels, &s->duration[r]);
 	}
 
-	metrics_family(b, "anorak_profile_requests_in_flight", "gauge",
-		       "Profile requests waiting for their window to end.");
-	metrics_value(b, "anorak_profile_requests_in_flight", NULL,
+	metrics_gauge(b, "anorak_profile_requests_in_flight", "Profile requests waiting for their window to end.",
 		      __atomic_load_n(&s->profiles_in_flight, __ATOMIC_RELAXED));
 }
 

@@ -7,15 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct history_range_query;
+#include "exporter/encode/http_reply.h"
 
-/* A whole answer built by a handler; body is malloc'd and freed by the server. */
-struct http_reply {
-	int status;
-	const char *content_type;
-	void *body;
-	size_t len;
-};
+struct history_range_query;
 
 struct http_handlers {
 	/* Collects a CPU profile of the next `seconds` seconds (blocks that long) and returns it as a

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "labels/selector.h"
+#include "exporter/store/history.h"
 
 /* Parses ?seconds=. seconds: missing -> 30; "0", negative, not a decimal integer, or above
  * max_seconds -> -EINVAL with a one-line reason in err.
@@ -15,15 +15,6 @@
  * lowered to max_seconds when that is smaller. */
 int http_parse_profile_query(const char *query, unsigned max_seconds, unsigned *seconds,
 			     char *err, size_t errlen);
-
-#define HISTORY_MAX_MATCHES 8
-
-struct history_range_query {
-	int64_t start_ns, end_ns;
-	struct selector selectors[HISTORY_MAX_MATCHES]; /* any of them; none: everything */
-	size_t nselectors;
-	bool offcpu;          /* the off-CPU profile, not the CPU one */
-};
 
 /* "1700000000", "1700000000.5" (unix seconds) or RFC 3339 ("2026-11-21T19:48:16Z",
  * "2026-11-21T20:48:16.25+01:00") -> nanoseconds since the epoch. */

@@ -1,4 +1,4 @@
-/* The .gopclntab reader (exporter/symbols/gopclntab.c) on arbitrary bytes taken as a table at 0x400000,
+/* The .gopclntab reader (exporter/proc/gopclntab.c) on arbitrary bytes taken as a table at 0x400000,
  * its text at 0x401000 unless the header says otherwise. Inline trees are read from the same bytes
  * (gofunc = the table's own address, as in the seeds of tests/fuzz/seeds/gopclntab_seeds.py). Inputs
  * that start like an ELF file go through the daemon's way in instead (gopclntab_elf.c): Go detection,
@@ -12,7 +12,7 @@
 #include "bpf/unwind.h"
 #include "exporter/proc/elf_file.h"
 #include "exporter/sampling/unwind_go.h"
-#include "exporter/symbols/gopclntab.h"
+#include "exporter/proc/gopclntab.h"
 #include "fuzz_common.h"
 
 #define VADDR 0x400000ull

@@ -14,11 +14,18 @@ Each time at least 95% of the program's samples have a complete stack (ending at
 runtime.main or runtime.mstart), and the unwinder counts the Go binary and its rows.
 `gocgo` spends its CPU in C code called through cgo: unwound by the C code's .eh_frame rows up to
 runtime.asmcgocall on the g0 stack, where the walk stops cleanly, counted as reason="go_cgo".
+In inline mode the same holds for the ?start=&end= profile of that time, which comes from the history
+ring (names, file:line, main.step its own Line above main.leaf), and for the Pyroscope flame graph of
+that time (SelectMergeStacktraces), where main.step is a node of its own under main.leaf.
 """
 import collections
+import http.client
+import time
 import unittest
+import urllib.parse
 
 import harness as h
+from test_query_api import CPU, MERGE_RESPONSE, SERVICE, f_int, f_str, flame_stacks
 
 # Enough samples for 3-point shares (3 standard deviations at 2500 samples): 499 Hz, and a longer window
 # for the weights, whose two goroutines share the machine's two CPUs with the other tests.
@@ -42,6 +49,8 @@ MAX_SHARE_ERROR = 3.0
 
 
 class GoStacks(unittest.TestCase):
+    ranges = {}  # variant: (start, end, pid) of its inline profile
+
     @classmethod
     def setUpClass(cls):
         h.require_daemon()
@@ -57,7 +66,9 @@ class GoStacks(unittest.TestCase):
         w = h.Workload([binary, str(READY_TRIES * (READY_WINDOW + 1) + window + 3)] + ([mode] if mode else []))
         try:
             self.wait_for_tables(w, *HOT[mode])
+            start = time.time()
             raw = self.daemon.profile(window)
+            self.last_run = (start, time.time(), w.pid)
             self.assertIsNone(w.proc.poll(), "workload exited early")
         finally:
             w.kill()
@@ -127,8 +138,50 @@ class GoStacks(unittest.TestCase):
                 k += x.values[0] if outer in fns[fns.index(inner) + 1:] else 0
         return n, k
 
+    def history_of(self, pid, start, end, name):
+        """The samples of pid in the ?start=&end= profile (from the history ring) of that time."""
+        time.sleep(1.5)  # the drain after the profile's end
+        q = urllib.parse.urlencode([("start", "%.3f" % start), ("end", "%.3f" % end)])
+        r = self.daemon.get("/debug/pprof/profile?" + q, timeout=30 * h.TIME_SCALE)
+        self.assertEqual(r.status, 200, "%s: %d %s" % (q, r.status, r.text()[:300]))
+        h.save_profile(r.body, name)
+        mine = h.check_profile(self, r.body, name).of_pid(pid)
+        self.assertTrue(mine, "no sample of pid %d in the range" % pid)
+        return mine
+
+    def flame_graph(self, start, end):
+        """Pyroscope's SelectMergeStacktraces over [start, end]: {root-first names: self}."""
+        body = f_str(1, CPU) + f_str(2, "{}") + f_int(3, int(start * 1000)) + f_int(4, int(end * 1000) + 1000)
+        conn = http.client.HTTPConnection("127.0.0.1", self.daemon.port, timeout=30 * h.TIME_SCALE)
+        try:
+            conn.request("POST", SERVICE + "SelectMergeStacktraces", body=body,
+                         headers={"Content-Type": "application/proto"})
+            r = conn.getresponse()
+            data = r.read()
+            self.assertEqual(r.status, 200, "SelectMergeStacktraces: %d %s" % (r.status, data[:300]))
+        finally:
+            conn.close()
+        return flame_stacks(h._msg(data, MERGE_RESPONSE)["flamegraph"])
+
+    def check_inlined_step(self, variant, mine):
+        stacks = [x.functions for x in mine]
+        inlined = sum(x.values[0] for x in mine if x.functions[:2] == ["main.step", "main.leaf"])
+        self.assertGreater(inlined, 0, "%s: main.step never shown inlined in main.leaf: %s" % (variant, stacks[:5]))
+        return inlined
+
+    def check_history(self, variant, binary):
+        start, end, pid = self.last_run
+        past = self.history_of(pid, start, end, variant + "-history.pb.gz")
+        self.check_named(variant + " ?start=&end=", binary, past)
+        inlined = self.check_inlined_step(variant + " ?start=&end=", past)
+        stacks = [x.functions for x in past]
+        self.assertTrue(any(s[:2] == ["main.step", "main.leaf"] and "main.main" in s for s in stacks),
+                        "%s ?start=&end=: no main.step <- main.leaf <- ... main.main stack: %s" % (variant, stacks[:5]))
+        h.note("%s ?start=&end=: %d samples in the inlined main.step" % (variant, inlined))
+        GoStacks.ranges[variant] = (start, end)
+
     def check_inline(self, variant):
-        _, mine = self.profile_of(variant, "inline")
+        binary, mine = self.profile_of(variant, "inline")
         stacks = [x.functions for x in mine]
         inlined = sum(x.values[0] for x in mine if x.functions[:2] == ["main.step", "main.leaf"])
         in_leaf, with_caller = self.share_with(mine, "main.leaf", "main.middle")
@@ -138,6 +191,7 @@ class GoStacks(unittest.TestCase):
         # main.leaf sets up no frame: only its pcsp rows find its caller.
         self.assertGreaterEqual(with_caller, MIN_COMPLETE * in_leaf,
                                 "%s: main.leaf under main.middle in %d of %d samples" % (variant, with_caller, in_leaf))
+        self.check_history(variant, binary)
 
     def check_sha256(self, variant):
         _, mine = self.profile_of(variant, "sha256")
@@ -206,6 +260,15 @@ class GoStacks(unittest.TestCase):
         self.assertEqual(h.metric(text, "anorak_unwind_go_failures_total", '{reason="corrupt"}'), 0)
         for reason in ("go_stack_switch", "go_cgo", "go_spwrite"):
             self.assertIsNotNone(h.metric(text, "anorak_unwind_stacks_stopped_total", '{reason="%s"}' % reason))
+
+    def test_8_flame_graph(self):
+        """The inlined main.step is a node of its own under main.leaf, as Pyroscope draws inlined calls."""
+        self.assertIn("gowork_stripped", GoStacks.ranges, "test_2_inline_stripped did not get to its range query")
+        stacks = self.flame_graph(*GoStacks.ranges["gowork_stripped"])
+        inlined = sum(v for path, v in stacks.items() if path[-2:] == ("main.leaf", "main.step"))
+        h.note("flame graph: %d of %d in main.leaf -> main.step" % (inlined, sum(stacks.values())))
+        self.assertGreater(inlined, 0, "no main.leaf -> main.step path in the flame graph: %s" %
+                           sorted(stacks.items(), key=lambda kv: -kv[1])[:5])
 
 
 if __name__ == "__main__":

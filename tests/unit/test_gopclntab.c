@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "exporter/proc/elf_file.h"
-#include "exporter/symbols/gopclntab.h"
+#include "exporter/proc/gopclntab.h"
 
 #define WORKLOAD_DIR FIXTURES_DIR "/../workload"
 #define GOWORK WORKLOAD_DIR "/gowork"

@@ -34,12 +34,18 @@ static void test_printf_grows(void **state)
 	assert_int_equal(b.len, 0);
 }
 
+/* A series handle without HELP and TYPE: what a series writes, alone. */
+static struct metrics_series bare(struct metrics_buf *b, const char *name)
+{
+	return (struct metrics_series){ .b = b, .name = name };
+}
+
 static void test_family(void **state)
 {
 	struct metrics_buf b = { 0 };
 
 	(void)state;
-	metrics_family(&b, "anorak_x_total", "counter", "Things \"counted\", C:\\path\nsecond line.");
+	metrics_series_begin(&b, "anorak_x_total", "counter", "Things \"counted\", C:\\path\nsecond line.");
 	assert_string_equal(b.data, "# HELP anorak_x_total Things \"counted\", C:\\\\path\\nsecond line.\n"
 				    "# TYPE anorak_x_total counter\n");
 	metrics_buf_free(&b);
@@ -77,7 +83,7 @@ static void test_values(void **state)
 		char want[64];
 
 		snprintf(want, sizeof(want), "m %s\n", cases[i].text);
-		metrics_value(&b, "m", NULL, cases[i].v);
+		metrics_series_value(bare(&b, "m"), NULL, cases[i].v);
 		assert_string_equal(b.data, want);
 		metrics_buf_free(&b);
 	}
@@ -88,13 +94,13 @@ static void test_value_labels(void **state)
 	struct metrics_buf b = { 0 };
 
 	(void)state;
-	metrics_value(&b, "anorak_up", "job=\"a\",instance=\"b\"", 1);
-	metrics_value(&b, "anorak_up", "", 2);
+	metrics_series_value(bare(&b, "anorak_up"), "job=\"a\",instance=\"b\"", 1);
+	metrics_series_value(bare(&b, "anorak_up"), "", 2);
 	assert_string_equal(b.data, "anorak_up{job=\"a\",instance=\"b\"} 1\nanorak_up 2\n");
 	metrics_buf_free(&b);
 }
 
-/* The helpers write what metrics_family and metrics_value would, naming the family once. */
+/* The helpers write HELP, TYPE and the value, naming the family once. */
 static void test_single_value_families(void **state)
 {
 	struct metrics_buf b = { 0 };
@@ -197,7 +203,7 @@ static void test_histogram_series_labels(void **state)
 
 	(void)state;
 	assert_int_equal(metrics_histogram_init(&h, bounds, 1), 0);
-	metrics_histogram_series(&b, "d", "handler=\"/x\"", &h);
+	metrics_series_histogram(bare(&b, "d"), "handler=\"/x\"", &h);
 	assert_string_equal(b.data, "d_bucket{handler=\"/x\",le=\"0.25\"} 0\n"
 				    "d_bucket{handler=\"/x\",le=\"+Inf\"} 0\n"
 				    "d_sum{handler=\"/x\"} 0\n"
@@ -252,13 +258,13 @@ static void test_histogram_threads(void **state)
 
 static void write_a(struct metrics_buf *b, void *ctx)
 {
-	metrics_value(b, "a", NULL, *(int *)ctx);
+	metrics_series_value(bare(b, "a"), NULL, *(int *)ctx);
 }
 
 static void write_b(struct metrics_buf *b, void *ctx)
 {
 	(void)ctx;
-	metrics_value(b, "b", NULL, 2);
+	metrics_series_value(bare(b, "b"), NULL, 2);
 }
 
 static void test_registry(void **state)

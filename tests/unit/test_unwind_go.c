@@ -20,7 +20,7 @@
 #include "bpf/unwind.h"
 #include "exporter/proc/elf_file.h"
 #include "exporter/sampling/unwind_go.h"
-#include "exporter/symbols/gopclntab.h"
+#include "exporter/proc/gopclntab.h"
 
 #define WORKLOAD_DIR FIXTURES_DIR "/../workload"
 #define GOWORK WORKLOAD_DIR "/gowork"

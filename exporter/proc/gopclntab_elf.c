@@ -4,7 +4,7 @@
  * a scan of the loaded data. FUNCDATA offsets (1.18+) are relative to moduledata.gofunc: the
  * go:func.* symbol, else the moduledata record found in the data by its first word (the pcHeader).
  */
-#include "exporter/symbols/gopclntab.h"
+#include "exporter/proc/gopclntab.h"
 
 #include <elf.h>
 #include <endian.h>

@@ -6,7 +6,7 @@
  * at. pc-value tables are varint pairs (zigzag value delta, pc delta in quanta) ending in a zero value
  * delta. Facts from Go's runtime/symtab.go and debug/gosym/pclntab.go; no Go code is copied.
  */
-#include "exporter/symbols/gopclntab.h"
+#include "exporter/proc/gopclntab.h"
 
 #include <endian.h>
 #include <errno.h>
