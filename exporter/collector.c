@@ -13,6 +13,7 @@
 #include "exporter/encode/pprof_live.h"
 #include "exporter/encode/targets_api.h"
 #include "exporter/host_rates.h"
+#include "exporter/python_discovery.h"
 #include "exporter/pod_scan.h"
 #include "exporter/sampling/cgroup_rates.h"
 #include "exporter/sampling/sampler.h"
@@ -54,6 +55,7 @@ struct collector {
 	struct host_rates host_rates;
 	atomic_uint_fast64_t samples_base, samples_high;
 	struct trace_discovery traces;
+	struct python_discovery python;
 	struct symbolizer *symbolizer;
 	struct debuginfod *debuginfod; /* NULL: no debuginfod server configured */
 	struct process_table *processes;
@@ -130,7 +132,14 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 		dc->no_stack += d->count;
 		return;
 	}
-	struct process *p = process_table_resolve(c->processes, d->key->tgid, d->user, d->nuser, &maps);
+	/* Python frames are named now: their code objects may be gone by the time a profile is asked for. */
+	uint64_t python_user[PROFILER_MAX_STACK_DEPTH];
+	const uint64_t *user = d->user;
+
+	if (d->nuser <= PROFILER_MAX_STACK_DEPTH &&
+	    python_discovery_resolve(&c->python, d->key->tgid, d->user, d->nuser, python_user))
+		user = python_user;
+	struct process *p = process_table_resolve(c->processes, d->key->tgid, user, d->nuser, &maps);
 
 	if (!p) {
 		dc->lost += d->count;
@@ -158,7 +167,7 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 	atomic_fetch_add(d->key->frequency ? &c->samples_high : &c->samples_base, d->count);
 	memcpy(sample.trace.trace_id, d->key->trace_id, sizeof(sample.trace.trace_id));
 	memcpy(sample.trace.span_id, d->key->span_id, sizeof(sample.trace.span_id));
-	if (slice_add(dc->slice, &sample, d->key->user_stack, d->user, d->nuser, d->key->kernel_stack,
+	if (slice_add(dc->slice, &sample, d->key->user_stack, user, d->nuser, d->key->kernel_stack,
 		      d->kernel, d->nkernel))
 		dc->lost += d->count;
 	else
@@ -283,6 +292,7 @@ static void on_process_learnt(void *ctx, struct process *p)
 	struct collector *c = ctx;
 
 	trace_discovery_learnt(&c->traces, p);
+	python_discovery_learnt(&c->python, p);
 }
 
 static int collect_targets(struct collector *c, struct target_list *list)
@@ -732,6 +742,8 @@ static int start_sampling(struct collector *c)
 	err = sampler_open(&sampler_opts, process_table_on_event, c->processes, &c->sampler);
 	if (!err)
 		trace_discovery_init(&c->traces, c->sampler, cfg->elf_max_bytes);
+	if (!err)
+		err = python_discovery_init(&c->python, c->sampler, cfg->elf_max_bytes, cfg->max_processes);
 	return err;
 }
 
@@ -743,6 +755,7 @@ static void register_metrics(struct collector *c)
 	if (c->debuginfod)
 		metrics_register(debuginfod_write_metrics, c->debuginfod);
 	metrics_register(write_collector_metrics, c);
+	metrics_register(python_discovery_write_metrics, &c->python);
 	metrics_register(history_write_metrics, c->history);
 }
 
@@ -801,6 +814,7 @@ void collector_free(struct collector *c)
 	if (c->k8s)
 		k8s_client_stop(c->k8s);
 	trace_discovery_destroy(&c->traces);
+	python_discovery_destroy(&c->python);
 	cgroup_rates_free(c->rates);
 	host_rates_destroy(&c->host_rates);
 	sampler_close(c->sampler);

@@ -12,6 +12,7 @@
 #include "common/htab.h"
 #include "common/text.h"
 #include "exporter/encode/pprof.h"
+#include "exporter/symbols/python_functions.h"
 #include "profile.pb-c.h"
 
 /* Per-table entry cap: keeps indices in uint32_t and a runaway scrape from exhausting the host. */
@@ -551,6 +552,8 @@ static void pb_fill_tables(const struct pprof_builder *b, struct pb_profile *pb)
 			continue;
 		perftools__profiles__line__init(line);
 		line->function_id = locs[i].function_id;
+		/* A Python frame's address carries its line (python_functions.h). */
+		line->line = python_frame_line(locs[i].address);
 		l->n_line = 1;
 		l->line = (Perftools__Profiles__Line **)&pb->lines[i];
 	}

@@ -4,6 +4,7 @@
 
 #include "common/text.h"
 #include "exporter/encode/pprof.h"
+#include "exporter/symbols/python_functions.h"
 #include "exporter/symbols/symbolize.h"
 #include "labels/labelset.h"
 
@@ -21,6 +22,18 @@ void pprof_frame_mapping_of(const struct sym_mapping *map, struct pprof_frame_ma
 						     .path = "[kernel.kallsyms]", .build_id = "" };
 }
 
+/* A resolved Python frame: its function's qualified name and file (the line is in its address). */
+static bool python_frame_symbolize(uint64_t addr, struct pprof_frame_function *out)
+{
+	const char *qualname, *filename;
+
+	if (!python_frame_function(addr, &qualname, &filename))
+		return false;
+	snprintf(out->name, sizeof(out->name), "%s", qualname);
+	snprintf(out->filename, sizeof(out->filename), "%s", filename);
+	return true;
+}
+
 bool pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
 			   bool kernel, uint64_t addr, bool leaf, struct pprof_frame_function *out)
 {
@@ -29,6 +42,8 @@ bool pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps,
 
 	out->module[0] = '\0';
 	out->filename[0] = '\0';
+	if (!kernel && python_frame_symbolize(addr, out))
+		return true;
 	if (sym && kernel)
 		n = symbolizer_kernel(sym, lookup, out->name, sizeof(out->name), out->module, sizeof(out->module));
 	else if (sym && map)

@@ -41,12 +41,13 @@ void pprof_frame_mapping_of(const struct sym_mapping *map, struct pprof_frame_ma
 
 #define PPROF_FRAME_NAME_MAX 1024
 #define PPROF_FRAME_MODULE_MAX 64
+#define PPROF_FRAME_FILENAME_MAX 512
 
 /* The function a frame is in. */
 struct pprof_frame_function {
 	char name[PPROF_FRAME_NAME_MAX];
 	char module[PPROF_FRAME_MODULE_MAX];       /* a kernel module's name, "" otherwise */
-	char filename[PPROF_FRAME_MODULE_MAX + 2]; /* "[module]", "" otherwise */
+	char filename[PPROF_FRAME_FILENAME_MAX];   /* "[module]", a Python frame's file, "" otherwise */
 };
 
 /* Symbolizes the frame at addr, in the kernel or in map (NULL: outside every mapping) of the process

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,6 +37,7 @@ struct code_entry {
 };
 
 struct python_code {
+	pthread_mutex_t lock; /* the event thread adds processes while the drain resolves */
 	char proc_root[PATH_MAX];
 	struct py_process *procs;
 	uint32_t max_procs, next_gen;
@@ -55,6 +58,7 @@ struct python_code *python_code_new(const char *proc_root, uint32_t max_objects,
 		return NULL;
 	}
 	strcpy(c->proc_root, proc_root);
+	pthread_mutex_init(&c->lock, NULL);
 	c->nslots = 1;
 	while (c->nslots < 2 * max_objects)
 		c->nslots <<= 1;
@@ -93,6 +97,7 @@ void python_code_free(struct python_code *c)
 	}
 	free(c->entries);
 	free(c->procs);
+	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
@@ -105,30 +110,59 @@ static struct py_process *find_process(struct python_code *c, uint32_t tgid)
 	return NULL;
 }
 
-void python_code_forget(struct python_code *c, uint32_t tgid)
+static void drop_process(struct py_process *p)
 {
-	struct py_process *p = find_process(c, tgid);
-
-	if (!p)
-		return;
 	if (p->memfd >= 0)
 		close(p->memfd);
 	p->used = false;
 }
 
-int python_code_add_process(struct python_code *c, uint32_t tgid, const struct python_layout *l)
+void python_code_forget(struct python_code *c, uint32_t tgid)
 {
 	struct py_process *p;
 
-	python_code_forget(c, tgid);
-	p = find_process(c, 0);
-	for (uint32_t i = 0; !p && i < c->max_procs; i++)
-		p = c->procs[i].used ? NULL : &c->procs[i];
-	if (!p)
-		return -ENOSPC;
-	/* A new generation: cached code objects of an earlier program under this pid are never hit. */
-	*p = (struct py_process){ .tgid = tgid, .gen = ++c->next_gen, .memfd = -1, .used = true, .layout = *l };
-	return 0;
+	pthread_mutex_lock(&c->lock);
+	p = find_process(c, tgid);
+	if (p)
+		drop_process(p);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* A free slot, making room by dropping the processes that exited; NULL when all still run. */
+static struct py_process *free_slot(struct python_code *c)
+{
+	for (int sweep = 0; sweep < 2; sweep++) {
+		for (uint32_t i = 0; i < c->max_procs; i++) {
+			struct py_process *p = &c->procs[i];
+
+			if (p->used && sweep && kill((pid_t)p->tgid, 0) && errno == ESRCH)
+				drop_process(p);
+			if (!p->used)
+				return p;
+		}
+	}
+	return NULL;
+}
+
+int python_code_add_process(struct python_code *c, uint32_t tgid, const struct python_layout *l)
+{
+	struct py_process *p;
+	int err = 0;
+
+	pthread_mutex_lock(&c->lock);
+	p = find_process(c, tgid);
+	if (p)
+		drop_process(p);
+	p = free_slot(c);
+	if (p) {
+		/* A new generation: code objects cached for an earlier program of this pid are never hit. */
+		*p = (struct py_process){ .tgid = tgid, .gen = ++c->next_gen, .memfd = -1, .used = true,
+					  .layout = *l };
+	} else {
+		err = -ENOSPC;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return err;
 }
 
 static int read_mem(struct python_code *c, struct py_process *p, uint64_t addr, void *buf, size_t len)
@@ -345,8 +379,8 @@ static uint32_t line_of(const struct py_process *p, const struct code_entry *e, 
 	return line > 0 ? (uint32_t)line : 0;
 }
 
-int python_code_lookup(struct python_code *c, uint32_t tgid, uint64_t code, uint32_t lasti,
-		       uint32_t *function, uint32_t *line)
+static int lookup_locked(struct python_code *c, uint32_t tgid, uint64_t code, uint32_t lasti,
+			 uint32_t *function, uint32_t *line)
 {
 	struct py_process *p = find_process(c, tgid);
 	struct code_entry *e;
@@ -361,6 +395,17 @@ int python_code_lookup(struct python_code *c, uint32_t tgid, uint64_t code, uint
 	return e->function ? 0 : -ENOENT;
 }
 
+int python_code_lookup(struct python_code *c, uint32_t tgid, uint64_t code, uint32_t lasti,
+		       uint32_t *function, uint32_t *line)
+{
+	int err;
+
+	pthread_mutex_lock(&c->lock);
+	err = lookup_locked(c, tgid, code, lasti, function, line);
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
 bool python_code_has_raw(const uint64_t *frames, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -372,6 +417,7 @@ bool python_code_has_raw(const uint64_t *frames, size_t n)
 
 void python_code_resolve(struct python_code *c, uint32_t tgid, const uint64_t *frames, size_t n, uint64_t *out)
 {
+	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t f = frames[i];
 		uint32_t function = 0, line = 0;
@@ -379,11 +425,12 @@ void python_code_resolve(struct python_code *c, uint32_t tgid, const uint64_t *f
 		out[i] = f;
 		if ((f >> PYTHON_FRAME_TAG_SHIFT) != PYTHON_FRAME_RAW)
 			continue;
-		python_code_lookup(c, tgid, ((f >> 16) & ((1ULL << 44) - 1)) << 3, (uint32_t)(f & PYTHON_LASTI_MAX),
-				   &function, &line);
+		lookup_locked(c, tgid, ((f >> 16) & ((1ULL << 44) - 1)) << 3, (uint32_t)(f & PYTHON_LASTI_MAX),
+			      &function, &line);
 		out[i] = python_frame_resolved(function, line);
 		atomic_fetch_add(&c->frames, 1);
 	}
+	pthread_mutex_unlock(&c->lock);
 }
 
 void python_code_write_metrics(struct metrics_buf *b, void *ctx)

@@ -29,6 +29,8 @@ int python_functions_init(uint32_t cap)
 {
 	if (cap < 2 || cap > (1u << PYTHON_FUNCTION_ID_BITS))
 		return -EINVAL;
+	if (functions)
+		return 0; /* the table outlives collectors: the history ring's ids stay good */
 	nslots = 1;
 	while (nslots < 2 * cap)
 		nslots <<= 1;

@@ -446,9 +446,15 @@ _PROFILE = {1: ("sample_type", lambda b: _msg(b, _VT), True), 2: ("sample", lamb
 
 
 class Frame:
-    def __init__(self, function, mapping_file, build_id, address, kernel):
+    def __init__(self, function, mapping_file, build_id, address, kernel, filename="", line=0):
         self.function, self.mapping_file, self.build_id = function, mapping_file, build_id
         self.address, self.kernel = address, kernel
+        self.filename, self.line = filename, line
+
+    @property
+    def python(self):
+        """A Python frame: no mapping, its address tagged 0xb (bpf/python.h)."""
+        return not self.mapping_file and self.address >> 60 == 0xB
 
     def __repr__(self):
         return "%s@%s" % (self.function or hex(self.address), os.path.basename(self.mapping_file or "?"))
@@ -523,7 +529,8 @@ class Profile:
                 f = funcs.get(line["function_id"])
                 if f is None:
                     self.problems.append("location %d: unknown function %d" % (loc["id"], line["function_id"]))
-                frames.append(Frame(f["name"] if f else "", mfile, bid, loc["address"], kernel))
+                frames.append(Frame(f["name"] if f else "", mfile, bid, loc["address"], kernel,
+                                    f["filename"] if f else "", line["line"]))
             if not frames:
                 frames.append(Frame("", mfile, bid, loc["address"], kernel))
             locs[loc["id"]] = frames
