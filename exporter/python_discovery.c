@@ -67,7 +67,7 @@ void python_discovery_write_metrics(struct metrics_buf *b, void *ctx)
 {
 	static const char *const reasons[PYTHON_FAIL_REASONS] = { "none", "unreadable", "no_symbols",
 								   "version", "layout", "thread_state" };
-	static const char *const counters[PYTHON_COUNTERS] = { "walked", "no_thread_state", "read_fault",
+	static const char *const counters[PYTHON_COUNTERS] = { "sampled", "no_thread_state", "read_fault",
 								"truncated" };
 	struct python_discovery *d = ctx;
 	struct python_counter_values v;
