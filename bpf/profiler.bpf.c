@@ -3,8 +3,9 @@
  * CPU sampler: attached to one cpu-clock perf event per CPU. Each sample is counted under
  * (tgid, tid, cgroup, user stack, kernel stack) in the active generation's maps; user space switches
  * generations, waits out the programs still using the old one, and drains it, so every sample is read
- * exactly once. User stacks come from the unwinder (unwind.bpf.c), trace and span ids from the trace
- * context reader (tracectx.bpf.c), both linked with this unit into one object.
+ * exactly once. User stacks come from the unwinder (unwind.bpf.c) with the Python frames of CPython
+ * processes placed in them (python.bpf.c), trace and span ids from the trace context reader
+ * (tracectx.bpf.c), all linked with this unit into one object.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -14,6 +15,7 @@
 #include "maps.bpf.h"
 #include "outcome.bpf.h"
 #include "profiler.h"
+#include "python.bpf.h"
 #include "stack.bpf.h"
 #include "tracectx.bpf.h"
 #include "unwind.bpf.h"
@@ -201,6 +203,7 @@ static __always_inline __u64 user_stack(struct bpf_perf_event_data *ctx, struct 
 	trace = unwind_user_stack(ip, sp, fp, &hash, &depth);
 	if (!trace)
 		return 0;
+	trace = python_stack(trace, &hash, &depth);
 	if (depth >= PROFILER_MAX_STACK_DEPTH)
 		count_outcome(SAMPLE_USER_STACK_TRUNCATED);
 	return store_stack(stacks, trace, hash);
@@ -356,6 +359,7 @@ int BPF_PROG(process_exec, struct task_struct *task)
 	bpf_map_delete_elem(&known_processes, &tgid);
 	tracectx_forget(tgid);
 	unwind_forget(tgid);
+	python_forget(tgid);
 	__sync_fetch_and_add(&announce_epoch, 1);
 	send_process_event(PROCESS_EVENT_EXEC, tgid);
 	return 0;
@@ -372,6 +376,7 @@ int BPF_PROG(process_exit, struct task_struct *task)
 	bpf_map_delete_elem(&known_processes, &tgid);
 	tracectx_forget(tgid);
 	unwind_forget(tgid);
+	python_forget(tgid);
 	__sync_fetch_and_add(&announce_epoch, 1);
 	send_process_event(PROCESS_EVENT_EXIT, tgid);
 	return 0;

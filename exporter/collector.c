@@ -13,6 +13,7 @@
 #include "exporter/encode/pprof_live.h"
 #include "exporter/encode/targets_api.h"
 #include "exporter/host_rates.h"
+#include "exporter/python_discovery.h"
 #include "exporter/pod_scan.h"
 #include "exporter/sampling/cgroup_rates.h"
 #include "exporter/sampling/sampler.h"
@@ -75,7 +76,14 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 		dc->no_stack += cpu;
 		return;
 	}
-	struct process *p = process_table_resolve(c->processes, d->key->tgid, d->user, d->nuser, &maps);
+	/* Python frames are named now: their code objects may be gone by the time a profile is asked for. */
+	uint64_t python_user[PROFILER_MAX_STACK_DEPTH];
+	const uint64_t *user = d->user;
+
+	if (d->nuser <= PROFILER_MAX_STACK_DEPTH &&
+	    python_discovery_resolve(&c->python, d->key->tgid, d->user, d->nuser, python_user))
+		user = python_user;
+	struct process *p = process_table_resolve(c->processes, d->key->tgid, user, d->nuser, &maps);
 
 	if (!p) {
 		dc->lost += cpu;
@@ -106,7 +114,7 @@ static void add_drained(const struct drained_sample *d, void *ctx)
 	atomic_fetch_add(d->key->frequency ? &c->samples_high : &c->samples_base, cpu);
 	memcpy(sample.trace.trace_id, d->key->trace_id, sizeof(sample.trace.trace_id));
 	memcpy(sample.trace.span_id, d->key->span_id, sizeof(sample.trace.span_id));
-	if (slice_add(dc->slice, &sample, d->key->user_stack, d->user, d->nuser, d->key->kernel_stack,
+	if (slice_add(dc->slice, &sample, d->key->user_stack, user, d->nuser, d->key->kernel_stack,
 		      d->kernel, d->nkernel))
 		dc->lost += cpu;
 	else
@@ -231,6 +239,7 @@ void on_process_learnt(void *ctx, struct process *p)
 	struct collector *c = ctx;
 
 	trace_discovery_learnt(&c->traces, p);
+	python_discovery_learnt(&c->python, p);
 }
 
 static int collect_targets(struct collector *c, struct target_list *list)

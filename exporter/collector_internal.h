@@ -16,6 +16,7 @@
 #include "exporter/pod_scan.h"
 #include "exporter/store/slices.h"
 #include "exporter/symbols/process.h"
+#include "exporter/python_discovery.h"
 #include "exporter/trace_discovery.h"
 
 /* A profile window's edge: served by the first drain that starts after it was asked for. */
@@ -45,6 +46,7 @@ struct collector {
 	struct host_rates host_rates;
 	atomic_uint_fast64_t samples_base, samples_high;
 	struct trace_discovery traces;
+	struct python_discovery python;
 	struct symbolizer *symbolizer;
 	struct debuginfod *debuginfod; /* NULL: no debuginfod server configured */
 	struct process_table *processes;

@@ -221,6 +221,8 @@ static int start_sampling(struct collector *c)
 	err = sampler_open(&sampler_opts, process_table_on_event, c->processes, &c->sampler);
 	if (!err)
 		trace_discovery_init(&c->traces, c->sampler, cfg->elf_max_bytes);
+	if (!err)
+		err = python_discovery_init(&c->python, c->sampler, cfg->elf_max_bytes, cfg->max_processes);
 	return err;
 }
 
@@ -232,6 +234,7 @@ static void register_metrics(struct collector *c)
 	if (c->debuginfod)
 		metrics_register(debuginfod_write_metrics, c->debuginfod);
 	metrics_register(write_collector_metrics, c);
+	metrics_register(python_discovery_write_metrics, &c->python);
 	metrics_register(history_write_metrics, c->history);
 }
 
@@ -290,6 +293,7 @@ void collector_free(struct collector *c)
 	if (c->k8s)
 		k8s_client_stop(c->k8s);
 	trace_discovery_destroy(&c->traces);
+	python_discovery_destroy(&c->python);
 	cgroup_rates_free(c->rates);
 	host_rates_destroy(&c->host_rates);
 	sampler_close(c->sampler);

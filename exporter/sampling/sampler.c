@@ -145,6 +145,7 @@ static int size_maps(struct sampler *s, const struct sampler_opts *opts)
 	err = err ?: bpf_map__set_max_entries(skel->maps.stacks_gen1, opts->stack_map_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.known_processes, opts->max_processes);
 	err = err ?: bpf_map__set_max_entries(skel->maps.trace_slots, opts->max_processes);
+	err = err ?: bpf_map__set_max_entries(skel->maps.python_procs, opts->max_processes);
 	err = err ?: bpf_map__set_max_entries(skel->maps.cgroup_policies, s->max_cgroup_policies);
 	err = err ?: bpf_map__set_max_entries(skel->maps.offcpu_waits,
 					      opts->offcpu_waits_entries ? opts->offcpu_waits_entries : 4096);
@@ -544,6 +545,32 @@ int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_
 		return -errno;
 	__atomic_store_n(&s->skel->bss->trace_slots_used, 1, __ATOMIC_RELAXED);
 	return 0;
+}
+
+int sampler_set_python_proc(struct sampler *s, uint32_t tgid, const struct python_proc *proc)
+{
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.python_procs), &tgid, proc, BPF_ANY))
+		return -errno;
+	__atomic_store_n(&s->skel->bss->python_procs_used, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int sampler_python_counters(struct sampler *s, struct python_counter_values *out)
+{
+	struct python_counter_values *percpu = calloc(s->ncpus_possible, sizeof(*percpu));
+	__u32 zero = 0;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!percpu)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.python_counters), &zero, percpu))
+		err = -errno;
+	for (int c = 0; c < s->ncpus_possible && !err; c++)
+		for (int i = 0; i < PYTHON_COUNTERS; i++)
+			out->n[i] += percpu[c].n[i];
+	free(percpu);
+	return err;
 }
 
 struct cgroup_events {

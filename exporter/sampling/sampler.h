@@ -14,6 +14,7 @@
 
 #include <linux/types.h>
 #include "bpf/profiler.h"
+#include "bpf/python.h"
 
 struct metrics_buf;
 
@@ -65,6 +66,10 @@ void sampler_drained_totals(struct sampler *s, uint64_t *counted, uint64_t *drai
 
 /* Tells the BPF program where process tgid publishes its trace context (thread-safe). */
 int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_slot *slot);
+/* Hands BPF the interpreter of a CPython process (bpf/python.h); BPF forgets it on exec and exit. */
+int sampler_set_python_proc(struct sampler *s, uint32_t tgid, const struct python_proc *proc);
+/* The Python walker's counters, summed over CPUs. */
+int sampler_python_counters(struct sampler *s, struct python_counter_values *out);
 
 /* The unwind tables (exporter/sampling/unwind_table.h), NULL when disabled. */
 struct unwinder *sampler_unwinder(struct sampler *s);

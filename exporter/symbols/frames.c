@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 
+#include "exporter/symbols/python_functions.h"
+
 #define KERNEL_START 0xffff800000000000ULL
 
 void pprof_frame_mapping_of(const struct sym_mapping *map, struct pprof_frame_mapping *out)
@@ -39,12 +41,28 @@ static size_t user_lines(struct symbolizer *sym, const struct proc_maps *maps, c
 	return n;
 }
 
+/* A resolved Python frame: its function's qualified name and file from the process-wide table (which
+ * holds the strings), its line from its address. */
+static bool python_lines(uint64_t addr, struct pprof_frame_function *out)
+{
+	const char *qualname, *filename;
+
+	if (!python_frame_function(addr, &qualname, &filename))
+		return false;
+	out->lines[0] = (struct pprof_frame_line){ .name = qualname, .filename = filename,
+						   .line = python_frame_line(addr) };
+	out->n = 1;
+	return true;
+}
+
 size_t pprof_frame_symbolize(struct symbolizer *sym, const struct proc_maps *maps, const struct sym_mapping *map,
 			     bool kernel, uint64_t addr, bool leaf, struct pprof_frame_function *out)
 {
 	uint64_t lookup = leaf ? addr : addr - 1;
 
 	out->n = 0;
+	if (!kernel && python_lines(addr, out))
+		return out->n;
 	if (sym && kernel)
 		out->n = kernel_lines(sym, lookup, out);
 	else if (sym && map)

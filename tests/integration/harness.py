@@ -451,6 +451,11 @@ class Frame:
         self.address, self.kernel = address, kernel
         self.filename, self.line = filename, line  # the function's source file and the Line's line
 
+    @property
+    def python(self):
+        """A Python frame: no mapping, its address tagged 0xb (bpf/python.h)."""
+        return not self.mapping_file and self.address >> 60 == 0xB
+
     def __repr__(self):
         return "%s@%s" % (self.function or hex(self.address), os.path.basename(self.mapping_file or "?"))
 

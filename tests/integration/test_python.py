@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""CPython frames in the stacks of Python processes, for every interpreter on the machine.
+
+A known-weights workload (python/weights.py: leaf_a, leaf_b, leaf_c doing 5:3:2 of the same loop under a
+recursion of DEPTH frames, in two threads) runs under each interpreter while a profile is taken:
+- >= 90% of its samples carry Python frames;
+- the leaves' shares are the weights within 5 points;
+- the recursion is complete and in order: loop, recurse x (DEPTH + 1), leaf_x, root first;
+- every Python frame has a file and a line;
+- native frames are there too (the interpreter's _PyEval_EvalFrameDefault at least).
+With CI=true, Debian's python3.11 and one 3.12+ interpreter must be present.
+"""
+import math
+import os
+import re
+import time
+import unittest
+
+import harness as h
+
+HZ = 499
+WINDOW = 5
+DEPTH = 6
+WEIGHTS = {"leaf_a": 50, "leaf_b": 30, "leaf_c": 20}
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "python", "weights.py")
+INTERPRETERS = [
+    "/usr/bin/python3.11",
+    "/root/.pyenv/versions/3.10.13/bin/python3.10",
+    "/root/.pyenv/versions/3.11.7/bin/python3.11",
+    "/root/.pyenv/versions/3.12.1/bin/python3.12",
+    "/root/.pyenv/versions/3.13.0/bin/python3.13",
+]
+
+
+def present():
+    return [p for p in INTERPRETERS if os.access(p, os.X_OK)]
+
+
+class PythonStacks(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        h.require_daemon()
+        found = present()
+        h.require(found, "no CPython 3.10+ interpreter (%s)" % ", ".join(INTERPRETERS))
+        if os.environ.get("CI") == "true":
+            h.require("/usr/bin/python3.11" in found, "CI: Debian's /usr/bin/python3.11 is missing")
+            h.require(any(re.search(r"python3\.1[2-9]$", p) for p in found), "CI: no CPython 3.12+")
+        cls.daemon = h.Daemon("--sampling.frequency=%d" % HZ, name="python").start()
+        time.sleep(3 * h.TIME_SCALE)  # the start-up burst of learnt processes
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+
+    def profile_of(self, python):
+        w = h.Workload([python, SCRIPT, str(WINDOW + 3)])
+        try:
+            time.sleep(0.5)
+            raw = self.daemon.profile(WINDOW)
+            self.assertEqual(w.wait(timeout=30), 0, "workload failed")
+        finally:
+            w.kill()
+        name = "python-%s.pb.gz" % python.replace("/", "_")
+        h.note("profile saved to %s" % h.save_profile(raw, name))
+        mine = h.check_profile(self, raw, name).of_pid(w.pid)
+        self.assertTrue(mine, "no sample of %s (pid %d)" % (python, w.pid))
+        return mine
+
+    def check(self, python):
+        mine = self.profile_of(python)
+        total = sum(x.values[0] for x in mine)
+        with_python = [x for x in mine if any(f.python for f in x.frames)]
+        n_python = sum(x.values[0] for x in with_python)
+        h.note("%s: %d of %d samples with Python frames" % (python, n_python, total))
+        self.assertGreaterEqual(n_python, 0.9 * total, "only %d of %d samples have Python frames:\n%s"
+                                % (n_python, total, h.describe([x for x in mine if x not in with_python])))
+        for x in with_python:
+            for f in x.frames:
+                if f.python:
+                    self.assertTrue(f.filename and f.line > 0 and f.function,
+                                    "Python frame without function, file or line: %r %s:%d"
+                                    % (f, f.filename, f.line))
+            self.assertTrue(any(not f.python for f in x.user_frames()), "no native frame: %r" % x)
+
+        hot, complete = {}, 0
+        want = ["loop"] + ["recurse"] * (DEPTH + 1)
+        for x in with_python:
+            py = [f.function for f in reversed(x.frames) if f.python]  # root first
+            leaves = [f for f in py if f in WEIGHTS]
+            if not leaves:
+                continue
+            hot[leaves[-1]] = hot.get(leaves[-1], 0) + x.values[0]
+            i = py.index("loop") if "loop" in py else -1
+            if i >= 0 and py[i:i + len(want) + 1] == want + [leaves[-1]]:
+                complete += x.values[0]
+        nhot = sum(hot.values())
+        self.assertGreater(nhot, 0.8 * total, "leaf_x in only %d of %d samples" % (nhot, total))
+        self.assertGreaterEqual(complete, 0.9 * nhot, "recursion complete in only %d of %d samples:\n%s"
+                                % (complete, nhot, h.describe(with_python, 6)))
+        shares = {k: 100.0 * hot.get(k, 0) / nhot for k in WEIGHTS}
+        h.note("%s: shares %s" % (python, {k: round(v, 1) for k, v in shares.items()}))
+        for k, weight in WEIGHTS.items():
+            # 5 points, or 3 standard deviations of the sampled share when a busy machine gave the
+            # workload few samples (as test_unwind_tables).
+            sigma = 100.0 * math.sqrt(weight / 100.0 * (1 - weight / 100.0) / nhot)
+            self.assertLess(abs(shares[k] - weight), max(5.0, 3 * sigma), "%s: %s share %.1f%%, weight %d%%, %d samples"
+                            % (python, k, shares[k], weight, nhot))
+        interleaved = [x for x in with_python
+                       if any(f.function == "_PyEval_EvalFrameDefault" for f in x.user_frames())]
+        self.assertTrue(interleaved, "no _PyEval_EvalFrameDefault among the native frames")
+
+    def test_interpreters(self):
+        for python in present():
+            with self.subTest(python=python):
+                self.check(python)
+        text = self.daemon.get("/metrics").text()
+        for m in ("anorak_python_frames_walked_total", "anorak_python_code_objects_resolved_total"):
+            self.assertGreater(h.metric(text, m), 0, m)
+
+
+if __name__ == "__main__":
+    unittest.main()
