@@ -388,15 +388,15 @@ static const struct {
 	bool get_only;    /* HEAD would wait for a whole profile window for nothing */
 	bool prefix;      /* path is a prefix; the handler checks the method */
 } routes[NROUTES] = {
-	[ROUTE_INDEX] = { "/", serve_index, false },
-	[ROUTE_METRICS] = { "/metrics", serve_metrics, false },
-	[ROUTE_HEALTHY] = { "/-/healthy", serve_healthy, false },
-	[ROUTE_READY] = { "/-/ready", serve_ready, false },
-	[ROUTE_PROFILE] = { "/debug/pprof/profile", serve_profile, true },
-	[ROUTE_OFFCPU] = { "/debug/pprof/offcpu", serve_offcpu, true },
-	[ROUTE_TARGETS] = { "/api/v1/targets", serve_targets, false },
-	[ROUTE_QUERY_API] = { PYROSCOPE_SERVICE_PATH, serve_query_api, false, true },
-	[ROUTE_OTHER] = { "other", NULL, false },
+	[ROUTE_INDEX] = { .path = "/", .serve = serve_index },
+	[ROUTE_METRICS] = { .path = "/metrics", .serve = serve_metrics },
+	[ROUTE_HEALTHY] = { .path = "/-/healthy", .serve = serve_healthy },
+	[ROUTE_READY] = { .path = "/-/ready", .serve = serve_ready },
+	[ROUTE_PROFILE] = { .path = "/debug/pprof/profile", .serve = serve_profile, .get_only = true },
+	[ROUTE_OFFCPU] = { .path = "/debug/pprof/offcpu", .serve = serve_offcpu, .get_only = true },
+	[ROUTE_TARGETS] = { .path = "/api/v1/targets", .serve = serve_targets },
+	[ROUTE_QUERY_API] = { .path = PYROSCOPE_SERVICE_PATH, .serve = serve_query_api, .prefix = true },
+	[ROUTE_OTHER] = { .path = "other" },
 };
 
 static int send_405(struct mg_connection *conn, bool get_only)
