@@ -20,24 +20,13 @@
 #include "profiler.skel.h"
 #include "bpf/unwind.h"
 #include "exporter/sampling/cpu_events.h"
+#include "exporter/sampling/stack_table.h"
 #include "exporter/sampling/unwind_table.h"
 
 #define DRAIN_BATCH 512
 #define STACK_BATCH 64
 #define CPU_SYNC_INTERVAL_NS 1000000000LL /* how often CPU hotplug is looked for */
 #define MAX_CPUS 4096
-
-/* Stacks of one drained generation by their BPF hash, their frames in an arena. */
-struct stack_table {
-	struct htab index; /* hash -> entries */
-	struct stack_entry {
-		uint64_t hash;
-		uint32_t first, depth;
-	} *entries;
-	size_t n, entries_cap;
-	uint64_t *frames;
-	size_t nframes, frames_cap;
-};
 
 struct sampler {
 	struct profiler_bpf *skel;
@@ -315,9 +304,7 @@ void sampler_close(struct sampler *s)
 	free(s->batch_values);
 	free(s->stack_keys);
 	free(s->stack_values);
-	htab_free(&s->stacks.index);
-	free(s->stacks.entries);
-	free(s->stacks.frames);
+	stack_table_free(&s->stacks);
 	pthread_mutex_destroy(&s->policies_lock);
 	pthread_mutex_destroy(&s->cgroup_sets_lock);
 	free(s);
@@ -332,78 +319,6 @@ static int wait_for_writers(struct sampler *s, uint32_t gen)
 	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.counts), &gen, &inner, BPF_ANY))
 		return -errno;
 	return 0;
-}
-
-static uint32_t stack_hash32(uint64_t hash)
-{
-	return htab_hash32(hash * 0x9e3779b97f4a7c15ULL);
-}
-
-static bool stack_eq(const void *ctx, uint32_t id, const void *key)
-{
-	return ((const struct stack_table *)ctx)->entries[id].hash == *(const uint64_t *)key;
-}
-
-/* Room for depth more frames and one more entry. */
-static int table_reserve(struct stack_table *t, uint32_t depth)
-{
-	if (t->nframes + depth > t->frames_cap) {
-		size_t cap = t->frames_cap ? t->frames_cap : 4096;
-		while (cap < t->nframes + depth)
-			cap *= 2;
-		uint64_t *grown = realloc(t->frames, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		t->frames = grown;
-		t->frames_cap = cap;
-	}
-	if (t->n == t->entries_cap) {
-		size_t cap = t->entries_cap ? t->entries_cap * 2 : 1024;
-		struct stack_entry *grown = realloc(t->entries, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		t->entries = grown;
-		t->entries_cap = cap;
-	}
-	return htab_reserve(&t->index);
-}
-
-static int table_add(struct stack_table *t, uint64_t hash, const struct stack_trace *trace)
-{
-	uint32_t depth = 0, h = stack_hash32(hash);
-	struct htab_slot *slot;
-
-	while (depth < PROFILER_MAX_STACK_DEPTH && trace->frames[depth])
-		depth++;
-	if (table_reserve(t, depth))
-		return -ENOMEM;
-	slot = htab_find(&t->index, h, stack_eq, t, &hash);
-	if (htab_used(slot))
-		return 0;
-	memcpy(t->frames + t->nframes, trace->frames, depth * sizeof(uint64_t));
-	t->entries[t->n] = (struct stack_entry){ .hash = hash, .first = (uint32_t)t->nframes, .depth = depth };
-	htab_set(&t->index, slot, h, (uint32_t)t->n);
-	t->nframes += depth;
-	t->n++;
-	return 0;
-}
-
-static void table_reset(struct stack_table *t)
-{
-	htab_clear(&t->index);
-	t->n = 0;
-	t->nframes = 0;
-}
-
-/* Frames of the stack named hash; none when hash is 0 or the stack was lost. */
-static const uint64_t *table_frames(struct stack_table *t, uint64_t hash, uint32_t *depth)
-{
-	struct htab_slot *slot = hash && t->index.slots ?
-		htab_find(&t->index, stack_hash32(hash), stack_eq, t, &hash) : NULL;
-	const struct stack_entry *e = slot && htab_used(slot) ? &t->entries[htab_id(slot)] : NULL;
-
-	*depth = e ? e->depth : 0;
-	return *depth ? t->frames + e->first : NULL;
 }
 
 /* BPF's own count of the samples put in generation gen so far: exact once no program writes it. */
@@ -464,7 +379,7 @@ static int add_stacks(struct sampler *s, __u32 n, void *ctx)
 {
 	(void)ctx;
 	for (__u32 i = 0; i < n; i++)
-		if (table_add(&s->stacks, s->stack_keys[i], &s->stack_values[i]))
+		if (stack_table_add(&s->stacks, s->stack_keys[i], &s->stack_values[i]))
 			return -ENOMEM;
 	return 0;
 }
@@ -488,8 +403,8 @@ static int emit_counts(struct sampler *s, __u32 n, void *ctx)
 				atomic_fetch_add(&s->drained_offcpu_waits, sample.count);
 			sample.count = (uint64_t)(sample.count * s->offcpu_scale + 0.5);
 		}
-		sample.user = table_frames(&s->stacks, key->user_stack, &sample.nuser);
-		sample.kernel = table_frames(&s->stacks, key->kernel_stack, &sample.nkernel);
+		sample.user = stack_table_frames(&s->stacks, key->user_stack, &sample.nuser);
+		sample.kernel = stack_table_frames(&s->stacks, key->kernel_stack, &sample.nkernel);
 		if (key->kind == SAMPLE_KIND_CPU)
 			atomic_fetch_add(&s->drained_samples, sample.count);
 		sink->on_sample(&sample, sink->ctx);
@@ -519,7 +434,7 @@ int sampler_drain(struct sampler *s, sampler_sample_fn on_sample, void *ctx)
 	err = wait_for_writers(s, old);
 	if (!err)
 		err = read_generation_counted(s, old);
-	table_reset(&s->stacks);
+	stack_table_reset(&s->stacks);
 	/* Stacks first: the counts name them. */
 	if (!err)
 		err = drain_map(bpf_map__fd(s->stack_maps[old]), s->stack_keys, s->stack_values, STACK_BATCH,
