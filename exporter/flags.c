@@ -47,7 +47,8 @@ static const struct flag flags[] = {
 	  "Retry-After. Below "
 	  "--web.max-connections, so /metrics and the health checks always find a worker." },
 	{ "web.max-connections-per-client", 0, F_UINT, FIELD(web_max_conns_per_client), "64", NULL, 1, 4096,
-	  false, "Connections open at once from one client address (served or waiting for a worker); more "
+	  false, "Connections open at once from one client address (served or waiting for a worker; one the "
+	  "client has closed no longer counts); more "
 	  "are reset on accept, so idle or slow clients at one address cannot take every worker." },
 	{ "web.max-waiting-connections", 0, F_UINT, FIELD(web_max_waiting_conns), "4096", NULL, 1, 65536,
 	  false, "Connections held while their request header arrives, without a worker thread (idle or "

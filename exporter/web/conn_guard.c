@@ -112,7 +112,43 @@ static struct conn *free_slot(struct conn *conns, unsigned n)
 	return NULL;
 }
 
-/* Connections from addr, waiting or served; under g->lock. */
+/* A FIN (POLLRDHUP) counts as gone, as in Go's net/http, whose request context ends on the client's
+ * EOF. */
+static bool fd_hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Whether civetweb closed this served connection without a word: connection_closed has no address
+ * for a failed TLS handshake. Its descriptor is then closed, or another connection's. A connection the
+ * peer reset is still civetweb's (ENOTCONN), and stays. */
+static bool stale(const struct conn *c)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	struct in6_addr addr;
+	int port;
+
+	if (getpeername(c->fd, (struct sockaddr *)&peer, &len))
+		return errno == EBADF || errno == ENOTSOCK;
+	if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6)
+		return true;
+	peer_key(&peer, &addr, &port);
+	return port != c->port || memcmp(&addr, &c->addr, sizeof(addr)) != 0;
+}
+
+/* Whether the client of a served connection has hung up (FIN or reset), or civetweb closed it unseen:
+ * it then only waits for its worker to read the EOF and close it. */
+static bool hung_up(const struct conn *c)
+{
+	return stale(c) || fd_hung_up(c->fd);
+}
+
+/* Connections from addr, waiting or served; under g->lock. At the cap, served connections whose client
+ * hung up are not counted: a client that closes one connection and opens the next at once (a scraper
+ * asking again) reaches the guard before civetweb's worker has read the first one's EOF. */
 static unsigned client_conns(const struct conn_guard *g, const struct in6_addr *addr)
 {
 	unsigned n = 0;
@@ -121,6 +157,11 @@ static unsigned client_conns(const struct conn_guard *g, const struct in6_addr *
 		n += g->served[i].fd >= 0 && memcmp(&g->served[i].addr, addr, sizeof(*addr)) == 0;
 	for (unsigned i = 0; i < g->lim.max_waiting; i++)
 		n += g->waiting[i].fd >= 0 && memcmp(&g->waiting[i].addr, addr, sizeof(*addr)) == 0;
+	if (n < g->lim.max_per_client)
+		return n;
+	for (unsigned i = 0; i < g->lim.served; i++)
+		n -= g->served[i].fd >= 0 && memcmp(&g->served[i].addr, addr, sizeof(*addr)) == 0 &&
+		     hung_up(&g->served[i]);
 	return n;
 }
 
@@ -163,8 +204,7 @@ void conn_guard_closed(struct conn_guard *g, const char *remote_addr, int remote
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* The handler holds its connection open, so its socket cannot be closed or reused meanwhile. A FIN
- * (POLLRDHUP) counts as gone, as in Go's net/http, whose request context ends on the client's EOF. */
+/* The handler holds its connection open, so its socket cannot be closed or reused meanwhile. */
 bool conn_guard_peer_gone(struct conn_guard *g, const char *remote_addr, int remote_port)
 {
 	struct in6_addr addr;
@@ -178,11 +218,7 @@ bool conn_guard_peer_gone(struct conn_guard *g, const char *remote_addr, int rem
 	if (c)
 		fd = c->fd;
 	pthread_mutex_unlock(&g->lock);
-	if (fd < 0)
-		return false;
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
-
-	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+	return fd >= 0 && fd_hung_up(fd);
 }
 
 /* --- the waiting room (the guard thread) ------------------------------------------------------ */
@@ -288,24 +324,6 @@ static void check_waiting(struct conn_guard *g, uint32_t i, uint32_t events)
 		drop_waiting(g, c, false); /* gone before its request was whole */
 	}
 	pthread_mutex_unlock(&g->lock);
-}
-
-/* Whether civetweb closed this served connection without a word: connection_closed has no address
- * for a failed TLS handshake. Its descriptor is then closed, or another connection's. A connection the
- * peer reset is still civetweb's (ENOTCONN), and stays. */
-static bool stale(const struct conn *c)
-{
-	struct sockaddr_storage peer;
-	socklen_t len = sizeof(peer);
-	struct in6_addr addr;
-	int port;
-
-	if (getpeername(c->fd, (struct sockaddr *)&peer, &len))
-		return errno == EBADF || errno == ENOTSOCK;
-	if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6)
-		return true;
-	peer_key(&peer, &addr, &port);
-	return port != c->port || memcmp(&addr, &c->addr, sizeof(addr)) != 0;
 }
 
 /* Closes the connections whose header did not arrive in time, and forgets served ones civetweb
