@@ -16,6 +16,7 @@ the checker in tests/tools/pprofcheck), ANORAK_SOURCE_DIR.
 import gzip
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -120,6 +121,13 @@ def on_cpu_seconds(w):
         with open("/proc/%d/task/%s/schedstat" % (w.pid, tid)) as f:
             total += int(f.read().split()[0])
     return total / 1e9
+
+
+def share_tolerance(weight, n, points=5.0):
+    """How far a sampled share (percent) may stray from its weight: `points`, or 3 standard deviations
+    of a share sampled n times when a busy machine gave the workload few samples (on an idle 2-CPU
+    machine, ~1000 samples: 5 points)."""
+    return max(points, 3 * 100.0 * math.sqrt(weight / 100.0 * (1 - weight / 100.0) / max(n, 1)))
 
 
 def free_port():

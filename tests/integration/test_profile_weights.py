@@ -116,7 +116,7 @@ class ProfileWeights(unittest.TestCase):
         self.assertGreaterEqual(leaf, 0.85 * hot_count,
                                 "hot_x is the user leaf in only %d of %d samples" % (leaf, hot_count))
 
-        # Shares within 5 points of the weights.
+        # Shares within 5 points of the weights (3 standard deviations when a busy machine gave few samples).
         shares = {}
         for name, weight in WEIGHTS.items():
             n = sum(x.values[0] for x in hot if x.frames[hot_index(x)].function == name)
@@ -124,7 +124,7 @@ class ProfileWeights(unittest.TestCase):
         h.note("shares %s (weights %s), %d samples" % (
             {k: round(v, 1) for k, v in shares.items()}, WEIGHTS, count))
         for name, weight in WEIGHTS.items():
-            self.assertLess(abs(shares[name] - weight), 5.0,
+            self.assertLess(abs(shares[name] - weight), h.share_tolerance(weight, hot_count),
                             "%s share %.1f%%, weight %d%% (all: %s)" % (name, shares[name], weight, shares))
 
         # Labels: pid/tid numeric, comm string, on every sample of the workload.

@@ -10,7 +10,6 @@ recursion of DEPTH frames, in two threads) runs under each interpreter while a p
 - native frames are there too (the interpreter's _PyEval_EvalFrameDefault at least).
 With CI=true, Debian's python3.11 and one 3.12+ interpreter must be present.
 """
-import math
 import os
 import re
 import time
@@ -100,10 +99,7 @@ class PythonStacks(unittest.TestCase):
         shares = {k: 100.0 * hot.get(k, 0) / nhot for k in WEIGHTS}
         h.note("%s: shares %s" % (python, {k: round(v, 1) for k, v in shares.items()}))
         for k, weight in WEIGHTS.items():
-            # 5 points, or 3 standard deviations of the sampled share when a busy machine gave the
-            # workload few samples (as test_unwind_tables).
-            sigma = 100.0 * math.sqrt(weight / 100.0 * (1 - weight / 100.0) / nhot)
-            self.assertLess(abs(shares[k] - weight), max(5.0, 3 * sigma), "%s: %s share %.1f%%, weight %d%%, %d samples"
+            self.assertLess(abs(shares[k] - weight), h.share_tolerance(weight, nhot), "%s: %s share %.1f%%, weight %d%%, %d samples"
                             % (python, k, shares[k], weight, nhot))
         interleaved = [x for x in with_python
                        if any(f.function == "_PyEval_EvalFrameDefault" for f in x.user_frames())]

@@ -11,7 +11,6 @@
   (and the comparator called back from them) by sort_hot and main.
 - The anorak_unwind_* metrics count what happened.
 """
-import math
 import os
 import re
 import time
@@ -108,10 +107,7 @@ class UnwindTables(unittest.TestCase):
         shares = {k: 100.0 * hot.get(k, 0) / nhot for k in WEIGHTS}
         h.note("%s: shares %s" % (binary, {k: round(v, 1) for k, v in shares.items()}))
         for k, weight in WEIGHTS.items():
-            # 5 points, or 3 standard deviations of the sampled share when a busy machine gave the
-            # workload few samples (on an idle 2-CPU machine, ~1000 samples: 5 points).
-            sigma = 100.0 * math.sqrt(weight / 100.0 * (1 - weight / 100.0) / nhot)
-            self.assertLess(abs(shares[k] - weight), max(5.0, 3 * sigma),
+            self.assertLess(abs(shares[k] - weight), h.share_tolerance(weight, nhot),
                             "%s share %.1f%%, weight %d%%, %d samples" % (k, shares[k], weight, nhot))
         return mine
 
