@@ -53,6 +53,7 @@ if [ "${ANORAK_ASAN:-1}" != 0 ]; then
 	cmake --build "$ASAN_BUILD" -j "$JOBS"
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=86:strict_string_checks=1:detect_stack_use_after_return=1"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
+	export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp"
 	step "ctest -L unit in $ASAN_BUILD/"
 	if ! ctest --test-dir "$ASAN_BUILD" --output-on-failure -j "$JOBS" -L unit --timeout 300; then
 		failed+=("unit tests in $ASAN_BUILD/")

@@ -247,6 +247,7 @@ static void test_refusals(void **state)
 	(void)state;
 	assert_int_equal(gopclntab_parse(d, len, vaddr, 0, MAX_FUNCS, &t), 0);
 	assert_true(gopclntab_nfuncs(t) > 1000);
+	gopclntab_free(t);
 	assert_int_equal(gopclntab_parse(d, len, vaddr, 0, 100, &t), -E2BIG);
 	assert_int_equal(gopclntab_parse(d, len / 2, vaddr, 0, MAX_FUNCS, &t), -ENOEXEC);
 	assert_int_equal(gopclntab_parse(d, 40, vaddr, 0, MAX_FUNCS, &t), -ENOEXEC);
