@@ -21,7 +21,9 @@ stage: every library the daemon links resolves, and there is no compiler, linker
 
 Label `image` (not `integration`): it builds an image, so scripts/test.sh runs it last, on its own.
 """
+import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +89,10 @@ def podman_args(ds, configmap, config_dir, port, api_url):
                 with open(os.path.join(config_dir, key), "w") as f:
                     f.write(text)
             src = config_dir
+        elif v["hostPath"].get("type") == "DirectoryOrCreate":
+            # A directory the daemon writes (the debuginfod cache): the test's own, not the host's.
+            src = config_dir + "-" + m["name"]
+            os.makedirs(src, exist_ok=True)
         else:
             src = v["hostPath"]["path"]
         flags = ["ro"] if m.get("readOnly") else []
@@ -94,6 +100,9 @@ def podman_args(ds, configmap, config_dir, port, api_url):
             flags.append("rslave")
         opts.append("--volume=%s:%s%s" % (src, m["mountPath"], ":" + ",".join(flags) if flags else ""))
     for e in c.get("env", []):
+        if "value" in e:
+            opts.append("--env=%s=%s" % (e["name"], e["value"]))
+            continue
         assert e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", e
         opts.append("--env=%s=%s" % (e["name"], kube.NODE))
     args = []
@@ -141,6 +150,8 @@ class Image(kube.ClusterTestCase):
         for f in os.listdir(self.config_dir):
             os.unlink(os.path.join(self.config_dir, f))
         os.rmdir(self.config_dir)
+        for d in glob.glob(self.config_dir + "-*"):
+            shutil.rmtree(d)
         super().tearDown()
 
     def podman(self, *argv, timeout=60, check=True):
@@ -222,7 +233,9 @@ class Image(kube.ClusterTestCase):
         for line in self.podman("exec", self.name, "cat", "/proc/self/mountinfo").stdout.splitlines():
             fields = line.split()
             mounts[fields[4]] = fields[5].split(",")
-        volumes = [m["mountPath"] for m in self.ds["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]]
+        # The one writable volume is the debuginfod cache the daemon writes; the rest are read-only.
+        volumes = [m["mountPath"] for m in self.ds["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+                   if m.get("readOnly")]
         for path in ["/sys", "/proc/sys"] + volumes:
             self.assertIn("ro", mounts.get(path, []), "%s is not mounted read-only: %s" % (path, mounts.get(path)))
 
