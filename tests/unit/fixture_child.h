@@ -14,8 +14,8 @@ struct fixture_child {
 	int stdin_fd;
 };
 
-/* Starts path and reads its first output line into line. */
-static void fixture_spawn(const char *path, struct fixture_child *c, char *line, int len)
+/* Starts argv[0] with argv and reads its first output line into line. */
+static inline void fixture_spawn_argv(char *const argv[], struct fixture_child *c, char *line, int len)
 {
 	int in[2], out[2];
 	FILE *f;
@@ -29,7 +29,7 @@ static void fixture_spawn(const char *path, struct fixture_child *c, char *line,
 		dup2(out[1], 1);
 		close(in[1]);
 		close(out[0]);
-		execl(path, path, (char *)NULL);
+		execv(argv[0], argv);
 		_exit(127);
 	}
 	close(in[0]);
@@ -41,8 +41,16 @@ static void fixture_spawn(const char *path, struct fixture_child *c, char *line,
 	fclose(f);
 }
 
+/* Starts path and reads its first output line into line. */
+static inline void fixture_spawn(const char *path, struct fixture_child *c, char *line, int len)
+{
+	char *const argv[] = { (char *)path, NULL };
+
+	fixture_spawn_argv(argv, c, line, len);
+}
+
 /* Closes its stdin, which ends it, and waits for it. */
-static void fixture_reap(struct fixture_child *c)
+static inline void fixture_reap(struct fixture_child *c)
 {
 	int status;
 

@@ -22,6 +22,7 @@
 #include "exporter/symbols/python_offsets.h"
 #include "exporter/symbols/python_proc.h"
 
+#include "fixture_child.h"
 #include "python_interpreters.h"
 
 #define ELF_MAX (1ull << 30)
@@ -131,15 +132,14 @@ static void check_against_headers(const struct test_python *py, const struct pyt
 	assert_true(checked >= 15);
 }
 
+/* A live interpreter that prints a code object's address and first line, then waits on stdin. */
 struct child {
-	pid_t pid;
-	int stdin_fd;
+	struct fixture_child proc;
 	uint64_t code;      /* id(leaf.__code__) */
 	int line;           /* line of its first instruction, by co_lines() */
 	char filename[256];
 };
 
-/* A live interpreter that prints a code object's address and first line, then waits on stdin. */
 static void spawn(const struct test_python *py, struct child *c)
 {
 	static const char script[] =
@@ -150,41 +150,13 @@ static void spawn(const struct test_python *py, struct child *c)
 		"co = Outer.leaf.__code__\n"
 		"print(id(co), next(l for s, e, l in co.co_lines() if s == 0), co.co_filename, flush=True)\n"
 		"sys.stdin.read()\n";
-	int in[2], out[2];
+	char *const argv[] = { (char *)py->path, "-c", (char *)script, NULL };
 	char line[512];
-	FILE *f;
 
-	assert_int_equal(pipe(in), 0);
-	assert_int_equal(pipe(out), 0);
-	c->pid = fork();
-	assert_true(c->pid >= 0);
-	if (c->pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		close(in[1]);
-		close(out[0]);
-		execl(py->path, py->path, "-c", script, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	c->stdin_fd = in[1];
-	f = fdopen(out[0], "r");
-	assert_non_null(f);
-	assert_non_null(fgets(line, sizeof(line), f));
-	fclose(f);
+	fixture_spawn_argv(argv, &c->proc, line, sizeof(line));
 	assert_int_equal(sscanf(line, "%" SCNu64 " %d %255s", &c->code, &c->line, c->filename), 3);
 }
 
-static void reap(struct child *c)
-{
-	int status;
-
-	close(c->stdin_fd);
-	assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
-}
-
-/* Discovers the live interpreter, then reads its code object as the drain would. */
 static void check_live(const struct test_python *py)
 {
 	struct python_target t;
@@ -195,13 +167,13 @@ static void check_live(const struct test_python *py)
 
 	assert_non_null(code);
 	spawn(py, &c);
-	assert_int_equal(python_discover("/proc", c.pid, ELF_MAX, &t), 0);
+	assert_int_equal(python_discover("/proc", c.proc.pid, ELF_MAX, &t), 0);
 	if (t.failure != PYTHON_FAIL_NONE || t.minor != py->minor)
 		fail_msg("%s: minor %d, failure %d", py->path, t.minor, t.failure);
 	assert_true(t.proc.eval_start && t.proc.eval_end > t.proc.eval_start);
-	assert_int_equal(python_code_add_process(code, (uint32_t)c.pid, &t.layout), 0);
-	assert_int_equal(python_code_lookup(code, (uint32_t)c.pid, c.code, 0, &function, &line), 0);
-	reap(&c);
+	assert_int_equal(python_code_add_process(code, (uint32_t)c.proc.pid, &t.layout), 0);
+	assert_int_equal(python_code_lookup(code, (uint32_t)c.proc.pid, c.code, 0, &function, &line), 0);
+	fixture_reap(&c.proc);
 	assert_true(python_frame_function(python_frame_resolved(function, line), &qualname, &filename));
 	assert_string_equal(qualname, py->minor == 10 ? "leaf" : "Outer.leaf");
 	assert_string_equal(filename, c.filename);
