@@ -14,7 +14,7 @@ BUILD_DEPS=(cmake make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev l
 	libprotobuf-c-dev protobuf-c-compiler libcivetweb-dev zlib1g-dev libsnappy-dev libjson-c-dev
 	libyaml-dev libpcre2-dev libssl-dev libcrypt-dev libdebuginfod-dev)
 TEST_DEPS=(libcmocka-dev golang-go golang-github-google-pprof-dev prometheus protobuf-compiler
-	libclang-rt-14-dev python3 curl python3-yaml python3-jsonschema wrk debuginfod)
+	libclang-rt-14-dev python3 curl python3-yaml python3-jsonschema wrk debuginfod gdb)
 BENCH_DEPS=(bpfcc-tools linux-perf linux-headers-amd64 wrk time)
 # podman builds and runs the image; runc for hosts whose cgroup layout crun refuses; debootstrap makes
 # the Debian base where no registry is reachable.

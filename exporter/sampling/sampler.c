@@ -123,6 +123,16 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* A table miss: as with process events, a backlog (each may parse .eh_frame) must not hold up shutdown. */
+static int handle_unwind_event(void *ctx, void *data, size_t size)
+{
+	struct sampler *s = ctx;
+
+	if (atomic_load(&s->events_stopped))
+		return -ECANCELED;
+	return unwinder_handle_event(s->unwinder, data, size);
+}
+
 static int size_maps(struct sampler *s, const struct sampler_opts *opts)
 {
 	struct profiler_bpf *skel = s->skel;
@@ -172,8 +182,7 @@ static int open_unwinder(struct sampler *s, const struct sampler_opts *opts)
 	if (!opts->unwind_table_bytes)
 		return 0;
 	err = unwinder_new(&uopts, &maps, &s->unwinder);
-	if (!err && ring_buffer__add(s->events, bpf_map__fd(skel->maps.unwind_events), unwinder_handle_event,
-				     s->unwinder))
+	if (!err && ring_buffer__add(s->events, bpf_map__fd(skel->maps.unwind_events), handle_unwind_event, s))
 		err = -errno;
 	if (err)
 		log_error("cannot set up unwind tables", "err=\"%s\"", strerror(-err));

@@ -253,10 +253,11 @@ class Daemon:
             self.proc.send_signal(sig)
             rc = self.wait_exit(timeout)
             if rc is None:
+                stacks = self.thread_stacks()
                 self.kill()
                 if check:
-                    raise AssertionError("anorak did not exit within %.1fs of %s; log:\n%s"
-                                         % (timeout, signal.Signals(sig).name, self.log_tail()))
+                    raise AssertionError("anorak did not exit within %.1fs of %s; log:\n%s\nthreads:\n%s"
+                                         % (timeout, signal.Signals(sig).name, self.log_tail(), stacks))
             else:
                 note("exited %d %.2fs after %s" % (rc, time.monotonic() - t0, signal.Signals(sig).name))
         self.returncode = self.proc.returncode
@@ -265,6 +266,19 @@ class Daemon:
             raise AssertionError("anorak exited with status %s after %s (expected 0); log:\n%s"
                                  % (self.returncode, signal.Signals(sig).name, self.log_tail()))
         return self.returncode
+
+    def thread_stacks(self):
+        """Every thread's backtrace of the running daemon, to tell where a stop hangs."""
+        gdb = shutil.which("gdb")
+        if not gdb:
+            return "(gdb not installed: no backtraces)"
+        try:
+            r = subprocess.run([gdb, "-p", str(self.proc.pid), "-batch", "-nx",
+                                "-ex", "thread apply all bt 30"],
+                               capture_output=True, text=True, timeout=60)
+            return r.stdout[-20000:] + r.stderr[-2000:]
+        except subprocess.TimeoutExpired:
+            return "(gdb did not finish within 60s)"
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
