@@ -389,9 +389,18 @@ size_t symbolizer_kernel(struct symbolizer *s, uint64_t addr, char *name, size_t
 /* --- metrics -------------------------------------------------------------------------------------- */
 
 struct sym_stats {
-	uint64_t files, bytes, hits, misses, evictions, unresolved, refused[REFUSED_NR];
+	uint64_t files, tables, bytes, hits, misses, evictions, unresolved, refused[REFUSED_NR];
 	struct go_stats go;
 };
+
+static uint64_t loaded_tables(const struct symbolizer *s)
+{
+	uint64_t n = 0;
+
+	for (const struct sym_file *f = s->lru.lru_next; f != &s->lru; f = f->lru_next)
+		n++;
+	return n;
+}
 
 void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 {
@@ -402,13 +411,16 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 	pthread_mutex_lock(&s->lock);
 	st = (struct sym_stats){ .files = s->nfiles, .bytes = s->cache_bytes, .hits = s->hits,
 				 .misses = s->misses, .evictions = s->evictions, .unresolved = s->unresolved };
+	st.tables = loaded_tables(s);
 	memcpy(st.refused, s->refused, sizeof(st.refused));
 	st.go = s->go;
 	pthread_mutex_unlock(&s->lock);
 
 	metrics_gauge(b, "anorak_symbol_cache_files", "ELF files open in the symbol cache.",
 		      (double)st.files);
-	metrics_gauge(b, "anorak_symbol_cache_bytes", "Memory held by loaded symbol tables.",
+	metrics_gauge(b, "anorak_symbol_cache_tables", "Symbol tables loaded in memory.", (double)st.tables);
+	metrics_gauge(b, "anorak_symbol_cache_bytes",
+		      "Memory held by loaded symbol tables: at most the limit, or one table alone that is larger.",
 		      (double)st.bytes);
 	metrics_gauge(b, "anorak_symbol_cache_max_bytes", "Limit on memory for symbol tables.",
 		      (double)s->opts.cache_max_bytes);

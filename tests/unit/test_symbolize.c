@@ -200,6 +200,8 @@ static void test_cache_eviction_and_reload(void **state)
 	assert_true(metric_has(s, "anorak_symbol_cache_evictions_total 6"));
 	assert_true(metric_has(s, "anorak_symbol_lookups_total{result=\"miss\"} 7"));
 	assert_true(metric_has(s, "anorak_symbol_cache_max_bytes 1"));
+	/* Over the limit only by the one table just loaded. */
+	assert_true(metric_has(s, "anorak_symbol_cache_tables 1\n"));
 	proc_maps_put(m);
 	symbolizer_free(s);
 }
