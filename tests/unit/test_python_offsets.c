@@ -237,6 +237,55 @@ static void test_pthread_specific(void **state)
 	assert_true(off > 0 && off < 4096);
 }
 
+/* A code object whose names are str headers no live str has (a freed or reused object read while the
+ * interpreter runs): refused, never decoded past the name buffers. Forged in this process's own memory,
+ * which the reader takes through /proc/self/mem like any other process's. */
+static void forge_str(uint8_t *obj, const struct python_layout *l, uint32_t state, int64_t length, uint8_t fill)
+{
+	memcpy(obj + l->str_state, &state, 4);
+	memcpy(obj + l->str_length, &length, 8);
+	memset(obj + l->str_ascii_data, fill, 2048);
+}
+
+static int lookup_forged(const struct python_layout *l, uint32_t state, int64_t length, uint8_t fill)
+{
+	static uint8_t code[1024], name[4096];
+	struct python_code *c = python_code_new("/proc", 16, 1 << 20, 4);
+	uint64_t name_addr = (uint64_t)(uintptr_t)name;
+	uint32_t function = 0, line = 0;
+	int32_t first = 1;
+	int err;
+
+	assert_non_null(c);
+	assert_true(l->code_size <= sizeof(code));
+	memset(code, 0, sizeof(code));
+	memcpy(code + l->code_qualname, &name_addr, 8);
+	memcpy(code + l->code_filename, &name_addr, 8);
+	memcpy(code + l->code_firstlineno, &first, 4);
+	forge_str(name, l, state, length, fill);
+	assert_int_equal(python_code_add_process(c, (uint32_t)getpid(), l), 0);
+	err = python_code_lookup(c, (uint32_t)getpid(), (uint64_t)(uintptr_t)code, 0, &function, &line);
+	python_code_free(c);
+	return err;
+}
+
+static void test_forged_str_headers(void **state)
+{
+	const uint32_t compact = 1u << 5, ascii = 1u << 6;
+	struct python_layout l;
+
+	(void)state;
+	assert_int_equal(python_layout_table(11, &l), 0);
+	assert_int_equal(lookup_forged(&l, compact | ascii | 1u << 2, 40, 'a'), 0);
+	/* ASCII with a wider kind: its characters would be read as two or four bytes each. */
+	assert_int_equal(lookup_forged(&l, compact | ascii | 2u << 2, 1000, 'a'), -ENOENT);
+	assert_int_equal(lookup_forged(&l, compact | ascii | 4u << 2, 1000, 'a'), -ENOENT);
+	/* ASCII that is not: each byte above 0x7f would take two bytes of a buffer sized for one. */
+	assert_int_equal(lookup_forged(&l, compact | ascii | 1u << 2, 1000, 0xc3), -ENOENT);
+	/* Latin-1 (not ASCII) of the same bytes is a valid name, cut to the buffer. */
+	assert_int_equal(lookup_forged(&l, compact | 1u << 2, 1000, 0xc3), 0);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -250,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_debug_offsets_refused),
 		cmocka_unit_test(test_pthread_specific),
 		cmocka_unit_test(test_interpreters),
+		cmocka_unit_test(test_forged_str_headers),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
