@@ -200,8 +200,14 @@ measure_window() {
 record() {
 	local row="$wl $hz $rep" pn pc pr bc br
 	if [ -n "$apid" ]; then
-		kill -TERM "$apid"; wait "$apid" || echo "bench: anorak exited $?" >&2
-		echo "anorak $row $(python3 -c "print($at1 - $at0)") $((a1[1] - a0[1])) $((a1[0] - a0[0])) $(python3 -c "print($ac1 - $ac0)") $ahwm $enc" >>"$results"
+		# A daemon that died in the window read as zeros: its run is left out, the others go on.
+		kill -TERM "$apid" 2>/dev/null || true
+		if wait "$apid"; then
+			echo "anorak $row $(python3 -c "print($at1 - $at0)") $((a1[1] - a0[1])) $((a1[0] - a0[0])) $(python3 -c "print($ac1 - $ac0)") $ahwm $enc" >>"$results"
+		else
+			failed+=("anorak exited $? in run $tag (see $OUT/anorak-$tag.log)")
+			echo "bench: ${failed[-1]}; its figures are left out" >&2
+		fi
 	fi
 	if [ -n "$ptpid" ]; then
 		wait "$ptpid" || true
@@ -236,6 +242,7 @@ run_one() {
 	wait "$wpid" 2>/dev/null || true
 }
 
+failed=()
 results=$OUT/results.txt
 : > "$results"
 echo "bench: $NCPU CPUs, ${SECS}s per run, $REPS repetitions of each workload ($WORKLOADS) at each of" \
@@ -250,3 +257,7 @@ done
 
 # --- tables ----------------------------------------------------------------------------------------
 python3 tests/bench/summary.py --cpus "$NCPU" --seconds "$SECS" --encode "$enc_line" "$results"
+if [ ${#failed[@]} -gt 0 ]; then
+	printf 'bench: FAILED: %s\n' "${failed[@]}" >&2
+	exit 1
+fi
