@@ -238,8 +238,11 @@ static int read_str(struct python_code *c, struct py_process *p, uint64_t addr, 
 	memcpy(&state, head + l->str_state, 4);
 	memcpy(&length, head + l->str_length, 8);
 	kind = (state >> 2) & 7;
-	/* Names and file names of code objects are compact (their data follows the header). */
-	if (!((state >> 5) & 1) || (kind != 1 && kind != 2 && kind != 4) || length < 0)
+	/* Names and file names of code objects are compact (their data follows the header). An ASCII
+	 * string has one byte a character: a state saying otherwise is not a live str header (a freed or reused object), and
+	 * would overrun data and out. */
+	if (!((state >> 5) & 1) || (kind != 1 && kind != 2 && kind != 4) || ((state >> 6) & 1 && kind != 1) ||
+	    length < 0)
 		return -EPROTO;
 	/* As many characters as fit in out as UTF-8. */
 	uint32_t widest = (state >> 6) & 1 ? 1 : kind + 1, cap = (PYTHON_NAME_MAX - 1) / widest;
@@ -252,6 +255,9 @@ static int read_str(struct python_code *c, struct py_process *p, uint64_t addr, 
 		uint32_t cp = kind == 1 ? data[i] : kind == 2 ? (uint32_t)(data[2 * i] | data[2 * i + 1] << 8) :
 			(uint32_t)(data[4 * i] | data[4 * i + 1] << 8 | data[4 * i + 2] << 16 | (uint32_t)data[4 * i + 3] << 24);
 
+		/* out has room for widest bytes a character, one for ASCII. */
+		if (widest == 1 && cp >= 0x80)
+			return -EPROTO;
 		o += put_utf8(out + o, cp);
 	}
 	out[o] = '\0';
