@@ -237,6 +237,70 @@ static void test_pthread_specific(void **state)
 	assert_true(off > 0 && off < 4096);
 }
 
+#define CODE_BYTES 4096 /* python_code.c reads at most this much of a code object */
+#define STR_BYTES 4096  /* a str header and PYTHON_NAME_MAX 4-byte characters */
+#define STR_COMPACT (1u << 5)
+#define STR_ASCII (1u << 6)
+#define STR_KIND(k) ((uint32_t)(k) << 2)
+
+static void make_str(const struct python_layout *l, uint8_t *s, uint32_t st, int64_t length, const void *data,
+		     size_t n)
+{
+	memset(s, 0, STR_BYTES);
+	memcpy(s + l->str_state, &st, 4);
+	memcpy(s + l->str_length, &length, 8);
+	memcpy(s + (st & STR_ASCII ? l->str_ascii_data : l->str_compact_data), data, n);
+}
+
+static void make_code(const struct python_layout *l, uint8_t *code, const uint8_t *qualname, const uint8_t *filename)
+{
+	uint64_t q = (uintptr_t)qualname, f = (uintptr_t)filename;
+	int32_t first = 1;
+
+	memset(code, 0, CODE_BYTES);
+	memcpy(code + l->code_qualname, &q, 8);
+	memcpy(code + l->code_filename, &f, 8);
+	memcpy(code + l->code_firstlineno, &first, 4);
+}
+
+/* A str header read from a freed or reused object (an ASCII flag with 4-byte characters, or bytes past
+ * ASCII in an ASCII string) is refused, not decoded past the reader's buffers. The code objects and their
+ * strings are built in this process and read through /proc/self/mem as another process's would be. */
+static void test_str_header_refused(void **state)
+{
+	static uint8_t code[3][CODE_BYTES], name[3][STR_BYTES], file[STR_BYTES], wide[STR_BYTES];
+	uint8_t high[PYTHON_NAME_MAX];
+	const uint32_t pid = (uint32_t)getpid();
+	const char *qualname, *filename;
+	uint32_t function, line;
+	struct python_layout l;
+	struct python_code *c;
+
+	(void)state;
+	assert_int_equal(python_layout_table(12, &l), 0);
+	assert_true(l.code_size <= CODE_BYTES && l.str_compact_data + 4 * PYTHON_NAME_MAX <= STR_BYTES);
+	memset(wide, 'a', sizeof(wide));
+	memset(high, 0xe9, sizeof(high));
+	make_str(&l, file, STR_COMPACT | STR_ASCII | STR_KIND(1), 4, "x.py", 4);
+	make_str(&l, name[0], STR_COMPACT | STR_ASCII | STR_KIND(1), 4, "leaf", 4);
+	make_str(&l, name[1], STR_COMPACT | STR_ASCII | STR_KIND(4), PYTHON_NAME_MAX - 1, wide,
+		 4 * (PYTHON_NAME_MAX - 1));
+	make_str(&l, name[2], STR_COMPACT | STR_ASCII | STR_KIND(1), PYTHON_NAME_MAX - 1, high, PYTHON_NAME_MAX - 1);
+	for (size_t i = 0; i < 3; i++)
+		make_code(&l, code[i], name[i], file);
+
+	c = python_code_new("/proc", 16, 1 << 20, 4);
+	assert_non_null(c);
+	assert_int_equal(python_code_add_process(c, pid, &l), 0);
+	assert_int_equal(python_code_lookup(c, pid, (uintptr_t)code[0], 0, &function, &line), 0);
+	assert_true(python_frame_function(python_frame_resolved(function, line), &qualname, &filename));
+	assert_string_equal(qualname, "leaf");
+	assert_string_equal(filename, "x.py");
+	assert_int_equal(python_code_lookup(c, pid, (uintptr_t)code[1], 0, &function, &line), -ENOENT);
+	assert_int_equal(python_code_lookup(c, pid, (uintptr_t)code[2], 0, &function, &line), -ENOENT);
+	python_code_free(c);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -249,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_minor_of_path),
 		cmocka_unit_test(test_debug_offsets_refused),
 		cmocka_unit_test(test_pthread_specific),
+		cmocka_unit_test(test_str_header_refused),
 		cmocka_unit_test(test_interpreters),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
