@@ -358,14 +358,14 @@ static int build_symtab(Elf_Data *syms, size_t count, Elf_Data *strs, struct elf
 	return 0;
 }
 
-int elf_symtab_load(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, struct elf_symtab **out)
+/* The symbol table of type sh_type, its entry count and its string table, checked against the file.
+ * The count is checked before anything is read: it bounds the memory a caller's table can take. */
+static int symbol_sections(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, uint64_t max_strtab,
+			   Elf_Data **syms, Elf_Data **strs, size_t *count)
 {
 	GElf_Shdr sh, strsh;
 	Elf_Scn *scn, *strscn;
-	Elf_Data *syms, *strs;
-	struct elf_symtab *t;
-	size_t entsize, count;
-	int err;
+	size_t entsize;
 
 	scn = find_section_type(f, sh_type, &sh);
 	if (!scn)
@@ -373,17 +373,32 @@ int elf_symtab_load(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, 
 	entsize = gelf_fsize(f->elf, ELF_T_SYM, 1, EV_CURRENT);
 	if (!entsize || sh.sh_entsize != entsize)
 		return -ENOEXEC;
-	count = sh.sh_size / entsize;
-	/* Checked before reading anything: the count bounds the memory this table can take. */
-	if (count > max_symbols || count > INT32_MAX)
+	*count = sh.sh_size / entsize;
+	if (*count > max_symbols || *count > INT32_MAX)
 		return -E2BIG;
 	strscn = elf_getscn(f->elf, sh.sh_link);
 	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB ||
-	    strsh.sh_size > UINT32_MAX)
+	    strsh.sh_size > max_strtab)
 		return -ENOEXEC;
-	syms = section_data(f, scn, &sh);
-	strs = section_data(f, strscn, &strsh);
-	if (!syms || !strs || strs->d_size == 0)
+	*syms = section_data(f, scn, &sh);
+	*strs = section_data(f, strscn, &strsh);
+	if (!*syms || !*strs)
+		return -ENOEXEC;
+	return 0;
+}
+
+int elf_symtab_load(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, struct elf_symtab **out)
+{
+	Elf_Data *syms, *strs;
+	struct elf_symtab *t;
+	size_t count;
+	int err;
+
+	/* The names' offsets are kept in 32 bits. */
+	err = symbol_sections(f, sh_type, max_symbols, UINT32_MAX, &syms, &strs, &count);
+	if (err)
+		return err;
+	if (strs->d_size == 0)
 		return -ENOEXEC;
 
 	t = calloc(1, sizeof(*t));
@@ -480,27 +495,13 @@ static bool strtab_equals(const Elf_Data *strs, uint64_t off, const char *name, 
 int elf_file_find_symbol(struct elf_file *f, uint32_t sh_type, const char *name, uint32_t max_symbols,
 			 struct elf_symbol *sym)
 {
-	size_t entsize, count, len = strlen(name);
-	GElf_Shdr sh, strsh;
-	Elf_Scn *scn, *strscn;
+	size_t count, len = strlen(name);
 	Elf_Data *syms, *strs;
+	int err;
 
-	scn = find_section_type(f, sh_type, &sh);
-	if (!scn)
-		return -ENOENT;
-	entsize = gelf_fsize(f->elf, ELF_T_SYM, 1, EV_CURRENT);
-	if (!entsize || sh.sh_entsize != entsize)
-		return -ENOEXEC;
-	count = sh.sh_size / entsize;
-	if (count > max_symbols || count > INT32_MAX)
-		return -E2BIG;
-	strscn = elf_getscn(f->elf, sh.sh_link);
-	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
-		return -ENOEXEC;
-	syms = section_data(f, scn, &sh);
-	strs = section_data(f, strscn, &strsh);
-	if (!syms || !strs)
-		return -ENOEXEC;
+	err = symbol_sections(f, sh_type, max_symbols, UINT64_MAX, &syms, &strs, &count);
+	if (err)
+		return err;
 	for (size_t i = 1; i < count; i++) {
 		GElf_Sym s;
 
