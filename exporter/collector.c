@@ -21,6 +21,7 @@
 #include "exporter/store/history.h"
 #include "exporter/store/slices.h"
 #include "exporter/symbols/process.h"
+#include "exporter/symbols/symbolize.h"
 #include "exporter/target_listing.h"
 #include "exporter/trace_discovery.h"
 #include "labels/pods.h"
@@ -174,6 +175,7 @@ static void drain_once(struct collector *c)
 	/* After the slice is stored: the processes it references stay alive through it. */
 	process_table_drain_end(c->processes);
 	/* Purged processes and dropped slices leave holes between live blocks: give them back. */
+	symbolizer_expire_idle(c->symbolizer);
 	malloc_bounds_trim();
 
 	pthread_mutex_lock(&c->lock);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exporter/proc/elf_file.h"
@@ -19,6 +20,14 @@
 #define MAX_IDLE_FILES 512 /* unreferenced files kept open for their cached symbols */
 
 /* --- file cache ---------------------------------------------------------------------------------- */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static size_t file_bucket(dev_t dev, uint64_t ino)
 {
@@ -93,10 +102,26 @@ void file_unref(struct symbolizer *s, struct sym_file *f)
 {
 	if (f->pinned || --f->refs > 0)
 		return;
-	/* Unreferenced files live on only for their cached symbols. */
+	/* Unreferenced files live on only for their cached symbols, until evicted or expired. */
 	s->idle_files++;
+	f->idle_since_ns = mono_ns();
 	if (!f->symtab && !f->pcln)
 		file_remove(s, f);
+}
+
+void symbolizer_expire_idle(struct symbolizer *s)
+{
+	int64_t now = mono_ns();
+
+	pthread_mutex_lock(&s->lock);
+	for (struct sym_file *f = s->lru.lru_prev, *prev; f != &s->lru; f = prev) {
+		prev = f->lru_prev;
+		if (f->refs == 0 && now - f->idle_since_ns >= (int64_t)s->opts.idle_ttl_ns) {
+			s->expired++;
+			file_remove(s, f);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void count_refused(struct symbolizer *s, int err)
