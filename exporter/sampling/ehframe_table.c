@@ -125,6 +125,112 @@ static void append(struct ehframe_table *t, uint64_t pc, struct unwind_row row)
 	t->rows[t->nrows++] = row;
 }
 
+/* Where each FDE's rows start among the rows in parse order (they are contiguous): first[f], and
+ * first[nfdes] == n. */
+static uint32_t *fde_starts(const struct builder *b)
+{
+	uint32_t *first = malloc((b->nfdes + 1) * sizeof(*first));
+	size_t r = 0;
+
+	if (!first)
+		return NULL;
+	for (size_t f = 0; f < b->nfdes; f++) {
+		first[f] = (uint32_t)r;
+		while (r < b->n && b->rows[r].fde == f)
+			r++;
+	}
+	first[b->nfdes] = (uint32_t)r;
+	return first;
+}
+
+static int cmp_fde(const void *a, const void *b, void *fdes)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	uint64_t px = ((const struct ehframe_fde *)fdes)[x].pc_begin;
+	uint64_t py = ((const struct ehframe_fde *)fdes)[y].pc_begin;
+
+	if (px != py)
+		return px < py ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* The FDEs with rows in pc order, when taking their rows FDE by FDE gives the rows in (pc, parse
+ * order): FDEs that are not empty and do not overlap, rows that ascend inside their FDE. That is what
+ * compilers emit, and it needs no copy of the rows to sort them (a qsort of the rows takes as much
+ * memory again, at the peak of every table built). NULL otherwise. */
+static uint32_t *fdes_in_order(const struct builder *b, const uint32_t *first, size_t *nsorted)
+{
+	uint32_t *order = malloc((b->nfdes ? b->nfdes : 1) * sizeof(*order));
+	size_t n = 0;
+
+	if (!order)
+		return NULL;
+	for (uint32_t f = 0; f < b->nfdes; f++)
+		if (first[f + 1] > first[f])
+			order[n++] = f;
+	qsort_r(order, n, sizeof(*order), cmp_fde, b->fdes);
+	for (size_t i = 0; i < n; i++) {
+		const struct ehframe_fde *f = &b->fdes[order[i]];
+		uint64_t at = f->pc_begin;
+
+		if (f->pc_begin >= f->pc_end || (i + 1 < n && f->pc_end > b->fdes[order[i + 1]].pc_begin))
+			goto unordered;
+		for (uint32_t r = first[order[i]]; r < first[order[i] + 1]; at = b->rows[r++].pc)
+			if (b->rows[r].pc < at || b->rows[r].pc >= f->pc_end)
+				goto unordered;
+	}
+	*nsorted = n;
+	return order;
+unordered:
+	free(order);
+	return NULL;
+}
+
+struct cover {
+	uint64_t to;      /* the end of the FDEs taken so far */
+	uint32_t current; /* the FDE of the last row taken */
+};
+
+/* Takes the next row in pc order; where an FDE ends and no row follows at once, a gap row.
+ * Overlapping FDEs (broken input) are cut: a row never takes effect before the end of the previous FDE. */
+static void take_row(const struct builder *b, struct ehframe_table *t, struct cover *c, const struct raw_row *r)
+{
+	const struct unwind_row none = { .cfa = UNWIND_CFA_NONE };
+	const struct ehframe_fde *f = &b->fdes[r->fde];
+
+	if (r->pc < c->to && r->fde != c->current)
+		return;
+	if (r->pc > c->to)
+		append(t, c->to, none);
+	append(t, r->pc, r->row);
+	c->current = r->fde;
+	if (f->pc_end > c->to)
+		c->to = f->pc_end;
+}
+
+/* Every row, in pc order. */
+static int take_rows(struct builder *b, struct ehframe_table *t, struct cover *c)
+{
+	uint32_t *first = fde_starts(b), *order = NULL;
+	size_t n = 0;
+
+	if (!first)
+		return -ENOMEM;
+	order = fdes_in_order(b, first, &n);
+	if (order) {
+		for (size_t i = 0; i < n; i++)
+			for (uint32_t r = first[order[i]]; r < first[order[i] + 1]; r++)
+				take_row(b, t, c, &b->rows[r]);
+	} else {
+		qsort(b->rows, b->n, sizeof(*b->rows), cmp_raw);
+		for (size_t i = 0; i < b->n; i++)
+			take_row(b, t, c, &b->rows[i]);
+	}
+	free(order);
+	free(first);
+	return 0;
+}
+
 static int assemble(struct builder *b, struct ehframe_table *t)
 {
 	uint64_t lo = UINT64_MAX, hi = 0;
@@ -139,7 +245,6 @@ static int assemble(struct builder *b, struct ehframe_table *t)
 		return -ENOENT;
 	if (hi - lo > UINT32_MAX)
 		return -E2BIG;
-	qsort(b->rows, b->n, sizeof(*b->rows), cmp_raw);
 	/* At most one row per parsed row plus one gap row per FDE. */
 	if (b->n + b->nfdes > b->max)
 		return -E2BIG;
@@ -150,25 +255,12 @@ static int assemble(struct builder *b, struct ehframe_table *t)
 	t->nrows = 0;
 	t->nfdes = (uint32_t)b->nfdes;
 
-	/* Rows in pc order; where an FDE ends and no row follows at once, a gap row. Overlapping FDEs
-	 * (broken input) are cut: a row never takes effect before the end of the previous FDE. */
-	uint64_t covered_to = lo;
-	uint32_t current = UINT32_MAX; /* the FDE of the last row taken */
-	const struct unwind_row none = { .cfa = UNWIND_CFA_NONE };
-	for (size_t i = 0; i < b->n; i++) {
-		const struct raw_row *r = &b->rows[i];
-		const struct ehframe_fde *f = &b->fdes[r->fde];
+	struct cover c = { .to = lo, .current = UINT32_MAX };
+	int err = take_rows(b, t, &c);
 
-		if (r->pc < covered_to && r->fde != current)
-			continue;
-		if (r->pc > covered_to)
-			append(t, covered_to, none);
-		append(t, r->pc, r->row);
-		current = r->fde;
-		if (f->pc_end > covered_to)
-			covered_to = f->pc_end;
-	}
-	append(t, covered_to, none);
+	if (err)
+		return err;
+	append(t, c.to, (struct unwind_row){ .cfa = UNWIND_CFA_NONE });
 	for (uint32_t i = 0; i < t->nrows; i++)
 		t->unsupported += t->rows[i].cfa == UNWIND_CFA_UNSUPPORTED;
 	return 0;

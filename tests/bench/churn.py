@@ -37,7 +37,7 @@ WL = os.path.join(BUILD, "tests", "workload")
 # Metrics printed at the end: what the process table learnt and let go, and the caches beside it.
 METRICS = ("anorak_processes_learnt_total", "anorak_processes_purged_total", "anorak_processes_tracked",
            "anorak_processes_untracked_total", "anorak_process_maps_loads_total",
-           "anorak_unwind_processes_total", "anorak_symbol_cache_bytes", "anorak_symbol_cache_files",
+           "anorak_unwind_processes_total", "anorak_symbol_cache_bytes", "anorak_symbol_cache_files", "anorak_symbol_cache_expired_total",
            "anorak_history_bytes", "anorak_malloc_trims_total", "anorak_malloc_trimmed_bytes_total",
            "process_resident_memory_bytes")
 
