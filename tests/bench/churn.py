@@ -8,7 +8,7 @@ starts. The daemon's VmRSS is read every second. Prints RSS before the churn, it
 the process rate reached; and the daemon's own counts of processes learnt and purged.
 
     python3 tests/bench/churn.py          # needs root and a built build/
-Environment: ANORAK_BUILD_DIR (default build), CHURN_RATE (default 300 processes/s), CHURN_SECONDS
+Environment: ANORAK_BUILD_DIR (default build), ANORAK_BIN (default $ANORAK_BUILD_DIR/anorak), CHURN_RATE (default 300 processes/s), CHURN_SECONDS
 (default 60), CHURN_AFTER (default 60), CHURN_PORT (default 19770), CHURN_FLAGS (more daemon flags,
 e.g. --sampling.frequency=19), CHURN_BUSY_MS, CHURN_SPAWNERS (processes starting the children, default 2),
 CHURN_INFLIGHT (most children alive at once per spawner, default 128: on a machine too small for the
@@ -33,6 +33,7 @@ FLAGS = shlex.split(os.environ.get("CHURN_FLAGS", ""))
 INFLIGHT = int(os.environ.get("CHURN_INFLIGHT", "128"))
 BUSY = [float(x) for x in os.environ.get("CHURN_BUSY_MS", "2-5").split("-")]
 WL = os.path.join(BUILD, "tests", "workload")
+ANORAK = os.environ.get("ANORAK_BIN", os.path.join(BUILD, "anorak"))
 
 # Metrics printed at the end: what the process table learnt and let go, and the caches beside it.
 METRICS = ("anorak_processes_learnt_total", "anorak_processes_purged_total", "anorak_processes_tracked",
@@ -170,7 +171,7 @@ def main():
         if not os.access(os.path.join(WL, name), os.X_OK):
             sys.exit("churn: %s not built (cmake --build %s)" % (os.path.join(WL, name), BUILD))
     os.nice(5)  # the children inherit it: the daemon, at its own priority, keeps up
-    daemon = subprocess.Popen([os.path.join(BUILD, "anorak"), "--web.listen-address=127.0.0.1:%d" % PORT,
+    daemon = subprocess.Popen([ANORAK, "--web.listen-address=127.0.0.1:%d" % PORT,
                                "--log.level=warn"] + FLAGS, preexec_fn=lambda: os.nice(-5))
     try:
         wait_ready(daemon)
