@@ -8,7 +8,10 @@ starts. The daemon's VmRSS is read every second. Prints RSS before the churn, it
 the process rate reached; and the daemon's own counts of processes learnt and purged.
 
     python3 tests/bench/churn.py          # needs root and a built build/
-Environment: ANORAK_BUILD_DIR (default build), ANORAK_BIN (default $ANORAK_BUILD_DIR/anorak), CHURN_RATE (default 300 processes/s), CHURN_SECONDS
+CHURN_RATE=0 is a control run: the same phases with no churn, what the host alone makes the RSS do.
+Environment: ANORAK_BUILD_DIR (default build), ANORAK_BIN (default $ANORAK_BUILD_DIR/anorak),
+CHURN_COMPARE (another daemon binary run beside it at the same flags on the next port and reported the
+same way: on a loaded machine, compare two builds within one run), CHURN_RATE (default 300 processes/s), CHURN_SECONDS
 (default 60), CHURN_AFTER (default 60), CHURN_PORT (default 19770), CHURN_FLAGS (more daemon flags,
 e.g. --sampling.frequency=19), CHURN_BUSY_MS, CHURN_SPAWNERS (processes starting the children, default 2),
 CHURN_INFLIGHT (most children alive at once per spawner, default 128: on a machine too small for the
@@ -34,6 +37,7 @@ INFLIGHT = int(os.environ.get("CHURN_INFLIGHT", "128"))
 BUSY = [float(x) for x in os.environ.get("CHURN_BUSY_MS", "2-5").split("-")]
 WL = os.path.join(BUILD, "tests", "workload")
 ANORAK = os.environ.get("ANORAK_BIN", os.path.join(BUILD, "anorak"))
+COMPARE = os.environ.get("CHURN_COMPARE", "")
 
 # Metrics printed at the end: what the process table learnt and let go, and the caches beside it.
 METRICS = ("anorak_processes_learnt_total", "anorak_processes_purged_total", "anorak_processes_tracked",
@@ -73,8 +77,8 @@ def rss_kb(pid):
     return 0
 
 
-def metrics():
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % PORT, timeout=10) as r:
+def metrics(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
         text = r.read().decode()
     out = {}
     for line in text.splitlines():
@@ -84,21 +88,16 @@ def metrics():
     return out
 
 
-def wait_ready(proc):
+def wait_ready(proc, port):
     for _ in range(300):
         if proc.poll() is not None:
             sys.exit("churn: anorak exited %d" % proc.returncode)
         try:
-            urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % PORT, timeout=1)
+            urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % port, timeout=1)
             return
         except OSError:
             time.sleep(0.1)
     sys.exit("churn: anorak not ready after 30 s")
-
-
-def sampler(pid, series, stop):
-    while not stop.wait(1.0):
-        series.append((time.monotonic(), rss_kb(pid)))
 
 
 def spawner(rate, seed, out_fd):
@@ -142,6 +141,9 @@ def spawner(rate, seed, out_fd):
 
 def churn():
     """CHURN_SPAWNERS processes share the rate; returns how many children started, over how long."""
+    if RATE <= 0:  # a control run: the host alone, for as long
+        time.sleep(SECONDS)
+        return 0, SECONDS
     n = max(1, int(os.environ.get("CHURN_SPAWNERS", "2")))
     pipes = []
     for i in range(n):
@@ -164,43 +166,71 @@ def churn():
     return started, elapsed
 
 
+class Daemon:
+    """One daemon under test: its process, port, RSS every second and metrics at each phase."""
+
+    def __init__(self, binary, port):
+        self.binary, self.port, self.series, self.metrics = binary, port, [], []
+        self.proc = subprocess.Popen([binary, "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"] +
+                                     FLAGS, preexec_fn=lambda: os.nice(-5))
+
+    def sample(self):
+        self.series.append((time.monotonic(), rss_kb(self.proc.pid)))
+
+    def report(self, t_end, before):
+        during = [kb for t, kb in self.series if t <= t_end + 2]
+        print("%s: RSS MiB: before %.1f  peak during %.1f  at +%.0f s after %.1f  (VmHWM %.1f)" % (
+            self.binary, before / 1024, max(during or [0]) / 1024, AFTER, rss_kb(self.proc.pid) / 1024,
+            hwm_kb(self.proc.pid) / 1024))
+        print("RSS every 10 s (MiB): " + " ".join("%.1f" % (kb / 1024) for _, kb in self.series[::10]))
+        m0, m1, m2 = self.metrics
+        print("%-52s %14s %14s %14s" % ("metric", "before", "churn end", "+%.0f s" % AFTER))
+        for k in sorted(set(m0) | set(m1) | set(m2)):
+            print("%-52s %14s %14s %14s" % (k, m0.get(k, "-"), m1.get(k, "-"), m2.get(k, "-")))
+
+
+def sample_all(daemons, stop):
+    while not stop.wait(1.0):
+        for d in daemons:
+            d.sample()
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("churn: must run as root")
     for name in ("weights", "weights_nofp", "weights_notables", "libcwork", "gowork", "shortlived"):
         if not os.access(os.path.join(WL, name), os.X_OK):
             sys.exit("churn: %s not built (cmake --build %s)" % (os.path.join(WL, name), BUILD))
-    os.nice(5)  # the children inherit it: the daemon, at its own priority, keeps up
-    daemon = subprocess.Popen([ANORAK, "--web.listen-address=127.0.0.1:%d" % PORT,
-                               "--log.level=warn"] + FLAGS, preexec_fn=lambda: os.nice(-5))
+    os.nice(5)  # the children inherit it: the daemons, at their own priority, keep up
+    binaries = [ANORAK] + ([COMPARE] if COMPARE else [])
+    daemons = [Daemon(b, PORT + i) for i, b in enumerate(binaries)]
     try:
-        wait_ready(daemon)
+        for d in daemons:
+            wait_ready(d.proc, d.port)
         time.sleep(5)
-        series, stop = [], threading.Event()
-        th = threading.Thread(target=sampler, args=(daemon.pid, series, stop), daemon=True)
-        before = rss_kb(daemon.pid)
-        m0 = metrics()
+        stop = threading.Event()
+        th = threading.Thread(target=sample_all, args=(daemons, stop), daemon=True)
+        before = [rss_kb(d.proc.pid) for d in daemons]
+        for d in daemons:
+            d.metrics.append(metrics(d.port))
         th.start()
         started, elapsed = churn()
         t_end = time.monotonic()
-        m1 = metrics()
+        for d in daemons:
+            d.metrics.append(metrics(d.port))
         time.sleep(AFTER)
         stop.set()
         th.join()
-        after = rss_kb(daemon.pid)
-        m2 = metrics()
-        during = [kb for t, kb in series if t <= t_end + 2]
+        for d in daemons:
+            d.metrics.append(metrics(d.port))
         print("churn: %d processes in %.1f s: %.0f/s (asked %.0f/s), %d kinds, daemon flags: %s" % (
             started, elapsed, started / elapsed, RATE, len(commands(0.03)) + 1, " ".join(FLAGS) or "defaults"))
-        print("RSS MiB: before %.1f  peak during %.1f  at +%.0f s after %.1f  (VmHWM %.1f)" % (
-            before / 1024, max(during or [0]) / 1024, AFTER, after / 1024, hwm_kb(daemon.pid) / 1024))
-        print("RSS every 10 s (MiB): " + " ".join("%.1f" % (kb / 1024) for _, kb in series[::10]))
-        print("%-52s %14s %14s %14s" % ("metric", "before", "churn end", "+%.0f s" % AFTER))
-        for k in sorted(set(m0) | set(m1) | set(m2)):
-            print("%-52s %14s %14s %14s" % (k, m0.get(k, "-"), m1.get(k, "-"), m2.get(k, "-")))
+        for d, b in zip(daemons, before):
+            d.report(t_end, b)
     finally:
-        daemon.terminate()
-        daemon.wait()
+        for d in daemons:
+            d.proc.terminate()
+            d.proc.wait()
 
 
 def hwm_kb(pid):
