@@ -419,7 +419,7 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 	metrics_counter(b, "anorak_symbol_cache_evictions_total", "Symbol tables evicted from the cache.",
 			(double)st.evictions);
 	metrics_counter(b, "anorak_symbol_cache_expired_total",
-			"Files no process mapped for --symbols.cache-idle-time, let go with their tables.",
+			"Symbol tables unused for --symbols.cache-idle-time, let go (with their file when unmapped).",
 			(double)st.expired);
 	metrics_counter(b, "anorak_symbol_unresolved_total", "Addresses for which no symbol was found.",
 			(double)st.unresolved);

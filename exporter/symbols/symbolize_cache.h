@@ -44,7 +44,7 @@ struct sym_file {
 	uint64_t debuginfod_stamp;/* debuginfod_poll's */
 	bool pinned;         /* the vdso: owned by the symbolizer, never in the hash or the LRU */
 	unsigned refs;       /* snapshots mapping it */
-	int64_t idle_since_ns; /* CLOCK_MONOTONIC when refs last dropped to 0 */
+	int64_t used_ns;     /* CLOCK_MONOTONIC of the last lookup in its tables, or of its unmapping */
 	int load_err;        /* symbols could not be loaded: do not retry */
 	struct elf_symtab *symtab;
 	struct gopclntab *pcln; /* Go binaries: names, lines and inlined calls of Go code */

@@ -104,7 +104,7 @@ void file_unref(struct symbolizer *s, struct sym_file *f)
 		return;
 	/* Unreferenced files live on only for their cached symbols, until evicted or expired. */
 	s->idle_files++;
-	f->idle_since_ns = mono_ns();
+	f->used_ns = mono_ns();
 	if (!f->symtab && !f->pcln)
 		file_remove(s, f);
 }
@@ -116,10 +116,13 @@ void symbolizer_expire_idle(struct symbolizer *s)
 	pthread_mutex_lock(&s->lock);
 	for (struct sym_file *f = s->lru.lru_prev, *prev; f != &s->lru; f = prev) {
 		prev = f->lru_prev;
-		if (f->refs == 0 && now - f->idle_since_ns >= (int64_t)s->opts.idle_ttl_ns) {
-			s->expired++;
+		if (now - f->used_ns < (int64_t)s->opts.idle_ttl_ns)
+			continue;
+		s->expired++;
+		if (f->refs == 0)
 			file_remove(s, f);
-		}
+		else
+			drop_symtab(s, f); /* still mapped: loaded again if it shows up in a stack */
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -368,6 +371,7 @@ bool file_tables(struct symbolizer *s, struct sym_file *f)
 		take_fetched_debug_file(s, f);
 	if (f->symtab || f->pcln) {
 		s->hits++;
+		f->used_ns = mono_ns();
 		lru_unlink(f);
 		lru_push_front(s, f);
 		return true;
@@ -393,6 +397,7 @@ bool file_tables(struct symbolizer *s, struct sym_file *f)
 	}
 	f->symtab_bytes = (f->symtab ? elf_symtab_bytes(f->symtab) : 0) + (f->pcln ? gopclntab_bytes(f->pcln) : 0);
 	s->cache_bytes += f->symtab_bytes;
+	f->used_ns = mono_ns();
 	lru_push_front(s, f);
 	evict(s, f);
 	return true;

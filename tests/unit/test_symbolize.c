@@ -216,14 +216,17 @@ static void test_idle_files_expire(void **state)
 	assert_string_equal(sym(s, m, c.alpha), "fixture_alpha");
 	assert_string_equal(sym(s, m, c.lib_alpha), "fixture_lib_alpha");
 	reap(&c);
-	/* A snapshot still maps them (the process's last samples are not drained): they stay. */
-	symbolizer_expire_idle(s);
-	assert_true(metric_has(s, "anorak_symbol_cache_expired_total 0"));
-	assert_string_equal(sym(s, m, c.beta), "fixture_beta");
-	/* The last snapshot is gone: the executable and the library go with their tables. */
-	proc_maps_put(m);
+	/* Unused (the time to live is 0 here): the tables go, the files a snapshot maps stay, and
+	 * their tables are read again on the next lookup. */
 	symbolizer_expire_idle(s);
 	assert_true(metric_has(s, "anorak_symbol_cache_expired_total 2"));
+	assert_true(metric_has(s, "anorak_symbol_cache_bytes 0"));
+	assert_string_equal(sym(s, m, c.beta), "fixture_beta");
+	assert_false(metric_has(s, "anorak_symbol_cache_bytes 0"));
+	/* The last snapshot is gone: the executable goes with its table. */
+	proc_maps_put(m);
+	symbolizer_expire_idle(s);
+	assert_true(metric_has(s, "anorak_symbol_cache_expired_total 3"));
 	assert_true(metric_has(s, "anorak_symbol_cache_bytes 0"));
 	assert_true(metric_has(s, "anorak_symbol_cache_files 0"));
 	symbolizer_free(s);
