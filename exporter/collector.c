@@ -13,6 +13,7 @@
 #include "exporter/encode/pprof_live.h"
 #include "exporter/encode/targets_api.h"
 #include "exporter/host_rates.h"
+#include "exporter/malloc_bounds.h"
 #include "exporter/python_discovery.h"
 #include "exporter/pod_scan.h"
 #include "exporter/sampling/cgroup_rates.h"
@@ -20,6 +21,7 @@
 #include "exporter/store/history.h"
 #include "exporter/store/slices.h"
 #include "exporter/symbols/process.h"
+#include "exporter/symbols/symbolize.h"
 #include "exporter/target_listing.h"
 #include "exporter/trace_discovery.h"
 #include "labels/pods.h"
@@ -172,6 +174,9 @@ static void drain_once(struct collector *c)
 		slice_store_append(&c->windows, dc.slice);
 	/* After the slice is stored: the processes it references stay alive through it. */
 	process_table_drain_end(c->processes);
+	/* Purged processes and dropped slices leave holes between live blocks: give them back. */
+	symbolizer_expire_idle(c->symbolizer);
+	malloc_bounds_trim();
 
 	pthread_mutex_lock(&c->lock);
 	c->last_drain_ns = end_ns;

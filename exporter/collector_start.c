@@ -146,6 +146,7 @@ static int start_store(struct collector *c)
 		return err;
 	struct symbolizer_opts sym_opts = {
 		.cache_max_bytes = cfg->symbol_cache_bytes,
+		.idle_ttl_ns = cfg->symbol_idle_seconds * 1000000000ull,
 		.elf_max_bytes = cfg->elf_max_bytes,
 		.max_symbols_per_file = 4000000,
 		.proc_root = "/proc",

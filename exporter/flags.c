@@ -101,6 +101,9 @@ static const struct flag flags[] = {
 	  false, "Distinct (target, stack) counters kept per collection generation (BPF map size)." },
 	{ "symbols.cache-size", 0, F_BYTES, FIELD(symbol_cache_bytes), "16MiB", NULL, 1 * MiB,
 	  UINT64_MAX, false, "Memory for symbol tables, as a byte size (64MiB, 1GiB)." },
+	{ "symbols.cache-idle-time", 0, F_DURATION, FIELD(symbol_idle_seconds), "30s", NULL, 1, DAY, false,
+	  "How long a symbol table no stack used stays in memory, as a duration (30s, 5m): what exited "
+	  "and sleeping processes leave behind (a table still mapped is read again when needed)." },
 	{ "symbols.max-elf-size", 0, F_BYTES, FIELD(elf_max_bytes), "1GiB", NULL, 1 * MiB, UINT64_MAX,
 	  false, "ELF files larger than this are not read for symbols." },
 	{ "symbols.debuginfod-urls", 0, F_STRING_OR_EMPTY, FIELD(debuginfod_urls), NULL, "URLS", 0, 0, false,

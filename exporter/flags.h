@@ -35,6 +35,7 @@ struct anorak_config {
 	uint32_t bpf_stack_map_entries;    /* --bpf.stack-map-entries, 16384 per generation */
 	uint32_t bpf_count_map_entries;    /* --bpf.count-map-entries, 10240 per generation */
 	uint64_t symbol_cache_bytes;       /* --symbols.cache-size, "16MiB": symbol tables in memory */
+	uint64_t symbol_idle_seconds;      /* --symbols.cache-idle-time, "30s": tables of unmapped files */
 	uint64_t elf_max_bytes;            /* --symbols.max-elf-size, "1GiB": larger files are not read */
 	const char *debuginfod_urls;       /* --symbols.debuginfod-urls, NULL: $DEBUGINFOD_URLS; "": none */
 	const char *debuginfod_cache_dir;  /* --symbols.debuginfod-cache-dir, "/var/cache/anorak/debuginfod" */

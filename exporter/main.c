@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "exporter/collector.h"
 #include "exporter/flags.h"
+#include "exporter/malloc_bounds.h"
 #include "exporter/store/history.h"
 #include "exporter/encode/pprof_history.h"
 #include "exporter/web/http.h"
@@ -294,16 +294,6 @@ static int serve(struct collector *c, const struct anorak_config *cfg, sigset_t 
 	return 0;
 }
 
-/* glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB), and its trim
- * threshold to twice that: after libbpf frees the kernel BTF (5 MiB) at load, the unwind table and
- * kallsyms buffers would come from the heap and stay resident once freed. A fixed threshold keeps big
- * temporary buffers in their own mappings, which free() unmaps. */
-static void bound_malloc_caching(void)
-{
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-}
-
 int main(int argc, char **argv)
 {
 	struct anorak_config cfg;
@@ -317,7 +307,7 @@ int main(int argc, char **argv)
 		return 0;
 	if (err)
 		return 2;
-	bound_malloc_caching();
+	malloc_bounds_init();
 	log_set_level(cfg.log_level);
 	/* Before anything is attached: a bad web config is a startup error, not an open endpoint. */
 	if (cfg.web_config_file && webconfig_load(cfg.web_config_file, &web, why, sizeof(why))) {
@@ -340,6 +330,7 @@ int main(int argc, char **argv)
 	}
 	metrics_register(build_info, NULL);
 	metrics_register(selfstats_write_metrics, NULL);
+	metrics_register(malloc_bounds_write_metrics, NULL);
 	err = cfg.record ? record(collector, &cfg, &signals) : serve(collector, &cfg, &signals, web);
 	collector_free(collector);
 	webconfig_free(web);

@@ -26,6 +26,7 @@
 #define PPROF_MAX_TYPES 16
 
 #define GZ_INITIAL_OUT (64 * 1024)
+#define GZ_STAGE (16 * 1024)
 
 struct mapping {
 	uint64_t start, limit, offset;
@@ -498,164 +499,167 @@ int pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size
 
 /* --- encoding --------------------------------------------------------------------------------------- */
 
-/* n pointers followed by the n zeroed messages they point to, in one allocation freed with free(). */
-static void **msg_array(size_t n, size_t size)
-{
-	void **ptrs;
-	char *msgs;
-
-	if (n > (SIZE_MAX - 1) / (size + sizeof(void *)))
-		return NULL;
-	ptrs = calloc(n ? n : 1, sizeof(void *) + size);
-	if (!ptrs)
-		return NULL;
-	msgs = (char *)(ptrs + n);
-	for (size_t i = 0; i < n; i++)
-		ptrs[i] = msgs + i * size;
-	return ptrs;
-}
-
-/* The protobuf-c view of the builder: messages point into the builder's arrays, nothing is copied. */
-struct pb_profile {
-	Perftools__Profiles__Profile prof;
-	Perftools__Profiles__ValueType period_type;
-	void **types, **maps, **funcs, **locs, **lines, **samples, **labels;
+/* The profile is packed one table entry at a time, each through a message on the stack that points
+ * into the builder's arrays: a view of the whole profile as protobuf-c messages would take ~100
+ * bytes per sample and location on top of the builder, at the peak of every scrape. The bytes are
+ * the ones protobuf-c packs for the whole message: its fields in number order, each repeated
+ * element as tag, length and packed element. */
+enum profile_field {
+	PROFILE_SAMPLE_TYPE = 1,
+	PROFILE_SAMPLE = 2,
+	PROFILE_MAPPING = 3,
+	PROFILE_LOCATION = 4,
+	PROFILE_FUNCTION = 5,
+	PROFILE_STRING_TABLE = 6,
 };
 
-static void pb_free(struct pb_profile *pb)
+static void put_varint(ProtobufCBuffer *buf, uint64_t v)
 {
-	free(pb->types);
-	free(pb->maps);
-	free(pb->funcs);
-	free(pb->locs);
-	free(pb->lines);
-	free(pb->samples);
-	free(pb->labels);
+	uint8_t tmp[10];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	buf->append(buf, n, tmp);
 }
 
-static void pb_fill_tables(const struct pprof_builder *b, struct pb_profile *pb)
+static void put_delimited(ProtobufCBuffer *buf, enum profile_field field, size_t len)
 {
-	const struct mapping *maps = b->maps.data;
-	const struct function *funcs = b->funcs.data;
-	const struct location *locs = b->locs.data;
-	const struct pprof_line *lines = b->line_pool.data;
+	put_varint(buf, (uint64_t)field << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+	put_varint(buf, len);
+}
 
+static void put_message(ProtobufCBuffer *buf, enum profile_field field, const ProtobufCMessage *m)
+{
+	put_delimited(buf, field, protobuf_c_message_get_packed_size(m));
+	protobuf_c_message_pack_to_buffer(m, buf);
+}
+
+static void put_sample_types(const struct pprof_builder *b, ProtobufCBuffer *buf)
+{
 	for (size_t i = 0; i < b->ntypes; i++) {
-		Perftools__Profiles__ValueType *vt = pb->types[i];
+		Perftools__Profiles__ValueType vt = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
 
-		perftools__profiles__value_type__init(vt);
-		vt->type = b->type_strs[2 * i];
-		vt->unit = b->type_strs[2 * i + 1];
-	}
-	for (size_t i = 0; i < b->maps.len; i++) {
-		Perftools__Profiles__Mapping *m = pb->maps[i];
-
-		perftools__profiles__mapping__init(m);
-		m->id = i + 1;
-		m->memory_start = maps[i].start;
-		m->memory_limit = maps[i].limit;
-		m->file_offset = maps[i].offset;
-		m->filename = maps[i].filename;
-		m->build_id = maps[i].build_id;
-		m->has_functions = maps[i].has_functions;
-	}
-	for (size_t i = 0; i < b->funcs.len; i++) {
-		Perftools__Profiles__Function *f = pb->funcs[i];
-
-		perftools__profiles__function__init(f);
-		f->id = i + 1;
-		f->name = funcs[i].name;
-		f->system_name = funcs[i].system_name;
-		f->filename = funcs[i].filename;
-	}
-	for (size_t i = 0; i < b->line_pool.len; i++) {
-		Perftools__Profiles__Line *line = pb->lines[i];
-
-		perftools__profiles__line__init(line);
-		line->function_id = lines[i].function_id;
-		line->line = lines[i].line;
-	}
-	for (size_t i = 0; i < b->locs.len; i++) {
-		Perftools__Profiles__Location *l = pb->locs[i];
-
-		perftools__profiles__location__init(l);
-		l->id = i + 1;
-		l->mapping_id = locs[i].mapping_id;
-		l->address = locs[i].address;
-		l->n_line = locs[i].nline;
-		l->line = (Perftools__Profiles__Line **)pb->lines + locs[i].line_off;
+		vt.type = b->type_strs[2 * i];
+		vt.unit = b->type_strs[2 * i + 1];
+		put_message(buf, PROFILE_SAMPLE_TYPE, &vt.base);
 	}
 }
 
-static void pb_fill_samples(const struct pprof_builder *b, struct pb_profile *pb)
+static void put_samples(const struct pprof_builder *b, ProtobufCBuffer *buf)
 {
 	const struct label *lbls = b->lbl_pool.data;
 	const struct sample *samples = b->samples.data;
+	Perftools__Profiles__Label labels[PPROF_MAX_LABELS], *label_ptrs[PPROF_MAX_LABELS];
 
-	for (size_t i = 0; i < b->lbl_pool.len; i++) {
-		Perftools__Profiles__Label *l = pb->labels[i];
-
-		perftools__profiles__label__init(l);
-		l->key = lbls[i].key;
-		l->str = lbls[i].str;
-		l->num = lbls[i].num;
-		l->num_unit = lbls[i].unit;
-	}
 	for (size_t i = 0; i < b->samples.len; i++) {
-		Perftools__Profiles__Sample *s = pb->samples[i];
+		Perftools__Profiles__Sample s = PERFTOOLS__PROFILES__SAMPLE__INIT;
+		const struct label *l = lbls + samples[i].lbl_off;
 
-		perftools__profiles__sample__init(s);
-		s->n_location_id = samples[i].nloc;
-		s->location_id = (uint64_t *)b->loc_pool.data + samples[i].loc_off;
-		s->n_value = b->ntypes;
-		s->value = (int64_t *)b->val_pool.data + i * b->ntypes;
-		s->n_label = samples[i].nlbl;
-		s->label = (Perftools__Profiles__Label **)pb->labels + samples[i].lbl_off;
+		for (uint32_t j = 0; j < samples[i].nlbl; j++) {
+			perftools__profiles__label__init(&labels[j]);
+			labels[j].key = l[j].key;
+			labels[j].str = l[j].str;
+			labels[j].num = l[j].num;
+			labels[j].num_unit = l[j].unit;
+			label_ptrs[j] = &labels[j];
+		}
+		s.n_location_id = samples[i].nloc;
+		s.location_id = (uint64_t *)b->loc_pool.data + samples[i].loc_off;
+		s.n_value = b->ntypes;
+		s.value = (int64_t *)b->val_pool.data + i * b->ntypes;
+		s.n_label = samples[i].nlbl;
+		s.label = label_ptrs;
+		put_message(buf, PROFILE_SAMPLE, &s.base);
 	}
 }
 
-static int pb_build(const struct pprof_builder *b, struct pb_profile *pb, int64_t time_nanos,
-		    int64_t duration_nanos)
+static void put_mappings(const struct pprof_builder *b, ProtobufCBuffer *buf)
 {
-	Perftools__Profiles__Profile *p = &pb->prof;
+	const struct mapping *maps = b->maps.data;
 
-	memset(pb, 0, sizeof(*pb));
-	pb->types = msg_array(b->ntypes, sizeof(Perftools__Profiles__ValueType));
-	pb->maps = msg_array(b->maps.len, sizeof(Perftools__Profiles__Mapping));
-	pb->funcs = msg_array(b->funcs.len, sizeof(Perftools__Profiles__Function));
-	pb->locs = msg_array(b->locs.len, sizeof(Perftools__Profiles__Location));
-	pb->lines = msg_array(b->line_pool.len, sizeof(Perftools__Profiles__Line));
-	pb->samples = msg_array(b->samples.len, sizeof(Perftools__Profiles__Sample));
-	pb->labels = msg_array(b->lbl_pool.len, sizeof(Perftools__Profiles__Label));
-	if (!pb->types || !pb->maps || !pb->funcs || !pb->locs || !pb->lines || !pb->samples ||
-	    !pb->labels) {
-		pb_free(pb);
-		return -ENOMEM;
+	for (size_t i = 0; i < b->maps.len; i++) {
+		Perftools__Profiles__Mapping m = PERFTOOLS__PROFILES__MAPPING__INIT;
+
+		m.id = i + 1;
+		m.memory_start = maps[i].start;
+		m.memory_limit = maps[i].limit;
+		m.file_offset = maps[i].offset;
+		m.filename = maps[i].filename;
+		m.build_id = maps[i].build_id;
+		m.has_functions = maps[i].has_functions;
+		put_message(buf, PROFILE_MAPPING, &m.base);
 	}
-	pb_fill_tables(b, pb);
-	pb_fill_samples(b, pb);
+}
 
-	perftools__profiles__profile__init(p);
-	perftools__profiles__value_type__init(&pb->period_type);
-	pb->period_type.type = b->period_type;
-	pb->period_type.unit = b->period_unit;
-	p->n_sample_type = b->ntypes;
-	p->sample_type = (Perftools__Profiles__ValueType **)pb->types;
-	p->n_sample = b->samples.len;
-	p->sample = (Perftools__Profiles__Sample **)pb->samples;
-	p->n_mapping = b->maps.len;
-	p->mapping = (Perftools__Profiles__Mapping **)pb->maps;
-	p->n_location = b->locs.len;
-	p->location = (Perftools__Profiles__Location **)pb->locs;
-	p->n_function = b->funcs.len;
-	p->function = (Perftools__Profiles__Function **)pb->funcs;
-	p->n_string_table = b->strs.len;
-	p->string_table = b->strs.data;
-	p->time_nanos = time_nanos;
-	p->duration_nanos = duration_nanos;
-	p->period_type = &pb->period_type;
-	p->period = b->period;
-	return 0;
+static void put_locations(const struct pprof_builder *b, ProtobufCBuffer *buf)
+{
+	const struct location *locs = b->locs.data;
+	const struct pprof_line *pool = b->line_pool.data;
+	Perftools__Profiles__Line lines[PPROF_MAX_LINES], *line_ptrs[PPROF_MAX_LINES];
+
+	for (size_t i = 0; i < b->locs.len; i++) {
+		Perftools__Profiles__Location l = PERFTOOLS__PROFILES__LOCATION__INIT;
+
+		for (uint32_t j = 0; j < locs[i].nline; j++) {
+			perftools__profiles__line__init(&lines[j]);
+			lines[j].function_id = pool[locs[i].line_off + j].function_id;
+			lines[j].line = pool[locs[i].line_off + j].line;
+			line_ptrs[j] = &lines[j];
+		}
+		l.id = i + 1;
+		l.mapping_id = locs[i].mapping_id;
+		l.address = locs[i].address;
+		l.n_line = locs[i].nline;
+		l.line = line_ptrs;
+		put_message(buf, PROFILE_LOCATION, &l.base);
+	}
+}
+
+static void put_functions(const struct pprof_builder *b, ProtobufCBuffer *buf)
+{
+	const struct function *funcs = b->funcs.data;
+
+	for (size_t i = 0; i < b->funcs.len; i++) {
+		Perftools__Profiles__Function f = PERFTOOLS__PROFILES__FUNCTION__INIT;
+
+		f.id = i + 1;
+		f.name = funcs[i].name;
+		f.system_name = funcs[i].system_name;
+		f.filename = funcs[i].filename;
+		put_message(buf, PROFILE_FUNCTION, &f.base);
+	}
+}
+
+/* Every field of the profile, in number order. */
+static void put_profile(const struct pprof_builder *b, int64_t time_nanos, int64_t duration_nanos,
+			ProtobufCBuffer *buf)
+{
+	const char *const *strs = b->strs.data;
+	Perftools__Profiles__ValueType period_type = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
+	Perftools__Profiles__Profile rest = PERFTOOLS__PROFILES__PROFILE__INIT;
+
+	put_sample_types(b, buf);
+	put_samples(b, buf);
+	put_mappings(b, buf);
+	put_locations(b, buf);
+	put_functions(b, buf);
+	for (size_t i = 0; i < b->strs.len; i++) {
+		size_t len = strlen(strs[i]);
+
+		put_delimited(buf, PROFILE_STRING_TABLE, len);
+		buf->append(buf, len, (const uint8_t *)strs[i]);
+	}
+	/* The fields after the tables: the repeated ones above are empty in this message. */
+	period_type.type = b->period_type;
+	period_type.unit = b->period_unit;
+	rest.time_nanos = time_nanos;
+	rest.duration_nanos = duration_nanos;
+	rest.period_type = &period_type;
+	rest.period = b->period;
+	protobuf_c_message_pack_to_buffer(&rest.base, buf);
 }
 
 /* A ProtobufCBuffer that deflates what protobuf-c packs, so the uncompressed profile is never held. */
@@ -665,6 +669,9 @@ struct gz_buf {
 	unsigned char *out;
 	size_t cap;
 	int err;
+	/* The profile comes in appends of a few bytes: deflate() is called on GZ_STAGE bytes at once. */
+	size_t staged;
+	uint8_t stage[GZ_STAGE];
 };
 
 static int gz_grow(struct gz_buf *g)
@@ -703,10 +710,8 @@ static int gz_run(struct gz_buf *g, int flush)
 	}
 }
 
-static void gz_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
+static void gz_deflate(struct gz_buf *g, size_t len, const uint8_t *data)
 {
-	struct gz_buf *g = (struct gz_buf *)buf;
-
 	while (len && !g->err) {
 		uInt n = len > UINT_MAX ? UINT_MAX : len;
 
@@ -718,31 +723,52 @@ static void gz_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
 	}
 }
 
+static void gz_flush_stage(struct gz_buf *g)
+{
+	gz_deflate(g, g->staged, g->stage);
+	g->staged = 0;
+}
+
+static void gz_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
+{
+	struct gz_buf *g = (struct gz_buf *)buf;
+
+	if (g->staged + len > sizeof(g->stage))
+		gz_flush_stage(g);
+	if (len >= sizeof(g->stage)) {
+		gz_deflate(g, len, data);
+		return;
+	}
+	memcpy(g->stage + g->staged, data, len);
+	g->staged += len;
+}
+
 int pprof_encode_gzip(struct pprof_builder *b, int64_t time_nanos, int64_t duration_nanos,
 		      void **out, size_t *outlen)
 {
-	struct gz_buf g = { .base.append = gz_append };
-	struct pb_profile pb;
+	struct gz_buf *g = calloc(1, sizeof(*g));
 	int err;
 
-	err = pb_build(b, &pb, time_nanos, duration_nanos);
-	if (err)
-		return err;
+	if (!g)
+		return -ENOMEM;
+	g->base.append = gz_append;
+
 	/* windowBits 15 + 16 writes a gzip header; best speed like Go's net/http/pprof, since this runs on
 	 * every scrape and the stacks compress well anyway */
-	if (deflateInit2(&g.zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-		pb_free(&pb);
+	if (deflateInit2(&g->zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+		free(g);
 		return -ENOMEM;
 	}
-	protobuf_c_message_pack_to_buffer(&pb.prof.base, &g.base);
-	err = g.err ?: gz_run(&g, Z_FINISH);
-	deflateEnd(&g.zs);
-	pb_free(&pb);
+	put_profile(b, time_nanos, duration_nanos, &g->base);
+	gz_flush_stage(g);
+	err = g->err ?: gz_run(g, Z_FINISH);
+	deflateEnd(&g->zs);
 	if (err) {
-		free(g.out);
-		return err;
+		free(g->out);
+	} else {
+		*out = g->out;
+		*outlen = g->cap - g->zs.avail_out;
 	}
-	*out = g.out;
-	*outlen = g.cap - g.zs.avail_out;
-	return 0;
+	free(g);
+	return err;
 }

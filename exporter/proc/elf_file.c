@@ -28,7 +28,7 @@ struct elf_sym {
 struct elf_symtab {
 	struct elf_sym *syms;
 	size_t count;
-	char *names; /* copy of the string table */
+	char *names; /* the names of syms, each ending in a NUL */
 	size_t names_len;
 };
 
@@ -332,21 +332,41 @@ static size_t finish_symbols(struct sym_tmp *tmp, size_t n, struct elf_sym *out)
 	return m;
 }
 
+/* Copies the names of the kept symbols out of the string table (which also names objects, sections
+ * and versions: often as much again) and points the symbols at the copies. */
+static int copy_names(const Elf_Data *strs, struct elf_symtab *t)
+{
+	const char *src = strs->d_buf;
+	size_t total = 0, off = 0;
+
+	for (size_t i = 0; i < t->count; i++)
+		total += strnlen(src + t->syms[i].name, strs->d_size - t->syms[i].name) + 1;
+	if (total > UINT32_MAX)
+		return -E2BIG;
+	t->names = malloc(total ? total : 1);
+	if (!t->names)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->count; i++) {
+		size_t len = strnlen(src + t->syms[i].name, strs->d_size - t->syms[i].name);
+
+		memcpy(t->names + off, src + t->syms[i].name, len);
+		t->names[off + len] = '\0';
+		t->syms[i].name = (uint32_t)off;
+		off += len + 1;
+	}
+	t->names_len = total;
+	return 0;
+}
+
 static int build_symtab(Elf_Data *syms, size_t count, Elf_Data *strs, struct elf_symtab *t)
 {
 	struct sym_tmp *tmp;
+	struct elf_sym *fit;
 	size_t n;
 
 	tmp = malloc((count ? count : 1) * sizeof(*tmp));
-	t->names = malloc(strs->d_size);
-	if (!tmp || !t->names) {
-		free(tmp);
+	if (!tmp)
 		return -ENOMEM;
-	}
-	memcpy(t->names, strs->d_buf, strs->d_size);
-	t->names[strs->d_size - 1] = '\0'; /* every name now ends inside the copy */
-	t->names_len = strs->d_size;
-
 	n = collect_functions(syms, count, strs->d_size, tmp);
 	t->syms = malloc((n ? n : 1) * sizeof(*t->syms));
 	if (!t->syms) {
@@ -355,7 +375,11 @@ static int build_symtab(Elf_Data *syms, size_t count, Elf_Data *strs, struct elf
 	}
 	t->count = finish_symbols(tmp, n, t->syms);
 	free(tmp);
-	return 0;
+	/* One symbol per address: fewer than collected when aliases share one. */
+	fit = realloc(t->syms, (t->count ? t->count : 1) * sizeof(*t->syms));
+	if (fit)
+		t->syms = fit;
+	return copy_names(strs, t);
 }
 
 /* The symbol table of type sh_type, its entry count and its string table, checked against the file.

@@ -48,12 +48,17 @@ struct raw_row {
 	struct unwind_row row;
 };
 
+/* Rows as parsed: raw rows (the general case), or compact ones (8 bytes instead of 24) whose pc is
+ * relative to the start of their FDE, with where each FDE's rows start. */
 struct builder {
 	struct raw_row *rows;
+	struct unwind_row *compact;
 	size_t n, cap;
 	struct ehframe_fde *fdes;
-	size_t nfdes, fdes_cap;
+	uint32_t *first;
+	size_t nfdes, fdes_cap, first_cap;
 	size_t max;
+	bool broken; /* compact: a row the compact form cannot hold, parse again with raw rows */
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t size, size_t max)
@@ -81,6 +86,37 @@ static int on_fde(void *ctx, const struct ehframe_fde *fde)
 	if (err)
 		return err;
 	b->fdes[b->nfdes++] = *fde;
+	return 0;
+}
+
+static int on_compact_fde(void *ctx, const struct ehframe_fde *fde)
+{
+	struct builder *b = ctx;
+	int err = grow((void **)&b->first, &b->first_cap, b->nfdes + 2, sizeof(*b->first), b->max + 1);
+
+	if (!err)
+		err = on_fde(ctx, fde);
+	if (!err) {
+		b->first[b->nfdes - 1] = (uint32_t)b->n;
+		b->first[b->nfdes] = (uint32_t)b->n;
+	}
+	return err;
+}
+
+static int on_compact_row(void *ctx, const struct ehframe_fde *fde, const struct ehframe_row *r)
+{
+	struct builder *b = ctx;
+	int err = grow((void **)&b->compact, &b->cap, b->n + 1, sizeof(*b->compact), b->max);
+
+	if (err)
+		return err;
+	if (r->pc < fde->pc_begin || r->pc - fde->pc_begin > UINT32_MAX) {
+		b->broken = true;
+		return -ERANGE;
+	}
+	b->compact[b->n] = ehframe_compact(r);
+	b->compact[b->n].pc = (uint32_t)(r->pc - fde->pc_begin);
+	b->first[b->nfdes] = (uint32_t)++b->n;
 	return 0;
 }
 
@@ -125,6 +161,96 @@ static void append(struct ehframe_table *t, uint64_t pc, struct unwind_row row)
 	t->rows[t->nrows++] = row;
 }
 
+static int cmp_fde(const void *a, const void *b, void *fdes)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	uint64_t px = ((const struct ehframe_fde *)fdes)[x].pc_begin;
+	uint64_t py = ((const struct ehframe_fde *)fdes)[y].pc_begin;
+
+	if (px != py)
+		return px < py ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* The FDEs with compact rows in pc order, when taking their rows FDE by FDE gives the rows in (pc,
+ * parse order): FDEs that are not empty and do not overlap, rows that ascend inside their FDE. That
+ * is what compilers emit. NULL otherwise (or out of memory). */
+static uint32_t *fdes_in_order(const struct builder *b, size_t *nsorted)
+{
+	uint32_t *order = malloc((b->nfdes ? b->nfdes : 1) * sizeof(*order));
+	size_t n = 0;
+
+	if (!order)
+		return NULL;
+	for (uint32_t f = 0; f < b->nfdes; f++)
+		if (b->first[f + 1] > b->first[f])
+			order[n++] = f;
+	qsort_r(order, n, sizeof(*order), cmp_fde, b->fdes);
+	for (size_t i = 0; i < n; i++) {
+		const struct ehframe_fde *f = &b->fdes[order[i]];
+		uint32_t at = 0;
+
+		if (f->pc_begin >= f->pc_end || (i + 1 < n && f->pc_end > b->fdes[order[i + 1]].pc_begin))
+			goto unordered;
+		for (uint32_t r = b->first[order[i]]; r < b->first[order[i] + 1]; at = b->compact[r++].pc)
+			if (b->compact[r].pc < at || b->compact[r].pc >= f->pc_end - f->pc_begin)
+				goto unordered;
+	}
+	*nsorted = n;
+	return order;
+unordered:
+	free(order);
+	return NULL;
+}
+
+struct cover {
+	uint64_t to;      /* the end of the FDEs taken so far */
+	uint32_t current; /* the FDE of the last row taken */
+};
+
+/* Takes the next row in pc order; where an FDE ends and no row follows at once, a gap row.
+ * Overlapping FDEs (broken input) are cut: a row never takes effect before the end of the previous FDE. */
+static void take_row(const struct builder *b, struct ehframe_table *t, struct cover *c, uint64_t pc,
+		     uint32_t fde, struct unwind_row row)
+{
+	const struct unwind_row none = { .cfa = UNWIND_CFA_NONE };
+
+	if (pc < c->to && fde != c->current)
+		return;
+	if (pc > c->to)
+		append(t, c->to, none);
+	append(t, pc, row);
+	c->current = fde;
+	if (b->fdes[fde].pc_end > c->to)
+		c->to = b->fdes[fde].pc_end;
+}
+
+/* Every row, in pc order: compact rows FDE by FDE (-EAGAIN when they are not in order: parse again
+ * into raw rows), raw rows sorted, at the cost of a copy of them all. */
+static int take_rows(struct builder *b, struct ehframe_table *t, struct cover *c)
+{
+	uint32_t *order;
+	size_t n = 0;
+
+	if (!b->compact) {
+		qsort(b->rows, b->n, sizeof(*b->rows), cmp_raw);
+		for (size_t i = 0; i < b->n; i++)
+			take_row(b, t, c, b->rows[i].pc, b->rows[i].fde, b->rows[i].row);
+		return 0;
+	}
+	order = fdes_in_order(b, &n);
+	if (!order)
+		return -EAGAIN;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t begin = b->fdes[order[i]].pc_begin;
+
+		for (uint32_t r = b->first[order[i]]; r < b->first[order[i] + 1]; r++)
+			take_row(b, t, c, begin + b->compact[r].pc, order[i], b->compact[r]);
+	}
+	free(order);
+	return 0;
+}
+
 static int assemble(struct builder *b, struct ehframe_table *t)
 {
 	uint64_t lo = UINT64_MAX, hi = 0;
@@ -139,7 +265,6 @@ static int assemble(struct builder *b, struct ehframe_table *t)
 		return -ENOENT;
 	if (hi - lo > UINT32_MAX)
 		return -E2BIG;
-	qsort(b->rows, b->n, sizeof(*b->rows), cmp_raw);
 	/* At most one row per parsed row plus one gap row per FDE. */
 	if (b->n + b->nfdes > b->max)
 		return -E2BIG;
@@ -150,45 +275,62 @@ static int assemble(struct builder *b, struct ehframe_table *t)
 	t->nrows = 0;
 	t->nfdes = (uint32_t)b->nfdes;
 
-	/* Rows in pc order; where an FDE ends and no row follows at once, a gap row. Overlapping FDEs
-	 * (broken input) are cut: a row never takes effect before the end of the previous FDE. */
-	uint64_t covered_to = lo;
-	uint32_t current = UINT32_MAX; /* the FDE of the last row taken */
-	const struct unwind_row none = { .cfa = UNWIND_CFA_NONE };
-	for (size_t i = 0; i < b->n; i++) {
-		const struct raw_row *r = &b->rows[i];
-		const struct ehframe_fde *f = &b->fdes[r->fde];
+	struct cover c = { .to = lo, .current = UINT32_MAX };
+	int err = take_rows(b, t, &c);
 
-		if (r->pc < covered_to && r->fde != current)
-			continue;
-		if (r->pc > covered_to)
-			append(t, covered_to, none);
-		append(t, r->pc, r->row);
-		current = r->fde;
-		if (f->pc_end > covered_to)
-			covered_to = f->pc_end;
-	}
-	append(t, covered_to, none);
+	if (err)
+		return err;
+	append(t, c.to, (struct unwind_row){ .cfa = UNWIND_CFA_NONE });
 	for (uint32_t i = 0; i < t->nrows; i++)
 		t->unsupported += t->rows[i].cfa == UNWIND_CFA_UNSUPPORTED;
 	return 0;
 }
 
+static void builder_free(struct builder *b)
+{
+	free(b->rows);
+	free(b->compact);
+	free(b->fdes);
+	free(b->first);
+}
+
+/* One parse into rows of the form b asks for, and the table from them. */
+static int build(const uint8_t *data, size_t len, uint64_t vaddr, struct builder *b,
+		 struct ehframe_table *out)
+{
+	struct ehframe_visitor v = { .fde = on_fde, .row = on_row, .ctx = b };
+	int err;
+
+	if (b->compact) {
+		v.fde = on_compact_fde;
+		v.row = on_compact_row;
+	}
+	memset(out, 0, sizeof(*out));
+	err = ehframe_parse(data, len, vaddr, &v);
+	if (!err)
+		err = assemble(b, out);
+	if (err)
+		ehframe_table_free(out);
+	return err;
+}
+
+/* Compact rows first (a third of the memory at the peak of each table built); input they cannot
+ * take in order is parsed again into raw rows. */
 int ehframe_table_build(const uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows,
 			struct ehframe_table *out)
 {
 	struct builder b = { .max = max_rows };
-	struct ehframe_visitor v = { .fde = on_fde, .row = on_row, .ctx = &b };
 	int err;
 
-	memset(out, 0, sizeof(*out));
-	err = ehframe_parse(data, len, vaddr, &v);
-	if (!err)
-		err = assemble(&b, out);
-	free(b.rows);
-	free(b.fdes);
-	if (err)
-		ehframe_table_free(out);
+	b.compact = malloc(1024 * sizeof(*b.compact));
+	b.cap = b.compact ? 1024 : 0;
+	err = b.compact ? build(data, len, vaddr, &b, out) : -EAGAIN;
+	if (err == -EAGAIN || b.broken) {
+		builder_free(&b);
+		b = (struct builder){ .max = max_rows };
+		err = build(data, len, vaddr, &b, out);
+	}
+	builder_free(&b);
 	return err;
 }
 

@@ -30,6 +30,7 @@ struct process_table {
 	struct process *buckets[PROCESS_BUCKETS];
 	uint32_t tracked;
 	uint64_t drains_begun;
+	uint64_t learnt, purged; /* incarnations that entered the table, and that left it */
 
 	atomic_uint_fast64_t maps_loaded;
 	atomic_uint_fast64_t maps_failed;
@@ -241,6 +242,7 @@ static void learn(struct process_table *t, uint32_t tgid, const char *comm, bool
 	} else {
 		uncache_untracked(t, tgid);
 		replace_locked(t, fresh);
+		t->learnt++;
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -369,11 +371,13 @@ void process_table_drain_end(struct process_table *t)
 			if (p->previous && done_with(p->previous, t->drains_begun)) {
 				process_put(p->previous);
 				p->previous = NULL;
+				t->purged++;
 			}
 			if (done_with(p, t->drains_begun)) {
 				*slot = p->hash_next;
 				p->hash_next = NULL;
 				t->tracked--;
+				t->purged++;
 				process_put(p);
 			} else {
 				slot = &p->hash_next;
@@ -500,6 +504,7 @@ void process_table_write_metrics(struct metrics_buf *b, void *table)
 
 	pthread_mutex_lock(&t->lock);
 	uint32_t tracked = t->tracked, cached = t->untracked_cached;
+	uint64_t learnt = t->learnt, purged = t->purged;
 	for (size_t i = 0; i < PROCESS_BUCKETS; i++)
 		for (struct process *p = t->buckets[i]; p; p = p->hash_next)
 			if (!p->gone)
@@ -515,6 +520,12 @@ void process_table_write_metrics(struct metrics_buf *b, void *table)
 	metrics_gauge(b, "anorak_processes_tracked",
 		      "Processes whose labels and mappings are kept (including exited ones not yet drained).",
 		      tracked);
+	metrics_counter(b, "anorak_processes_learnt_total",
+			"Processes entered in the table (a first sample, or an exec: each incarnation once).",
+			learnt);
+	metrics_counter(b, "anorak_processes_purged_total",
+			"Exited or replaced processes let go after the drain that held their last samples.",
+			purged);
 	metrics_gauge(b, "anorak_processes_max", "Limit of tracked processes (--processes.max).",
 		      t->opts.max_processes);
 	metrics_counter(b, "anorak_processes_untracked_total",

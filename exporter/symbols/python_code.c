@@ -36,13 +36,17 @@ struct code_entry {
 	bool used;
 };
 
+/* The slots start small and double as code objects come, up to twice the bound: a table sized
+ * for the bound at once would put each object on a page of its own, every page touched resident. */
+#define MIN_SLOTS 256
+
 struct python_code {
 	pthread_mutex_t lock; /* the event thread adds processes while the drain resolves */
 	char proc_root[PATH_MAX];
 	struct py_process *procs;
 	uint32_t max_procs, next_gen;
 	struct code_entry *entries;
-	uint32_t nslots, max_objects, nobjects;
+	uint32_t nslots, max_slots, max_objects, nobjects; /* slots: at most half full */
 	size_t max_bytes, bytes;
 	atomic_uint_fast64_t resolved, hits, evictions, frames, failures[PYTHON_CODE_FAILURES];
 	atomic_uint_fast64_t cached, cached_bytes;
@@ -59,9 +63,10 @@ struct python_code *python_code_new(const char *proc_root, uint32_t max_objects,
 	}
 	strcpy(c->proc_root, proc_root);
 	pthread_mutex_init(&c->lock, NULL);
-	c->nslots = 1;
-	while (c->nslots < 2 * max_objects)
-		c->nslots <<= 1;
+	c->max_slots = 1;
+	while (c->max_slots < 2 * max_objects)
+		c->max_slots <<= 1;
+	c->nslots = c->max_slots < MIN_SLOTS ? c->max_slots : MIN_SLOTS;
 	c->max_objects = max_objects;
 	c->max_bytes = max_bytes;
 	c->max_procs = max_processes;
@@ -76,9 +81,19 @@ struct python_code *python_code_new(const char *proc_root, uint32_t max_objects,
 
 static void cache_clear(struct python_code *c)
 {
+	struct code_entry *fresh = calloc(MIN_SLOTS, sizeof(*fresh));
+
 	for (uint32_t i = 0; i < c->nslots; i++)
 		free(c->entries[i].table);
-	memset(c->entries, 0, c->nslots * sizeof(*c->entries));
+	/* Back to a small table; short of memory, the large one is emptied in place. */
+	if (fresh && c->nslots > MIN_SLOTS) {
+		free(c->entries);
+		c->entries = fresh;
+		c->nslots = MIN_SLOTS;
+	} else {
+		memset(c->entries, 0, c->nslots * sizeof(*c->entries));
+		free(fresh);
+	}
 	c->nobjects = 0;
 	c->bytes = 0;
 	atomic_store(&c->cached, 0);
@@ -338,6 +353,31 @@ static uint64_t entry_hash(uint64_t code, uint32_t tgid, uint32_t gen)
 	return h ^ (h >> 29);
 }
 
+/* Doubles the slots. false when memory ran out: the table stays as it is. */
+static bool grow_entries(struct python_code *c)
+{
+	uint32_t ns = c->nslots * 2;
+	struct code_entry *fresh = calloc(ns, sizeof(*fresh));
+
+	if (!fresh)
+		return false;
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		const struct code_entry *e = &c->entries[i];
+		uint32_t j;
+
+		if (!e->used)
+			continue;
+		j = (uint32_t)entry_hash(e->code, e->tgid, e->gen) & (ns - 1);
+		while (fresh[j].used)
+			j = (j + 1) & (ns - 1);
+		fresh[j] = *e;
+	}
+	free(c->entries);
+	c->entries = fresh;
+	c->nslots = ns;
+	return true;
+}
+
 /* The cached entry of a code object, read when new; NULL only when memory ran out. */
 static struct code_entry *entry_for(struct python_code *c, struct py_process *p, uint64_t code)
 {
@@ -354,6 +394,13 @@ static struct code_entry *entry_for(struct python_code *c, struct py_process *p,
 	if (c->nobjects >= c->max_objects || c->bytes >= c->max_bytes) {
 		atomic_fetch_add(&c->evictions, c->nobjects);
 		cache_clear(c);
+		return entry_for(c, p, code);
+	}
+	if (2 * (c->nobjects + 1) > c->nslots && c->nslots < c->max_slots) {
+		if (!grow_entries(c)) { /* short of memory: start again, small */
+			atomic_fetch_add(&c->evictions, c->nobjects);
+			cache_clear(c);
+		}
 		return entry_for(c, p, code);
 	}
 	*e = (struct code_entry){ .code = code, .tgid = p->tgid, .gen = p->gen, .used = true };

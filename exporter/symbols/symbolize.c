@@ -389,7 +389,7 @@ size_t symbolizer_kernel(struct symbolizer *s, uint64_t addr, char *name, size_t
 /* --- metrics -------------------------------------------------------------------------------------- */
 
 struct sym_stats {
-	uint64_t files, tables, bytes, hits, misses, evictions, unresolved, refused[REFUSED_NR];
+	uint64_t files, tables, bytes, hits, misses, evictions, expired, unresolved, refused[REFUSED_NR];
 	struct go_stats go;
 };
 
@@ -410,7 +410,8 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 
 	pthread_mutex_lock(&s->lock);
 	st = (struct sym_stats){ .files = s->nfiles, .bytes = s->cache_bytes, .hits = s->hits,
-				 .misses = s->misses, .evictions = s->evictions, .unresolved = s->unresolved };
+				 .misses = s->misses, .evictions = s->evictions, .expired = s->expired,
+				 .unresolved = s->unresolved };
 	st.tables = loaded_tables(s);
 	memcpy(st.refused, s->refused, sizeof(st.refused));
 	st.go = s->go;
@@ -430,6 +431,9 @@ void symbolizer_write_metrics(struct metrics_buf *b, void *symbolizer)
 	metrics_series_value(series, "result=\"miss\"", (double)st.misses);
 	metrics_counter(b, "anorak_symbol_cache_evictions_total", "Symbol tables evicted from the cache.",
 			(double)st.evictions);
+	metrics_counter(b, "anorak_symbol_cache_expired_total",
+			"Symbol tables unused for --symbols.cache-idle-time, let go (with their file when unmapped).",
+			(double)st.expired);
 	metrics_counter(b, "anorak_symbol_unresolved_total", "Addresses for which no symbol was found.",
 			(double)st.unresolved);
 	metrics_counter(b, "anorak_symbol_files_read_total",

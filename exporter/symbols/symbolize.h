@@ -15,6 +15,7 @@ struct debuginfod;
 
 struct symbolizer_opts {
 	uint64_t cache_max_bytes;     /* symbol tables kept in memory, all files together */
+	uint64_t idle_ttl_ns;         /* tables unused this long are let go (their files too, unmapped) */
 	uint64_t elf_max_bytes;       /* ELF files larger than this are not parsed (counted) */
 	uint32_t max_symbols_per_file;/* larger symbol tables are refused (counted) */
 	const char *proc_root;        /* "/proc"; tests may point elsewhere */
@@ -39,6 +40,10 @@ void symbolizer_free(struct symbolizer *s);
 /* Reads /proc/PID/maps and opens (or finds in the cache) every executable file it maps, through
  * /proc/PID/map_files or /proc/PID/root so files inside containers and deleted files work. Files stay
  * open while a snapshot references them, so an exited process still symbolizes. */
+/* Lets go of the symbol tables no lookup used (and no process unmapped) for opts.idle_ttl_ns, and of
+ * their files when no snapshot maps them: what processes that are gone or asleep leave in the cache.
+ * A table still mapped is loaded again when it shows up in a stack. Called after each drain. */
+void symbolizer_expire_idle(struct symbolizer *s);
 int symbolizer_load_maps(struct symbolizer *s, int pid, struct proc_maps **out);
 struct proc_maps *proc_maps_get(struct proc_maps *m);
 void proc_maps_put(struct proc_maps *m);

@@ -44,6 +44,7 @@ struct sym_file {
 	uint64_t debuginfod_stamp;/* debuginfod_poll's */
 	bool pinned;         /* the vdso: owned by the symbolizer, never in the hash or the LRU */
 	unsigned refs;       /* snapshots mapping it */
+	int64_t used_ns;     /* CLOCK_MONOTONIC of the last lookup in its tables, or of its unmapping */
 	int load_err;        /* symbols could not be loaded: do not retry */
 	struct elf_symtab *symtab;
 	struct gopclntab *pcln; /* Go binaries: names, lines and inlined calls of Go code */
@@ -81,7 +82,7 @@ struct symbolizer {
 	uint64_t vdso_size;
 	struct kallsyms *kallsyms;
 	bool kallsyms_tried;
-	uint64_t hits, misses, evictions, unresolved, refused[REFUSED_NR];
+	uint64_t hits, misses, evictions, expired, unresolved, refused[REFUSED_NR];
 	struct go_stats go;
 	uint64_t mappings_dropped; /* atomic: counted while reading maps, outside the lock */
 	uint64_t files_read;       /* atomic: ELF files opened and inspected, outside the lock */

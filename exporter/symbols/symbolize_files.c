@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exporter/proc/elf_file.h"
@@ -19,6 +20,14 @@
 #define MAX_IDLE_FILES 512 /* unreferenced files kept open for their cached symbols */
 
 /* --- file cache ---------------------------------------------------------------------------------- */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static size_t file_bucket(dev_t dev, uint64_t ino)
 {
@@ -93,10 +102,29 @@ void file_unref(struct symbolizer *s, struct sym_file *f)
 {
 	if (f->pinned || --f->refs > 0)
 		return;
-	/* Unreferenced files live on only for their cached symbols. */
+	/* Unreferenced files live on only for their cached symbols, until evicted or expired. */
 	s->idle_files++;
+	f->used_ns = mono_ns();
 	if (!f->symtab && !f->pcln)
 		file_remove(s, f);
+}
+
+void symbolizer_expire_idle(struct symbolizer *s)
+{
+	int64_t now = mono_ns();
+
+	pthread_mutex_lock(&s->lock);
+	for (struct sym_file *f = s->lru.lru_prev, *prev; f != &s->lru; f = prev) {
+		prev = f->lru_prev;
+		if (now - f->used_ns < (int64_t)s->opts.idle_ttl_ns)
+			continue;
+		s->expired++;
+		if (f->refs == 0)
+			file_remove(s, f);
+		else
+			drop_symtab(s, f); /* still mapped: loaded again if it shows up in a stack */
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void count_refused(struct symbolizer *s, int err)
@@ -343,6 +371,7 @@ bool file_tables(struct symbolizer *s, struct sym_file *f)
 		take_fetched_debug_file(s, f);
 	if (f->symtab || f->pcln) {
 		s->hits++;
+		f->used_ns = mono_ns();
 		lru_unlink(f);
 		lru_push_front(s, f);
 		return true;
@@ -368,6 +397,7 @@ bool file_tables(struct symbolizer *s, struct sym_file *f)
 	}
 	f->symtab_bytes = (f->symtab ? elf_symtab_bytes(f->symtab) : 0) + (f->pcln ? gopclntab_bytes(f->pcln) : 0);
 	s->cache_bytes += f->symtab_bytes;
+	f->used_ns = mono_ns();
 	lru_push_front(s, f);
 	evict(s, f);
 	return true;

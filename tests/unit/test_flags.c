@@ -370,7 +370,7 @@ static void test_help(void **state)
 		"--sampling.max-high-frequency-containers=64",
 		"--symbols.debuginfod-urls=URLS",     "--symbols.debuginfod-cache-dir=\"/var/cache/anorak/debuginfod\"",
 		"--symbols.debuginfod-cache-size=1GiB", "--symbols.debuginfod-timeout=30s",
-		"--symbols.debuginfod-max-fetches=2",
+		"--symbols.debuginfod-max-fetches=2", "--symbols.cache-idle-time=30s",
 	};
 	struct anorak_config cfg;
 

@@ -206,6 +206,34 @@ static void test_cache_eviction_and_reload(void **state)
 	symbolizer_free(s);
 }
 
+static void test_idle_files_expire(void **state)
+{
+	struct symbolizer *s = new_symbolizer(16 << 20, 1 << 20, "/proc/kallsyms");
+	struct proc_maps *m;
+	struct child c;
+
+	(void)state;
+	spawn(FIXTURES_DIR "/fixture_pie", &c);
+	assert_int_equal(symbolizer_load_maps(s, c.proc.pid, &m), 0);
+	assert_string_equal(sym(s, m, c.alpha), "fixture_alpha");
+	assert_string_equal(sym(s, m, c.lib_alpha), "fixture_lib_alpha");
+	reap(&c);
+	/* Unused (the time to live is 0 here): the tables go, the files a snapshot maps stay, and
+	 * their tables are read again on the next lookup. */
+	symbolizer_expire_idle(s);
+	assert_true(metric_has(s, "anorak_symbol_cache_expired_total 2"));
+	assert_true(metric_has(s, "anorak_symbol_cache_bytes 0"));
+	assert_string_equal(sym(s, m, c.beta), "fixture_beta");
+	assert_false(metric_has(s, "anorak_symbol_cache_bytes 0"));
+	/* The last snapshot is gone: the executable goes with its table. */
+	proc_maps_put(m);
+	symbolizer_expire_idle(s);
+	assert_true(metric_has(s, "anorak_symbol_cache_expired_total 3"));
+	assert_true(metric_has(s, "anorak_symbol_cache_bytes 0"));
+	assert_true(metric_has(s, "anorak_symbol_cache_files 0"));
+	symbolizer_free(s);
+}
+
 static void test_too_many_symbols(void **state)
 {
 	struct symbolizer *s = new_symbolizer(16 << 20, 2, "/proc/kallsyms");
@@ -314,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_pie_and_shared_library),
 		cmocka_unit_test(test_stripped_with_debuglink),
 		cmocka_unit_test(test_cache_eviction_and_reload),
+		cmocka_unit_test(test_idle_files_expire),
 		cmocka_unit_test(test_too_many_symbols),
 		cmocka_unit_test(test_jit_perf_map),
 		cmocka_unit_test(test_vdso_and_self),
