@@ -335,17 +335,13 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 	return 0;
 }
 
+/* One program for the base events and the per-cgroup events of containers sampled at their own rate
+ * (the verifier checks it once, which is most of the daemon's start-up): only the latter carry a
+ * cookie, never 0. */
 SEC("perf_event")
 int profile_cpu(struct bpf_perf_event_data *ctx)
 {
-	return sample(ctx, false);
-}
-
-/* Attached to the per-cgroup events of containers sampled at their own rate. */
-SEC("perf_event")
-int profile_cgroup(struct bpf_perf_event_data *ctx)
-{
-	return sample(ctx, true);
+	return sample(ctx, bpf_get_attach_cookie(ctx) != 0);
 }
 
 /* BTF tracepoints attach without tracefs, which nodes and containers often do not mount. */

@@ -518,7 +518,7 @@ int sampler_open_cgroup_events(struct sampler *s, int cgroup_fd, uint64_t cgroup
 
 	if (!e)
 		return -ENOMEM;
-	err = cpu_events_open(&e->ce, s->skel->progs.profile_cgroup, frequency, s->ncpus_possible, cgroup_fd,
+	err = cpu_events_open(&e->ce, s->skel->progs.profile_cpu, frequency, s->ncpus_possible, cgroup_fd,
 			      CGROUP_EVENT_COOKIE(cgroup_id, frequency), &s->hotplug);
 	if (err) {
 		cpu_events_close(&e->ce);
