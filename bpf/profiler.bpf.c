@@ -138,7 +138,10 @@ static __always_inline void send_process_event(__u32 type, __u32 tgid)
 	e->tgid = tgid;
 	e->ktime_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	/* Only a sampled process wakes user space (it must be read while it lives); execs and exits wait
+	 * for the next poll, so a node starting many processes does not wake the daemon for each. Forced:
+	 * the adaptive wake-up skips a consumer that has records it has not read. */
+	bpf_ringbuf_submit(e, type == PROCESS_EVENT_SAMPLED ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* Announces a process user space does not know yet; true when user space dropped its target. */
@@ -335,17 +338,13 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 	return 0;
 }
 
+/* One program for the base events and the per-cgroup events of containers sampled at their own rate
+ * (the verifier checks it once, which is most of the daemon's start-up): only the latter carry a
+ * cookie, never 0. */
 SEC("perf_event")
 int profile_cpu(struct bpf_perf_event_data *ctx)
 {
-	return sample(ctx, false);
-}
-
-/* Attached to the per-cgroup events of containers sampled at their own rate. */
-SEC("perf_event")
-int profile_cgroup(struct bpf_perf_event_data *ctx)
-{
-	return sample(ctx, true);
+	return sample(ctx, bpf_get_attach_cookie(ctx) != 0);
 }
 
 /* BTF tracepoints attach without tracefs, which nodes and containers often do not mount. */

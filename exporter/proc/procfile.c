@@ -10,24 +10,29 @@
 
 #include "exporter/proc/procmaps.h"
 
+int procfile_reopen(int pathfd)
+{
+	char self[64];
+	int fd;
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pathfd);
+	fd = open(self, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 /* Turns an O_PATH fd into a readable one, only for regular files: opening a device node or a FIFO a
  * container placed on a path could have side effects or block. Consumes pathfd. */
 static int reopen_regular(int pathfd)
 {
-	char self[64];
 	struct stat st;
 	int fd;
 
-	if (fstat(pathfd, &st)) {
+	if (fstat(pathfd, &st))
 		fd = -errno;
-	} else if (!S_ISREG(st.st_mode)) {
+	else if (!S_ISREG(st.st_mode))
 		fd = -EINVAL;
-	} else {
-		snprintf(self, sizeof(self), "/proc/self/fd/%d", pathfd);
-		fd = open(self, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			fd = -errno;
-	}
+	else
+		fd = procfile_reopen(pathfd);
 	close(pathfd);
 	return fd;
 }
@@ -60,25 +65,47 @@ int procfile_open_in_root(int rootfd, const char *path)
 	return fd < 0 ? fd : reopen_regular(fd);
 }
 
-int procfile_open_mapped(const char *proc_root, int pid, int rootfd, const struct procmaps_entry *e)
+int procfile_path_mapped(const char *proc_root, int pid, int rootfd, const struct procmaps_entry *e,
+			 struct stat *st)
 {
 	char path[128];
-	struct stat st;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%d/map_files/%llx-%llx", proc_root, pid,
 		 (unsigned long long)e->start, (unsigned long long)e->end);
 	fd = open(path, O_PATH | O_CLOEXEC);
-	if (fd >= 0)
-		return reopen_regular(fd);
-	if (e->deleted || rootfd < 0)
-		return -ENOENT;
-	fd = open_path_in_root(rootfd, e->path);
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) || st.st_ino != e->inode) {
+	if (fd < 0) {
+		if (e->deleted || rootfd < 0)
+			return -ENOENT;
+		fd = open_path_in_root(rootfd, e->path);
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, st) || st->st_ino != e->inode) {
+			close(fd);
+			return -ESTALE;
+		}
+	} else if (fstat(fd, st)) {
+		int err = -errno;
+
 		close(fd);
-		return -ESTALE;
+		return err;
 	}
-	return reopen_regular(fd);
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+int procfile_open_mapped(const char *proc_root, int pid, int rootfd, const struct procmaps_entry *e)
+{
+	struct stat st;
+	int pathfd = procfile_path_mapped(proc_root, pid, rootfd, e, &st);
+	int fd;
+
+	if (pathfd < 0)
+		return pathfd;
+	fd = procfile_reopen(pathfd);
+	close(pathfd);
+	return fd;
 }

@@ -304,17 +304,14 @@ static struct table *table_new(struct unwinder *u)
 /* The table of the file behind a mapping of pid, built if it is new. NULL when it has none. */
 static struct table *file_table(struct unwinder *u, int pid, int rootfd, const struct procmaps_entry *e)
 {
-	int fd = procfile_open_mapped(u->proc_root, pid, rootfd, e);
 	struct elf_file *ef = NULL;
 	struct table *t;
 	struct stat st;
+	/* Opened for reading only when new: most mappings are of files seen before. */
+	int pathfd = procfile_path_mapped(u->proc_root, pid, rootfd, e, &st), fd;
 
-	if (fd < 0)
+	if (pathfd < 0)
 		return NULL;
-	if (fstat(fd, &st)) {
-		close(fd);
-		return NULL;
-	}
 	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	for (t = u->tables; t; t = t->next) {
 		if (!t->vdso && t->dev == st.st_dev && t->ino == st.st_ino && t->size == st.st_size &&
@@ -328,14 +325,17 @@ static struct table *file_table(struct unwinder *u, int pid, int rootfd, const s
 			t->ino = st.st_ino;
 			t->size = st.st_size;
 			t->mtime_ns = mtime;
-			if (elf_file_open(fd, u->opts.elf_max_bytes, &ef) == 0)
+			fd = procfile_reopen(pathfd);
+			if (fd >= 0 && elf_file_open(fd, u->opts.elf_max_bytes, &ef) == 0)
 				load_table(u, t, ef);
 			else
 				u->built[t->state = TABLE_FAILED]++;
 			elf_file_close(ef);
+			if (fd >= 0)
+				close(fd);
 		}
 	}
-	close(fd);
+	close(pathfd);
 	return t && t->state == TABLE_LOADED ? t : NULL;
 }
 

@@ -350,6 +350,16 @@ static void expire(struct conn_guard *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* Without connections there is nothing to expire: sleep until one arrives (an idle daemon wakes for
+ * nothing). A connection is waiting or served from its accept on, so this never misses one. */
+static int expire_timeout(struct conn_guard *g)
+{
+	pthread_mutex_lock(&g->lock);
+	bool none = !g->nserved && !g->nwaiting;
+	pthread_mutex_unlock(&g->lock);
+	return none ? -1 : EXPIRE_INTERVAL_MS;
+}
+
 static void *guard_run(void *arg)
 {
 	struct conn_guard *g = arg;
@@ -357,7 +367,7 @@ static void *guard_run(void *arg)
 	int64_t expired_ms = 0;
 
 	for (;;) {
-		int n = epoll_wait(g->epoll, ev, 64, EXPIRE_INTERVAL_MS);
+		int n = epoll_wait(g->epoll, ev, 64, expire_timeout(g));
 
 		for (int i = 0; i < n; i++) {
 			uint32_t id = ev[i].data.u32;

@@ -2,8 +2,8 @@
 """Cost of annotation-raised sampling (not part of ctest): 10 pods' containers, each a CPU burner in a
 kubelet-shaped cgroup, profiled by anorak at the base rate (no annotation) and then with all 10
 annotated at 997 Hz. For each phase, over BENCH_SECONDS (default 20) of steady state:
-  - BPF: run_cnt and ns/run of the daemon's two perf_event programs (profile_cpu on the base events,
-    profile_cgroup on the containers' own events), from kernel.bpf_stats_enabled=1 and bpftool
+  - BPF: run_cnt and ns/run of the daemon's perf_event program (profile_cpu, on the base events and
+    the containers' own events), from kernel.bpf_stats_enabled=1 and bpftool
   - the daemon's CPU time (utime+stime) and its peak RSS
 Needs root and a built build/ (ANORAK_BUILD_DIR). Uses the fake API server of the integration tests.
 
