@@ -379,6 +379,7 @@ void *event_main(void *arg)
 			break;
 		}
 		trace_discovery_retry(&c->traces);
+		python_discovery_retry(&c->python);
 		sampler_sync_cpus(c->sampler);
 		if (c->pods)
 			pod_scan_run(&c->pod_scan, realtime_ns());

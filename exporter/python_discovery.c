@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/metrics.h"
@@ -12,6 +13,10 @@
 #define PYTHON_CODE_OBJECTS_MAX 65536
 #define PYTHON_CODE_BYTES_MAX (64u << 20)
 #define PYTHON_FUNCTIONS_MAX (1u << 20)
+/* How often and how long an executable waiting for its libpython is looked at again: the loader maps it
+ * within milliseconds, or seconds on a node under load. */
+#define PYTHON_RETRY_INTERVAL_NS 100000000LL
+#define PYTHON_RETRY_FOR_NS 3000000000LL
 
 int python_discovery_init(struct python_discovery *d, struct sampler *sampler, uint64_t elf_max_bytes,
 			  uint32_t max_processes)
@@ -28,7 +33,9 @@ int python_discovery_init(struct python_discovery *d, struct sampler *sampler, u
 	return d->code ? 0 : -ENOMEM;
 }
 
-void python_discovery_learnt(struct python_discovery *d, struct process *p)
+/* Looks at p: -EAGAIN when it runs a python3.N executable without the interpreter's symbols and no
+ * libpython is mapped (yet), unless this is the last look. */
+static int look_at(struct python_discovery *d, struct process *p, bool last)
 {
 	struct python_target t;
 	int err = python_discover("/proc", (int)p->tgid, d->elf_max_bytes, &t);
@@ -36,22 +43,77 @@ void python_discovery_learnt(struct python_discovery *d, struct process *p)
 	if (err) {
 		if (err != -ENOENT && err != -ESRCH)
 			atomic_fetch_add(&d->failures[PYTHON_FAIL_UNREADABLE], 1);
-		return;
+		return 0;
 	}
+	if (t.failure == PYTHON_FAIL_NO_SYMBOLS && !t.minor && !last)
+		return -EAGAIN;
 	if (t.failure != PYTHON_FAIL_NONE) {
 		atomic_fetch_add(&d->failures[t.failure], 1);
-		return;
+		return 0;
 	}
 	if (!t.minor)
-		return;
+		return 0;
 	err = python_code_add_process(d->code, p->tgid, &t.layout) ?:
 	      sampler_set_python_proc(d->sampler, p->tgid, &t.proc);
 	if (err) {
 		atomic_fetch_add(&d->failures[PYTHON_FAIL_UNREADABLE], 1);
 		log_warn("cannot walk a Python process", "pid=%u err=\"%s\"", p->tgid, strerror(-err));
-		return;
+		return 0;
 	}
 	atomic_fetch_add(&d->by_minor[t.minor], 1);
+	return 0;
+}
+
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static bool waiting(const struct python_discovery *d, uint32_t tgid)
+{
+	for (int i = 0; i < d->nretries; i++) {
+		if (d->retries[i].process->tgid == tgid)
+			return true;
+	}
+	return false;
+}
+
+void python_discovery_learnt(struct python_discovery *d, struct process *p)
+{
+	int64_t now = monotonic_ns();
+
+	/* Learnt at its exec and again at its first sample: one wait is enough. */
+	if (waiting(d, p->tgid))
+		return;
+	if (look_at(d, p, d->nretries == PYTHON_RETRIES_MAX) == -EAGAIN)
+		d->retries[d->nretries++] = (struct python_retry){
+			.process = process_get(p),
+			.until_ns = now + PYTHON_RETRY_FOR_NS,
+			.next_ns = now + PYTHON_RETRY_INTERVAL_NS,
+		};
+}
+
+void python_discovery_retry(struct python_discovery *d)
+{
+	int64_t now = monotonic_ns();
+	int kept = 0;
+
+	for (int i = 0; i < d->nretries; i++) {
+		struct python_retry *r = &d->retries[i];
+
+		if (now >= r->next_ns) {
+			if (look_at(d, r->process, now >= r->until_ns) != -EAGAIN) {
+				process_put(r->process);
+				continue;
+			}
+			r->next_ns = now + PYTHON_RETRY_INTERVAL_NS;
+		}
+		d->retries[kept++] = *r;
+	}
+	d->nretries = kept;
 }
 
 bool python_discovery_resolve(struct python_discovery *d, uint32_t tgid, const uint64_t *frames, uint32_t n,
@@ -94,6 +156,9 @@ void python_discovery_write_metrics(struct metrics_buf *b, void *ctx)
 
 void python_discovery_destroy(struct python_discovery *d)
 {
+	for (int i = 0; i < d->nretries; i++)
+		process_put(d->retries[i].process);
+	d->nretries = 0;
 	python_code_free(d->code);
 	d->code = NULL;
 }

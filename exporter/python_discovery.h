@@ -1,7 +1,9 @@
 /*
- * CPython processes: each learnt process is looked at once (exporter/symbols/python_proc.c); an
- * interpreter that can be walked is handed to BPF (python_procs) and to the code object resolver,
- * which turns the raw Python frames of drained stacks into functions and lines.
+ * CPython processes: each learnt process is looked at (exporter/symbols/python_proc.c); an interpreter
+ * that can be walked is handed to BPF (python_procs) and to the code object resolver, which turns the
+ * raw Python frames of drained stacks into functions and lines. A python3.N executable whose shared
+ * libpython the loader has not mapped yet (learnt at its exec or first sample) is looked at again
+ * from the event thread, every 100 ms for 3 s.
  */
 #ifndef ANORAK_PYTHON_DISCOVERY_H
 #define ANORAK_PYTHON_DISCOVERY_H
@@ -16,10 +18,20 @@
 
 struct metrics_buf;
 
+#define PYTHON_RETRIES_MAX 64
+
+struct python_retry {
+	struct process *process; /* referenced */
+	int64_t until_ns, next_ns; /* CLOCK_MONOTONIC */
+};
+
 struct python_discovery {
 	struct sampler *sampler;
 	struct python_code *code;
 	uint64_t elf_max_bytes;
+	/* Event thread only. */
+	struct python_retry retries[PYTHON_RETRIES_MAX];
+	int nretries;
 	atomic_uint_fast64_t by_minor[PYTHON_MINOR_MAX + 1];
 	atomic_uint_fast64_t failures[PYTHON_FAIL_REASONS];
 };
@@ -29,6 +41,8 @@ int python_discovery_init(struct python_discovery *d, struct sampler *sampler, u
 			  uint32_t max_processes);
 /* The process table's on_learnt hook (event thread). */
 void python_discovery_learnt(struct python_discovery *d, struct process *p);
+/* Event thread: looks again at the interpreters whose libpython was not mapped yet. */
+void python_discovery_retry(struct python_discovery *d);
 /* Resolves the Python frames of a drained user stack into out (drain thread); false when it has none
  * (out untouched). */
 bool python_discovery_resolve(struct python_discovery *d, uint32_t tgid, const uint64_t *frames, uint32_t n,

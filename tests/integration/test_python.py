@@ -12,6 +12,8 @@ With CI=true, Debian's python3.11 and one 3.12+ interpreter must be present.
 """
 import os
 import re
+import shutil
+import tempfile
 import time
 import unittest
 
@@ -51,8 +53,8 @@ class PythonStacks(unittest.TestCase):
     def tearDownClass(cls):
         cls.daemon.stop()
 
-    def profile_of(self, python):
-        w = h.Workload([python, SCRIPT, str(WINDOW + 3)])
+    def profile_of(self, python, argv=None):
+        w = h.Workload(argv or [python, SCRIPT, str(WINDOW + 3)])
         try:
             time.sleep(0.5)
             raw = self.daemon.profile(WINDOW)
@@ -65,8 +67,8 @@ class PythonStacks(unittest.TestCase):
         self.assertTrue(mine, "no sample of %s (pid %d)" % (python, w.pid))
         return mine
 
-    def check(self, python):
-        mine = self.profile_of(python)
+    def check(self, python, argv=None):
+        mine = self.profile_of(python, argv)
         total = sum(x.values[0] for x in mine)
         with_python = [x for x in mine if any(f.python for f in x.frames)]
         n_python = sum(x.values[0] for x in with_python)
@@ -112,6 +114,29 @@ class PythonStacks(unittest.TestCase):
         text = self.daemon.get("/metrics").text()
         for m in ("anorak_python_frames_walked_total", "anorak_python_code_objects_resolved_total"):
             self.assertGreater(h.metric(text, m), 0, m)
+
+    def test_libpython_mapped_late(self):
+        """An interpreter first sampled before its libpython is mapped (a loader slowed by a busy node)
+        is walked once the library is there: tests/workload/python_late, run as python3.N, burns native
+        CPU for a second, then dlopens the interpreter's libpython and runs the weights script in it."""
+        shared = [p for p in present() if p.startswith("/root/.pyenv/")]
+        h.require(shared, "no shared-libpython interpreter among %s" % ", ".join(INTERPRETERS))
+        python = shared[-1]
+        prefix = os.path.dirname(os.path.dirname(python))
+        minor = re.search(r"python3\.(\d+)$", python).group(1)
+        lib = os.path.join(prefix, "lib", "libpython3.%s.so.1.0" % minor)
+        h.require_file(lib, "libpython of " + python)
+        tmp = tempfile.mkdtemp(prefix="anorak-python-late-")
+        try:
+            exe = os.path.join(tmp, "python3." + minor)
+            shutil.copy(h.workload("python_late"), exe)
+            os.environ["PYTHONHOME"] = prefix
+            try:
+                self.check(exe, [exe, lib, SCRIPT, "1", str(WINDOW + 3)])
+            finally:
+                del os.environ["PYTHONHOME"]
+        finally:
+            shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":
