@@ -604,9 +604,6 @@ int sampler_poll_events(struct sampler *s, int timeout_ms)
 	struct process_event e;
 	int n = ring_buffer__poll(s->events, exec_queue_wait_ms(&s->execs, mono_now_ns(), timeout_ms));
 
-	/* Execs and exits do not wake the poll (profiler.bpf.c): read them when it times out. */
-	if (n == 0)
-		n = ring_buffer__consume(s->events);
 	while (!atomic_load(&s->events_stopped) && exec_queue_pop_due(&s->execs, mono_now_ns(), &e))
 		deliver_event(s, &e);
 	return n == -EINTR || n == -ECANCELED ? 0 : n;
