@@ -20,7 +20,6 @@
 #include "profiler.skel.h"
 #include "bpf/unwind.h"
 #include "exporter/sampling/cpu_events.h"
-#include "exporter/sampling/exec_queue.h"
 #include "exporter/sampling/stack_table.h"
 #include "exporter/sampling/unwind_table.h"
 
@@ -37,7 +36,6 @@ struct sampler {
 	int ncpus_possible;
 	struct ring_buffer *events;
 	struct unwinder *unwinder;
-	struct exec_queue execs; /* event thread only */
 	sampler_event_fn on_event;
 	void *event_ctx;
 	atomic_bool events_stopped;
@@ -106,23 +104,6 @@ int sampler_parse_cpu_list(const char *list, int *cpus, int max)
 	return n > 0 ? n : -EINVAL;
 }
 
-static int64_t mono_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void deliver_event(struct sampler *s, const struct process_event *e)
-{
-	/* Unwind tables first: until the process has them its stacks are walked by frame pointer, and
-	 * learning it (labels, symbols) takes longer. */
-	if (s->unwinder && (e->type == PROCESS_EVENT_SAMPLED || e->type == PROCESS_EVENT_EXEC))
-		unwinder_add_process(s->unwinder, e->tgid);
-	s->on_event(e, s->event_ctx);
-}
-
 static int handle_event(void *ctx, void *data, size_t size)
 {
 	struct sampler *s = ctx;
@@ -134,12 +115,11 @@ static int handle_event(void *ctx, void *data, size_t size)
 	 * shutdown. */
 	if (atomic_load(&s->events_stopped))
 		return -ECANCELED;
-	if (e->type == PROCESS_EVENT_EXEC && exec_queue_push(&s->execs, e))
-		return 0;
-	/* A sampled process is read now (its exec is then moot); one gone before its exec was due, never. */
-	if (e->type != PROCESS_EVENT_EXEC)
-		exec_queue_take(&s->execs, e->tgid, e->type == PROCESS_EVENT_EXIT);
-	deliver_event(s, e);
+	/* Unwind tables first: until the process has them its stacks are walked by frame pointer, and
+	 * learning it (labels, symbols) takes longer. */
+	if (s->unwinder && (e->type == PROCESS_EVENT_SAMPLED || e->type == PROCESS_EVENT_EXEC))
+		unwinder_add_process(s->unwinder, e->tgid);
+	s->on_event(e, s->event_ctx);
 	return 0;
 }
 
@@ -601,11 +581,8 @@ int sampler_set_cgroup_policy(struct sampler *s, uint64_t cgroup_id, const struc
 
 int sampler_poll_events(struct sampler *s, int timeout_ms)
 {
-	struct process_event e;
-	int n = ring_buffer__poll(s->events, exec_queue_wait_ms(&s->execs, mono_now_ns(), timeout_ms));
+	int n = ring_buffer__poll(s->events, timeout_ms);
 
-	while (!atomic_load(&s->events_stopped) && exec_queue_pop_due(&s->execs, mono_now_ns(), &e))
-		deliver_event(s, &e);
 	return n == -EINTR || n == -ECANCELED ? 0 : n;
 }
 
@@ -678,7 +655,6 @@ void sampler_write_metrics(struct metrics_buf *b, void *ctx)
 	struct metrics_series series;
 
 	sum_outcomes(s, o);
-	exec_queue_write_metrics(b, &s->execs);
 	series = metrics_series_begin(b, "anorak_samples_total", "counter",
 				      "CPU samples taken by the BPF program, by what happened to them.");
 	metrics_series_value(series, "outcome=\"counted\"", o[SAMPLE_COUNTED]);
