@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -477,24 +476,11 @@ static int add_locked(struct unwinder *u, uint32_t tgid)
 	return 0;
 }
 
-static uint64_t tables_built(const struct unwinder *u)
-{
-	uint64_t n = 0;
-
-	for (int s = 0; s < TABLE_STATES; s++)
-		n += u->built[s];
-	return n;
-}
-
 int unwinder_add_process(struct unwinder *u, uint32_t tgid)
 {
 	pthread_mutex_lock(&u->lock);
-	uint64_t built = tables_built(u);
+	/* What parsing frees is given back by the trim after the next drain (exporter/malloc_bounds.c). */
 	int err = add_locked(u, tgid);
-	/* Parsing leaves freed holes between the few blocks that stay (libelf's, the file list): give
-	 * their pages back, or every burst of new binaries would grow the daemon's RSS for good. */
-	if (tables_built(u) != built)
-		malloc_trim(0);
 	if (!err)
 		u->processes_added++;
 	else if (err == -ENOSPC)
