@@ -201,27 +201,51 @@ static int label_query(struct history *h, const char *name, char **matchers, siz
 
 /* --- methods --------------------------------------------------------------------------------------- */
 
+/* Sets bit k of *ctx for each kind (enum sample_kind) recorded in the window. */
+static int collect_kinds(void *ctx, const struct history_window *w)
+{
+	uint32_t *kinds = ctx;
+
+	for (size_t i = 0; i < w->n; i++)
+		*kinds |= 1u << (w->records[i].kind & 31);
+	return 0;
+}
+
+/* The types with profiles in the range, as Pyroscope answers: Grafana offers off-CPU only where the
+ * daemon records it. */
 static int profile_types_method(struct history *h, const void *body, size_t len, struct http_reply *r)
 {
 	Querier__V1__ProfileTypesRequest *req = querier__v1__profile_types_request__unpack(NULL, len, body);
 	Types__V1__ProfileType types[SELECTION_NTYPES], *ptrs[SELECTION_NTYPES];
 	Querier__V1__ProfileTypesResponse resp = QUERIER__V1__PROFILE_TYPES_RESPONSE__INIT;
+	struct selection range = { 0 };
+	uint32_t kinds = 0;
+	int err;
 
-	(void)h;
 	if (!req)
 		return connect_error_reply(r, "invalid_argument", "cannot decode querier.v1.ProfileTypesRequest");
+	err = selection_set_range(&range, req->start, req->end, r);
 	querier__v1__profile_types_request__free_unpacked(req, NULL);
+	if (err)
+		return err < 0 && err != -ENOMEM ? 0 : err;
+	err = history_query(h, range.start_ns, range.end_ns, collect_kinds, &kinds, NULL, NULL);
+	if (err && err != -ENOENT)
+		return connect_error_reply(r, "internal", "reading the history: %s", strerror(-err));
 	for (size_t i = 0; i < SELECTION_NTYPES; i++) {
-		types__v1__profile_type__init(&types[i]);
-		types[i].id = (char *)selection_profile_types[i].id;
-		types[i].name = (char *)selection_profile_types[i].name;
-		types[i].sample_type = (char *)selection_profile_types[i].sample_type;
-		types[i].sample_unit = (char *)selection_profile_types[i].sample_unit;
-		types[i].period_type = (char *)selection_profile_types[i].period_type;
-		types[i].period_unit = "nanoseconds";
-		ptrs[i] = &types[i];
+		const struct selection_profile_type *t = &selection_profile_types[i];
+
+		if (!(kinds & (1u << t->kind)))
+			continue;
+		types__v1__profile_type__init(&types[resp.n_profile_types]);
+		types[resp.n_profile_types].id = (char *)t->id;
+		types[resp.n_profile_types].name = (char *)t->name;
+		types[resp.n_profile_types].sample_type = (char *)t->sample_type;
+		types[resp.n_profile_types].sample_unit = (char *)t->sample_unit;
+		types[resp.n_profile_types].period_type = (char *)t->period_type;
+		types[resp.n_profile_types].period_unit = "nanoseconds";
+		ptrs[resp.n_profile_types] = &types[resp.n_profile_types];
+		resp.n_profile_types++;
 	}
-	resp.n_profile_types = SELECTION_NTYPES;
 	resp.profile_types = ptrs;
 	return pyroscope_message_reply(r, &resp.base);
 }

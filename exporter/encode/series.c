@@ -321,6 +321,12 @@ int series_select(struct history *h, const Querier__V1__SelectSeriesRequest *req
 	}
 	q.start_ms = req->start;
 	q.step_ms = (int64_t)llround(req->step * 1000);
+	/* The points' times, one step past the end at most, are computed in nanoseconds. */
+	if (req->end > INT64_MAX / SELECTION_NS_PER_MS - q.step_ms) {
+		err = connect_error_reply(r, "invalid_argument", "end %lld plus a step of %lld ms is past the year 2262",
+				  (long long)req->end, (long long)q.step_ms);
+		goto out;
+	}
 	if ((req->end - req->start) / q.step_ms + 1 > PYROSCOPE_MAX_POINTS) {
 		err = connect_error_reply(r, "invalid_argument",
 				  "too many points: (end - start) / step is above %d, use a larger step", PYROSCOPE_MAX_POINTS);
