@@ -459,6 +459,29 @@ static void test_custom_labels_first_duplicate_wins(void **state)
 	assert_int_equal(read_labels(bad_span_char, 3, &ids), CUSTOM_IDS_INVALID);
 }
 
+/* Every byte in every position of a span id: the hex digits of either case decode, any other byte
+ * makes the id invalid. */
+static void test_custom_labels_every_byte(void **state)
+{
+	(void)state;
+	for (int pos = 0; pos < 2 * SPAN_ID_LEN; pos++) {
+		for (int c = 0; c < 256; c++) {
+			struct custom_ids ids = { 0 };
+			__u8 text[2 * SPAN_ID_LEN];
+			bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+
+			memset(text, '0', sizeof(text));
+			text[pos] = (__u8)c;
+			custom_ids_take(&ids, CUSTOM_LABEL_SPAN_ID, sizeof(text), text);
+			assert_int_equal(ids.invalid, !hex);
+			if (!hex)
+				continue;
+			int v = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+			assert_int_equal(ids.span_id[pos / 2], pos % 2 ? v : v << 4);
+		}
+	}
+}
+
 static void test_custom_labels_without_ids(void **state)
 {
 	const struct text_label others[] = { { "trace_i", TRACE_HEX }, { "trace_idx", TRACE_HEX },
@@ -494,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_custom_labels_ids),
 		cmocka_unit_test(test_custom_labels_first_duplicate_wins),
 		cmocka_unit_test(test_custom_labels_without_ids),
+		cmocka_unit_test(test_custom_labels_every_byte),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
