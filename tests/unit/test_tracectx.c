@@ -144,6 +144,46 @@ static void test_process_without_context(void **state)
 	assert_int_equal(r.custom.kind, TRACECTX_NONE);
 }
 
+static struct tracectx_result discover_cached(const char *fixture, struct tracectx_files *files)
+{
+	struct tracectx_result r;
+	struct child c;
+
+	spawn(fixture, &c);
+	assert_int_equal(tracectx_discover_files("/proc", c.proc.pid, ELF_MAX, files, &r), 0);
+	reap(&c);
+	return r;
+}
+
+/* Files found to define neither variable (libc, the loader) are skipped for the next processes, and
+ * the files that do define one are still found, the same way, every time. */
+static void test_files_without_context_are_skipped(void **state)
+{
+	struct tracectx_files *files = calloc(1, sizeof(*files));
+	struct tracectx_result r;
+
+	(void)state;
+	assert_non_null(files);
+	r = discover_cached(FX("fixture_pie"), files);
+	assert_int_equal(r.otel.kind, TRACECTX_NONE);
+	assert_int_equal(files->skipped, 0);
+	for (int i = 0; i < 2; i++) {
+		uint64_t skipped = files->skipped, evictions = files->evictions;
+
+		/* libc and the loader at least, unless another file took their slot (direct-mapped). */
+		r = discover_cached(FX("tracectx_fx_tlsdesc_exe"), files);
+		assert_true(files->skipped > skipped || files->evictions > evictions);
+		assert_int_equal(r.otel.kind, TRACECTX_OTEL_V1);
+		assert_int_equal(r.otel.tls, TRACECTX_TLS_TLSDESC_DSO);
+		r = discover_cached(FX("tracectx_fx_exe"), files);
+		assert_int_equal(r.otel.kind, TRACECTX_OTEL_V1);
+		assert_int_equal(r.otel.tls, TRACECTX_TLS_STATIC_EXE);
+		r = discover_cached(FX("tracectx_fx_custom_dso"), files);
+		assert_int_equal(r.custom.kind, TRACECTX_CUSTOM_LABELS_V1);
+	}
+	free(files);
+}
+
 static void test_no_process(void **state)
 {
 	struct tracectx_result r;
@@ -509,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_custom_labels_in_libcustomlabels),
 		cmocka_unit_test(test_custom_labels_in_other_dso_ignored),
 		cmocka_unit_test(test_process_without_context),
+		cmocka_unit_test(test_files_without_context_are_skipped),
 		cmocka_unit_test(test_no_process),
 		cmocka_unit_test(test_fake_root_finds_exe_slot),
 		cmocka_unit_test(test_garbage_files_are_skipped),
