@@ -43,7 +43,7 @@ int tracectx_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, st
  * by how they were looked at (as the main executable, under a custom-labels library name): most
  * processes map the same libc and loader, whose symbol tables were searched for every process learnt.
  * Direct-mapped by inode; one thread at a time (the counters may be read from any). */
-#define TRACECTX_FILES 256
+#define TRACECTX_FILES 1024
 
 struct tracectx_file_key {
 	uint64_t dev, ino, size;
