@@ -116,7 +116,8 @@ static __always_inline void announce_process(__u32 tgid)
 	e->tgid = tgid;
 	e->ktime_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	/* Forced, as the CPU sampler's: execs and exits left unread do not wake user space. */
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 }
 
 /* False when relabeling dropped the task's process or container; announces new processes. */

@@ -138,7 +138,10 @@ static __always_inline void send_process_event(__u32 type, __u32 tgid)
 	e->tgid = tgid;
 	e->ktime_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	/* Only a sampled process wakes user space (it must be read while it lives); execs and exits wait
+	 * for the next poll, so a node starting many processes does not wake the daemon for each. Forced:
+	 * the adaptive wake-up skips a consumer that has records it has not read. */
+	bpf_ringbuf_submit(e, type == PROCESS_EVENT_SAMPLED ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* Announces a process user space does not know yet; true when user space dropped its target. */

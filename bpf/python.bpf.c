@@ -255,8 +255,9 @@ __hidden struct stack_trace *python_stack(struct stack_trace *native, __u64 *has
 		python_count(PYTHON_STACKS_NO_THREAD, 1);
 		return native;
 	}
-	for (int i = 0; i < PROFILER_MAX_STACK_DEPTH; i++)
-		w->native[i] = native->frames[i];
+	/* One helper call, not 127 copies for the verifier to check in each state it gets here in. */
+	if (bpf_probe_read_kernel(w->native, sizeof(w->native), native->frames))
+		return native;
 	w->proc = *p;
 	w->frame = frame;
 	w->nnative = *depth;

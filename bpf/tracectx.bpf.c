@@ -25,6 +25,16 @@ struct {
 	__type(value, struct trace_slot);
 } trace_slots SEC(".maps");
 
+/* The ids of the label set being read. In a per-CPU map, not on the BPF stack: the verifier knows nothing
+ * of map contents, so the flags (first trace_id met, first span_id met, invalid) do not split its states
+ * and it checks each label's step about once instead of once per combination. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct custom_ids);
+} custom_ids_scratch SEC(".maps");
+
 /* OpenTelemetry Thread Context v1 record header (packed, host endianness). */
 struct otel_ctx_header {
 	__u8 trace_id[TRACE_ID_LEN];
@@ -96,15 +106,17 @@ static __always_inline bool read_custom_value(struct custom_ids *ids, int key, c
 /* The ids of a custom-labels v1 set: the first trace_id and span_id labels decide (custom_labels.h). */
 static __always_inline void read_custom_labels(struct task_struct *task, __s64 tpoff, struct sample_key *key)
 {
-	struct custom_ids ids = {};
+	__u32 zero = 0;
+	struct custom_ids *ids = bpf_map_lookup_elem(&custom_ids_scratch, &zero);
 	struct custom_label_set set;
 	struct custom_label label;
 	void *ptr;
 	long found = read_tls_pointer(task, tpoff, &ptr);
 	int k;
 
-	if (found == 0)
+	if (found == 0 || !ids)
 		return;
+	__builtin_memset(ids, 0, sizeof(*ids));
 	if (found < 0 || bpf_probe_read_user(&set, sizeof(set), ptr)) {
 		count_outcome(SAMPLE_TRACE_READ_FAILED);
 		return;
@@ -117,17 +129,17 @@ static __always_inline void read_custom_labels(struct task_struct *task, __s64 t
 		if (!label.key.buf)
 			continue;
 		k = custom_key(&label);
-		if (!custom_ids_wants(&ids, k))
+		if (!custom_ids_wants(ids, k))
 			continue;
-		if (!read_custom_value(&ids, k, &label)) {
+		if (!read_custom_value(ids, k, &label)) {
 			count_outcome(SAMPLE_TRACE_READ_FAILED);
 			return;
 		}
 	}
-	switch (custom_ids_result(&ids)) {
+	switch (custom_ids_result(ids)) {
 	case CUSTOM_IDS_VALID:
-		__builtin_memcpy(key->trace_id, ids.trace_id, TRACE_ID_LEN);
-		__builtin_memcpy(key->span_id, ids.span_id, SPAN_ID_LEN);
+		__builtin_memcpy(key->trace_id, ids->trace_id, TRACE_ID_LEN);
+		__builtin_memcpy(key->span_id, ids->span_id, SPAN_ID_LEN);
 		break;
 	case CUSTOM_IDS_INVALID:
 		count_outcome(SAMPLE_TRACE_INVALID);

@@ -446,15 +446,15 @@ static __always_inline void unwind_by_frame_pointers(struct stack_unwind *s)
 	unwind_count(UNWIND_FRAMES_FP, depth - 1);
 }
 
-__hidden struct stack_trace *unwind_user_stack(__u64 ip, __u64 sp, __u64 bp, __u64 *hash, __u32 *depth)
+int unwind_walk_user(__u64 ip, __u64 sp, __u64 bp, __u64 *hash, __u32 *depth)
 {
 	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
 	struct stack_unwind *s = bpf_map_lookup_elem(&unwind_scratch, &zero);
 	struct unwind_process *p;
 	__u32 end;
 
-	if (!s)
-		return NULL;
+	if (!s || !hash || !depth)
+		return -1;
 	s->tgid = tgid;
 	s->ip = ip;
 	s->sp = sp;
@@ -472,7 +472,15 @@ __hidden struct stack_trace *unwind_user_stack(__u64 ip, __u64 sp, __u64 bp, __u
 		s->trace.frames[end] = 0;
 	*hash = s->hash;
 	*depth = end;
-	return &s->trace;
+	return 0;
+}
+
+__hidden struct stack_trace *unwind_user_trace(void)
+{
+	__u32 zero = 0;
+	struct stack_unwind *s = bpf_map_lookup_elem(&unwind_scratch, &zero);
+
+	return s ? &s->trace : NULL;
 }
 
 __hidden void unwind_forget(__u32 tgid)

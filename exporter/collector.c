@@ -343,6 +343,7 @@ void write_collector_metrics(struct metrics_buf *b, void *ctx)
 			"Processes whose trace context variables could not be located (unreadable, still "
 			"relocating after retries, or too many waiting).",
 			trace_discovery_errors(&c->traces));
+	trace_discovery_write_metrics(b, &c->traces);
 
 	struct target_list targets = { 0 };
 	size_t active = 0, dropped = 0;

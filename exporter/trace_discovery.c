@@ -33,7 +33,7 @@ static int discover(struct trace_discovery *t, struct process *p)
 {
 	struct tracectx_result r;
 	struct trace_slot slot = { 0 };
-	int err = tracectx_discover("/proc", (int)p->tgid, t->elf_max_bytes, &r);
+	int err = tracectx_discover_files("/proc", (int)p->tgid, t->elf_max_bytes, &t->files, &r);
 
 	if (err)
 		return err;
@@ -98,6 +98,17 @@ void trace_discovery_retry(struct trace_discovery *t)
 uint64_t trace_discovery_errors(struct trace_discovery *t)
 {
 	return atomic_load(&t->errors);
+}
+
+void trace_discovery_write_metrics(struct metrics_buf *b, struct trace_discovery *t)
+{
+	metrics_counter(b, "anorak_trace_context_files_skipped_total",
+			"Mapped files not opened while looking for trace context variables: known to define none.",
+			atomic_load(&t->files.skipped));
+	metrics_counter(b, "anorak_trace_context_file_cache_evictions_total",
+			"Files known to define no trace context variable forgotten for another file of their slot "
+			"in the fixed-size cache of such files.",
+			atomic_load(&t->files.evictions));
 }
 
 void trace_discovery_destroy(struct trace_discovery *t)

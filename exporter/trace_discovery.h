@@ -9,7 +9,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "common/metrics.h"
 #include "exporter/sampling/sampler.h"
+#include "exporter/sampling/tracectx.h"
 #include "exporter/symbols/process.h"
 
 #define TRACE_RETRIES_MAX 64
@@ -26,6 +28,7 @@ struct trace_discovery {
 	struct trace_retry retries[TRACE_RETRIES_MAX];
 	int nretries;
 	atomic_uint_fast64_t errors;
+	struct tracectx_files files; /* event thread only; its counters read by the metrics writer */
 };
 
 void trace_discovery_init(struct trace_discovery *t, struct sampler *sampler, uint64_t elf_max_bytes);
@@ -36,6 +39,8 @@ void trace_discovery_retry(struct trace_discovery *t);
 /* Processes whose trace context could not be located (unreadable, still relocating after the
  * retries, or too many waiting). */
 uint64_t trace_discovery_errors(struct trace_discovery *t);
+/* Writes the file cache's counters (struct tracectx_files). */
+void trace_discovery_write_metrics(struct metrics_buf *b, struct trace_discovery *t);
 /* Drops the processes still waiting. */
 void trace_discovery_destroy(struct trace_discovery *t);
 

@@ -3,6 +3,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ struct scan {
 	struct file_id seen[MAX_FILES];
 	size_t nseen;
 	bool otel_main, custom_main; /* the slot came from the main executable, which wins */
+	struct tracectx_files *files; /* or NULL */
 	struct tracectx_result *out;
 };
 
@@ -170,17 +172,23 @@ static int resolve_tls(struct scan *sc, const struct mapped_file *m, const char 
 	return err;
 }
 
+static bool custom_name(const struct procmaps_entry *e)
+{
+	const char *base = strrchr(e->path, '/');
+
+	return !strncmp(base ? base + 1 : e->path, CUSTOM_LABELS_DSO, strlen(CUSTOM_LABELS_DSO));
+}
+
 /* custom-labels v1 lives in the main executable or in a libcustomlabels*.so, and says its version in
  * a 4-byte data object. */
 static int resolve_custom(struct scan *sc, const struct mapped_file *m, struct tracectx_slot *slot)
 {
-	const char *base = strrchr(m->e->path, '/');
 	struct elf_symbol sym;
 	uint64_t bias;
 	uint32_t version;
 	int err;
 
-	if (!m->main && strncmp(base ? base + 1 : m->e->path, CUSTOM_LABELS_DSO, strlen(CUSTOM_LABELS_DSO)))
+	if (!m->main && !custom_name(m->e))
 		return -ENOENT;
 	if (find_symbol(m, "custom_labels_abi_version", &sym) || sym.type != STT_OBJECT ||
 	    sym.size != sizeof(version) || load_bias(m, &bias))
@@ -237,11 +245,89 @@ static bool seen_before(struct scan *sc, const struct procmaps_entry *e)
 	return false;
 }
 
+/* The key of a file mapping in sc->files; false when it cannot have one (no stat, or no
+ * /proc/PID/exe to tell the main executable by). */
+static bool file_key(const struct scan *sc, const struct procmaps_entry *e, int fd,
+		     struct tracectx_file_key *k)
+{
+	struct stat st;
+
+	if (!sc->files || !sc->have_exe || fstat(fd, &st))
+		return false;
+	*k = (struct tracectx_file_key){
+		.dev = st.st_dev,
+		.ino = st.st_ino,
+		.size = (uint64_t)st.st_size,
+		.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+		.ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec,
+		.main = st.st_dev == sc->exe.st_dev && st.st_ino == sc->exe.st_ino,
+		.custom_name = custom_name(e),
+		.used = 1,
+	};
+	return true;
+}
+
+static struct tracectx_file_key *file_slot(struct tracectx_files *files, const struct tracectx_file_key *k)
+{
+	return &files->keys[(k->ino ^ k->dev * 0x9e3779b97f4a7c15ULL) % TRACECTX_FILES];
+}
+
+static bool known_to_define_none(struct tracectx_files *files, const struct tracectx_file_key *k)
+{
+	const struct tracectx_file_key *s = file_slot(files, k);
+
+	if (!s->used || s->dev != k->dev || s->ino != k->ino || s->size != k->size || s->mtime_ns != k->mtime_ns ||
+	    s->ctime_ns != k->ctime_ns || s->main != k->main || s->custom_name != k->custom_name)
+		return false;
+	atomic_fetch_add(&files->skipped, 1);
+	return true;
+}
+
+static void remember_defines_none(struct tracectx_files *files, const struct tracectx_file_key *k)
+{
+	struct tracectx_file_key *slot = file_slot(files, k);
+
+	if (slot->used)
+		atomic_fetch_add(&files->evictions, 1);
+	*slot = *k;
+}
+
+/* Whether the file defines neither variable (after a search that found none here, so the searches are
+ * repeated once per file, and skipped for every process after). */
+static bool defines_none(const struct mapped_file *m)
+{
+	struct elf_symbol sym;
+
+	if (!find_symbol(m, "otel_thread_ctx_v1", &sym))
+		return false;
+	return (!m->main && !custom_name(m->e)) || find_symbol(m, "custom_labels_abi_version", &sym);
+}
+
+/* Looks for both variables in an opened file; *none: it defines neither. */
+static int scan_file(struct scan *sc, struct mapped_file *m, int fd, bool *none)
+{
+	int err;
+
+	m->main = is_main(sc, m, fd);
+	/* A module without a TLS segment defines no TLS variable: most files stop here, unsearched. */
+	if (elf_file_tls(m->f, &m->tls)) {
+		*none = true;
+		return 0;
+	}
+	err = try_slot(sc, m, TRACECTX_OTEL_V1, &sc->out->otel, &sc->otel_main);
+	if (!err)
+		err = try_slot(sc, m, TRACECTX_CUSTOM_LABELS_V1, &sc->out->custom, &sc->custom_main);
+	*none = !err && defines_none(m);
+	return err;
+}
+
 static int scan_mapping(const struct procmaps_entry *e, void *ctx)
 {
 	struct scan *sc = ctx;
 	struct mapped_file m = { .e = e };
-	int fd, err = 0;
+	struct tracectx_file_key key;
+	bool keyed, none = false;
+	int fd, err;
 
 	if (!e->executable || e->path[0] != '/')
 		return 0;
@@ -252,23 +338,26 @@ static int scan_mapping(const struct procmaps_entry *e, void *ctx)
 	fd = procfile_open_mapped(sc->proc_root, sc->pid, sc->rootfd, e);
 	if (fd < 0)
 		return 0;
-	if (elf_file_open(fd, sc->elf_max_bytes, &m.f)) {
+	keyed = file_key(sc, e, fd, &key);
+	if ((keyed && known_to_define_none(sc->files, &key)) || elf_file_open(fd, sc->elf_max_bytes, &m.f)) {
 		close(fd);
 		return 0;
 	}
-	m.main = is_main(sc, &m, fd);
-	/* A module without a TLS segment defines no TLS variable: most files stop here, unsearched. */
-	if (!elf_file_tls(m.f, &m.tls)) {
-		err = try_slot(sc, &m, TRACECTX_OTEL_V1, &sc->out->otel, &sc->otel_main);
-		if (!err)
-			err = try_slot(sc, &m, TRACECTX_CUSTOM_LABELS_V1, &sc->out->custom, &sc->custom_main);
-	}
+	err = scan_file(sc, &m, fd, &none);
+	if (keyed && none)
+		remember_defines_none(sc->files, &key);
 	elf_file_close(m.f);
 	close(fd);
 	return err;
 }
 
 int tracectx_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, struct tracectx_result *out)
+{
+	return tracectx_discover_files(proc_root, pid, elf_max_bytes, NULL, out);
+}
+
+int tracectx_discover_files(const char *proc_root, int pid, uint64_t elf_max_bytes, struct tracectx_files *files,
+			    struct tracectx_result *out)
 {
 	char path[PROC_PATH_MAX];
 	struct scan *sc;
@@ -295,6 +384,7 @@ int tracectx_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, st
 	sc->proc_root = proc_root;
 	sc->pid = pid;
 	sc->elf_max_bytes = elf_max_bytes;
+	sc->files = files;
 	sc->memfd = -1;
 	sc->out = out;
 	snprintf(path, sizeof(path), "%s/%d/exe", proc_root, pid);

@@ -39,4 +39,26 @@ struct tracectx_result {
  * when the process could not be read. */
 int tracectx_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, struct tracectx_result *out);
 
+/* Files known to define no trace context variable, by identity (device, inode, size, change times) and
+ * by how they were looked at (as the main executable, under a custom-labels library name): most
+ * processes map the same libc and loader, whose symbol tables were searched for every process learnt.
+ * Direct-mapped by inode; one thread at a time (the counters may be read from any). */
+#define TRACECTX_FILES 1024
+
+struct tracectx_file_key {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+	uint8_t main, custom_name, used;
+};
+
+struct tracectx_files {
+	struct tracectx_file_key keys[TRACECTX_FILES];
+	_Atomic uint64_t skipped;   /* file mappings not opened: known to define none */
+	_Atomic uint64_t evictions; /* entries replaced by another file of their slot */
+};
+
+/* tracectx_discover, skipping the files in *files and adding those found to define none. */
+int tracectx_discover_files(const char *proc_root, int pid, uint64_t elf_max_bytes, struct tracectx_files *files,
+			    struct tracectx_result *out);
+
 #endif

@@ -247,7 +247,9 @@ static void learn(struct process_table *t, uint32_t tgid, const char *comm, bool
 	pthread_mutex_unlock(&t->lock);
 }
 
-static void on_exit_event(struct process_table *t, uint32_t tgid)
+/* Exit or exec: the incarnation stays for the samples still to be drained. After an exec the new
+ * program is learnt at its first sample. */
+static void end_incarnation(struct process_table *t, uint32_t tgid)
 {
 	pthread_mutex_lock(&t->lock);
 	uncache_untracked(t, tgid);
@@ -266,11 +268,11 @@ void process_table_on_event(const struct process_event *e, void *table)
 	comm[sizeof(e->comm)] = '\0';
 	switch (e->type) {
 	case PROCESS_EVENT_SAMPLED: /* first sample since start or exec: its mappings are new */
-	case PROCESS_EVENT_EXEC:
 		learn(t, e->tgid, comm, true);
 		break;
+	case PROCESS_EVENT_EXEC:
 	case PROCESS_EVENT_EXIT:
-		on_exit_event(t, e->tgid);
+		end_incarnation(t, e->tgid);
 		break;
 	}
 }

@@ -144,6 +144,46 @@ static void test_process_without_context(void **state)
 	assert_int_equal(r.custom.kind, TRACECTX_NONE);
 }
 
+static struct tracectx_result discover_cached(const char *fixture, struct tracectx_files *files)
+{
+	struct tracectx_result r;
+	struct child c;
+
+	spawn(fixture, &c);
+	assert_int_equal(tracectx_discover_files("/proc", c.proc.pid, ELF_MAX, files, &r), 0);
+	reap(&c);
+	return r;
+}
+
+/* Files found to define neither variable (libc, the loader) are skipped for the next processes, and
+ * the files that do define one are still found, the same way, every time. */
+static void test_files_without_context_are_skipped(void **state)
+{
+	struct tracectx_files *files = calloc(1, sizeof(*files));
+	struct tracectx_result r;
+
+	(void)state;
+	assert_non_null(files);
+	r = discover_cached(FX("fixture_pie"), files);
+	assert_int_equal(r.otel.kind, TRACECTX_NONE);
+	assert_int_equal(files->skipped, 0);
+	for (int i = 0; i < 2; i++) {
+		uint64_t skipped = files->skipped, evictions = files->evictions;
+
+		/* libc and the loader at least, unless another file took their slot (direct-mapped). */
+		r = discover_cached(FX("tracectx_fx_tlsdesc_exe"), files);
+		assert_true(files->skipped > skipped || files->evictions > evictions);
+		assert_int_equal(r.otel.kind, TRACECTX_OTEL_V1);
+		assert_int_equal(r.otel.tls, TRACECTX_TLS_TLSDESC_DSO);
+		r = discover_cached(FX("tracectx_fx_exe"), files);
+		assert_int_equal(r.otel.kind, TRACECTX_OTEL_V1);
+		assert_int_equal(r.otel.tls, TRACECTX_TLS_STATIC_EXE);
+		r = discover_cached(FX("tracectx_fx_custom_dso"), files);
+		assert_int_equal(r.custom.kind, TRACECTX_CUSTOM_LABELS_V1);
+	}
+	free(files);
+}
+
 static void test_no_process(void **state)
 {
 	struct tracectx_result r;
@@ -459,6 +499,29 @@ static void test_custom_labels_first_duplicate_wins(void **state)
 	assert_int_equal(read_labels(bad_span_char, 3, &ids), CUSTOM_IDS_INVALID);
 }
 
+/* Every byte in every position of a span id: the hex digits of either case decode, any other byte
+ * makes the id invalid. */
+static void test_custom_labels_every_byte(void **state)
+{
+	(void)state;
+	for (int pos = 0; pos < 2 * SPAN_ID_LEN; pos++) {
+		for (int c = 0; c < 256; c++) {
+			struct custom_ids ids = { 0 };
+			__u8 text[2 * SPAN_ID_LEN];
+			bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+
+			memset(text, '0', sizeof(text));
+			text[pos] = (__u8)c;
+			custom_ids_take(&ids, CUSTOM_LABEL_SPAN_ID, sizeof(text), text);
+			assert_int_equal(ids.invalid, !hex);
+			if (!hex)
+				continue;
+			int v = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+			assert_int_equal(ids.span_id[pos / 2], pos % 2 ? v : v << 4);
+		}
+	}
+}
+
 static void test_custom_labels_without_ids(void **state)
 {
 	const struct text_label others[] = { { "trace_i", TRACE_HEX }, { "trace_idx", TRACE_HEX },
@@ -486,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_custom_labels_in_libcustomlabels),
 		cmocka_unit_test(test_custom_labels_in_other_dso_ignored),
 		cmocka_unit_test(test_process_without_context),
+		cmocka_unit_test(test_files_without_context_are_skipped),
 		cmocka_unit_test(test_no_process),
 		cmocka_unit_test(test_fake_root_finds_exe_slot),
 		cmocka_unit_test(test_garbage_files_are_skipped),
@@ -494,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_custom_labels_ids),
 		cmocka_unit_test(test_custom_labels_first_duplicate_wins),
 		cmocka_unit_test(test_custom_labels_without_ids),
+		cmocka_unit_test(test_custom_labels_every_byte),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
