@@ -52,8 +52,9 @@ void elf_symtab_free(struct elf_symtab *t);
 /* Memory held by the table, for cache accounting. */
 size_t elf_symtab_bytes(const struct elf_symtab *t);
 size_t elf_symtab_count(const struct elf_symtab *t);
-/* Name of the function containing vaddr, or NULL. */
-const char *elf_symtab_lookup(const struct elf_symtab *t, uint64_t vaddr);
+/* Name of the function containing vaddr, or NULL. A file's table reads it from the file into buf (cut
+ * at len - 1 bytes): it lives until buf is reused. */
+const char *elf_symtab_lookup(const struct elf_symtab *t, uint64_t vaddr, char *buf, size_t len);
 
 /* ELF type of the file (ET_EXEC, ET_DYN, ...). */
 int elf_file_type(struct elf_file *f);
