@@ -11,16 +11,12 @@
 #include <zlib.h>
 
 #include "common/text.h"
+#include "exporter/proc/elf_file_internal.h"
 
 #define NOTE_MAX_BYTES (64 * 1024) /* build-id notes are tiny; do not read big note blobs */
 #define CRC_CHUNK (64 * 1024)
 #define NAME_CHUNK 256             /* most symbol names are shorter: one read each */
 
-struct elf_file {
-	Elf *elf;
-	uint64_t size; /* every section we read must lie inside */
-	int fd;        /* -1 for an image in memory */
-};
 
 struct elf_sym {
 	uint64_t addr;
@@ -105,7 +101,7 @@ void elf_file_close(struct elf_file *f)
 
 /* Section contents, after checking the header against the file size (libelf trusts it less than we'd
  * like for lazily read files). */
-static Elf_Data *section_data(const struct elf_file *f, Elf_Scn *scn, const GElf_Shdr *sh)
+Elf_Data *elf_section_data(const struct elf_file *f, Elf_Scn *scn, const GElf_Shdr *sh)
 {
 	if (sh->sh_type == SHT_NOBITS || sh->sh_offset > f->size || sh->sh_size > f->size - sh->sh_offset)
 		return NULL;
@@ -180,7 +176,7 @@ int elf_file_build_id(struct elf_file *f, char *hex, size_t len)
 
 		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE || sh.sh_size > NOTE_MAX_BYTES)
 			continue;
-		d = section_data(f, scn, &sh);
+		d = elf_section_data(f, scn, &sh);
 		if (d && (n = note_build_id(d, hex, len)) > 0)
 			return n;
 	}
@@ -215,7 +211,7 @@ int elf_file_debuglink(struct elf_file *f, char *name, size_t len, uint32_t *crc
 	scn = find_section_name(f, ".gnu_debuglink", &sh);
 	if (!scn)
 		return -ENOENT;
-	if (sh.sh_size > ELF_DEBUGLINK_MAX + 8 || !(d = section_data(f, scn, &sh)))
+	if (sh.sh_size > ELF_DEBUGLINK_MAX + 8 || !(d = elf_section_data(f, scn, &sh)))
 		return -ENOEXEC;
 	/* NUL-terminated name, padding to 4 bytes, then the CRC32 in the file's byte order. */
 	b = d->d_buf;
@@ -397,15 +393,15 @@ static int build_symtab(Elf_Data *syms, size_t count, size_t names_len, struct e
 /* The symbol table of type sh_type, its entry count and its string table's header, checked against
  * the file. The count is checked before anything is read: it bounds the memory a caller's table can
  * take. */
-static int symbol_sections(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, uint64_t max_strtab,
-			   Elf_Data **syms, Elf_Scn **strscn_out, GElf_Shdr *strsh_out, size_t *count)
+int elf_symbol_headers(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, uint64_t max_strtab,
+			  Elf_Scn **scn, GElf_Shdr *symsh, Elf_Scn **strscn_out, GElf_Shdr *strsh_out, size_t *count)
 {
 	GElf_Shdr sh, strsh;
-	Elf_Scn *scn, *strscn;
+	Elf_Scn *strscn;
 	size_t entsize;
 
-	scn = find_section_type(f, sh_type, &sh);
-	if (!scn)
+	*scn = find_section_type(f, sh_type, &sh);
+	if (!*scn)
 		return -ENOENT;
 	entsize = gelf_fsize(f->elf, ELF_T_SYM, 1, EV_CURRENT);
 	if (!entsize || sh.sh_entsize != entsize)
@@ -417,14 +413,26 @@ static int symbol_sections(struct elf_file *f, uint32_t sh_type, uint32_t max_sy
 	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB ||
 	    strsh.sh_size > max_strtab)
 		return -ENOEXEC;
-	if (strsh.sh_offset > f->size || strsh.sh_size > f->size - strsh.sh_offset)
+	if (strsh.sh_offset > f->size || strsh.sh_size > f->size - strsh.sh_offset ||
+	    sh.sh_offset > f->size || sh.sh_size > f->size - sh.sh_offset)
 		return -ENOEXEC;
-	*syms = section_data(f, scn, &sh);
-	if (!*syms)
-		return -ENOEXEC;
+	*symsh = sh;
 	*strscn_out = strscn;
 	*strsh_out = strsh;
 	return 0;
+}
+
+int elf_symbol_sections(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, uint64_t max_strtab,
+			   Elf_Data **syms, Elf_Scn **strscn, GElf_Shdr *strsh, size_t *count)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn;
+	int err = elf_symbol_headers(f, sh_type, max_symbols, max_strtab, &scn, &sh, strscn, strsh, count);
+
+	if (err)
+		return err;
+	*syms = elf_section_data(f, scn, &sh);
+	return *syms ? 0 : -ENOEXEC;
 }
 
 /* Where lookups take the names from: the file (a descriptor of its own) or a copy for an image. */
@@ -438,7 +446,7 @@ static int symtab_names(struct elf_file *f, Elf_Scn *strscn, const GElf_Shdr *st
 		t->strtab_size = strsh->sh_size;
 		return t->fd < 0 ? -errno : 0;
 	}
-	strs = section_data(f, strscn, strsh);
+	strs = elf_section_data(f, strscn, strsh);
 	return strs ? copy_names(strs, t) : -ENOEXEC;
 }
 
@@ -452,7 +460,7 @@ int elf_symtab_load(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, 
 	int err;
 
 	/* The names' offsets are kept in 32 bits. */
-	err = symbol_sections(f, sh_type, max_symbols, UINT32_MAX, &syms, &strscn, &strsh, &count);
+	err = elf_symbol_sections(f, sh_type, max_symbols, UINT32_MAX, &syms, &strscn, &strsh, &count);
 	if (err)
 		return err;
 	if (strsh.sh_size == 0)
@@ -568,45 +576,6 @@ int elf_file_tls(struct elf_file *f, struct elf_tls *tls)
 	return -ENOENT;
 }
 
-/* Whether the string at off of a string table is name; the table need not be NUL-terminated. */
-static bool strtab_equals(const Elf_Data *strs, uint64_t off, const char *name, size_t len)
-{
-	const char *s = strs->d_buf;
-
-	return off < strs->d_size && strs->d_size - off > len && memcmp(s + off, name, len) == 0 &&
-	       s[off + len] == '\0';
-}
-
-int elf_file_find_symbol(struct elf_file *f, uint32_t sh_type, const char *name, uint32_t max_symbols,
-			 struct elf_symbol *sym)
-{
-	size_t count, len = strlen(name);
-	Elf_Data *syms, *strs;
-	Elf_Scn *strscn;
-	GElf_Shdr strsh;
-	int err;
-
-	err = symbol_sections(f, sh_type, max_symbols, UINT64_MAX, &syms, &strscn, &strsh, &count);
-	if (err)
-		return err;
-	strs = section_data(f, strscn, &strsh);
-	if (!strs)
-		return -ENOEXEC;
-	for (size_t i = 1; i < count; i++) {
-		GElf_Sym s;
-
-		if (!gelf_getsym(syms, (int)i, &s) || s.st_shndx == SHN_UNDEF ||
-		    !strtab_equals(strs, s.st_name, name, len))
-			continue;
-		sym->value = s.st_value;
-		sym->size = s.st_size;
-		sym->index = (uint32_t)i;
-		sym->type = GELF_ST_TYPE(s.st_info);
-		return 0;
-	}
-	return -ENOENT;
-}
-
 static bool rela_matches(const GElf_Rela *r, uint32_t r_type, uint32_t sym_index, uint64_t addend)
 {
 	uint64_t sym = GELF_R_SYM(r->r_info);
@@ -644,7 +613,7 @@ int elf_file_find_rela(struct elf_file *f, uint32_t r_type, uint32_t sym_index, 
 		if (count > max_relocs - total || count > INT32_MAX)
 			return -E2BIG;
 		total += count;
-		d = section_data(f, scn, &sh);
+		d = elf_section_data(f, scn, &sh);
 		if (!d)
 			return -ENOEXEC;
 		for (size_t i = 0; i < count; i++) {
@@ -764,7 +733,7 @@ int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, c
 		return -ENOEXEC;
 	if (sh.sh_size > max_bytes)
 		return -EFBIG;
-	d = section_data(f, scn, &sh);
+	d = elf_section_data(f, scn, &sh);
 	if (!d)
 		return -ENOEXEC;
 	*data = d->d_buf;

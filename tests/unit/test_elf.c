@@ -154,6 +154,49 @@ static void test_symbol_names(void **state)
 	munmap(image, (size_t)st.st_size);
 }
 
+/* A file's symbols are found through a window on its tables: the same answers as from the whole
+ * tables of the same image in memory, for every name the table has and one it has not. */
+static void test_find_symbol_streamed(void **state)
+{
+	static const char *const files[] = { LIB, PIE };
+	static const uint32_t types[] = { SHT_DYNSYM, SHT_SYMTAB };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct elf_file *f, *m;
+		char cmd[512], name[512];
+		struct stat st;
+		void *image;
+		FILE *p;
+		int fd, n = 0;
+
+		assert_int_equal(open_elf(files[i], &fd, &f), 0);
+		assert_int_equal(fstat(fd, &st), 0);
+		image = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		assert_true(image != MAP_FAILED);
+		assert_int_equal(elf_file_open_mem(image, (size_t)st.st_size, &m), 0);
+		snprintf(cmd, sizeof(cmd), "nm %s %s | awk '{ print $NF }'; echo no_such_symbol_here",
+			 types[i] == SHT_DYNSYM ? "-D" : "", files[i]);
+		p = popen(cmd, "r");
+		assert_non_null(p);
+		while (fgets(name, sizeof(name), p)) {
+			struct elf_symbol a = { 0 }, b = { 0 };
+
+			name[strcspn(name, "\n")] = '\0';
+			assert_int_equal(elf_file_find_symbol(f, types[i], name, 100000, &a),
+					 elf_file_find_symbol(m, types[i], name, 100000, &b));
+			assert_memory_equal(&a, &b, sizeof(a));
+			n++;
+		}
+		pclose(p);
+		assert_true(n > 3);
+		elf_file_close(m);
+		elf_file_close(f);
+		munmap(image, (size_t)st.st_size);
+		close(fd);
+	}
+}
+
 static void test_debuglink(void **state)
 {
 	uint32_t crc, want;
@@ -292,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_pie_symbols),
 		cmocka_unit_test(test_shared_library),
 		cmocka_unit_test(test_symbol_names),
+		cmocka_unit_test(test_find_symbol_streamed),
 		cmocka_unit_test(test_debuglink),
 		cmocka_unit_test(test_truncated_and_corrupt),
 		cmocka_unit_test(test_refusals),
