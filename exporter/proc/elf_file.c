@@ -742,6 +742,41 @@ int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, c
 	return 0;
 }
 
+int elf_file_section_copy(struct elf_file *f, const char *name, uint64_t max_bytes, uint8_t **data,
+			  size_t *len, uint64_t *vaddr)
+{
+	GElf_Shdr sh;
+	size_t got = 0;
+	uint8_t *buf;
+
+	if (f->fd < 0)
+		return -EOPNOTSUPP;
+	if (!find_section_name(f, name, &sh))
+		return -ENOENT;
+	if (sh.sh_type != SHT_PROGBITS)
+		return -ENOEXEC;
+	if (sh.sh_size > max_bytes)
+		return -EFBIG;
+	if (sh.sh_size == 0 || sh.sh_offset > f->size || sh.sh_size > f->size - sh.sh_offset)
+		return -ENOEXEC;
+	buf = malloc(sh.sh_size);
+	if (!buf)
+		return -ENOMEM;
+	while (got < sh.sh_size) {
+		ssize_t r = pread(f->fd, buf + got, sh.sh_size - got, (off_t)(sh.sh_offset + got));
+
+		if (r <= 0) {
+			free(buf);
+			return r < 0 ? -errno : -ENOEXEC;
+		}
+		got += (size_t)r;
+	}
+	*data = buf;
+	*len = sh.sh_size;
+	*vaddr = sh.sh_addr;
+	return 0;
+}
+
 int elf_file_section_addr(struct elf_file *f, const char *name, uint64_t *vaddr, uint64_t *size)
 {
 	GElf_Shdr sh;

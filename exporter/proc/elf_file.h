@@ -91,6 +91,10 @@ int elf_file_find_rela(struct elf_file *f, uint32_t r_type, uint32_t sym_index, 
 int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, const void **data,
 		     size_t *len, uint64_t *vaddr);
 
+/* elf_file_section into a malloc'd copy the caller frees, read from the file (-EOPNOTSUPP for an image
+ * in memory): a large section need not live as long as the file is open. */
+int elf_file_section_copy(struct elf_file *f, const char *name, uint64_t max_bytes, uint8_t **data,
+			  size_t *len, uint64_t *vaddr);
 /* Address and size of the section called name, whatever its type; -ENOENT when absent. */
 int elf_file_section_addr(struct elf_file *f, const char *name, uint64_t *vaddr, uint64_t *size);
 
