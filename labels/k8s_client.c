@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "labels/curl_lib.h"
 #include "labels/k8s_conn.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -33,6 +33,8 @@
 #define TOKEN_MAX_BYTES 65536
 #define ERROR_BODY_MAX 4096
 #define CONTINUE_MAX 8192
+
+static const struct curl_lib *cu; /* set by the first k8s_client_start */
 
 static const char *const request_names[] = { "list", "watch" };
 static const char *const result_names[] = { "success", "gone", "http_error", "network_error",
@@ -71,7 +73,7 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 	if (stopping(x->c))
 		return 0;
 	if (!x->status) {
-		curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status);
+		cu->easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status);
 		x->max = x->status == 200 ? x->c->max_list : ERROR_BODY_MAX;
 	}
 	if (x->stream && x->status == 200) {
@@ -135,11 +137,11 @@ static void build_headers(struct k8s_client *c)
 	char *auth = NULL;
 	const char *token = c->conn.token ? c->conn.token : c->token;
 
-	curl_slist_free_all(c->headers);
-	c->headers = curl_slist_append(NULL, "Accept: application/json");
+	cu->slist_free_all(c->headers);
+	c->headers = cu->slist_append(NULL, "Accept: application/json");
 	if (token && strcspn(token, "\r\n") == strlen(token) &&
 	    asprintf(&auth, "Authorization: Bearer %s", token) >= 0) {
-		struct curl_slist *h = curl_slist_append(c->headers, auth);
+		struct curl_slist *h = cu->slist_append(c->headers, auth);
 
 		if (h)
 			c->headers = h;
@@ -169,13 +171,13 @@ static enum k8s_result classify(struct xfer *x, CURLcode rc)
 		return K8S_RES_INVALID;
 	}
 	if (rc != CURLE_OK) {
-		snprintf(x->err, sizeof(x->err), "%s: %s", curl_easy_strerror(rc), x->c->curl_err);
+		snprintf(x->err, sizeof(x->err), "%s: %s", cu->easy_strerror(rc), x->c->curl_err);
 		k8s_log_safe(x->err);
 		return K8S_RES_NETWORK_ERROR;
 	}
 	/* The write callback takes the status with the first bytes: an empty body has not. */
 	if (!x->status)
-		curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status);
+		cu->easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->status == 200)
 		return K8S_RES_SUCCESS;
 	error_message(x, x->err, sizeof(x->err));
@@ -192,13 +194,13 @@ static enum k8s_result perform(struct k8s_client *c, enum k8s_request req, const
 	if (c->conn.token_file && reload_token(c) > 0)
 		build_headers(c);
 	c->curl_err[0] = '\0';
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)(req == K8S_REQ_WATCH ?
+	cu->easy_setopt(h, CURLOPT_URL, url);
+	cu->easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
+	cu->easy_setopt(h, CURLOPT_WRITEDATA, x);
+	cu->easy_setopt(h, CURLOPT_TIMEOUT, (long)(req == K8S_REQ_WATCH ?
 						    c->watch_timeout_s + WATCH_GRACE_S :
 						    LIST_TIMEOUT_S));
-	rc = curl_easy_perform(h);
+	rc = cu->easy_perform(h);
 	if (stopping(c))
 		return K8S_RES_NETWORK_ERROR; /* not counted: the caller leaves */
 	if (x->stream && rc == CURLE_OK)
@@ -217,46 +219,46 @@ static void count_request(struct k8s_client *c, enum k8s_request req, enum k8s_r
 
 static int setup_curl(struct k8s_client *c)
 {
-	CURL *h = curl_easy_init();
+	CURL *h = cu->easy_init();
 	const struct k8s_conn *k = &c->conn;
 
 	if (!h)
 		return -ENOMEM;
 	c->curl = h;
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "anorak/" ANORAK_VERSION);
+	cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
+	cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	cu->easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	cu->easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	cu->easy_setopt(h, CURLOPT_XFERINFODATA, c);
+	cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
+	cu->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	cu->easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	cu->easy_setopt(h, CURLOPT_USERAGENT, "anorak/" ANORAK_VERSION);
 	if (k->insecure) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+		cu->easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		cu->easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	if (k->ca.file)
-		curl_easy_setopt(h, CURLOPT_CAINFO, k->ca.file);
+		cu->easy_setopt(h, CURLOPT_CAINFO, k->ca.file);
 	if (k->ca.data) {
 		struct curl_blob b = { k->ca.data, k->ca.len, CURL_BLOB_COPY };
 
-		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+		cu->easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
 	}
 	if (k->cert.file)
-		curl_easy_setopt(h, CURLOPT_SSLCERT, k->cert.file);
+		cu->easy_setopt(h, CURLOPT_SSLCERT, k->cert.file);
 	if (k->key.file)
-		curl_easy_setopt(h, CURLOPT_SSLKEY, k->key.file);
+		cu->easy_setopt(h, CURLOPT_SSLKEY, k->key.file);
 	if (k->cert.data) {
 		struct curl_blob b = { k->cert.data, k->cert.len, CURL_BLOB_COPY };
 
-		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
+		cu->easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
 	}
 	if (k->key.data) {
 		struct curl_blob b = { k->key.data, k->key.len, CURL_BLOB_COPY };
 
-		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
+		cu->easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
 	}
 	build_headers(c);
 	return c->headers ? 0 : -ENOMEM;
@@ -269,7 +271,7 @@ static enum k8s_result list_page(struct k8s_client *c, char **cont, char *err)
 {
 	struct xfer x = { .c = c };
 	struct json_object *root = NULL, *items = NULL;
-	char *url = NULL, *esc = *cont ? curl_easy_escape(c->curl, *cont, 0) : NULL;
+	char *url = NULL, *esc = *cont ? cu->easy_escape(c->curl, *cont, 0) : NULL;
 	const char *rv, *next;
 	enum k8s_result res = K8S_RES_INVALID;
 
@@ -306,7 +308,7 @@ out:
 	if (url)
 		count_request(c, K8S_REQ_LIST, res);
 	json_object_put(root);
-	curl_free(esc);
+	cu->free(esc);
 	free(url);
 	free(x.body);
 	return res;
@@ -344,7 +346,7 @@ static enum k8s_result do_list(struct k8s_client *c, char *err)
 static enum k8s_result do_watch(struct k8s_client *c, char *err, unsigned *events)
 {
 	struct xfer x = { .c = c, .stream = true, .tok = json_tokener_new_ex(JSON_DEPTH) };
-	char *url = NULL, *rv = curl_easy_escape(c->curl, c->rv, 0);
+	char *url = NULL, *rv = cu->easy_escape(c->curl, c->rv, 0);
 	enum k8s_result res = K8S_RES_INVALID;
 
 	if (!x.tok || !rv ||
@@ -363,7 +365,7 @@ static enum k8s_result do_watch(struct k8s_client *c, char *err, unsigned *event
 	if (x.tok)
 		json_tokener_free(x.tok);
 	free(x.line);
-	curl_free(rv);
+	cu->free(rv);
 	free(url);
 	free(x.body);
 	return res;
@@ -485,11 +487,6 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 		      s.synced ? 1 : 0);
 }
 
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static int resolve_conn(const struct k8s_client_config *cfg, struct k8s_conn *conn)
 {
 	if (cfg->api_server && cfg->kubeconfig) {
@@ -528,8 +525,9 @@ static void client_free(struct k8s_client *c)
 		k8s_pod_free(&c->pods[i].pod);
 	free(c->pods);
 	if (c->curl)
-		curl_easy_cleanup(c->curl);
-	curl_slist_free_all(c->headers);
+		cu->easy_cleanup(c->curl);
+	if (c->headers)
+		cu->slist_free_all(c->headers);
 	free(c->token);
 	free(c->selector);
 	k8s_conn_free(&c->conn);
@@ -554,7 +552,6 @@ static int init_sync(struct k8s_client *c)
 int k8s_client_start(const struct k8s_client_config *cfg, k8s_pod_fn on_pod, void *ctx,
 		     struct k8s_client **client)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct k8s_client *c;
 	char *node;
 	int err;
@@ -564,7 +561,9 @@ int k8s_client_start(const struct k8s_client_config *cfg, k8s_pod_fn on_pod, voi
 		log_error("Kubernetes discovery needs the node name", NULL);
 		return -EINVAL;
 	}
-	pthread_once(&once, curl_init_once);
+	cu = curl_lib();
+	if (!cu)
+		return -ENOPKG;
 	if (!(c = calloc(1, sizeof(*c))))
 		return -ENOMEM;
 	if ((err = init_sync(c))) {
@@ -576,14 +575,14 @@ int k8s_client_start(const struct k8s_client_config *cfg, k8s_pod_fn on_pod, voi
 	apply_defaults(c, cfg);
 	if ((err = resolve_conn(cfg, &c->conn)) || (err = setup_curl(c)))
 		goto fail;
-	node = curl_easy_escape(c->curl, cfg->node_name, 0);
+	node = cu->easy_escape(c->curl, cfg->node_name, 0);
 	if (!node || asprintf(&c->selector, "fieldSelector=spec.nodeName%%3D%s", node) < 0) {
 		c->selector = NULL;
-		curl_free(node);
+		cu->free(node);
 		err = -ENOMEM;
 		goto fail;
 	}
-	curl_free(node);
+	cu->free(node);
 	if ((err = -pthread_create(&c->thread, NULL, run, c)))
 		goto fail;
 	metrics_register(write_metrics, c);

@@ -1,6 +1,7 @@
 #include "exporter/proc/elf_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <gelf.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,14 +11,12 @@
 #include <zlib.h>
 
 #include "common/text.h"
+#include "exporter/proc/elf_file_internal.h"
 
 #define NOTE_MAX_BYTES (64 * 1024) /* build-id notes are tiny; do not read big note blobs */
 #define CRC_CHUNK (64 * 1024)
+#define NAME_CHUNK 256             /* most symbol names are shorter: one read each */
 
-struct elf_file {
-	Elf *elf;
-	uint64_t size; /* every section we read must lie inside */
-};
 
 struct elf_sym {
 	uint64_t addr;
@@ -25,11 +24,15 @@ struct elf_sym {
 	uint32_t name; /* offset in names */
 };
 
+/* The names of a file's table stay in the file, read at lookup (the string tables of C++ libraries
+ * are megabytes, of which few names are ever looked up); an image in memory has them copied. */
 struct elf_symtab {
 	struct elf_sym *syms;
 	size_t count;
-	char *names; /* the names of syms, each ending in a NUL */
+	char *names; /* image: the names of syms, each ending in a NUL */
 	size_t names_len;
+	int fd;      /* file: a duplicate of its descriptor, else -1 */
+	uint64_t strtab_off, strtab_size;
 };
 
 static pthread_once_t libelf_once = PTHREAD_ONCE_INIT;
@@ -57,6 +60,7 @@ static int wrap_elf(Elf *e, uint64_t size, struct elf_file **out)
 	}
 	f->elf = e;
 	f->size = size;
+	f->fd = -1;
 	*out = f;
 	return 0;
 }
@@ -73,7 +77,11 @@ int elf_file_open(int fd, uint64_t max_bytes, struct elf_file **out)
 		return -EFBIG;
 	pthread_once(&libelf_once, libelf_init);
 	/* ELF_C_READ reads with pread on demand: no mmap, so a file truncated under us cannot SIGBUS. */
-	return wrap_elf(elf_begin(fd, ELF_C_READ, NULL), st.st_size, out);
+	int err = wrap_elf(elf_begin(fd, ELF_C_READ, NULL), st.st_size, out);
+
+	if (!err)
+		(*out)->fd = fd;
+	return err;
 }
 
 int elf_file_open_mem(const void *buf, size_t len, struct elf_file **out)
@@ -93,7 +101,7 @@ void elf_file_close(struct elf_file *f)
 
 /* Section contents, after checking the header against the file size (libelf trusts it less than we'd
  * like for lazily read files). */
-static Elf_Data *section_data(const struct elf_file *f, Elf_Scn *scn, const GElf_Shdr *sh)
+Elf_Data *elf_section_data(const struct elf_file *f, Elf_Scn *scn, const GElf_Shdr *sh)
 {
 	if (sh->sh_type == SHT_NOBITS || sh->sh_offset > f->size || sh->sh_size > f->size - sh->sh_offset)
 		return NULL;
@@ -168,7 +176,7 @@ int elf_file_build_id(struct elf_file *f, char *hex, size_t len)
 
 		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE || sh.sh_size > NOTE_MAX_BYTES)
 			continue;
-		d = section_data(f, scn, &sh);
+		d = elf_section_data(f, scn, &sh);
 		if (d && (n = note_build_id(d, hex, len)) > 0)
 			return n;
 	}
@@ -203,7 +211,7 @@ int elf_file_debuglink(struct elf_file *f, char *name, size_t len, uint32_t *crc
 	scn = find_section_name(f, ".gnu_debuglink", &sh);
 	if (!scn)
 		return -ENOENT;
-	if (sh.sh_size > ELF_DEBUGLINK_MAX + 8 || !(d = section_data(f, scn, &sh)))
+	if (sh.sh_size > ELF_DEBUGLINK_MAX + 8 || !(d = elf_section_data(f, scn, &sh)))
 		return -ENOEXEC;
 	/* NUL-terminated name, padding to 4 bytes, then the CRC32 in the file's byte order. */
 	b = d->d_buf;
@@ -358,7 +366,7 @@ static int copy_names(const Elf_Data *strs, struct elf_symtab *t)
 	return 0;
 }
 
-static int build_symtab(Elf_Data *syms, size_t count, Elf_Data *strs, struct elf_symtab *t)
+static int build_symtab(Elf_Data *syms, size_t count, size_t names_len, struct elf_symtab *t)
 {
 	struct sym_tmp *tmp;
 	struct elf_sym *fit;
@@ -367,7 +375,7 @@ static int build_symtab(Elf_Data *syms, size_t count, Elf_Data *strs, struct elf
 	tmp = malloc((count ? count : 1) * sizeof(*tmp));
 	if (!tmp)
 		return -ENOMEM;
-	n = collect_functions(syms, count, strs->d_size, tmp);
+	n = collect_functions(syms, count, names_len, tmp);
 	t->syms = malloc((n ? n : 1) * sizeof(*t->syms));
 	if (!t->syms) {
 		free(tmp);
@@ -379,20 +387,21 @@ static int build_symtab(Elf_Data *syms, size_t count, Elf_Data *strs, struct elf
 	fit = realloc(t->syms, (t->count ? t->count : 1) * sizeof(*t->syms));
 	if (fit)
 		t->syms = fit;
-	return copy_names(strs, t);
+	return 0;
 }
 
-/* The symbol table of type sh_type, its entry count and its string table, checked against the file.
- * The count is checked before anything is read: it bounds the memory a caller's table can take. */
-static int symbol_sections(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, uint64_t max_strtab,
-			   Elf_Data **syms, Elf_Data **strs, size_t *count)
+/* The symbol table of type sh_type, its entry count and its string table's header, checked against
+ * the file. The count is checked before anything is read: it bounds the memory a caller's table can
+ * take. */
+int elf_symbol_headers(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, uint64_t max_strtab,
+			  Elf_Scn **scn, GElf_Shdr *symsh, Elf_Scn **strscn_out, GElf_Shdr *strsh_out, size_t *count)
 {
 	GElf_Shdr sh, strsh;
-	Elf_Scn *scn, *strscn;
+	Elf_Scn *strscn;
 	size_t entsize;
 
-	scn = find_section_type(f, sh_type, &sh);
-	if (!scn)
+	*scn = find_section_type(f, sh_type, &sh);
+	if (!*scn)
 		return -ENOENT;
 	entsize = gelf_fsize(f->elf, ELF_T_SYM, 1, EV_CURRENT);
 	if (!entsize || sh.sh_entsize != entsize)
@@ -404,31 +413,66 @@ static int symbol_sections(struct elf_file *f, uint32_t sh_type, uint32_t max_sy
 	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB ||
 	    strsh.sh_size > max_strtab)
 		return -ENOEXEC;
-	*syms = section_data(f, scn, &sh);
-	*strs = section_data(f, strscn, &strsh);
-	if (!*syms || !*strs)
+	if (strsh.sh_offset > f->size || strsh.sh_size > f->size - strsh.sh_offset ||
+	    sh.sh_offset > f->size || sh.sh_size > f->size - sh.sh_offset)
 		return -ENOEXEC;
+	*symsh = sh;
+	*strscn_out = strscn;
+	*strsh_out = strsh;
 	return 0;
+}
+
+int elf_symbol_sections(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, uint64_t max_strtab,
+			   Elf_Data **syms, Elf_Scn **strscn, GElf_Shdr *strsh, size_t *count)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn;
+	int err = elf_symbol_headers(f, sh_type, max_symbols, max_strtab, &scn, &sh, strscn, strsh, count);
+
+	if (err)
+		return err;
+	*syms = elf_section_data(f, scn, &sh);
+	return *syms ? 0 : -ENOEXEC;
+}
+
+/* Where lookups take the names from: the file (a descriptor of its own) or a copy for an image. */
+static int symtab_names(struct elf_file *f, Elf_Scn *strscn, const GElf_Shdr *strsh, struct elf_symtab *t)
+{
+	Elf_Data *strs;
+
+	if (f->fd >= 0) {
+		t->fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+		t->strtab_off = strsh->sh_offset;
+		t->strtab_size = strsh->sh_size;
+		return t->fd < 0 ? -errno : 0;
+	}
+	strs = elf_section_data(f, strscn, strsh);
+	return strs ? copy_names(strs, t) : -ENOEXEC;
 }
 
 int elf_symtab_load(struct elf_file *f, uint32_t sh_type, uint32_t max_symbols, struct elf_symtab **out)
 {
-	Elf_Data *syms, *strs;
+	Elf_Data *syms;
+	Elf_Scn *strscn;
+	GElf_Shdr strsh;
 	struct elf_symtab *t;
 	size_t count;
 	int err;
 
 	/* The names' offsets are kept in 32 bits. */
-	err = symbol_sections(f, sh_type, max_symbols, UINT32_MAX, &syms, &strs, &count);
+	err = elf_symbol_sections(f, sh_type, max_symbols, UINT32_MAX, &syms, &strscn, &strsh, &count);
 	if (err)
 		return err;
-	if (strs->d_size == 0)
+	if (strsh.sh_size == 0)
 		return -ENOEXEC;
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	err = build_symtab(syms, count, strs, t);
+	t->fd = -1;
+	err = build_symtab(syms, count, strsh.sh_size, t);
+	if (!err)
+		err = symtab_names(f, strscn, &strsh, t);
 	if (err) {
 		elf_symtab_free(t);
 		return err;
@@ -443,6 +487,8 @@ void elf_symtab_free(struct elf_symtab *t)
 		return;
 	free(t->syms);
 	free(t->names);
+	if (t->fd >= 0)
+		close(t->fd);
 	free(t);
 }
 
@@ -456,7 +502,28 @@ size_t elf_symtab_count(const struct elf_symtab *t)
 	return t->count;
 }
 
-const char *elf_symtab_lookup(const struct elf_symtab *t, uint64_t vaddr)
+/* The name at offset name of the file's string table into buf, cut at len - 1 bytes; NULL when it
+ * cannot be read (a file changed under us reads as whatever it holds now, bounded all the same). */
+static const char *read_name(const struct elf_symtab *t, uint32_t name, char *buf, size_t len)
+{
+	uint64_t avail = t->strtab_size - name;
+	size_t want = len - 1 < avail ? len - 1 : (size_t)avail, got = 0;
+
+	while (got < want) {
+		size_t n = want - got < NAME_CHUNK ? want - got : NAME_CHUNK;
+		ssize_t r = pread(t->fd, buf + got, n, (off_t)(t->strtab_off + name + got));
+
+		if (r <= 0)
+			break;
+		if (memchr(buf + got, '\0', (size_t)r))
+			return buf[0] ? buf : NULL;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	return got ? buf : NULL;
+}
+
+const char *elf_symtab_lookup(const struct elf_symtab *t, uint64_t vaddr, char *buf, size_t len)
 {
 	size_t lo = 0, hi = t->count;
 	const struct elf_sym *s;
@@ -476,7 +543,9 @@ const char *elf_symtab_lookup(const struct elf_symtab *t, uint64_t vaddr)
 	/* A size-less last symbol has no known end: only its exact address is its own. */
 	if (vaddr - s->addr >= s->size && vaddr != s->addr)
 		return NULL;
-	return t->names + s->name;
+	if (t->names)
+		return t->names + s->name;
+	return len > 1 ? read_name(t, s->name, buf, len) : NULL;
 }
 
 int elf_file_type(struct elf_file *f)
@@ -502,40 +571,6 @@ int elf_file_tls(struct elf_file *f, struct elf_tls *tls)
 		tls->vaddr = ph.p_vaddr;
 		tls->memsz = ph.p_memsz;
 		tls->align = ph.p_align;
-		return 0;
-	}
-	return -ENOENT;
-}
-
-/* Whether the string at off of a string table is name; the table need not be NUL-terminated. */
-static bool strtab_equals(const Elf_Data *strs, uint64_t off, const char *name, size_t len)
-{
-	const char *s = strs->d_buf;
-
-	return off < strs->d_size && strs->d_size - off > len && memcmp(s + off, name, len) == 0 &&
-	       s[off + len] == '\0';
-}
-
-int elf_file_find_symbol(struct elf_file *f, uint32_t sh_type, const char *name, uint32_t max_symbols,
-			 struct elf_symbol *sym)
-{
-	size_t count, len = strlen(name);
-	Elf_Data *syms, *strs;
-	int err;
-
-	err = symbol_sections(f, sh_type, max_symbols, UINT64_MAX, &syms, &strs, &count);
-	if (err)
-		return err;
-	for (size_t i = 1; i < count; i++) {
-		GElf_Sym s;
-
-		if (!gelf_getsym(syms, (int)i, &s) || s.st_shndx == SHN_UNDEF ||
-		    !strtab_equals(strs, s.st_name, name, len))
-			continue;
-		sym->value = s.st_value;
-		sym->size = s.st_size;
-		sym->index = (uint32_t)i;
-		sym->type = GELF_ST_TYPE(s.st_info);
 		return 0;
 	}
 	return -ENOENT;
@@ -578,7 +613,7 @@ int elf_file_find_rela(struct elf_file *f, uint32_t r_type, uint32_t sym_index, 
 		if (count > max_relocs - total || count > INT32_MAX)
 			return -E2BIG;
 		total += count;
-		d = section_data(f, scn, &sh);
+		d = elf_section_data(f, scn, &sh);
 		if (!d)
 			return -ENOEXEC;
 		for (size_t i = 0; i < count; i++) {
@@ -698,11 +733,46 @@ int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, c
 		return -ENOEXEC;
 	if (sh.sh_size > max_bytes)
 		return -EFBIG;
-	d = section_data(f, scn, &sh);
+	d = elf_section_data(f, scn, &sh);
 	if (!d)
 		return -ENOEXEC;
 	*data = d->d_buf;
 	*len = d->d_size;
+	*vaddr = sh.sh_addr;
+	return 0;
+}
+
+int elf_file_section_copy(struct elf_file *f, const char *name, uint64_t max_bytes, uint8_t **data,
+			  size_t *len, uint64_t *vaddr)
+{
+	GElf_Shdr sh;
+	size_t got = 0;
+	uint8_t *buf;
+
+	if (f->fd < 0)
+		return -EOPNOTSUPP;
+	if (!find_section_name(f, name, &sh))
+		return -ENOENT;
+	if (sh.sh_type != SHT_PROGBITS)
+		return -ENOEXEC;
+	if (sh.sh_size > max_bytes)
+		return -EFBIG;
+	if (sh.sh_size == 0 || sh.sh_offset > f->size || sh.sh_size > f->size - sh.sh_offset)
+		return -ENOEXEC;
+	buf = malloc(sh.sh_size);
+	if (!buf)
+		return -ENOMEM;
+	while (got < sh.sh_size) {
+		ssize_t r = pread(f->fd, buf + got, sh.sh_size - got, (off_t)(sh.sh_offset + got));
+
+		if (r <= 0) {
+			free(buf);
+			return r < 0 ? -errno : -ENOEXEC;
+		}
+		got += (size_t)r;
+	}
+	*data = buf;
+	*len = sh.sh_size;
 	*vaddr = sh.sh_addr;
 	return 0;
 }

@@ -52,8 +52,9 @@ void elf_symtab_free(struct elf_symtab *t);
 /* Memory held by the table, for cache accounting. */
 size_t elf_symtab_bytes(const struct elf_symtab *t);
 size_t elf_symtab_count(const struct elf_symtab *t);
-/* Name of the function containing vaddr, or NULL. */
-const char *elf_symtab_lookup(const struct elf_symtab *t, uint64_t vaddr);
+/* Name of the function containing vaddr, or NULL. A file's table reads it from the file into buf (cut
+ * at len - 1 bytes): it lives until buf is reused. */
+const char *elf_symtab_lookup(const struct elf_symtab *t, uint64_t vaddr, char *buf, size_t len);
 
 /* ELF type of the file (ET_EXEC, ET_DYN, ...). */
 int elf_file_type(struct elf_file *f);
@@ -90,6 +91,10 @@ int elf_file_find_rela(struct elf_file *f, uint32_t r_type, uint32_t sym_index, 
 int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, const void **data,
 		     size_t *len, uint64_t *vaddr);
 
+/* elf_file_section into a malloc'd copy the caller frees, read from the file (-EOPNOTSUPP for an image
+ * in memory): a large section need not live as long as the file is open. */
+int elf_file_section_copy(struct elf_file *f, const char *name, uint64_t max_bytes, uint8_t **data,
+			  size_t *len, uint64_t *vaddr);
 /* Address and size of the section called name, whatever its type; -ENOENT when absent. */
 int elf_file_section_addr(struct elf_file *f, const char *name, uint64_t *vaddr, uint64_t *size);
 

@@ -628,10 +628,16 @@ static int eh_frame_from_phdr(struct elf_file *f, const void **data, size_t *len
 int ehframe_table_from_elf(struct elf_file *f, uint32_t max_rows, struct ehframe_table *out)
 {
 	const void *data;
+	uint8_t *copy;
 	size_t len;
 	uint64_t vaddr;
-	int err = elf_file_section(f, ".eh_frame", EHFRAME_MAX_BYTES, &data, &len, &vaddr);
+	int err = elf_file_section_copy(f, ".eh_frame", EHFRAME_MAX_BYTES, &copy, &len, &vaddr);
 
+	/* A copy of the file's section is freed once parsed: libelf's would live as long as f. */
+	if (!err)
+		return ehframe_table_build_owned(copy, len, vaddr, max_rows, out);
+	if (err == -EOPNOTSUPP)
+		err = elf_file_section(f, ".eh_frame", EHFRAME_MAX_BYTES, &data, &len, &vaddr);
 	if (err == -ENOENT)
 		err = eh_frame_from_phdr(f, &data, &len, &vaddr);
 	if (err)

@@ -76,6 +76,10 @@ struct unwind_row ehframe_compact(const struct ehframe_row *r);
  * more than 4 GiB, -EINVAL when malformed, -ENOENT when there are no FDEs, -ENOMEM. */
 int ehframe_table_build(const uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows,
 			struct ehframe_table *out);
+/* The same for a malloc'd copy of the bytes, freed as soon as they are parsed (before the table is
+ * allocated: the peak of a build is then the larger of the two, not their sum), and on any error. */
+int ehframe_table_build_owned(uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows,
+			      struct ehframe_table *out);
 /* The address of .eh_frame from .eh_frame_hdr bytes at hdr_vaddr. -EINVAL when malformed. */
 int ehframe_hdr_eh_frame(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, uint64_t *eh_frame_vaddr);
 /* The same for the .eh_frame of an ELF file: its section, or without section headers the one

@@ -48,15 +48,20 @@ struct raw_row {
 	struct unwind_row row;
 };
 
+/* What assembling needs of an FDE (half of struct ehframe_fde). */
+struct fde_span {
+	uint64_t pc_begin, pc_end;
+};
+
 /* Rows as parsed: raw rows (the general case), or compact ones (8 bytes instead of 24) whose pc is
- * relative to the start of their FDE, with where each FDE's rows start. */
+ * relative to the start of their FDE, with where each FDE's rows start, and their FDEs in pc order. */
 struct builder {
 	struct raw_row *rows;
 	struct unwind_row *compact;
 	size_t n, cap;
-	struct ehframe_fde *fdes;
-	uint32_t *first;
-	size_t nfdes, fdes_cap, first_cap;
+	struct fde_span *fdes;
+	uint32_t *first, *order;
+	size_t nfdes, fdes_cap, first_cap, norder;
 	size_t max;
 	bool broken; /* compact: a row the compact form cannot hold, parse again with raw rows */
 };
@@ -85,7 +90,7 @@ static int on_fde(void *ctx, const struct ehframe_fde *fde)
 
 	if (err)
 		return err;
-	b->fdes[b->nfdes++] = *fde;
+	b->fdes[b->nfdes++] = (struct fde_span){ fde->pc_begin, fde->pc_end };
 	return 0;
 }
 
@@ -164,8 +169,8 @@ static void append(struct ehframe_table *t, uint64_t pc, struct unwind_row row)
 static int cmp_fde(const void *a, const void *b, void *fdes)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	uint64_t px = ((const struct ehframe_fde *)fdes)[x].pc_begin;
-	uint64_t py = ((const struct ehframe_fde *)fdes)[y].pc_begin;
+	uint64_t px = ((const struct fde_span *)fdes)[x].pc_begin;
+	uint64_t py = ((const struct fde_span *)fdes)[y].pc_begin;
 
 	if (px != py)
 		return px < py ? -1 : 1;
@@ -187,7 +192,7 @@ static uint32_t *fdes_in_order(const struct builder *b, size_t *nsorted)
 			order[n++] = f;
 	qsort_r(order, n, sizeof(*order), cmp_fde, b->fdes);
 	for (size_t i = 0; i < n; i++) {
-		const struct ehframe_fde *f = &b->fdes[order[i]];
+		const struct fde_span *f = &b->fdes[order[i]];
 		uint32_t at = 0;
 
 		if (f->pc_begin >= f->pc_end || (i + 1 < n && f->pc_end > b->fdes[order[i + 1]].pc_begin))
@@ -225,30 +230,22 @@ static void take_row(const struct builder *b, struct ehframe_table *t, struct co
 		c->to = b->fdes[fde].pc_end;
 }
 
-/* Every row, in pc order: compact rows FDE by FDE (-EAGAIN when they are not in order: parse again
- * into raw rows), raw rows sorted, at the cost of a copy of them all. */
-static int take_rows(struct builder *b, struct ehframe_table *t, struct cover *c)
+/* Every row, in pc order: compact rows FDE by FDE (in b->order), raw rows sorted. */
+static void take_rows(struct builder *b, struct ehframe_table *t, struct cover *c)
 {
-	uint32_t *order;
-	size_t n = 0;
-
 	if (!b->compact) {
 		qsort(b->rows, b->n, sizeof(*b->rows), cmp_raw);
 		for (size_t i = 0; i < b->n; i++)
 			take_row(b, t, c, b->rows[i].pc, b->rows[i].fde, b->rows[i].row);
-		return 0;
+		return;
 	}
-	order = fdes_in_order(b, &n);
-	if (!order)
-		return -EAGAIN;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t begin = b->fdes[order[i]].pc_begin;
+	for (size_t i = 0; i < b->norder; i++) {
+		uint32_t f = b->order[i];
+		uint64_t begin = b->fdes[f].pc_begin;
 
-		for (uint32_t r = b->first[order[i]]; r < b->first[order[i] + 1]; r++)
-			take_row(b, t, c, begin + b->compact[r].pc, order[i], b->compact[r]);
+		for (uint32_t r = b->first[f]; r < b->first[f + 1]; r++)
+			take_row(b, t, c, begin + b->compact[r].pc, f, b->compact[r]);
 	}
-	free(order);
-	return 0;
 }
 
 static int assemble(struct builder *b, struct ehframe_table *t)
@@ -276,10 +273,8 @@ static int assemble(struct builder *b, struct ehframe_table *t)
 	t->nfdes = (uint32_t)b->nfdes;
 
 	struct cover c = { .to = lo, .current = UINT32_MAX };
-	int err = take_rows(b, t, &c);
 
-	if (err)
-		return err;
+	take_rows(b, t, &c);
 	append(t, c.to, (struct unwind_row){ .cfa = UNWIND_CFA_NONE });
 	for (uint32_t i = 0; i < t->nrows; i++)
 		t->unsupported += t->rows[i].cfa == UNWIND_CFA_UNSUPPORTED;
@@ -292,10 +287,13 @@ static void builder_free(struct builder *b)
 	free(b->compact);
 	free(b->fdes);
 	free(b->first);
+	free(b->order);
 }
 
-/* One parse into rows of the form b asks for, and the table from them. */
-static int build(const uint8_t *data, size_t len, uint64_t vaddr, struct builder *b,
+/* One parse into rows of the form b asks for, and the table from them. Compact rows must come FDE by
+ * FDE in pc order (-EAGAIN otherwise: parse again into raw rows). An owned input (*owned) is freed
+ * once it cannot be parsed again, before the table is allocated. */
+static int build(const uint8_t *data, size_t len, uint64_t vaddr, struct builder *b, uint8_t **owned,
 		 struct ehframe_table *out)
 {
 	struct ehframe_visitor v = { .fde = on_fde, .row = on_row, .ctx = b };
@@ -307,6 +305,12 @@ static int build(const uint8_t *data, size_t len, uint64_t vaddr, struct builder
 	}
 	memset(out, 0, sizeof(*out));
 	err = ehframe_parse(data, len, vaddr, &v);
+	if (!err && b->compact && !(b->order = fdes_in_order(b, &b->norder)))
+		err = -EAGAIN;
+	if (!err && owned) {
+		free(*owned);
+		*owned = NULL;
+	}
 	if (!err)
 		err = assemble(b, out);
 	if (err)
@@ -316,21 +320,36 @@ static int build(const uint8_t *data, size_t len, uint64_t vaddr, struct builder
 
 /* Compact rows first (a third of the memory at the peak of each table built); input they cannot
  * take in order is parsed again into raw rows. */
-int ehframe_table_build(const uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows,
-			struct ehframe_table *out)
+static int table_build(const uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows, uint8_t **owned,
+		       struct ehframe_table *out)
 {
 	struct builder b = { .max = max_rows };
 	int err;
 
 	b.compact = malloc(1024 * sizeof(*b.compact));
 	b.cap = b.compact ? 1024 : 0;
-	err = b.compact ? build(data, len, vaddr, &b, out) : -EAGAIN;
+	err = b.compact ? build(data, len, vaddr, &b, owned, out) : -EAGAIN;
 	if (err == -EAGAIN || b.broken) {
 		builder_free(&b);
 		b = (struct builder){ .max = max_rows };
-		err = build(data, len, vaddr, &b, out);
+		err = build(data, len, vaddr, &b, owned, out);
 	}
 	builder_free(&b);
+	return err;
+}
+
+int ehframe_table_build(const uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows,
+			struct ehframe_table *out)
+{
+	return table_build(data, len, vaddr, max_rows, NULL, out);
+}
+
+int ehframe_table_build_owned(uint8_t *data, size_t len, uint64_t vaddr, uint32_t max_rows,
+			      struct ehframe_table *out)
+{
+	int err = table_build(data, len, vaddr, max_rows, &data, out);
+
+	free(data);
 	return err;
 }
 

@@ -1,6 +1,7 @@
 #include "exporter/symbols/debuginfod.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <elfutils/debuginfod.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,21 @@
 #define ERROR_RETRY_S 60
 #define RECHECK_S 60              /* how often a waiting caller looks again without any fetch ending */
 #define CLIENT_DIR ".client"      /* libdebuginfod's cache: each answer only passes through it */
+
+/* libdebuginfod is loaded when servers are configured: linked, it brings a second libcurl built on
+ * GnuTLS (with nettle, gmp, p11-kit...), 2 MiB of every daemon's RSS that only some use. */
+#define LIBDEBUGINFOD "libdebuginfod.so.1"
+
+static struct {
+	__typeof__(debuginfod_begin) *begin;
+	__typeof__(debuginfod_end) *end;
+	__typeof__(debuginfod_set_progressfn) *set_progressfn;
+	__typeof__(debuginfod_set_user_data) *set_user_data;
+	__typeof__(debuginfod_get_user_data) *get_user_data;
+	__typeof__(debuginfod_find_debuginfo) *find_debuginfo;
+} lib;
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_err;
 
 enum result { FETCH_OK, FETCH_NOT_FOUND, FETCH_ERROR, FETCH_TIMEOUT, FETCH_NR };
 static const char *const result_names[FETCH_NR] = { "ok", "not_found", "error", "timeout" };
@@ -182,7 +198,7 @@ int debuginfod_poll(struct debuginfod *d, const char *build_id, uint64_t *stamp)
 
 static int on_progress(debuginfod_client *client, long done, long total)
 {
-	struct fetch *f = debuginfod_get_user_data(client);
+	struct fetch *f = lib.get_user_data(client);
 	uint64_t max = f->d->opts.elf_max_bytes;
 
 	if (atomic_load(&f->d->stopping))
@@ -269,8 +285,8 @@ static enum result fetch_one(struct debuginfod *d, debuginfod_client *client, co
 	char *path = NULL;
 	int fd, err;
 
-	debuginfod_set_user_data(client, &f);
-	fd = debuginfod_find_debuginfo(client, (const unsigned char *)build_id, 0, &path);
+	lib.set_user_data(client, &f);
+	fd = lib.find_debuginfo(client, (const unsigned char *)build_id, 0, &path);
 	if (fd < 0) {
 		free(path);
 		forget_client_entry(d, build_id);
@@ -311,7 +327,7 @@ static void finish(struct debuginfod *d, struct request *r, enum result res)
 static void *worker_main(void *arg)
 {
 	struct debuginfod *d = arg;
-	debuginfod_client *client = debuginfod_begin();
+	debuginfod_client *client = lib.begin();
 	char build_id[ELF_BUILD_ID_HEX];
 
 	if (!client) {
@@ -319,7 +335,7 @@ static void *worker_main(void *arg)
 			  strerror(errno));
 		return NULL;
 	}
-	debuginfod_set_progressfn(client, on_progress);
+	lib.set_progressfn(client, on_progress);
 	pthread_mutex_lock(&d->lock);
 	while (!atomic_load(&d->stopping)) {
 		struct request *r = d->queue_head;
@@ -341,7 +357,7 @@ static void *worker_main(void *arg)
 		finish(d, r, res);
 	}
 	pthread_mutex_unlock(&d->lock);
-	debuginfod_end(client);
+	lib.end(client);
 	return NULL;
 }
 
@@ -428,6 +444,34 @@ static int start_workers(struct debuginfod *d)
 	return 0;
 }
 
+static void *lib_sym(void *h, const char *name)
+{
+	void *sym = dlsym(h, name);
+
+	if (!sym) {
+		log_error("libdebuginfod lacks a function", "lib=" LIBDEBUGINFOD " function=%s", name);
+		lib_err = -ENOSYS;
+	}
+	return sym;
+}
+
+static void lib_load(void)
+{
+	void *h = dlopen(LIBDEBUGINFOD, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		log_error("cannot load libdebuginfod", "lib=" LIBDEBUGINFOD " err=\"%s\"", dlerror());
+		lib_err = -ENOENT;
+		return;
+	}
+	lib.begin = lib_sym(h, "debuginfod_begin");
+	lib.end = lib_sym(h, "debuginfod_end");
+	lib.set_progressfn = lib_sym(h, "debuginfod_set_progressfn");
+	lib.set_user_data = lib_sym(h, "debuginfod_set_user_data");
+	lib.get_user_data = lib_sym(h, "debuginfod_get_user_data");
+	lib.find_debuginfo = lib_sym(h, "debuginfod_find_debuginfo");
+}
+
 int debuginfod_new(const struct debuginfod_opts *opts, struct debuginfod **out)
 {
 	const char *urls = opts->urls ? opts->urls : getenv(DEBUGINFOD_URLS_ENV_VAR);
@@ -437,6 +481,9 @@ int debuginfod_new(const struct debuginfod_opts *opts, struct debuginfod **out)
 	*out = NULL;
 	if (!urls || urls[strspn(urls, " \t")] == '\0')
 		return 0;
+	pthread_once(&lib_once, lib_load);
+	if (lib_err)
+		return lib_err;
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;

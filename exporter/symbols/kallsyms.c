@@ -10,25 +10,31 @@
  * the gap between the core kernel and the modules is not pinned on the last function before it. */
 #define MAX_EXTENT (1024 * 1024)
 
-/* A parsed symbol, while the table is built. */
+/* A parsed symbol, while the table is built; its bytes become the symbol's address slot afterwards. */
 struct ksym {
 	uint64_t addr;
-	uint32_t name, module; /* offsets in the parse pool; module 0 is "" */
-	uint32_t order;        /* rank of an alias, then line number: keeps the choice deterministic */
+	uint32_t name;  /* offset in the pool */
+	uint32_t order; /* rank of an alias, then line number: keeps the choice deterministic */
 };
 
-/* While parsing: the text symbols of the file, in file order. */
+/* A module's symbols are one run of lines (file order) or of indexes (sorted): one entry per run names
+ * their module. */
+struct kmod_run {
+	uint32_t first;  /* the run's first line (while parsing) or symbol index (in the table) */
+	uint32_t module; /* offset in pool; 0 is "" (the core kernel) */
+};
+
+/* While parsing: the text symbols of the file in file order, one pool of names that the table keeps,
+ * and the module runs by line. The table is built in these buffers, without a second copy. */
 struct kparse {
 	struct ksym *syms;
 	size_t count, cap;
 	char *pool;
 	size_t pool_len, pool_cap;
-};
-
-/* Sorted, a module's symbols are one run of indexes: one entry per run names their module. */
-struct kmod_run {
-	uint32_t first;  /* index of the run's first symbol */
-	uint32_t module; /* offset in pool; 0 is "" (the core kernel) */
+	struct kmod_run *runs;
+	size_t nruns, runs_cap;
+	uint32_t prev_name; /* the last name added, which the next may share */
+	size_t prev_len;
 };
 
 /* The table kept for lookups: 12 bytes a symbol plus its name, which a kernel built with function
@@ -42,22 +48,33 @@ struct kallsyms {
 	char *pool;
 };
 
+/* Grows *buf (of *cap elements of size bytes) to hold one more than n, doubling from first. */
+static int grow(void **buf, size_t *cap, size_t n, size_t size, size_t first)
+{
+	size_t c = *cap ? *cap * 2 : first;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	while (c <= n)
+		c *= 2;
+	p = realloc(*buf, c * size);
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	*cap = c;
+	return 0;
+}
+
 static int pool_add(struct kparse *k, const char *s, size_t len, uint32_t *off)
 {
+	int err;
+
 	if (k->pool_len + len + 1 > UINT32_MAX)
 		return -E2BIG;
-	if (k->pool_len + len + 1 > k->pool_cap) {
-		size_t cap = k->pool_cap ? k->pool_cap * 2 : 64 * 1024;
-		char *p;
-
-		while (cap < k->pool_len + len + 1)
-			cap *= 2;
-		p = realloc(k->pool, cap);
-		if (!p)
-			return -ENOMEM;
-		k->pool = p;
-		k->pool_cap = cap;
-	}
+	err = grow((void **)&k->pool, &k->pool_cap, k->pool_len + len, 1, 64 * 1024);
+	if (err)
+		return err;
 	memcpy(k->pool + k->pool_len, s, len);
 	k->pool[k->pool_len + len] = '\0';
 	*off = (uint32_t)k->pool_len;
@@ -65,22 +82,32 @@ static int pool_add(struct kparse *k, const char *s, size_t len, uint32_t *off)
 	return 0;
 }
 
+/* The name's offset: inside the previous name when it ends with this one (foo after __pfx_foo). */
+static int name_add(struct kparse *k, const char *name, size_t len, uint32_t *off)
+{
+	int err;
+
+	if (k->prev_len >= len && memcmp(k->pool + k->prev_name + k->prev_len - len, name, len) == 0) {
+		*off = k->prev_name + (uint32_t)(k->prev_len - len);
+		return 0;
+	}
+	err = pool_add(k, name, len, off);
+	if (err)
+		return err;
+	k->prev_name = *off;
+	k->prev_len = len;
+	return 0;
+}
+
 static int syms_push(struct kparse *k, size_t max_symbols, const struct ksym *s)
 {
+	int err;
+
 	if (k->count == max_symbols)
 		return -E2BIG;
-	if (k->count == k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 4096;
-		struct ksym *p;
-
-		if (cap > max_symbols)
-			cap = max_symbols;
-		p = realloc(k->syms, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		k->syms = p;
-		k->cap = cap;
-	}
+	err = grow((void **)&k->syms, &k->cap, k->count, sizeof(*k->syms), 4096);
+	if (err)
+		return err;
 	k->syms[k->count++] = *s;
 	return 0;
 }
@@ -127,8 +154,28 @@ static int parse_line(char *line, struct kline *l)
 	return 0;
 }
 
-static int add_line(struct kparse *k, size_t max_symbols, const struct kline *l, uint32_t line_no,
-		    uint32_t *last_module)
+/* A module's symbols come in one run of lines: its name is interned once per run. */
+static int module_add(struct kparse *k, const struct kline *l, uint32_t line_no)
+{
+	const char *last = k->pool + (k->nruns ? k->runs[k->nruns - 1].module : 0);
+	struct kmod_run r = { .first = line_no };
+	int err;
+
+	if (k->nruns && strlen(last) == l->module_len && memcmp(last, l->module, l->module_len) == 0)
+		return 0;
+	if (l->module_len) {
+		err = pool_add(k, l->module, l->module_len, &r.module);
+		if (err)
+			return err;
+	}
+	err = grow((void **)&k->runs, &k->runs_cap, k->nruns, sizeof(*k->runs), 16);
+	if (err)
+		return err;
+	k->runs[k->nruns++] = r;
+	return 0;
+}
+
+static int add_line(struct kparse *k, size_t max_symbols, const struct kline *l, uint32_t line_no)
 {
 	struct ksym s = { .addr = l->addr, .order = line_no };
 	int err;
@@ -136,39 +183,60 @@ static int add_line(struct kparse *k, size_t max_symbols, const struct kline *l,
 	/* Lowercase (local) after uppercase at the same address: global names are the ones people know. */
 	if (l->type == 't' || l->type == 'w')
 		s.order |= 1u << 31;
-	err = pool_add(k, l->name, l->name_len, &s.name);
-	if (err)
-		return err;
-	/* A module's symbols come in one run: intern its name once per run. */
-	if (l->module_len == 0) {
-		s.module = 0;
-	} else if (*last_module && strlen(k->pool + *last_module) == l->module_len &&
-		   memcmp(k->pool + *last_module, l->module, l->module_len) == 0) {
-		s.module = *last_module;
-	} else {
-		err = pool_add(k, l->module, l->module_len, &s.module);
-		if (err)
-			return err;
-		*last_module = s.module;
-	}
-	return syms_push(k, max_symbols, &s);
+	err = module_add(k, l, line_no);
+	if (!err)
+		err = name_add(k, l->name, l->name_len, &s.name);
+	if (!err)
+		err = syms_push(k, max_symbols, &s);
+	return err;
 }
 
-static int cmp_ksym(const void *a, const void *b)
+static int cmp_ksym(const struct ksym *x, const struct ksym *y)
 {
-	const struct ksym *x = a, *y = b;
-
 	if (x->addr != y->addr)
 		return x->addr < y->addr ? -1 : 1;
 	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void sift_down(struct ksym *s, size_t root, size_t n)
+{
+	for (size_t child; (child = 2 * root + 1) < n; root = child) {
+		if (child + 1 < n && cmp_ksym(&s[child], &s[child + 1]) < 0)
+			child++;
+		if (cmp_ksym(&s[root], &s[child]) >= 0)
+			return;
+		struct ksym t = s[root];
+
+		s[root] = s[child];
+		s[child] = t;
+	}
+}
+
+/* In place (qsort would take a copy of the array): the file is sorted but for a few lines, most often. */
+static void sort_syms(struct ksym *s, size_t n)
+{
+	size_t i = 1;
+
+	while (i < n && cmp_ksym(&s[i - 1], &s[i]) < 0)
+		i++;
+	if (i >= n)
+		return;
+	for (i = n / 2; i-- > 0;)
+		sift_down(s, i, n);
+	for (i = n; i-- > 1;) {
+		struct ksym t = s[0];
+
+		s[0] = s[i];
+		s[i] = t;
+		sift_down(s, 0, i);
+	}
 }
 
 static void sort_dedup(struct kparse *k)
 {
 	size_t m = 0;
 
-	if (k->count > 1)
-		qsort(k->syms, k->count, sizeof(*k->syms), cmp_ksym);
+	sort_syms(k->syms, k->count);
 	for (size_t i = 0; i < k->count; i++) {
 		if (m && k->syms[m - 1].addr == k->syms[i].addr)
 			continue;
@@ -180,7 +248,7 @@ static void sort_dedup(struct kparse *k)
 static int parse_all(FILE *f, size_t max_symbols, struct kparse *k, size_t *zeros)
 {
 	char line[LINE_MAX_BYTES];
-	uint32_t line_no = 0, last_module = 0;
+	uint32_t line_no = 0;
 	uint32_t empty;
 	int err;
 
@@ -204,81 +272,80 @@ static int parse_all(FILE *f, size_t max_symbols, struct kparse *k, size_t *zero
 			(*zeros)++;
 			continue;
 		}
-		err = add_line(k, max_symbols, &l, line_no & ~(1u << 31), &last_module);
+		err = add_line(k, max_symbols, &l, line_no & ~(1u << 31));
 		if (err)
 			return err;
 	}
 	return ferror(f) ? -EIO : 0;
 }
 
-/* Whether sorted symbol i starts a run of its module's symbols. */
-static bool starts_run(const struct kparse *p, size_t i)
+/* Module (pool offset) of a symbol: the last run of lines starting at or before its line. */
+static uint32_t module_of_line(const struct kparse *p, uint32_t order)
 {
-	const struct ksym *s = p->syms;
+	uint32_t line = order & ~(1u << 31);
+	size_t lo = 0, hi = p->nruns;
 
-	return i == 0 || (s[i].module != s[i - 1].module &&
-			  strcmp(p->pool + s[i].module, p->pool + s[i - 1].module) != 0);
-}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
 
-/* Bytes and module runs the table needs at most, before names are shared. */
-static size_t table_size(const struct kparse *p, size_t *nruns)
-{
-	size_t len = 1;
-
-	*nruns = 0;
-	for (size_t i = 0; i < p->count; i++) {
-		len += strlen(p->pool + p->syms[i].name) + 1;
-		if (starts_run(p, i)) {
-			len += strlen(p->pool + p->syms[i].module) + 1;
-			(*nruns)++;
-		}
+		if (p->runs[mid].first <= line)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return len;
+	return p->runs[lo - 1].module; /* run 0 starts at the first symbol's line */
 }
 
-/* The sorted symbols into the lookup table: exact-size arrays, and a pool where a name that ends the
- * previous symbol's name (foo after __pfx_foo) points into it instead of being copied. */
-static int build(const struct kparse *p, struct kallsyms *k)
+/* The module runs of the sorted symbols: a module whose addresses interleave with another's has more
+ * than one. */
+static int sorted_runs(const struct kparse *p, struct kallsyms *k)
 {
-	size_t cap = table_size(p, &k->nruns), len = 0, prev_len = 0, r = 0;
-	char *pool;
+	size_t cap = 0;
 
-	if (cap > UINT32_MAX)
-		return -E2BIG;
-	k->addrs = malloc(p->count * sizeof(*k->addrs));
+	for (size_t i = 0; i < p->count; i++) {
+		uint32_t m = module_of_line(p, p->syms[i].order);
+		int err;
+
+		if (k->nruns && (k->runs[k->nruns - 1].module == m ||
+				 strcmp(p->pool + k->runs[k->nruns - 1].module, p->pool + m) == 0))
+			continue;
+		err = grow((void **)&k->runs, &cap, k->nruns, sizeof(*k->runs), 16);
+		if (err)
+			return err;
+		k->runs[k->nruns++] = (struct kmod_run){ .first = (uint32_t)i, .module = m };
+	}
+	return 0;
+}
+
+/* The sorted symbols into the lookup table: names into their own array, addresses packed in place over
+ * the parse array (slot i is written after entries up to i were read), and every buffer cut to size. */
+static int build(struct kparse *p, struct kallsyms *k)
+{
+	int err = sorted_runs(p, k);
+	void *shrunk;
+
+	if (err)
+		return err;
 	k->names = malloc(p->count * sizeof(*k->names));
-	k->runs = malloc(k->nruns * sizeof(*k->runs));
-	k->pool = malloc(cap);
-	if (!k->addrs || !k->names || !k->runs || !k->pool)
+	if (!k->names)
 		return -ENOMEM;
-	k->count = p->count;
-	k->pool[len++] = '\0'; /* offset 0: the core kernel's module name */
 	for (size_t i = 0; i < p->count; i++) {
-		const char *name = p->pool + p->syms[i].name, *mod = p->pool + p->syms[i].module;
-		size_t n = strlen(name), m;
+		uint64_t addr = p->syms[i].addr;
 
-		k->addrs[i] = p->syms[i].addr;
-		if (starts_run(p, i)) {
-			m = strlen(mod);
-			k->runs[r++] = (struct kmod_run){ .first = (uint32_t)i, .module = m ? (uint32_t)len : 0 };
-			if (m) {
-				memcpy(k->pool + len, mod, m + 1);
-				len += m + 1;
-				prev_len = 0; /* the module name now ends the pool: no name to share */
-			}
-		}
-		if (prev_len >= n && memcmp(k->pool + k->names[i - 1] + prev_len - n, name, n) == 0) {
-			k->names[i] = k->names[i - 1] + (uint32_t)(prev_len - n);
-		} else {
-			k->names[i] = (uint32_t)len;
-			memcpy(k->pool + len, name, n + 1);
-			len += n + 1;
-		}
-		prev_len = n;
+		k->names[i] = p->syms[i].name;
+		memcpy((char *)p->syms + i * sizeof(addr), &addr, sizeof(addr));
 	}
-	pool = realloc(k->pool, len);
-	if (pool)
-		k->pool = pool;
+	k->count = p->count;
+	k->addrs = (uint64_t *)p->syms;
+	p->syms = NULL;
+	if ((shrunk = realloc(k->addrs, k->count * sizeof(*k->addrs))))
+		k->addrs = shrunk;
+	if ((shrunk = realloc(k->runs, k->nruns * sizeof(*k->runs))))
+		k->runs = shrunk;
+	k->pool = p->pool;
+	p->pool = NULL;
+	if ((shrunk = realloc(k->pool, p->pool_len)))
+		k->pool = shrunk;
 	return 0;
 }
 
@@ -286,6 +353,7 @@ static void kparse_free(struct kparse *p)
 {
 	free(p->syms);
 	free(p->pool);
+	free(p->runs);
 }
 
 int kallsyms_parse(FILE *f, size_t max_symbols, struct kallsyms **out)

@@ -301,7 +301,10 @@ static int file_frames(struct symbolizer *s, struct sym_file *f, const struct sy
 		}
 		s->go.lookup_errors += n < 0;
 	}
-	fr[0] = (struct gopclntab_frame){ .name = f->symtab ? elf_symtab_lookup(f->symtab, vaddr) : NULL, .file = "" };
+	fr[0] = (struct gopclntab_frame){
+		.name = f->symtab ? elf_symtab_lookup(f->symtab, vaddr, s->elf_name, sizeof(s->elf_name)) : NULL,
+		.file = "",
+	};
 	return fr[0].name ? 1 : 0;
 }
 

@@ -86,6 +86,7 @@ struct symbolizer {
 	struct go_stats go;
 	uint64_t mappings_dropped; /* atomic: counted while reading maps, outside the lock */
 	uint64_t files_read;       /* atomic: ELF files opened and inspected, outside the lock */
+	char elf_name[4096];       /* an ELF symbol's name read from its file, under the lock */
 };
 
 

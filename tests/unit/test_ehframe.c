@@ -539,11 +539,20 @@ static void test_truncated_and_corrupted(void **state)
 		int flips = 1 + (int)(rand_r(&seed) % 4);
 		for (int i = 0; i < flips; i++)
 			mut[rand_r(&seed) % len] = (uint8_t)rand_r(&seed);
-		struct ehframe_table t;
+		struct ehframe_table t, o;
+		uint8_t *copy = malloc(len);
 		int err = ehframe_table_build(mut, len, vaddr, 100000, &t);
 		assert_true(err == 0 || err == -EINVAL || err == -ENOENT || err == -E2BIG);
+		/* An owned copy, freed as soon as it is parsed, gives the same answer. */
+		assert_non_null(copy);
+		memcpy(copy, mut, len);
+		assert_int_equal(ehframe_table_build_owned(copy, len, vaddr, 100000, &o), err);
 		if (!err) {
 			ok++;
+			assert_int_equal(o.nrows, t.nrows);
+			assert_int_equal(o.base, t.base);
+			assert_memory_equal(o.rows, t.rows, t.nrows * sizeof(*t.rows));
+			ehframe_table_free(&o);
 			ehframe_table_free(&t);
 		} else {
 			rejected++;

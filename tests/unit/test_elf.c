@@ -21,6 +21,9 @@
 #define STRIPPED FIXTURES_DIR "/fixture_stripped"
 #define DEBUG FIXTURES_DIR "/fixture_stripped.debug"
 
+static char name_buf[4096];
+#define LOOKUP(t, a) elf_symtab_lookup((t), (a), name_buf, sizeof(name_buf))
+
 static int open_elf(const char *path, int *fd, struct elf_file **f)
 {
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -83,11 +86,11 @@ static void test_pie_symbols(void **state)
 	assert_int_equal(elf_loads_vaddr(loads, (size_t)n, alpha, &vaddr), 0);
 	assert_true(vaddr == alpha);
 	assert_int_equal(elf_symtab_load(f, SHT_SYMTAB, 100000, &t), 0);
-	assert_string_equal(elf_symtab_lookup(t, alpha), "fixture_alpha");
-	assert_string_equal(elf_symtab_lookup(t, alpha + 3), "fixture_alpha");
-	assert_string_equal(elf_symtab_lookup(t, beta), "fixture_beta");
-	assert_true(!elf_symtab_lookup(t, alpha - 1) || strcmp(elf_symtab_lookup(t, alpha - 1), "fixture_alpha"));
-	assert_null(elf_symtab_lookup(t, 0));
+	assert_string_equal(LOOKUP(t, alpha), "fixture_alpha");
+	assert_string_equal(LOOKUP(t, alpha + 3), "fixture_alpha");
+	assert_string_equal(LOOKUP(t, beta), "fixture_beta");
+	assert_true(!LOOKUP(t, alpha - 1) || strcmp(LOOKUP(t, alpha - 1), "fixture_alpha"));
+	assert_null(LOOKUP(t, 0));
 	assert_true(elf_symtab_bytes(t) > elf_symtab_count(t) * 8);
 	elf_symtab_free(t);
 	/* The symbol count limit applies before the table is read. */
@@ -106,15 +109,92 @@ static void test_shared_library(void **state)
 	(void)state;
 	assert_int_equal(open_elf(LIB, &fd, &f), 0);
 	assert_int_equal(elf_symtab_load(f, SHT_DYNSYM, 100000, &t), 0);
-	assert_string_equal(elf_symtab_lookup(t, alpha + 1), "fixture_lib_alpha");
+	assert_string_equal(LOOKUP(t, alpha + 1), "fixture_lib_alpha");
 	/* A static function is only in .symtab. */
-	assert_true(!elf_symtab_lookup(t, hidden) || strcmp(elf_symtab_lookup(t, hidden), "fixture_lib_hidden"));
+	assert_true(!LOOKUP(t, hidden) || strcmp(LOOKUP(t, hidden), "fixture_lib_hidden"));
 	elf_symtab_free(t);
 	assert_int_equal(elf_symtab_load(f, SHT_SYMTAB, 100000, &t), 0);
-	assert_string_equal(elf_symtab_lookup(t, hidden), "fixture_lib_hidden");
+	assert_string_equal(LOOKUP(t, hidden), "fixture_lib_hidden");
 	elf_symtab_free(t);
 	elf_file_close(f);
 	close(fd);
+}
+
+/* A file's table reads names from the file at lookup, through a descriptor of its own, into the
+ * caller's buffer (cut to fit); an image in memory has them copied. */
+static void test_symbol_names(void **state)
+{
+	uint64_t alpha = nm_addr(LIB, "fixture_lib_alpha");
+	struct elf_symtab *t, *m;
+	struct elf_file *f;
+	char small[8];
+	struct stat st;
+	void *image;
+	int fd;
+
+	(void)state;
+	assert_int_equal(open_elf(LIB, &fd, &f), 0);
+	assert_int_equal(elf_symtab_load(f, SHT_DYNSYM, 100000, &t), 0);
+	elf_file_close(f);
+	assert_int_equal(fstat(fd, &st), 0);
+	image = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	assert_true(image != MAP_FAILED);
+	close(fd);
+	assert_string_equal(LOOKUP(t, alpha), "fixture_lib_alpha");
+	assert_ptr_equal(LOOKUP(t, alpha), name_buf);
+	assert_string_equal(elf_symtab_lookup(t, alpha, small, sizeof(small)), "fixture");
+	assert_null(elf_symtab_lookup(t, alpha, small, 1));
+	assert_int_equal(elf_file_open_mem(image, (size_t)st.st_size, &f), 0);
+	assert_int_equal(elf_symtab_load(f, SHT_DYNSYM, 100000, &m), 0);
+	elf_file_close(f);
+	assert_string_equal(elf_symtab_lookup(m, alpha, NULL, 0), "fixture_lib_alpha");
+	assert_true(elf_symtab_bytes(m) > elf_symtab_bytes(t));
+	elf_symtab_free(m);
+	elf_symtab_free(t);
+	munmap(image, (size_t)st.st_size);
+}
+
+/* A file's symbols are found through a window on its tables: the same answers as from the whole
+ * tables of the same image in memory, for every name the table has and one it has not. */
+static void test_find_symbol_streamed(void **state)
+{
+	static const char *const files[] = { LIB, PIE };
+	static const uint32_t types[] = { SHT_DYNSYM, SHT_SYMTAB };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct elf_file *f, *m;
+		char cmd[512], name[512];
+		struct stat st;
+		void *image;
+		FILE *p;
+		int fd, n = 0;
+
+		assert_int_equal(open_elf(files[i], &fd, &f), 0);
+		assert_int_equal(fstat(fd, &st), 0);
+		image = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		assert_true(image != MAP_FAILED);
+		assert_int_equal(elf_file_open_mem(image, (size_t)st.st_size, &m), 0);
+		snprintf(cmd, sizeof(cmd), "nm %s %s | awk '{ print $NF }'; echo no_such_symbol_here",
+			 types[i] == SHT_DYNSYM ? "-D" : "", files[i]);
+		p = popen(cmd, "r");
+		assert_non_null(p);
+		while (fgets(name, sizeof(name), p)) {
+			struct elf_symbol a = { 0 }, b = { 0 };
+
+			name[strcspn(name, "\n")] = '\0';
+			assert_int_equal(elf_file_find_symbol(f, types[i], name, 100000, &a),
+					 elf_file_find_symbol(m, types[i], name, 100000, &b));
+			assert_memory_equal(&a, &b, sizeof(a));
+			n++;
+		}
+		pclose(p);
+		assert_true(n > 3);
+		elf_file_close(m);
+		elf_file_close(f);
+		munmap(image, (size_t)st.st_size);
+		close(fd);
+	}
 }
 
 static void test_debuglink(void **state)
@@ -140,7 +220,7 @@ static void test_debuglink(void **state)
 	assert_int_equal(elf_fd_crc32(dfd, 100, &want), -EFBIG);
 	assert_int_equal(elf_file_open(dfd, 1ull << 30, &f), 0);
 	assert_int_equal(elf_symtab_load(f, SHT_SYMTAB, 100000, &t), 0);
-	assert_string_equal(elf_symtab_lookup(t, nm_addr(DEBUG, "fixture_beta")), "fixture_beta");
+	assert_string_equal(LOOKUP(t, nm_addr(DEBUG, "fixture_beta")), "fixture_beta");
 	elf_symtab_free(t);
 	elf_file_close(f);
 	close(dfd);
@@ -185,7 +265,7 @@ static void exercise(const void *buf, size_t len)
 		elf_file_loads(f, loads, ELF_MAX_LOADS);
 		for (uint32_t type = SHT_SYMTAB; type <= SHT_DYNSYM; type += SHT_DYNSYM - SHT_SYMTAB) {
 			if (elf_symtab_load(f, type, 100000, &t) == 0) {
-				elf_symtab_lookup(t, 0x1000);
+				LOOKUP(t, 0x1000);
 				elf_symtab_free(t);
 			}
 		}
@@ -254,6 +334,8 @@ int main(void)
 		cmocka_unit_test(test_build_id_matches_readelf),
 		cmocka_unit_test(test_pie_symbols),
 		cmocka_unit_test(test_shared_library),
+		cmocka_unit_test(test_symbol_names),
+		cmocka_unit_test(test_find_symbol_streamed),
 		cmocka_unit_test(test_debuglink),
 		cmocka_unit_test(test_truncated_and_corrupt),
 		cmocka_unit_test(test_refusals),
