@@ -122,7 +122,7 @@ struct unwind_cached_row {
 struct stack_unwind {
 	__u64 ip, sp, bp;
 	__u64 hash;
-	__u64 now;
+	__u64 now;          /* 0 until a mapping search needs it (unwind_now) */
 	__u64 epoch;        /* unwind_epoch and the process entry's gen at the start of the walk */
 	__u32 proc_gen;
 	__u32 tgid;
@@ -143,11 +143,19 @@ struct {
 	__type(value, struct stack_unwind);
 } unwind_scratch SEC(".maps");
 
+/* The walk's time, read on its first mapping search: most walks find all their rows cached. */
+static __always_inline __u64 unwind_now(struct stack_unwind *s)
+{
+	if (!s->now)
+		s->now = bpf_ktime_get_ns();
+	return s->now;
+}
+
 static __always_inline void unwind_miss(struct stack_unwind *s, struct unwind_process *p)
 {
 	struct unwind_event *e;
 
-	if (s->now - p->last_miss_ns < UNWIND_MISS_INTERVAL_NS)
+	if (unwind_now(s) - p->last_miss_ns < UNWIND_MISS_INTERVAL_NS)
 		return;
 	p->last_miss_ns = s->now;
 	e = bpf_ringbuf_reserve(&unwind_events, sizeof(*e), 0);
@@ -219,7 +227,7 @@ static __always_inline void unwind_find_mapping(struct stack_unwind *s, __u64 pc
 	s->map_base = m->base;
 	s->first = t->first;
 	s->count = t->count;
-	if (s->now - t->last_used_ns > UNWIND_USED_GRANULE_NS)
+	if (unwind_now(s) - t->last_used_ns > UNWIND_USED_GRANULE_NS)
 		t->last_used_ns = s->now;
 }
 
@@ -400,12 +408,13 @@ static long unwind_step(__u32 i, void *ctx)
 	return unwind_record(s, i);
 }
 
-/* The walk by the process's tables, from the registers in s; frame 0 is already in the trace. */
-static __always_inline void unwind_by_tables(struct stack_unwind *s, struct unwind_process *p)
+/* The walk by the process's tables (its entry at gen), from the registers in s; frame 0 is already in
+ * the trace. */
+static __always_inline void unwind_by_tables(struct stack_unwind *s, __u32 gen)
 {
-	s->proc_gen = p->gen;
+	s->proc_gen = gen;
 	s->epoch = unwind_epoch;
-	s->now = bpf_ktime_get_ns();
+	s->now = 0;
 	s->table_frames = 0;
 	s->fp_frames = 0;
 	s->map_start = 1; /* an empty cached mapping */
@@ -446,7 +455,8 @@ static __always_inline void unwind_by_frame_pointers(struct stack_unwind *s)
 	unwind_count(UNWIND_FRAMES_FP, depth - 1);
 }
 
-__hidden struct stack_trace *unwind_user_stack(__u64 ip, __u64 sp, __u64 bp, __u64 *hash, __u32 *depth)
+__hidden struct stack_trace *unwind_user_stack(const struct unwind_regs *regs, __u64 *hash, __u32 *depth,
+						struct unwind_memo *memo)
 {
 	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
 	struct stack_unwind *s = bpf_map_lookup_elem(&unwind_scratch, &zero);
@@ -456,15 +466,20 @@ __hidden struct stack_trace *unwind_user_stack(__u64 ip, __u64 sp, __u64 bp, __u
 	if (!s)
 		return NULL;
 	s->tgid = tgid;
-	s->ip = ip;
-	s->sp = sp;
-	s->bp = bp;
-	s->trace.frames[0] = ip;
-	s->hash = stack_hash_mix(STACK_HASH_SEED_USER, ip);
+	s->ip = regs->ip;
+	s->sp = regs->sp;
+	s->bp = regs->bp;
+	s->trace.frames[0] = regs->ip;
+	s->hash = stack_hash_mix(STACK_HASH_SEED_USER, regs->ip);
 	s->depth = 1;
-	p = bpf_map_lookup_elem(&unwind_procs, &tgid);
-	if (p)
-		unwind_by_tables(s, p);
+	if (!memo->known) {
+		p = bpf_map_lookup_elem(&unwind_procs, &tgid);
+		memo->has_entry = p != NULL;
+		memo->gen = p ? p->gen : 0;
+		memo->known = 1;
+	}
+	if (memo->has_entry)
+		unwind_by_tables(s, memo->gen);
 	else
 		unwind_by_frame_pointers(s);
 	end = s->depth;
