@@ -4,8 +4,9 @@
  * pointers for code without a table (JIT, hand-written asm, binaries without .eh_frame) and for
  * processes without an entry yet. Called by profiler.bpf.c through unwind.bpf.h; linked with it.
  *
- * Each frame: find the mapping of the pc (the last one is cached: most callers are in the same
- * binary), binary-search its table's rows (UNWIND_SEARCH_STEPS bounded halvings over an array map,
+ * Each frame: take the row found at the same depth of the last walk if its pc matches, else the one
+ * in the per-CPU row cache, else find the mapping of the pc (the last one is cached: most callers are
+ * in the same binary), binary-search its table's rows (UNWIND_SEARCH_STEPS bounded halvings over an array map,
  * whose lookups the verifier inlines), apply the row. The frame loop is a bpf_loop, so the verifier
  * checks one step, not PROFILER_MAX_STACK_DEPTH of them. The stack pointer strictly grows from frame
  * to frame, so a walk cannot cycle.
@@ -119,6 +120,15 @@ struct unwind_cached_row {
 	struct unwind_row row;
 };
 
+/* The row found for frame i of an earlier walk of the same process entry (path_owner). */
+struct unwind_path_row {
+	__u64 pc;
+	__u64 owner;
+	struct unwind_row row;
+};
+
+#define UNWIND_PATH_SIZE 128 /* PROFILER_MAX_STACK_DEPTH rounded up to a power of two */
+
 struct stack_unwind {
 	__u64 ip, sp, bp;
 	__u64 hash;
@@ -132,6 +142,13 @@ struct stack_unwind {
 	 * pc 0 at map_base; count 0 when it has no usable table. */
 	__u64 map_start, map_end, map_base;
 	__u32 first, count;
+	/* Successive samples of a thread mostly share their callers at the same depths: the rows of the
+	 * last walks by depth, a few adjacent cache lines, are tried before the cache, whose entries a
+	 * walk finds scattered over pages. path_owner changes with (tgid, gen, epoch), which invalidates
+	 * them all. Kept from sample to sample. */
+	__u64 path_owner, path_epoch;
+	__u32 path_tgid, path_gen;
+	struct unwind_path_row path[UNWIND_PATH_SIZE];
 	struct stack_trace trace;
 	struct unwind_cached_row cache[UNWIND_CACHE_SIZE]; /* kept from sample to sample */
 };
@@ -312,26 +329,36 @@ static __always_inline long unwind_fp_step(struct stack_unwind *s, __u32 i, __u3
 	return unwind_record(s, i);
 }
 
-/* The row in effect at pc: from the per-CPU cache, else searched (and cached); NULL when pc has none. */
-static __always_inline struct unwind_row *unwind_lookup_row(struct stack_unwind *s, __u64 pc)
+/* The row in effect at pc, frame i: from an earlier walk's frame i, else from the per-CPU cache, else
+ * searched (and cached); NULL when pc has none. */
+static __always_inline struct unwind_row *unwind_lookup_row(struct stack_unwind *s, __u64 pc, __u32 i)
 {
-	struct unwind_cached_row *c = &s->cache[(pc ^ (pc >> 9) ^ s->tgid) & (UNWIND_CACHE_SIZE - 1)];
+	struct unwind_path_row *p = &s->path[i & (UNWIND_PATH_SIZE - 1)];
+	struct unwind_cached_row *c;
 	struct unwind_row *row = NULL;
 
-	if (c->pc == pc && c->tgid == s->tgid && c->gen == s->proc_gen && c->epoch == s->epoch)
-		return &c->row;
-	if (pc < s->map_start || pc >= s->map_end)
-		unwind_find_mapping(s, pc);
-	if (s->count)
-		row = unwind_find_row(s, pc);
-	if (!row)
-		return NULL;
-	c->pc = pc;
-	c->tgid = s->tgid;
-	c->gen = s->proc_gen;
-	c->epoch = s->epoch;
-	c->row = *row;
-	return &c->row;
+	if (p->pc == pc && p->owner == s->path_owner)
+		return &p->row;
+	c = &s->cache[(pc ^ (pc >> 9) ^ s->tgid) & (UNWIND_CACHE_SIZE - 1)];
+	if (c->pc == pc && c->tgid == s->tgid && c->gen == s->proc_gen && c->epoch == s->epoch) {
+		row = &c->row;
+	} else {
+		if (pc < s->map_start || pc >= s->map_end)
+			unwind_find_mapping(s, pc);
+		if (s->count)
+			row = unwind_find_row(s, pc);
+		if (!row)
+			return NULL;
+		c->pc = pc;
+		c->tgid = s->tgid;
+		c->gen = s->proc_gen;
+		c->epoch = s->epoch;
+		c->row = *row;
+	}
+	p->pc = pc;
+	p->owner = s->path_owner;
+	p->row = *row;
+	return &p->row;
 }
 
 /* Restores the caller's registers from the frame at cfa by the row; 1 ends the walk. */
@@ -375,7 +402,7 @@ static long unwind_step(__u32 i, void *ctx)
 	/* Callers' pcs are return addresses: the call is the instruction before (it may be the last of
 	 * a noreturn function). The leaf's pc is exact. */
 	pc = i == 0 ? s->ip : s->ip - 1;
-	row = unwind_lookup_row(s, pc);
+	row = unwind_lookup_row(s, pc, i);
 	if (!row)
 		return unwind_fp_step(s, i, UNWIND_TRUNC_NO_TABLE);
 	switch (row->cfa) {
@@ -414,6 +441,12 @@ static __always_inline void unwind_by_tables(struct stack_unwind *s, __u32 gen)
 {
 	s->proc_gen = gen;
 	s->epoch = unwind_epoch;
+	if (s->path_tgid != s->tgid || s->path_gen != gen || s->path_epoch != s->epoch) {
+		s->path_owner++;
+		s->path_tgid = s->tgid;
+		s->path_gen = gen;
+		s->path_epoch = s->epoch;
+	}
 	s->now = 0;
 	s->table_frames = 0;
 	s->fp_frames = 0;
