@@ -6,10 +6,10 @@
  *
  * Each frame: take the row found at the same depth of the last walk if its pc matches, else the one
  * in the per-CPU row cache, else find the mapping of the pc (the last one is cached: most callers are
- * in the same binary), binary-search its table's rows (UNWIND_SEARCH_STEPS bounded halvings over an array map,
- * whose lookups the verifier inlines), apply the row. The frame loop is a bpf_loop, so the verifier
- * checks one step, not PROFILER_MAX_STACK_DEPTH of them. The stack pointer strictly grows from frame
- * to frame, so a walk cannot cycle.
+ * in the same binary) and binary-search its table's rows (UNWIND_SEARCH_STEPS bounded halvings over
+ * an array map, whose lookups the verifier inlines); apply the row. The frame loop is a bpf_loop, so
+ * the verifier checks one step, not PROFILER_MAX_STACK_DEPTH of them. The stack pointer strictly grows
+ * from frame to frame, so a walk cannot cycle.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
