@@ -160,14 +160,18 @@ static __always_inline __u64 wait_user_stack(struct task_struct *task, struct of
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	struct stack_trace *trace;
-	__u64 ip = BPF_CORE_READ(regs, ip), hash;
+	struct unwind_regs at = { .ip = BPF_CORE_READ(regs, ip) };
+	struct unwind_memo memo = {};
 	__u32 depth;
+	__u64 hash;
 
-	if (!ip) {
+	if (!at.ip) {
 		count_outcome(SAMPLE_USER_STACK_MISSING);
 		return 0;
 	}
-	trace = unwind_user_stack(ip, BPF_CORE_READ(regs, sp), BPF_CORE_READ(regs, bp), &hash, &depth);
+	at.sp = BPF_CORE_READ(regs, sp);
+	at.bp = BPF_CORE_READ(regs, bp);
+	trace = unwind_user_stack(&at, &hash, &depth, &memo);
 	if (!trace || bpf_probe_read_kernel(&w->user, sizeof(w->user), trace))
 		return 0;
 	if (depth >= PROFILER_MAX_STACK_DEPTH)

@@ -71,17 +71,25 @@ struct {
 	__type(value, struct stack_trace);
 } kernel_scratch SEC(".maps");
 
-/* Bumped by every exec and exit, and by user space when it drops a process: a CPU's cached
- * announcement is only good within one epoch. */
+/* Bumped by every exec and exit, by user space when it drops a process, and by user space after it
+ * writes a process's unwind, Python or trace-context entry: what a CPU remembers of a process is only
+ * good within one epoch. */
 __u64 announce_epoch = 0;
 
+/* The last process a CPU sampled and what its samples need to know, each fact found by the first
+ * sample that needs it: the process's entries in known_processes, unwind_procs, python_procs and
+ * trace_slots, lookups of large hash maps that miss the caches. Each is looked up after the epoch was
+ * read, and user space bumps the epoch after it writes one, so a remembered fact is never stale. */
 struct announced {
 	__u32 tgid;
 	__u8 dropped;
+	__u8 not_python;             /* python_stack found no interpreter entry */
+	__u8 no_trace_slot;          /* read_trace_context found no slot */
+	struct unwind_memo unwind;
 	__u64 epoch;
 };
 
-/* The last process each CPU announced: most samples repeat it, and skip the lookup below. */
+/* The last process each CPU announced: most samples repeat it, and skip the lookups. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -145,19 +153,18 @@ static __always_inline void send_process_event(__u32 type, __u32 tgid)
 }
 
 /* Announces a process user space does not know yet; true when user space dropped its target. */
-static __always_inline bool announce_process(__u32 tgid)
+static __always_inline bool announce_process(struct announced *last, __u32 tgid)
 {
-	__u32 zero = 0;
-	struct announced *last = bpf_map_lookup_elem(&last_announced, &zero);
 	__u64 epoch = announce_epoch;
 	__u8 seen = KNOWN_PROCESS_SAMPLED, *known;
 
-	if (!last)
-		return false;
 	if (last->tgid == tgid && last->epoch == epoch)
 		return last->dropped;
 	last->tgid = tgid;
 	last->epoch = epoch;
+	last->not_python = 0;
+	last->no_trace_slot = 0;
+	last->unwind.known = 0;
 	known = bpf_map_lookup_elem(&known_processes, &tgid);
 	last->dropped = known && *known == KNOWN_PROCESS_DROPPED;
 	/* BPF_NOEXIST: when two CPUs race on a new process only one of them sends the event (the one whose
@@ -182,31 +189,33 @@ static __always_inline __u64 store_stack(void *stacks, struct stack_trace *trace
 /* The user stack, walked by the unwinder (unwind.bpf.c) from the registers the task left user mode
  * with: the sample's own when it hit user mode, else those saved on kernel entry. */
 static __always_inline __u64 user_stack(struct bpf_perf_event_data *ctx, struct task_struct *task,
-					bool user_mode, void *stacks)
+					bool user_mode, void *stacks, struct announced *proc)
 {
 	struct stack_trace *trace;
-	__u64 ip, sp, fp, hash;
+	struct unwind_regs at;
 	__u32 depth;
+	__u64 hash;
 
 	if (user_mode) {
-		ip = ctx->regs.ip;
-		sp = ctx->regs.sp;
-		fp = ctx->regs.bp;
+		at.ip = ctx->regs.ip;
+		at.sp = ctx->regs.sp;
+		at.bp = ctx->regs.bp;
 	} else {
 		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 
-		ip = BPF_CORE_READ(regs, ip);
-		sp = BPF_CORE_READ(regs, sp);
-		fp = BPF_CORE_READ(regs, bp);
+		at.ip = BPF_CORE_READ(regs, ip);
+		at.sp = BPF_CORE_READ(regs, sp);
+		at.bp = BPF_CORE_READ(regs, bp);
 	}
-	if (!ip) {
+	if (!at.ip) {
 		count_outcome(SAMPLE_USER_STACK_MISSING);
 		return 0;
 	}
-	trace = unwind_user_stack(ip, sp, fp, &hash, &depth);
+	trace = unwind_user_stack(&at, &hash, &depth, &proc->unwind);
 	if (!trace)
 		return 0;
-	trace = python_stack(trace, &hash, &depth);
+	if (!proc->not_python)
+		trace = python_stack(trace, &hash, &depth, &proc->not_python);
 	if (depth >= PROFILER_MAX_STACK_DEPTH)
 		count_outcome(SAMPLE_USER_STACK_TRUNCATED);
 	return store_stack(stacks, trace, hash);
@@ -307,10 +316,11 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 		.tgid = pid_tgid >> 32,
 		.tid = (__u32)pid_tgid,
 	};
+	struct announced *proc = NULL;
 	struct task_struct *task;
+	__u32 gen, zero = 0;
 	bool user_mode;
 	void *stacks;
-	__u32 gen;
 
 	if (key.tid == 0 && !include_idle) {
 		count_outcome(SAMPLE_IDLE);
@@ -320,9 +330,14 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 	if (!cgroup_admits(ctx, &key, cgroup_event))
 		return 0;
 	task = bpf_get_current_task_btf();
-	if (!(task->flags & PF_KTHREAD) && announce_process(key.tgid)) {
-		count_outcome(SAMPLE_FILTERED);
-		return 0;
+	if (!(task->flags & PF_KTHREAD)) {
+		proc = bpf_map_lookup_elem(&last_announced, &zero);
+		if (!proc)
+			return 0; /* a per-CPU array's entry 0 always exists */
+		if (announce_process(proc, key.tgid)) {
+			count_outcome(SAMPLE_FILTERED);
+			return 0;
+		}
 	}
 	gen = generation & 1;
 	stacks = gen ? (void *)&stacks_gen1 : (void *)&stacks_gen0;
@@ -330,9 +345,10 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool cgroup_e
 	/* A sample taken in user mode has no kernel stack to walk. */
 	if (!user_mode)
 		key.kernel_stack = kernel_stack(ctx, stacks);
-	if (!(task->flags & PF_KTHREAD)) {
-		key.user_stack = user_stack(ctx, task, user_mode, stacks);
-		read_trace_context(&key);
+	if (proc) {
+		key.user_stack = user_stack(ctx, task, user_mode, stacks, proc);
+		if (!proc->no_trace_slot)
+			proc->no_trace_slot = !read_trace_context(&key);
 	}
 	count_sample(gen, &key);
 	return 0;

@@ -231,7 +231,8 @@ static long python_step(__u32 i, void *ctx)
 	return 0;
 }
 
-__hidden struct stack_trace *python_stack(struct stack_trace *native, __u64 *hash, __u32 *depth)
+__hidden struct stack_trace *python_stack(struct stack_trace *native, __u64 *hash, __u32 *depth,
+					  __u8 *not_python)
 {
 	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
 	struct python_proc *p;
@@ -239,11 +240,13 @@ __hidden struct stack_trace *python_stack(struct stack_trace *native, __u64 *has
 	bool ok = true;
 	__u64 frame;
 
-	if (!python_procs_used || !native)
+	if (!native)
 		return native;
-	p = bpf_map_lookup_elem(&python_procs, &tgid);
-	if (!p)
+	p = python_procs_used ? bpf_map_lookup_elem(&python_procs, &tgid) : NULL;
+	if (!p) {
+		*not_python = 1;
 		return native;
+	}
 	python_count(PYTHON_STACKS, 1);
 	frame = current_frame(p, &ok);
 	if (!ok) {

@@ -164,7 +164,7 @@ int read_trace_context(struct sample_key *key)
 		read_custom_labels(task, slot->custom_tpoff, key);
 	if (!trace_id_is_zero(key->trace_id))
 		count_outcome(SAMPLE_TRACE_CONTEXT);
-	return 0;
+	return 1;
 }
 
 __hidden void tracectx_forget(__u32 tgid)

@@ -10,7 +10,8 @@
 
 /*
  * Sets key->trace_id and key->span_id to the trace and span the current thread works for, when its
- * process publishes them (user space found where: trace_slots); leaves them zero otherwise. Returns 0.
+ * process publishes them (user space found where: trace_slots); leaves them zero otherwise. Returns 0
+ * when the process has no trace slot (which the caller may remember until announce_epoch changes), else 1.
  * A global function, so the verifier checks it once, on its own: inlined, its label loop was checked
  * again for every state the sampler reaches it in, and the program neared the verifier's limit.
  */

@@ -4,11 +4,12 @@
  * pointers for code without a table (JIT, hand-written asm, binaries without .eh_frame) and for
  * processes without an entry yet. Called by profiler.bpf.c through unwind.bpf.h; linked with it.
  *
- * Each frame: find the mapping of the pc (the last one is cached: most callers are in the same
- * binary), binary-search its table's rows (UNWIND_SEARCH_STEPS bounded halvings over an array map,
- * whose lookups the verifier inlines), apply the row. The frame loop is a bpf_loop, so the verifier
- * checks one step, not PROFILER_MAX_STACK_DEPTH of them. The stack pointer strictly grows from frame
- * to frame, so a walk cannot cycle.
+ * Each frame: take the row found at the same depth of the last walk if its pc matches, else the one
+ * in the per-CPU row cache, else find the mapping of the pc (the last one is cached: most callers are
+ * in the same binary) and binary-search its table's rows (UNWIND_SEARCH_STEPS bounded halvings over
+ * an array map, whose lookups the verifier inlines); apply the row. The frame loop is a bpf_loop, so
+ * the verifier checks one step, not PROFILER_MAX_STACK_DEPTH of them. The stack pointer strictly grows
+ * from frame to frame, so a walk cannot cycle.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -119,10 +120,19 @@ struct unwind_cached_row {
 	struct unwind_row row;
 };
 
+/* The row found for frame i of an earlier walk of the same process entry (path_owner). */
+struct unwind_path_row {
+	__u64 pc;
+	__u64 owner;
+	struct unwind_row row;
+};
+
+#define UNWIND_PATH_SIZE 128 /* PROFILER_MAX_STACK_DEPTH rounded up to a power of two */
+
 struct stack_unwind {
 	__u64 ip, sp, bp;
 	__u64 hash;
-	__u64 now;
+	__u64 now;          /* 0 until a mapping search needs it (unwind_now) */
 	__u64 epoch;        /* unwind_epoch and the process entry's gen at the start of the walk */
 	__u32 proc_gen;
 	__u32 tgid;
@@ -132,6 +142,13 @@ struct stack_unwind {
 	 * pc 0 at map_base; count 0 when it has no usable table. */
 	__u64 map_start, map_end, map_base;
 	__u32 first, count;
+	/* Successive samples of a thread mostly share their callers at the same depths: the rows of the
+	 * last walks by depth, a few adjacent cache lines, are tried before the cache, whose entries a
+	 * walk finds scattered over pages. path_owner changes with (tgid, gen, epoch), which invalidates
+	 * them all. Kept from sample to sample. */
+	__u64 path_owner, path_epoch;
+	__u32 path_tgid, path_gen;
+	struct unwind_path_row path[UNWIND_PATH_SIZE];
 	struct stack_trace trace;
 	struct unwind_cached_row cache[UNWIND_CACHE_SIZE]; /* kept from sample to sample */
 };
@@ -143,11 +160,19 @@ struct {
 	__type(value, struct stack_unwind);
 } unwind_scratch SEC(".maps");
 
+/* The walk's time, read on its first mapping search: most walks find all their rows cached. */
+static __always_inline __u64 unwind_now(struct stack_unwind *s)
+{
+	if (!s->now)
+		s->now = bpf_ktime_get_ns();
+	return s->now;
+}
+
 static __always_inline void unwind_miss(struct stack_unwind *s, struct unwind_process *p)
 {
 	struct unwind_event *e;
 
-	if (s->now - p->last_miss_ns < UNWIND_MISS_INTERVAL_NS)
+	if (unwind_now(s) - p->last_miss_ns < UNWIND_MISS_INTERVAL_NS)
 		return;
 	p->last_miss_ns = s->now;
 	e = bpf_ringbuf_reserve(&unwind_events, sizeof(*e), 0);
@@ -219,7 +244,7 @@ static __always_inline void unwind_find_mapping(struct stack_unwind *s, __u64 pc
 	s->map_base = m->base;
 	s->first = t->first;
 	s->count = t->count;
-	if (s->now - t->last_used_ns > UNWIND_USED_GRANULE_NS)
+	if (unwind_now(s) - t->last_used_ns > UNWIND_USED_GRANULE_NS)
 		t->last_used_ns = s->now;
 }
 
@@ -304,26 +329,36 @@ static __always_inline long unwind_fp_step(struct stack_unwind *s, __u32 i, __u3
 	return unwind_record(s, i);
 }
 
-/* The row in effect at pc: from the per-CPU cache, else searched (and cached); NULL when pc has none. */
-static __always_inline struct unwind_row *unwind_lookup_row(struct stack_unwind *s, __u64 pc)
+/* The row in effect at pc, frame i: from an earlier walk's frame i, else from the per-CPU cache, else
+ * searched (and cached); NULL when pc has none. */
+static __always_inline struct unwind_row *unwind_lookup_row(struct stack_unwind *s, __u64 pc, __u32 i)
 {
-	struct unwind_cached_row *c = &s->cache[(pc ^ (pc >> 9) ^ s->tgid) & (UNWIND_CACHE_SIZE - 1)];
+	struct unwind_path_row *p = &s->path[i & (UNWIND_PATH_SIZE - 1)];
+	struct unwind_cached_row *c;
 	struct unwind_row *row = NULL;
 
-	if (c->pc == pc && c->tgid == s->tgid && c->gen == s->proc_gen && c->epoch == s->epoch)
-		return &c->row;
-	if (pc < s->map_start || pc >= s->map_end)
-		unwind_find_mapping(s, pc);
-	if (s->count)
-		row = unwind_find_row(s, pc);
-	if (!row)
-		return NULL;
-	c->pc = pc;
-	c->tgid = s->tgid;
-	c->gen = s->proc_gen;
-	c->epoch = s->epoch;
-	c->row = *row;
-	return &c->row;
+	if (p->pc == pc && p->owner == s->path_owner)
+		return &p->row;
+	c = &s->cache[(pc ^ (pc >> 9) ^ s->tgid) & (UNWIND_CACHE_SIZE - 1)];
+	if (c->pc == pc && c->tgid == s->tgid && c->gen == s->proc_gen && c->epoch == s->epoch) {
+		row = &c->row;
+	} else {
+		if (pc < s->map_start || pc >= s->map_end)
+			unwind_find_mapping(s, pc);
+		if (s->count)
+			row = unwind_find_row(s, pc);
+		if (!row)
+			return NULL;
+		c->pc = pc;
+		c->tgid = s->tgid;
+		c->gen = s->proc_gen;
+		c->epoch = s->epoch;
+		c->row = *row;
+	}
+	p->pc = pc;
+	p->owner = s->path_owner;
+	p->row = *row;
+	return &p->row;
 }
 
 /* Restores the caller's registers from the frame at cfa by the row; 1 ends the walk. */
@@ -367,7 +402,7 @@ static long unwind_step(__u32 i, void *ctx)
 	/* Callers' pcs are return addresses: the call is the instruction before (it may be the last of
 	 * a noreturn function). The leaf's pc is exact. */
 	pc = i == 0 ? s->ip : s->ip - 1;
-	row = unwind_lookup_row(s, pc);
+	row = unwind_lookup_row(s, pc, i);
 	if (!row)
 		return unwind_fp_step(s, i, UNWIND_TRUNC_NO_TABLE);
 	switch (row->cfa) {
@@ -400,12 +435,19 @@ static long unwind_step(__u32 i, void *ctx)
 	return unwind_record(s, i);
 }
 
-/* The walk by the process's tables, from the registers in s; frame 0 is already in the trace. */
-static __always_inline void unwind_by_tables(struct stack_unwind *s, struct unwind_process *p)
+/* The walk by the process's tables (its entry at gen), from the registers in s; frame 0 is already in
+ * the trace. */
+static __always_inline void unwind_by_tables(struct stack_unwind *s, __u32 gen)
 {
-	s->proc_gen = p->gen;
+	s->proc_gen = gen;
 	s->epoch = unwind_epoch;
-	s->now = bpf_ktime_get_ns();
+	if (s->path_tgid != s->tgid || s->path_gen != gen || s->path_epoch != s->epoch) {
+		s->path_owner++;
+		s->path_tgid = s->tgid;
+		s->path_gen = gen;
+		s->path_epoch = s->epoch;
+	}
+	s->now = 0;
 	s->table_frames = 0;
 	s->fp_frames = 0;
 	s->map_start = 1; /* an empty cached mapping */
@@ -446,25 +488,30 @@ static __always_inline void unwind_by_frame_pointers(struct stack_unwind *s)
 	unwind_count(UNWIND_FRAMES_FP, depth - 1);
 }
 
-int unwind_walk_user(__u64 ip, __u64 sp, __u64 bp, __u64 *hash, __u32 *depth)
+int unwind_walk_user(const struct unwind_regs *regs, __u64 *hash, __u32 *depth, struct unwind_memo *memo)
 {
 	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
 	struct stack_unwind *s = bpf_map_lookup_elem(&unwind_scratch, &zero);
 	struct unwind_process *p;
 	__u32 end;
 
-	if (!s || !hash || !depth)
+	if (!s || !regs || !hash || !depth || !memo)
 		return -1;
 	s->tgid = tgid;
-	s->ip = ip;
-	s->sp = sp;
-	s->bp = bp;
-	s->trace.frames[0] = ip;
-	s->hash = stack_hash_mix(STACK_HASH_SEED_USER, ip);
+	s->ip = regs->ip;
+	s->sp = regs->sp;
+	s->bp = regs->bp;
+	s->trace.frames[0] = regs->ip;
+	s->hash = stack_hash_mix(STACK_HASH_SEED_USER, regs->ip);
 	s->depth = 1;
-	p = bpf_map_lookup_elem(&unwind_procs, &tgid);
-	if (p)
-		unwind_by_tables(s, p);
+	if (!memo->known) {
+		p = bpf_map_lookup_elem(&unwind_procs, &tgid);
+		memo->has_entry = p != NULL;
+		memo->gen = p ? p->gen : 0;
+		memo->known = 1;
+	}
+	if (memo->has_entry)
+		unwind_by_tables(s, memo->gen);
 	else
 		unwind_by_frame_pointers(s);
 	end = s->depth;

@@ -174,6 +174,7 @@ static int open_unwinder(struct sampler *s, const struct sampler_opts *opts)
 		.sync_fd = bpf_map__fd(skel->maps.unwind_sync),
 		.sync_inner_fd = bpf_map__fd(skel->maps.unwind_sync_dummy),
 		.epoch = &skel->bss->unwind_epoch,
+		.announce_epoch = &skel->bss->announce_epoch,
 		.nrows = bpf_map__max_entries(skel->maps.unwind_rows),
 		.nprocs = bpf_map__max_entries(skel->maps.unwind_procs),
 		.ncpus = s->ncpus_possible,
@@ -470,6 +471,8 @@ int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_
 	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.trace_slots), &tgid, slot, BPF_ANY))
 		return -errno;
 	__atomic_store_n(&s->skel->bss->trace_slots_used, 1, __ATOMIC_RELAXED);
+	/* After the write: CPUs that remembered the process had no slot look again. */
+	__atomic_fetch_add(&s->skel->bss->announce_epoch, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -478,6 +481,8 @@ int sampler_set_python_proc(struct sampler *s, uint32_t tgid, const struct pytho
 	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.python_procs), &tgid, proc, BPF_ANY))
 		return -errno;
 	__atomic_store_n(&s->skel->bss->python_procs_used, 1, __ATOMIC_RELAXED);
+	/* After the write: CPUs that remembered the process was not a Python one look again. */
+	__atomic_fetch_add(&s->skel->bss->announce_epoch, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 

@@ -471,9 +471,11 @@ static int add_locked(struct unwinder *u, uint32_t tgid)
 	/* BPF drops the entry at exit; one written after the exit would outlive the process. */
 	if (kill((pid_t)tgid, 0) && errno == ESRCH) {
 		bpf_map_delete_elem(u->maps.procs_fd, &tgid);
-		return -ESRCH;
+		err = -ESRCH;
 	}
-	return 0;
+	/* After the write: CPUs that remembered the process's entry (or its absence) look again. */
+	__atomic_add_fetch(u->maps.announce_epoch, 1, __ATOMIC_SEQ_CST);
+	return err;
 }
 
 int unwinder_add_process(struct unwinder *u, uint32_t tgid)

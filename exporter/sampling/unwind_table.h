@@ -31,6 +31,7 @@ struct unwinder_maps {
 	int sync_fd;        /* unwind_sync: re-setting entry 0 waits for running programs */
 	int sync_inner_fd;  /* the map entry 0 is re-set to */
 	__u64 *epoch;       /* unwind_epoch in the program's .bss: bumped on eviction */
+	__u64 *announce_epoch; /* bumped after a process entry is written: CPUs remember entries within one */
 	uint32_t nrows;     /* capacity of unwind_rows, whole blocks (unwind_index has one entry each) */
 	uint32_t nprocs;    /* max_entries of unwind_procs */
 	int ncpus;          /* possible CPUs, for the per-CPU counters */
