@@ -720,6 +720,13 @@ int elf_file_vaddr_data(struct elf_file *f, uint64_t vaddr, uint64_t max_bytes, 
 	return -ENOENT;
 }
 
+/* A section with contents in the file: PROGBITS, or the type lld (and so LLVM's own libraries) gives
+ * .eh_frame on x86-64. */
+static bool has_file_contents(const GElf_Shdr *sh)
+{
+	return sh->sh_type == SHT_PROGBITS || sh->sh_type == SHT_X86_64_UNWIND;
+}
+
 int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, const void **data,
 		     size_t *len, uint64_t *vaddr)
 {
@@ -729,7 +736,7 @@ int elf_file_section(struct elf_file *f, const char *name, uint64_t max_bytes, c
 
 	if (!scn)
 		return -ENOENT;
-	if (sh.sh_type != SHT_PROGBITS)
+	if (!has_file_contents(&sh))
 		return -ENOEXEC;
 	if (sh.sh_size > max_bytes)
 		return -EFBIG;
@@ -753,7 +760,7 @@ int elf_file_section_copy(struct elf_file *f, const char *name, uint64_t max_byt
 		return -EOPNOTSUPP;
 	if (!find_section_name(f, name, &sh))
 		return -ENOENT;
-	if (sh.sh_type != SHT_PROGBITS)
+	if (!has_file_contents(&sh))
 		return -ENOEXEC;
 	if (sh.sh_size > max_bytes)
 		return -EFBIG;

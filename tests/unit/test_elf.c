@@ -311,6 +311,32 @@ static void test_truncated_and_corrupt(void **state)
 	free(buf);
 }
 
+/* lld gives .eh_frame the type X86_64_UNWIND, not PROGBITS: LLVM's own library (installed with clang)
+ * is linked so, and its unwind table must be read like any other. */
+static void test_eh_frame_of_lld_output(void **state)
+{
+	const char *lib = "/usr/lib/x86_64-linux-gnu/libLLVM-14.so.1";
+	char out[128];
+	struct elf_file *f;
+	uint8_t *data;
+	uint64_t vaddr;
+	size_t len;
+	int fd;
+
+	(void)state;
+	if (access(lib, R_OK) != 0)
+		fail_msg("%s, linked by lld, is not installed (package libllvm14, a dependency of clang)", lib);
+	run("readelf -SW /usr/lib/x86_64-linux-gnu/libLLVM-14.so.1 | awk '$2 == \".eh_frame\" { print $3, $6 }'",
+	    out, sizeof(out));
+	assert_string_equal(strtok(out, " "), "X86_64_UNWIND");
+	assert_int_equal(open_elf(lib, &fd, &f), 0);
+	assert_int_equal(elf_file_section_copy(f, ".eh_frame", 1ull << 30, &data, &len, &vaddr), 0);
+	assert_int_equal(len, strtoull(strtok(NULL, " "), NULL, 16));
+	free(data);
+	elf_file_close(f);
+	close(fd);
+}
+
 static void test_refusals(void **state)
 {
 	struct elf_file *f;
@@ -338,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_find_symbol_streamed),
 		cmocka_unit_test(test_debuglink),
 		cmocka_unit_test(test_truncated_and_corrupt),
+		cmocka_unit_test(test_eh_frame_of_lld_output),
 		cmocka_unit_test(test_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
