@@ -279,21 +279,26 @@ static int parse_all(FILE *f, size_t max_symbols, struct kparse *k, size_t *zero
 	return ferror(f) ? -EIO : 0;
 }
 
-/* Module (pool offset) of a symbol: the last run of lines starting at or before its line. */
-static uint32_t module_of_line(const struct kparse *p, uint32_t order)
+/* The last of runs[0, n) that starts at or before first; run 0 starts at the first line or symbol. */
+static const struct kmod_run *run_of(const struct kmod_run *runs, size_t n, uint32_t first)
 {
-	uint32_t line = order & ~(1u << 31);
-	size_t lo = 0, hi = p->nruns;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (p->runs[mid].first <= line)
+		if (runs[mid].first <= first)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return p->runs[lo - 1].module; /* run 0 starts at the first symbol's line */
+	return &runs[lo - 1];
+}
+
+/* Module (pool offset) of a symbol: the run of lines holding its line. */
+static uint32_t module_of_line(const struct kparse *p, uint32_t order)
+{
+	return run_of(p->runs, p->nruns, order & ~(1u << 31))->module;
 }
 
 /* The module runs of the sorted symbols: a module whose addresses interleave with another's has more
@@ -408,20 +413,10 @@ size_t kallsyms_count(const struct kallsyms *k)
 	return k->count;
 }
 
-/* Module of symbol idx: the last run starting at or before it. */
+/* Module of symbol idx: the run of sorted symbols holding it. */
 static const char *module_of(const struct kallsyms *k, size_t idx)
 {
-	size_t lo = 0, hi = k->nruns;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (k->runs[mid].first <= idx)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return k->pool + k->runs[lo - 1].module; /* run 0 starts at index 0 */
+	return k->pool + run_of(k->runs, k->nruns, (uint32_t)idx)->module;
 }
 
 const char *kallsyms_lookup(const struct kallsyms *k, uint64_t addr, const char **module)
