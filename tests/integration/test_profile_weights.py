@@ -11,7 +11,9 @@ import unittest
 import harness as h
 
 HZ = 99
-WINDOW = 5
+# 10 s at 99 Hz on 2 threads: ~2000 samples, so the 5-point bound on a share is 4.5 standard
+# deviations of its sampling error (at 5 s it was 3, and a correct profile strayed past it now and then).
+WINDOW = 10
 THREADS = 2
 WEIGHTS = {"hot_a": 50, "hot_b": 30, "hot_c": 20}
 KERNEL_ENTRY = ("entry_SYSCALL_64", "entry_SYSCALL_64_after_hwframe", "do_syscall_64", "x64_sys_call",
