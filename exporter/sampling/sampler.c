@@ -115,13 +115,13 @@ static int handle_event(void *ctx, void *data, size_t size)
 	 * shutdown. */
 	if (atomic_load(&s->events_stopped))
 		return -ECANCELED;
-	/* A sampled process is read first (its maps must be read while it lives), then given unwind
-	 * tables. An exec only ends the old program: the new one is read at its first sample (BPF forgot
+	/* A sampled process is read first (its maps must be read while it lives), then queued for unwind
+	 * tables, which are built on the unwinder's thread. An exec only ends the old program: the new one is read at its first sample (BPF forgot
 	 * the process at exec, so that sample announces it), and one that exits unsampled, as most of a
 	 * busy node's short processes do at 19 Hz, is never read. */
 	s->on_event(e, s->event_ctx);
 	if (s->unwinder && e->type == PROCESS_EVENT_SAMPLED)
-		unwinder_add_process(s->unwinder, e->tgid);
+		unwinder_request(s->unwinder, e->tgid);
 	return 0;
 }
 
@@ -190,11 +190,6 @@ static int open_unwinder(struct sampler *s, const struct sampler_opts *opts)
 	if (err)
 		log_error("cannot set up unwind tables", "err=\"%s\"", strerror(-err));
 	return err;
-}
-
-struct unwinder *sampler_unwinder(struct sampler *s)
-{
-	return s->unwinder;
 }
 
 /* Off-CPU waits (offcpu.bpf.c): its program is not even loaded unless asked for. */
@@ -554,8 +549,10 @@ int sampler_set_process_dropped(struct sampler *s, uint32_t tgid, bool dropped)
 {
 	__u8 state = dropped ? KNOWN_PROCESS_DROPPED : KNOWN_PROCESS_SAMPLED;
 
-	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.known_processes), &tgid, &state, BPF_ANY))
-		return -errno;
+	/* BPF_EXIST: an entry BPF deleted at exec or exit must stay deleted, or the next program (or a
+	 * process reusing the pid) would never be announced. Its next sample announces it again. */
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.known_processes), &tgid, &state, BPF_EXIST))
+		return errno == ENOENT ? 0 : -errno;
 	/* CPUs that cached this process look it up again. */
 	__atomic_fetch_add(&s->skel->bss->announce_epoch, 1, __ATOMIC_SEQ_CST);
 	if (dropped)

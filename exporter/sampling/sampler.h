@@ -71,9 +71,6 @@ int sampler_set_python_proc(struct sampler *s, uint32_t tgid, const struct pytho
 /* The Python walker's counters, summed over CPUs. */
 int sampler_python_counters(struct sampler *s, struct python_counter_values *out);
 
-/* The unwind tables (exporter/sampling/unwind_table.h), NULL when disabled. */
-struct unwinder *sampler_unwinder(struct sampler *s);
-
 /* Stops sampling process tgid (its target is dropped) until it execs, or resumes it (thread-safe). */
 int sampler_set_process_dropped(struct sampler *s, uint32_t tgid, bool dropped);
 /* Sets the policy of a cgroup v2 id, or removes it (policy NULL); thread-safe. -E2BIG when the map is

@@ -30,6 +30,8 @@
 #define MAX_FILES (4 * UNWIND_MAX_TABLES)
 /* Rows written to the array map per syscall (a multiple of UNWIND_BLOCK_ROWS). */
 #define ROW_BATCH 4096
+/* Processes waiting for the builder thread. */
+#define QUEUE_MAX 1024
 
 /* Why a file has no table; negative cache entries remember it. */
 enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_STATES };
@@ -80,6 +82,19 @@ struct unwinder {
 	struct unwind_go_stats go;
 	uint64_t processes_added, processes_failed, processes_full, mappings_dropped, events;
 	struct metrics_histogram build_seconds;
+
+	/* Processes to add, built on a thread of their own: one large library's table takes 100 ms or
+	 * more, and the event thread must read a new process's mappings before it exits, which a short
+	 * process does sooner (tests/integration/test_shortlived.py). */
+	struct {
+		pthread_mutex_t lock;
+		pthread_cond_t wake;
+		pthread_t builder;
+		bool started, stopping;
+		uint32_t tgids[QUEUE_MAX];
+		uint32_t head, len;
+		uint64_t full;
+	} queue;
 };
 
 static const double build_buckets[] = { 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1 };
@@ -478,7 +493,7 @@ static int add_locked(struct unwinder *u, uint32_t tgid)
 	return err;
 }
 
-int unwinder_add_process(struct unwinder *u, uint32_t tgid)
+static int add_process(struct unwinder *u, uint32_t tgid)
 {
 	pthread_mutex_lock(&u->lock);
 	/* What parsing frees is given back by the trim after the next drain (exporter/malloc_bounds.c). */
@@ -495,6 +510,49 @@ int unwinder_add_process(struct unwinder *u, uint32_t tgid)
 	return err;
 }
 
+int unwinder_request(struct unwinder *u, uint32_t tgid)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&u->queue.lock);
+	for (uint32_t i = 0; i < u->queue.len; i++) {
+		if (u->queue.tgids[(u->queue.head + i) % QUEUE_MAX] == tgid)
+			goto out; /* its build will read the mappings as they are then */
+	}
+	if (u->queue.len == QUEUE_MAX) {
+		u->queue.full++;
+		err = -ENOSPC;
+		goto out;
+	}
+	u->queue.tgids[(u->queue.head + u->queue.len++) % QUEUE_MAX] = tgid;
+	pthread_cond_signal(&u->queue.wake);
+out:
+	pthread_mutex_unlock(&u->queue.lock);
+	return err;
+}
+
+static void *builder_main(void *arg)
+{
+	struct unwinder *u = arg;
+
+	pthread_mutex_lock(&u->queue.lock);
+	for (;;) {
+		while (!u->queue.len && !u->queue.stopping)
+			pthread_cond_wait(&u->queue.wake, &u->queue.lock);
+		if (u->queue.stopping)
+			break;
+		uint32_t tgid = u->queue.tgids[u->queue.head];
+
+		u->queue.head = (u->queue.head + 1) % QUEUE_MAX;
+		u->queue.len--;
+		pthread_mutex_unlock(&u->queue.lock);
+		add_process(u, tgid);
+		pthread_mutex_lock(&u->queue.lock);
+	}
+	pthread_mutex_unlock(&u->queue.lock);
+	return NULL;
+}
+
 int unwinder_handle_event(void *unwinder, void *data, size_t size)
 {
 	struct unwinder *u = unwinder;
@@ -505,7 +563,7 @@ int unwinder_handle_event(void *unwinder, void *data, size_t size)
 	pthread_mutex_lock(&u->lock);
 	u->events++;
 	pthread_mutex_unlock(&u->lock);
-	unwinder_add_process(u, e->tgid);
+	unwinder_request(u, e->tgid);
 	return 0;
 }
 
@@ -562,15 +620,35 @@ int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *m
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&u->lock, NULL);
+	pthread_mutex_init(&u->queue.lock, NULL);
+	pthread_cond_init(&u->queue.wake, NULL);
 	find_vdso(u);
+	int err = -pthread_create(&u->queue.builder, NULL, builder_main, u);
+	if (err) {
+		unwinder_free(u);
+		return err;
+	}
+	u->queue.started = true;
 	*out = u;
 	return 0;
+}
+
+static void stop_builder(struct unwinder *u)
+{
+	if (!u->queue.started)
+		return;
+	pthread_mutex_lock(&u->queue.lock);
+	u->queue.stopping = true;
+	pthread_cond_signal(&u->queue.wake);
+	pthread_mutex_unlock(&u->queue.lock);
+	pthread_join(u->queue.builder, NULL);
 }
 
 void unwinder_free(struct unwinder *u)
 {
 	if (!u)
 		return;
+	stop_builder(u);
 	while (u->tables) {
 		struct table *t = u->tables;
 		u->tables = t->next;
@@ -578,6 +656,8 @@ void unwinder_free(struct unwinder *u)
 	}
 	metrics_histogram_destroy(&u->build_seconds);
 	pthread_mutex_destroy(&u->lock);
+	pthread_mutex_destroy(&u->queue.lock);
+	pthread_cond_destroy(&u->queue.wake);
 	free(u->proc_root);
 	free(u->entry);
 	free(u->keybuf);
@@ -645,6 +725,9 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	uint64_t added = u->processes_added, failed = u->processes_failed, full = u->processes_full;
 	uint64_t dropped = u->mappings_dropped, events = u->events;
 	pthread_mutex_unlock(&u->lock);
+	pthread_mutex_lock(&u->queue.lock);
+	uint64_t queued = u->queue.len, queue_full = u->queue.full;
+	pthread_mutex_unlock(&u->queue.lock);
 
 	metrics_gauge(b, "anorak_unwind_table_bytes", "BPF map memory held by unwind table rows.",
 		      (double)rows_used * sizeof(struct unwind_row));
@@ -677,4 +760,9 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	metrics_counter(b, "anorak_unwind_refresh_events_total",
 			"Requests from BPF to re-read a process's mappings (new code mapped, table evicted).",
 			events);
+	metrics_gauge(b, "anorak_unwind_processes_queued", "Processes waiting for their unwind tables.", queued);
+	metrics_counter(b, "anorak_unwind_queue_full_total",
+			"Requests for a process's unwind tables refused because 1024 were already "
+			"waiting; a process refused at its first sample is walked by frame pointer only.",
+			queue_full);
 }

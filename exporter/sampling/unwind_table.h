@@ -9,7 +9,8 @@
  * Table rows share one array map of a fixed size (--unwind.table-memory); when a new table does not
  * fit, the tables least recently used by samples are evicted (counted). Tables are keyed by the mapped
  * file's device, inode, size and modification time, so one file is parsed once however many
- * processes map it. Called from the event thread; metrics from any thread.
+ * processes map it. Requests come from the event thread and are built on a thread of the unwinder's
+ * own; metrics are read from any thread.
  */
 #ifndef ANORAK_UNWIND_TABLE_H
 #define ANORAK_UNWIND_TABLE_H
@@ -49,10 +50,9 @@ void unwinder_plan(uint64_t memory_bytes, uint32_t max_processes, uint32_t *nrow
 int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *maps, struct unwinder **out);
 void unwinder_free(struct unwinder *u);
 
-/* Reads the process's mappings, finds or builds the tables of its executable files and writes its
- * entry. -ESRCH when the process is gone, -ENOSPC when the process map is full, -ENOENT when none of
- * its mappings has a table. */
-int unwinder_add_process(struct unwinder *u, uint32_t tgid);
+/* Queues the process: the builder thread reads its mappings, finds or builds the tables of its
+ * executable files and writes its entry. -ENOSPC when the queue is full (counted). */
+int unwinder_request(struct unwinder *u, uint32_t tgid);
 
 /* ring_buffer callback for unwind_events (struct unwind_event): re-adds the process. */
 int unwinder_handle_event(void *unwinder, void *data, size_t size);

@@ -34,12 +34,15 @@ struct process_table {
 
 	atomic_uint_fast64_t maps_loaded;
 	atomic_uint_fast64_t maps_failed;
+	struct metrics_histogram read_delay; /* first sample to mappings read */
 	atomic_uint_fast64_t untracked;
 
 	struct process *untracked_cache[UNTRACKED_CACHE];
 	uint32_t untracked_cached;
 	atomic_uint_fast64_t untracked_hits, untracked_evictions;
 };
+
+static const double read_delay_buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1 };
 
 static int64_t now_ns(void)
 {
@@ -227,13 +230,16 @@ static void cache_untracked(struct process_table *t, struct process *p)
 	*slot = p;
 }
 
-static void learn(struct process_table *t, uint32_t tgid, const char *comm, bool from_event)
+/* sampled_ns: when BPF announced the process (CLOCK_MONOTONIC), 0 when not learnt from its event. */
+static void learn(struct process_table *t, uint32_t tgid, const char *comm, int64_t sampled_ns)
 {
 	struct process *fresh = process_new(t, tgid, comm);
 
 	if (!fresh)
 		return;
-	if (from_event && t->opts.on_learnt)
+	if (sampled_ns && fresh->maps)
+		metrics_histogram_observe(&t->read_delay, (double)(fresh->maps_loaded_ns - sampled_ns) / 1e9);
+	if (sampled_ns && t->opts.on_learnt)
 		t->opts.on_learnt(t->opts.on_learnt_ctx, fresh);
 	pthread_mutex_lock(&t->lock);
 	if (table_full(t, tgid)) {
@@ -268,7 +274,7 @@ void process_table_on_event(const struct process_event *e, void *table)
 	comm[sizeof(e->comm)] = '\0';
 	switch (e->type) {
 	case PROCESS_EVENT_SAMPLED: /* first sample since start or exec: its mappings are new */
-		learn(t, e->tgid, comm, true);
+		learn(t, e->tgid, comm, (int64_t)e->ktime_ns);
 		break;
 	case PROCESS_EVENT_EXEC:
 	case PROCESS_EVENT_EXIT:
@@ -330,7 +336,7 @@ struct process *process_table_resolve(struct process_table *t, uint32_t tgid, co
 	if (!p) {
 		/* Sampled before its event was handled, or the table is full: learn it now. A full
 		 * table still gets an untracked process (cached) so its samples keep their labels. */
-		learn(t, tgid, NULL, false);
+		learn(t, tgid, NULL, 0);
 		pthread_mutex_lock(&t->lock);
 		p = *slot_of(t, tgid);
 		p = p ? process_get(p) : cached_untracked(t, tgid);
@@ -465,6 +471,11 @@ int process_table_new(const struct process_table_opts *opts, struct process_tabl
 	if (!t)
 		return -ENOMEM;
 	t->opts = *opts;
+	if (metrics_histogram_init(&t->read_delay, read_delay_buckets,
+				   sizeof(read_delay_buckets) / sizeof(read_delay_buckets[0]))) {
+		free(t);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&t->lock, NULL);
 	*out = t;
 	return 0;
@@ -486,6 +497,7 @@ void process_table_free(struct process_table *t)
 	}
 	for (size_t i = 0; i < UNTRACKED_CACHE; i++)
 		process_put(t->untracked_cache[i]);
+	metrics_histogram_destroy(&t->read_delay);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -547,4 +559,8 @@ void process_table_write_metrics(struct metrics_buf *b, void *table)
 				      "Reads of /proc/PID/maps, by result.");
 	metrics_series_value(series, "result=\"success\"", atomic_load(&t->maps_loaded));
 	metrics_series_value(series, "result=\"error\"", atomic_load(&t->maps_failed));
+	metrics_histogram_write(b, "anorak_process_read_delay_seconds",
+				"Time from a process's first sample to its mappings being read. A process that "
+				"exits sooner keeps its frames unnamed (addresses only).",
+				&t->read_delay);
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""A process that lives 100 ms and exits must still be symbolized in the profile window it ran in."""
+"""A process that lives 100 ms and exits must still be symbolized in the profile window it ran in, also
+while the daemon builds a large unwind table for another process."""
 import os
+import shutil
+import tempfile
 import threading
 import time
 import unittest
@@ -9,51 +12,101 @@ import harness as h
 
 HZ = 99
 FUNC = "anorak_shortlived_burn_5f3c9a"  # tests/workload/shortlived.c
+# A large library (5 MB of .eh_frame: its table takes 0.2-0.4 s to build, longer sanitized); clang's
+# build dependency installs it.
+LARGE_LIBRARY = "/usr/lib/x86_64-linux-gnu/libLLVM-14.so.1"
+# Maps the library, is sampled once (that asks for its tables) and then waits, mapping it.
+LOADER = """
+import ctypes, sys, time
+ctypes.CDLL(sys.argv[1])
+print("loader pid=%d" % __import__("os").getpid(), flush=True)
+end = time.monotonic() + 0.1
+while time.monotonic() < end:
+    pass
+time.sleep(float(sys.argv[2]))
+"""
 
 
 class ShortLived(unittest.TestCase):
+    def run_shortlived(self, d, count, seconds, before_each=None):
+        """Runs shortlived COUNT times, one after another, inside a profile of SECONDS; returns (pids,
+        profile)."""
+        result = {}
+
+        def fetch():
+            try:
+                result["raw"] = d.profile(seconds)
+            except Exception as e:  # reported below
+                result["error"] = e
+
+        prog = h.workload("shortlived")
+        t = threading.Thread(target=fetch)
+        t.start()
+        time.sleep(1.0)  # inside the window
+        pids = []
+        for i in range(count):
+            if before_each:
+                before_each(i)
+            w = h.Workload([prog, "-m", "100"])
+            self.assertEqual(w.wait(timeout=10), 0, "shortlived failed")
+            pids.append(w.pid)
+            time.sleep(0.3)
+        t.join(30 * h.TIME_SCALE)
+        self.assertFalse(t.is_alive(), "profile request did not finish")
+        if "error" in result:
+            raise result["error"]
+        return pids, h.check_profile(self, result["raw"], "shortlived profile")
+
+    def assert_symbolized(self, p, pids):
+        real = os.path.realpath(h.workload("shortlived"))
+        for pid in pids:
+            mine = p.of_pid(pid)
+            self.assertTrue(mine, "no sample of shortlived pid %d (100 ms at %d Hz ~ 10 samples)" % (pid, HZ))
+            named = [x for x in mine if FUNC in x.functions]
+            n = sum(x.values[0] for x in named)
+            self.assertGreaterEqual(n, 0.5 * sum(x.values[0] for x in mine),
+                                    "pid %d: %s in too few samples:\n%s" % (pid, FUNC, h.describe(mine)))
+            for x in named:
+                f = x.frames[x.functions.index(FUNC)]
+                self.assertEqual(f.mapping_file, real, "mapping of %s" % FUNC)
+                self.assertEqual(x.labels.get("comm"), "shortlived")
+                self.assertIn("main", x.functions, "caller chain of %s: %r" % (FUNC, x))
+
     def test_shortlived_symbolized(self):
         h.require_daemon()
-        prog = h.workload("shortlived")
         with h.Daemon("--sampling.frequency=%d" % HZ, name="shortlived") as d:
-            result = {}
+            pids, p = self.run_shortlived(d, 2, 5)
+            self.assert_symbolized(p, pids)
 
-            def fetch():
-                try:
-                    result["raw"] = d.profile(5)
-                except Exception as e:  # reported below
-                    result["error"] = e
+    def test_shortlived_during_table_build(self):
+        """Each shortlived starts as another process's large table begins to build: reading the new
+        process must not wait for that build."""
+        h.require_daemon()
+        self.assertTrue(os.path.exists(LARGE_LIBRARY), "%s missing (installed with clang)" % LARGE_LIBRARY)
+        tmp = tempfile.mkdtemp(prefix="anorak-shortlived-")
+        loaders = []
+        try:
+            # A copy of its own for each loader: a new file, so its table is built anew.
+            libs = [os.path.join(tmp, "libLLVM-copy%d.so" % i) for i in range(3)]
+            for lib in libs:
+                shutil.copyfile(LARGE_LIBRARY, lib)
+            with h.Daemon("--sampling.frequency=%d" % HZ, name="shortlived-build") as d:
+                def start_loader(i):
+                    loaders.append(h.Workload(["python3", "-c", LOADER, libs[i], str(20 * h.TIME_SCALE)]))
+                    time.sleep(0.03)  # sampled while spinning: its build begins
 
-            t = threading.Thread(target=fetch)
-            t.start()
-            time.sleep(1.0)  # inside the window
-            pids = []
-            for _ in range(2):
-                w = h.Workload([prog, "-m", "100"])
-                self.assertEqual(w.wait(timeout=10), 0, "shortlived failed")
-                pids.append(w.pid)
-                time.sleep(0.3)
-            t.join(30 * h.TIME_SCALE)
-            self.assertFalse(t.is_alive(), "profile request did not finish")
-            if "error" in result:
-                raise result["error"]
-            raw = result["raw"]
-            h.save_profile(raw, "shortlived.pb.gz")
-            p = h.check_profile(self, raw, "shortlived profile")
-            real = os.path.realpath(prog)
-            for pid in pids:
-                mine = p.of_pid(pid)
-                self.assertTrue(mine, "no sample of shortlived pid %d (100 ms at %d Hz ~ 10 samples)" % (pid, HZ))
-                named = [x for x in mine if FUNC in x.functions]
-                n = sum(x.values[0] for x in named)
-                self.assertGreaterEqual(n, 0.5 * sum(x.values[0] for x in mine),
-                                        "pid %d: %s in too few samples:\n%s" % (pid, FUNC, h.describe(mine)))
-                for x in named:
-                    f = x.frames[x.functions.index(FUNC)]
-                    self.assertEqual(f.mapping_file, real, "mapping of %s" % FUNC)
-                    self.assertEqual(x.labels.get("comm"), "shortlived")
-                    self.assertIn("main", x.functions, "caller chain of %s: %r" % (FUNC, x))
+                pids, p = self.run_shortlived(d, len(libs), 8, start_loader)
+                self.assert_symbolized(p, pids)
+                metrics = d.get("/metrics").text()
+                slow = h.metric(metrics, "anorak_unwind_table_build_duration_seconds_count") - \
+                    h.metric(metrics, "anorak_unwind_table_build_duration_seconds_bucket", '{le="0.1"}')
+                self.assertGreaterEqual(slow, len(libs), "the large tables did not take 0.1 s or more to "
+                                        "build: the test did not test what it means to")
+        finally:
+            for w in loaders:
+                w.kill()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    h.main(total_timeout=120)
+    h.main(total_timeout=180)
