@@ -1,9 +1,8 @@
 #include "labels/curl_lib.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
-#include <stdbool.h>
 
+#include "common/dynlib.h"
 #include "common/log.h"
 
 #define LIBCURL "libcurl.so.4"
@@ -12,39 +11,24 @@ static struct curl_lib lib;
 static const struct curl_lib *loaded;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void *sym(void *h, const char *name, bool *ok)
-{
-	void *p = dlsym(h, name);
-
-	if (!p) {
-		log_error("libcurl lacks a function", "lib=" LIBCURL " function=%s", name);
-		*ok = false;
-	}
-	return p;
-}
-
 static void load(void)
 {
 	CURLcode (*global_init)(long flags);
-	void *h = dlopen(LIBCURL, RTLD_NOW | RTLD_LOCAL);
-	bool ok = true;
+	const struct dynlib_fn fns[] = {
+		{ "curl_global_init", (void **)&global_init },
+		{ "curl_easy_init", (void **)&lib.easy_init },
+		{ "curl_easy_setopt", (void **)&lib.easy_setopt },
+		{ "curl_easy_getinfo", (void **)&lib.easy_getinfo },
+		{ "curl_easy_perform", (void **)&lib.easy_perform },
+		{ "curl_easy_cleanup", (void **)&lib.easy_cleanup },
+		{ "curl_easy_strerror", (void **)&lib.easy_strerror },
+		{ "curl_easy_escape", (void **)&lib.easy_escape },
+		{ "curl_free", (void **)&lib.free },
+		{ "curl_slist_append", (void **)&lib.slist_append },
+		{ "curl_slist_free_all", (void **)&lib.slist_free_all },
+	};
 
-	if (!h) {
-		log_error("cannot load libcurl", "lib=" LIBCURL " err=\"%s\"", dlerror());
-		return;
-	}
-	global_init = sym(h, "curl_global_init", &ok);
-	lib.easy_init = sym(h, "curl_easy_init", &ok);
-	lib.easy_setopt = sym(h, "curl_easy_setopt", &ok);
-	lib.easy_getinfo = sym(h, "curl_easy_getinfo", &ok);
-	lib.easy_perform = sym(h, "curl_easy_perform", &ok);
-	lib.easy_cleanup = sym(h, "curl_easy_cleanup", &ok);
-	lib.easy_strerror = sym(h, "curl_easy_strerror", &ok);
-	lib.easy_escape = sym(h, "curl_easy_escape", &ok);
-	lib.free = sym(h, "curl_free", &ok);
-	lib.slist_append = sym(h, "curl_slist_append", &ok);
-	lib.slist_free_all = sym(h, "curl_slist_free_all", &ok);
-	if (!ok)
+	if (dynlib_load(LIBCURL, fns, sizeof(fns) / sizeof(fns[0])))
 		return;
 	if (global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialise libcurl", "lib=" LIBCURL);

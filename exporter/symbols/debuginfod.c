@@ -1,7 +1,6 @@
 #include "exporter/symbols/debuginfod.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <elfutils/debuginfod.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/dynlib.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "exporter/proc/elf_file.h"
@@ -444,32 +444,18 @@ static int start_workers(struct debuginfod *d)
 	return 0;
 }
 
-static void *lib_sym(void *h, const char *name)
-{
-	void *sym = dlsym(h, name);
-
-	if (!sym) {
-		log_error("libdebuginfod lacks a function", "lib=" LIBDEBUGINFOD " function=%s", name);
-		lib_err = -ENOSYS;
-	}
-	return sym;
-}
-
 static void lib_load(void)
 {
-	void *h = dlopen(LIBDEBUGINFOD, RTLD_NOW | RTLD_LOCAL);
+	const struct dynlib_fn fns[] = {
+		{ "debuginfod_begin", (void **)&lib.begin },
+		{ "debuginfod_end", (void **)&lib.end },
+		{ "debuginfod_set_progressfn", (void **)&lib.set_progressfn },
+		{ "debuginfod_set_user_data", (void **)&lib.set_user_data },
+		{ "debuginfod_get_user_data", (void **)&lib.get_user_data },
+		{ "debuginfod_find_debuginfo", (void **)&lib.find_debuginfo },
+	};
 
-	if (!h) {
-		log_error("cannot load libdebuginfod", "lib=" LIBDEBUGINFOD " err=\"%s\"", dlerror());
-		lib_err = -ENOENT;
-		return;
-	}
-	lib.begin = lib_sym(h, "debuginfod_begin");
-	lib.end = lib_sym(h, "debuginfod_end");
-	lib.set_progressfn = lib_sym(h, "debuginfod_set_progressfn");
-	lib.set_user_data = lib_sym(h, "debuginfod_set_user_data");
-	lib.get_user_data = lib_sym(h, "debuginfod_get_user_data");
-	lib.find_debuginfo = lib_sym(h, "debuginfod_find_debuginfo");
+	lib_err = dynlib_load(LIBDEBUGINFOD, fns, sizeof(fns) / sizeof(fns[0]));
 }
 
 int debuginfod_new(const struct debuginfod_opts *opts, struct debuginfod **out)
