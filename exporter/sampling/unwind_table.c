@@ -458,14 +458,17 @@ static void drop_stale(struct unwinder *u, struct unwind_process *p)
 	p->count = kept;
 }
 
-/* From snap when not NULL; -ESTALE when the process exec'd since snap was read (the entry written is
- * taken back). */
+/* From snap when not NULL and still the process's; -ESTALE when it exec'd during the build (the entry
+ * written is taken back). */
 static int add_locked(struct unwinder *u, uint32_t tgid, const struct maps_snapshot *snap)
 {
 	struct add_ctx c = { .u = u, .pid = (int)tgid, .p = u->entry };
 	FILE *f;
 	int err;
 
+	/* Exec'd while the request waited: its entry must not show the old program's mappings at all. */
+	if (snap && !maps_snapshot_current(snap, u->proc_root))
+		snap = NULL;
 	f = maps_snapshot_open(snap, u->proc_root, (int)tgid);
 	if (!f)
 		return -ESRCH;
