@@ -239,12 +239,12 @@ unsigned on_pod_policy(void *ctx, uint64_t cgroup_id, const char *path, const st
 }
 
 /* process_table on_learnt hook: runs on the event thread, so the drain never waits for it. */
-void on_process_learnt(void *ctx, struct process *p)
+void on_process_learnt(void *ctx, struct process *p, const struct maps_snapshot *maps)
 {
 	struct collector *c = ctx;
 
-	trace_discovery_learnt(&c->traces, p);
-	python_discovery_learnt(&c->python, p);
+	trace_discovery_learnt(&c->traces, p, maps);
+	python_discovery_learnt(&c->python, p, maps);
 }
 
 static int collect_targets(struct collector *c, struct target_list *list)

@@ -88,7 +88,7 @@ void *event_main(void *arg);
 /* Hooks of the process table and the pod store (ctx: the collector). */
 void on_host_target(void *ctx, const struct process *p, const struct target *target, bool relabeled);
 unsigned on_pod_policy(void *ctx, uint64_t cgroup_id, const char *path, const struct pod_policy *policy);
-void on_process_learnt(void *ctx, struct process *p);
+void on_process_learnt(void *ctx, struct process *p, const struct maps_snapshot *maps);
 
 /* The collector's own metrics family writer (ctx: the collector). */
 void write_collector_metrics(struct metrics_buf *b, void *ctx);

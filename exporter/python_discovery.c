@@ -33,12 +33,13 @@ int python_discovery_init(struct python_discovery *d, struct sampler *sampler, u
 	return d->code ? 0 : -ENOMEM;
 }
 
-/* Looks at p: -EAGAIN when it runs a python3.N executable without the interpreter's symbols and no
- * libpython is mapped (yet), unless this is the last look. */
-static int look_at(struct python_discovery *d, struct process *p, bool last)
+/* Looks at p (at maps, its mappings read when it was learnt; NULL: read afresh): -EAGAIN when it runs a
+ * python3.N executable without the interpreter's symbols and no libpython is mapped (yet), unless this
+ * is the last look. */
+static int look_at(struct python_discovery *d, struct process *p, bool last, const struct maps_snapshot *maps)
 {
 	struct python_target t;
-	int err = python_discover("/proc", (int)p->tgid, d->elf_max_bytes, &t);
+	int err = python_discover("/proc", (int)p->tgid, d->elf_max_bytes, maps, &t);
 
 	if (err) {
 		if (err != -ENOENT && err != -ESRCH)
@@ -81,14 +82,14 @@ static bool waiting(const struct python_discovery *d, uint32_t tgid)
 	return false;
 }
 
-void python_discovery_learnt(struct python_discovery *d, struct process *p)
+void python_discovery_learnt(struct python_discovery *d, struct process *p, const struct maps_snapshot *maps)
 {
 	int64_t now = monotonic_ns();
 
 	/* Learnt at its exec and again at its first sample: one wait is enough. */
 	if (waiting(d, p->tgid))
 		return;
-	if (look_at(d, p, d->nretries == PYTHON_RETRIES_MAX) == -EAGAIN)
+	if (look_at(d, p, d->nretries == PYTHON_RETRIES_MAX, maps) == -EAGAIN)
 		d->retries[d->nretries++] = (struct python_retry){
 			.process = process_get(p),
 			.until_ns = now + PYTHON_RETRY_FOR_NS,
@@ -105,7 +106,7 @@ void python_discovery_retry(struct python_discovery *d)
 		struct python_retry *r = &d->retries[i];
 
 		if (now >= r->next_ns) {
-			if (look_at(d, r->process, now >= r->until_ns) != -EAGAIN) {
+			if (look_at(d, r->process, now >= r->until_ns, NULL) != -EAGAIN) {
 				process_put(r->process);
 				continue;
 			}

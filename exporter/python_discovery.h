@@ -39,8 +39,8 @@ struct python_discovery {
 /* -ENOMEM. */
 int python_discovery_init(struct python_discovery *d, struct sampler *sampler, uint64_t elf_max_bytes,
 			  uint32_t max_processes);
-/* The process table's on_learnt hook (event thread). */
-void python_discovery_learnt(struct python_discovery *d, struct process *p);
+/* The process table's on_learnt hook (event thread); maps may be NULL. */
+void python_discovery_learnt(struct python_discovery *d, struct process *p, const struct maps_snapshot *maps);
 /* Event thread: looks again at the interpreters whose libpython was not mapped yet. */
 void python_discovery_retry(struct python_discovery *d);
 /* Resolves the Python frames of a drained user stack into out (drain thread); false when it has none

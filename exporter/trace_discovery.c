@@ -28,12 +28,13 @@ static bool readable(const struct tracectx_slot *slot)
 	return slot->kind != TRACECTX_NONE && slot->tls != TRACECTX_TLS_DYNAMIC;
 }
 
-/* Finds where the process publishes trace contexts and tells the BPF program. -EAGAIN: not yet. */
-static int discover(struct trace_discovery *t, struct process *p)
+/* Finds where the process publishes trace contexts and tells the BPF program. -EAGAIN: not yet. From
+ * maps, the mappings read when it was learnt; NULL (retries): read afresh. */
+static int discover(struct trace_discovery *t, struct process *p, const struct maps_snapshot *maps)
 {
 	struct tracectx_result r;
 	struct trace_slot slot = { 0 };
-	int err = tracectx_discover_files("/proc", (int)p->tgid, t->elf_max_bytes, &t->files, &r);
+	int err = tracectx_discover_files("/proc", (int)p->tgid, t->elf_max_bytes, &t->files, maps, &r);
 
 	if (err)
 		return err;
@@ -66,9 +67,9 @@ static void queue_retry(struct trace_discovery *t, struct process *p)
 	t->retries[t->nretries++] = (struct trace_retry){ .process = process_get(p) };
 }
 
-void trace_discovery_learnt(struct trace_discovery *t, struct process *p)
+void trace_discovery_learnt(struct trace_discovery *t, struct process *p, const struct maps_snapshot *maps)
 {
-	int err = discover(t, p);
+	int err = discover(t, p, maps);
 
 	if (err == -EAGAIN)
 		queue_retry(t, p);
@@ -82,7 +83,7 @@ void trace_discovery_retry(struct trace_discovery *t)
 
 	for (int i = 0; i < t->nretries; i++) {
 		struct trace_retry *r = &t->retries[i];
-		int err = discover(t, r->process);
+		int err = discover(t, r->process, NULL);
 
 		if (err == -EAGAIN && ++r->attempts < TRACE_RETRY_ATTEMPTS) {
 			t->retries[kept++] = *r;

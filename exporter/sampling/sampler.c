@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "profiler.skel.h"
 #include "bpf/unwind.h"
+#include "exporter/proc/maps_snapshot.h"
 #include "exporter/sampling/cpu_events.h"
 #include "exporter/sampling/stack_table.h"
 #include "exporter/sampling/unwind_table.h"
@@ -119,9 +120,12 @@ static int handle_event(void *ctx, void *data, size_t size)
 	 * tables, which are built on the unwinder's thread. An exec only ends the old program: the new one is read at its first sample (BPF forgot
 	 * the process at exec, so that sample announces it), and one that exits unsampled, as most of a
 	 * busy node's short processes do at 19 Hz, is never read. */
-	s->on_event(e, s->event_ctx);
+	struct maps_snapshot *maps = NULL;
+
+	s->on_event(e, s->event_ctx, &maps);
 	if (s->unwinder && e->type == PROCESS_EVENT_SAMPLED)
-		unwinder_request(s->unwinder, e->tgid);
+		unwinder_request(s->unwinder, e->tgid, maps);
+	maps_snapshot_put(maps);
 	return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "bpf/python.h"
 
 struct metrics_buf;
+struct maps_snapshot;
 
 struct sampler_opts {
 	unsigned frequency;          /* Hz per CPU */
@@ -45,7 +46,9 @@ struct drained_sample {
 };
 
 typedef void (*sampler_sample_fn)(const struct drained_sample *s, void *ctx);
-typedef void (*sampler_event_fn)(const struct process_event *e, void *ctx);
+/* A first sample's handler may hand back the process's mappings, read once, for the unwinder (a
+ * reference, or NULL). */
+typedef void (*sampler_event_fn)(const struct process_event *e, void *ctx, struct maps_snapshot **maps);
 
 struct sampler;
 

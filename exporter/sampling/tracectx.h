@@ -57,8 +57,11 @@ struct tracectx_files {
 	_Atomic uint64_t evictions; /* entries replaced by another file of their slot */
 };
 
-/* tracectx_discover, skipping the files in *files and adding those found to define none. */
+struct maps_snapshot;
+
+/* tracectx_discover, skipping the files in *files and adding those found to define none; from snap, the
+ * process's mappings already read (NULL: read afresh). */
 int tracectx_discover_files(const char *proc_root, int pid, uint64_t elf_max_bytes, struct tracectx_files *files,
-			    struct tracectx_result *out);
+			    const struct maps_snapshot *snap, struct tracectx_result *out);
 
 #endif

@@ -20,6 +20,7 @@
 #include "exporter/proc/elf_file.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "exporter/proc/maps_snapshot.h"
 #include "exporter/proc/procfile.h"
 #include "exporter/proc/procmaps.h"
 #include "bpf/unwind.h"
@@ -92,6 +93,7 @@ struct unwinder {
 		pthread_t builder;
 		bool started, stopping;
 		uint32_t tgids[QUEUE_MAX];
+		struct maps_snapshot *snaps[QUEUE_MAX]; /* mappings read at the request, or NULL */
 		uint32_t head, len;
 		uint64_t full;
 	} queue;
@@ -456,15 +458,18 @@ static void drop_stale(struct unwinder *u, struct unwind_process *p)
 	p->count = kept;
 }
 
-static int add_locked(struct unwinder *u, uint32_t tgid)
+/* From snap when not NULL and still the process's; -ESTALE when it exec'd during the build (the entry
+ * written is taken back). */
+static int add_locked(struct unwinder *u, uint32_t tgid, const struct maps_snapshot *snap)
 {
-	char path[64];
 	struct add_ctx c = { .u = u, .pid = (int)tgid, .p = u->entry };
 	FILE *f;
 	int err;
 
-	snprintf(path, sizeof(path), "%s/%u/maps", u->proc_root, tgid);
-	f = fopen(path, "re");
+	/* Exec'd while the request waited: its entry must not show the old program's mappings at all. */
+	if (snap && !maps_snapshot_current(snap, u->proc_root))
+		snap = NULL;
+	f = maps_snapshot_open(snap, u->proc_root, (int)tgid);
 	if (!f)
 		return -ESRCH;
 	unwind_alloc_begin_install(u->alloc);
@@ -483,21 +488,25 @@ static int add_locked(struct unwinder *u, uint32_t tgid)
 	c.p->gen = ++u->entries_written;
 	if (bpf_map_update_elem(u->maps.procs_fd, &tgid, c.p, BPF_ANY))
 		return errno == E2BIG ? -ENOSPC : -errno;
-	/* BPF drops the entry at exit; one written after the exit would outlive the process. */
-	if (kill((pid_t)tgid, 0) && errno == ESRCH) {
-		bpf_map_delete_elem(u->maps.procs_fd, &tgid);
+	/* BPF drops the entry at exit and exec; one written after them would outlive the program. */
+	if (kill((pid_t)tgid, 0) && errno == ESRCH)
 		err = -ESRCH;
-	}
+	else if (snap && !maps_snapshot_current(snap, u->proc_root))
+		err = -ESTALE;
+	if (err)
+		bpf_map_delete_elem(u->maps.procs_fd, &tgid);
 	/* After the write: CPUs that remembered the process's entry (or its absence) look again. */
 	__atomic_add_fetch(u->maps.announce_epoch, 1, __ATOMIC_SEQ_CST);
 	return err;
 }
 
-static int add_process(struct unwinder *u, uint32_t tgid)
+static int add_process(struct unwinder *u, uint32_t tgid, const struct maps_snapshot *snap)
 {
 	pthread_mutex_lock(&u->lock);
 	/* What parsing frees is given back by the trim after the next drain (exporter/malloc_bounds.c). */
-	int err = add_locked(u, tgid);
+	int err = add_locked(u, tgid, snap);
+	if (err == -ESTALE)
+		err = add_locked(u, tgid, NULL);
 	if (!err)
 		u->processes_added++;
 	else if (err == -ENOSPC)
@@ -510,21 +519,35 @@ static int add_process(struct unwinder *u, uint32_t tgid)
 	return err;
 }
 
-int unwinder_request(struct unwinder *u, uint32_t tgid)
+/* Queue lock held. */
+static void set_snapshot(struct unwinder *u, uint32_t slot, struct maps_snapshot *snap)
 {
+	maps_snapshot_put(u->queue.snaps[slot]);
+	u->queue.snaps[slot] = snap ? maps_snapshot_get(snap) : NULL;
+}
+
+int unwinder_request(struct unwinder *u, uint32_t tgid, struct maps_snapshot *snap)
+{
+	uint32_t slot;
 	int err = 0;
 
 	pthread_mutex_lock(&u->queue.lock);
 	for (uint32_t i = 0; i < u->queue.len; i++) {
-		if (u->queue.tgids[(u->queue.head + i) % QUEUE_MAX] == tgid)
-			goto out; /* its build will read the mappings as they are then */
+		slot = (u->queue.head + i) % QUEUE_MAX;
+		if (u->queue.tgids[slot] == tgid) {
+			/* One build, from the latest request's mappings (none: read as they are then). */
+			set_snapshot(u, slot, snap);
+			goto out;
+		}
 	}
 	if (u->queue.len == QUEUE_MAX) {
 		u->queue.full++;
 		err = -ENOSPC;
 		goto out;
 	}
-	u->queue.tgids[(u->queue.head + u->queue.len++) % QUEUE_MAX] = tgid;
+	slot = (u->queue.head + u->queue.len++) % QUEUE_MAX;
+	u->queue.tgids[slot] = tgid;
+	set_snapshot(u, slot, snap);
 	pthread_cond_signal(&u->queue.wake);
 out:
 	pthread_mutex_unlock(&u->queue.lock);
@@ -542,11 +565,14 @@ static void *builder_main(void *arg)
 		if (u->queue.stopping)
 			break;
 		uint32_t tgid = u->queue.tgids[u->queue.head];
+		struct maps_snapshot *snap = u->queue.snaps[u->queue.head];
 
+		u->queue.snaps[u->queue.head] = NULL;
 		u->queue.head = (u->queue.head + 1) % QUEUE_MAX;
 		u->queue.len--;
 		pthread_mutex_unlock(&u->queue.lock);
-		add_process(u, tgid);
+		add_process(u, tgid, snap);
+		maps_snapshot_put(snap);
 		pthread_mutex_lock(&u->queue.lock);
 	}
 	pthread_mutex_unlock(&u->queue.lock);
@@ -563,7 +589,7 @@ int unwinder_handle_event(void *unwinder, void *data, size_t size)
 	pthread_mutex_lock(&u->lock);
 	u->events++;
 	pthread_mutex_unlock(&u->lock);
-	unwinder_request(u, e->tgid);
+	unwinder_request(u, e->tgid, NULL); /* its mappings changed: read them afresh */
 	return 0;
 }
 
@@ -649,6 +675,8 @@ void unwinder_free(struct unwinder *u)
 	if (!u)
 		return;
 	stop_builder(u);
+	for (uint32_t i = 0; i < QUEUE_MAX; i++)
+		maps_snapshot_put(u->queue.snaps[i]);
 	while (u->tables) {
 		struct table *t = u->tables;
 		u->tables = t->next;

@@ -20,6 +20,7 @@
 
 #include <linux/types.h>
 
+struct maps_snapshot;
 struct metrics_buf;
 struct unwinder;
 
@@ -50,9 +51,10 @@ void unwinder_plan(uint64_t memory_bytes, uint32_t max_processes, uint32_t *nrow
 int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *maps, struct unwinder **out);
 void unwinder_free(struct unwinder *u);
 
-/* Queues the process: the builder thread reads its mappings, finds or builds the tables of its
- * executable files and writes its entry. -ENOSPC when the queue is full (counted). */
-int unwinder_request(struct unwinder *u, uint32_t tgid);
+/* Queues the process: the builder thread reads its mappings (snap, when not NULL, is them read at the
+ * first sample: used while the process still runs the same program, else read afresh), finds or builds
+ * the tables of its executable files and writes its entry. -ENOSPC when the queue is full (counted). */
+int unwinder_request(struct unwinder *u, uint32_t tgid, struct maps_snapshot *snap);
 
 /* ring_buffer callback for unwind_events (struct unwind_event): re-adds the process. */
 int unwinder_handle_event(void *unwinder, void *data, size_t size);

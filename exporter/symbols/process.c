@@ -12,6 +12,7 @@
 #include "labels/cgroup.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "exporter/proc/maps_snapshot.h"
 #include "exporter/symbols/symbolize.h"
 
 #define PROCESS_BUCKETS 4096
@@ -34,6 +35,7 @@ struct process_table {
 
 	atomic_uint_fast64_t maps_loaded;
 	atomic_uint_fast64_t maps_failed;
+	atomic_uint_fast64_t snapshots_oversize; /* maps over MAPS_SNAPSHOT_MAX_BYTES: each reader reads */
 	struct metrics_histogram read_delay; /* first sample to mappings read */
 	atomic_uint_fast64_t untracked;
 
@@ -83,10 +85,11 @@ static void read_comm(const char *proc_root, uint32_t tgid, char *comm, size_t l
 	fclose(f);
 }
 
-static struct proc_maps *load_maps(struct process_table *t, uint32_t tgid)
+/* From snap when not NULL (a first sample's one read), else from /proc. */
+static struct proc_maps *load_maps(struct process_table *t, uint32_t tgid, const struct maps_snapshot *snap)
 {
 	struct proc_maps *maps = NULL;
-	int err = symbolizer_load_maps(t->opts.symbolizer, (int)tgid, &maps);
+	int err = symbolizer_load_snapshot(t->opts.symbolizer, (int)tgid, snap, &maps);
 
 	if (err) {
 		atomic_fetch_add(&t->maps_failed, 1);
@@ -127,8 +130,10 @@ static struct target *host_target(struct process_table *t, struct process *p)
 	return target_make(t->opts.labeler, &discovered);
 }
 
-/* A new incarnation of tgid, read from /proc now (comm falls back to the event's). */
-static struct process *process_new(struct process_table *t, uint32_t tgid, const char *event_comm)
+/* A new incarnation of tgid, read from /proc now (comm falls back to the event's; mappings from snap
+ * when not NULL). */
+static struct process *process_new(struct process_table *t, uint32_t tgid, const char *event_comm,
+				   const struct maps_snapshot *snap)
 {
 	struct process *p = calloc(1, sizeof(*p));
 
@@ -146,7 +151,7 @@ static struct process *process_new(struct process_table *t, uint32_t tgid, const
 	}
 	if (t->opts.on_target)
 		t->opts.on_target(t->opts.on_target_ctx, p, p->target, false);
-	p->maps = load_maps(t, tgid);
+	p->maps = load_maps(t, tgid, snap);
 	p->maps_loaded_ns = p->learnt_ns = now_ns();
 	return p;
 }
@@ -230,17 +235,31 @@ static void cache_untracked(struct process_table *t, struct process *p)
 	*slot = p;
 }
 
-/* sampled_ns: when BPF announced the process (CLOCK_MONOTONIC), 0 when not learnt from its event. */
-static void learn(struct process_table *t, uint32_t tgid, const char *comm, int64_t sampled_ns)
+/* The mappings of a process first sampled, read once for the table, the on_learnt hook and the
+ * unwinder: the kernel builds the text anew for every read. NULL when unreadable or too large. */
+static struct maps_snapshot *read_snapshot(struct process_table *t, uint32_t tgid)
 {
-	struct process *fresh = process_new(t, tgid, comm);
+	struct maps_snapshot *m = NULL;
+	int err = maps_snapshot_read(t->opts.proc_root, (int)tgid, &m);
+
+	if (err == -EFBIG)
+		atomic_fetch_add(&t->snapshots_oversize, 1);
+	return err ? NULL : m;
+}
+
+/* sampled_ns: when BPF announced the process (CLOCK_MONOTONIC), 0 when not learnt from its event; then
+ * its mappings are read once, as snap. */
+static void learn(struct process_table *t, uint32_t tgid, const char *comm, int64_t sampled_ns,
+		  const struct maps_snapshot *snap)
+{
+	struct process *fresh = process_new(t, tgid, comm, snap);
 
 	if (!fresh)
 		return;
 	if (sampled_ns && fresh->maps)
 		metrics_histogram_observe(&t->read_delay, (double)(fresh->maps_loaded_ns - sampled_ns) / 1e9);
 	if (sampled_ns && t->opts.on_learnt)
-		t->opts.on_learnt(t->opts.on_learnt_ctx, fresh);
+		t->opts.on_learnt(t->opts.on_learnt_ctx, fresh, snap);
 	pthread_mutex_lock(&t->lock);
 	if (table_full(t, tgid)) {
 		atomic_fetch_add(&t->untracked, 1);
@@ -265,16 +284,24 @@ static void end_incarnation(struct process_table *t, uint32_t tgid)
 	pthread_mutex_unlock(&t->lock);
 }
 
-void process_table_on_event(const struct process_event *e, void *table)
+void process_table_on_event(const struct process_event *e, void *table, struct maps_snapshot **maps)
 {
 	struct process_table *t = table;
 	char comm[sizeof(e->comm) + 1];
+	struct maps_snapshot *snap;
 
 	memcpy(comm, e->comm, sizeof(e->comm));
 	comm[sizeof(e->comm)] = '\0';
+	if (maps)
+		*maps = NULL;
 	switch (e->type) {
 	case PROCESS_EVENT_SAMPLED: /* first sample since start or exec: its mappings are new */
-		learn(t, e->tgid, comm, (int64_t)e->ktime_ns);
+		snap = read_snapshot(t, e->tgid);
+		learn(t, e->tgid, comm, (int64_t)e->ktime_ns, snap);
+		if (maps)
+			*maps = snap;
+		else
+			maps_snapshot_put(snap);
 		break;
 	case PROCESS_EVENT_EXEC:
 	case PROCESS_EVENT_EXIT:
@@ -312,7 +339,7 @@ static void refresh_maps(struct process_table *t, struct process *p, const uint6
 	if (!stale)
 		return;
 
-	struct proc_maps *fresh = load_maps(t, p->tgid);
+	struct proc_maps *fresh = load_maps(t, p->tgid, NULL);
 	if (!fresh)
 		return;
 	pthread_mutex_lock(&t->lock);
@@ -336,13 +363,13 @@ struct process *process_table_resolve(struct process_table *t, uint32_t tgid, co
 	if (!p) {
 		/* Sampled before its event was handled, or the table is full: learn it now. A full
 		 * table still gets an untracked process (cached) so its samples keep their labels. */
-		learn(t, tgid, NULL, 0);
+		learn(t, tgid, NULL, 0, NULL);
 		pthread_mutex_lock(&t->lock);
 		p = *slot_of(t, tgid);
 		p = p ? process_get(p) : cached_untracked(t, tgid);
 		pthread_mutex_unlock(&t->lock);
 		if (!p)
-			p = process_new(t, tgid, NULL);
+			p = process_new(t, tgid, NULL, NULL);
 		if (!p)
 			return NULL;
 	} else {
@@ -559,6 +586,10 @@ void process_table_write_metrics(struct metrics_buf *b, void *table)
 				      "Reads of /proc/PID/maps, by result.");
 	metrics_series_value(series, "result=\"success\"", atomic_load(&t->maps_loaded));
 	metrics_series_value(series, "result=\"error\"", atomic_load(&t->maps_failed));
+	metrics_counter(b, "anorak_process_maps_snapshots_oversize_total",
+			"First-sampled processes whose mappings were too large (over 4 MiB of /proc/PID/maps) to "
+			"read once for all: each consumer read them itself.",
+			atomic_load(&t->snapshots_oversize));
 	metrics_histogram_write(b, "anorak_process_read_delay_seconds",
 				"Time from a process's first sample to its mappings being read. A process that "
 				"exits sooner keeps its frames unnamed (addresses only).",

@@ -19,6 +19,7 @@
 struct metrics_buf;
 struct symbolizer;
 struct proc_maps;
+struct maps_snapshot;
 
 /* Where a process publishes trace contexts, as discovery found it (for metrics). */
 enum process_trace_source {
@@ -55,8 +56,9 @@ struct process_table_opts {
 	void (*on_target)(void *ctx, const struct process *p, const struct target *target, bool relabeled);
 	void *on_target_ctx;
 	/* Called on the event thread, never the drain thread, for each process learnt from an event,
-	 * before it enters the table: discovery that reads files and memory happens here. */
-	void (*on_learnt)(void *ctx, struct process *p);
+	 * before it enters the table: discovery that reads files and memory happens here. maps: the
+	 * process's mappings as read for the table (NULL when they were not: read them afresh). */
+	void (*on_learnt)(void *ctx, struct process *p, const struct maps_snapshot *maps);
 	void *on_learnt_ctx;
 	struct symbolizer *symbolizer;
 	const char *proc_root;      /* "/proc" */
@@ -71,8 +73,10 @@ struct process_table;
 int process_table_new(const struct process_table_opts *opts, struct process_table **out);
 void process_table_free(struct process_table *t);
 
-/* sampler_event_fn: a process was sampled for the first time, exec'd or exited. */
-void process_table_on_event(const struct process_event *e, void *table);
+/* sampler_event_fn: a process was sampled for the first time, exec'd or exited. A first sample reads the
+ * process's mappings once: *maps (when maps is not NULL) gets a reference to them for the unwinder, or
+ * NULL. */
+void process_table_on_event(const struct process_event *e, void *table, struct maps_snapshot **maps);
 
 /* The incarnation of tgid that the user stack belongs to, learnt now if unknown; with a reference
  * to its mappings at this moment in *maps (NULL when they could not be read). NULL when the table is
@@ -96,6 +100,7 @@ struct process *process_get(struct process *p);
 void process_put(struct process *p);
 
 /* anorak_processes_tracked, anorak_process_maps_loads_total{result}, anorak_processes_untracked_total,
+ * anorak_process_maps_snapshots_oversize_total,
  * anorak_trace_context_processes{source}. */
 void process_table_write_metrics(struct metrics_buf *b, void *table);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "exporter/proc/elf_file.h"
+#include "exporter/proc/maps_snapshot.h"
 #include "exporter/proc/procfile.h"
 #include "exporter/proc/procmaps.h"
 
@@ -233,7 +234,8 @@ static int scan_mapping(const struct procmaps_entry *e, void *ctx)
 	return found;
 }
 
-int python_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, struct python_target *out)
+int python_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, const struct maps_snapshot *snap,
+		    struct python_target *out)
 {
 	struct scan sc = { .proc_root = proc_root, .pid = pid, .elf_max_bytes = elf_max_bytes, .out = out };
 	char path[PATH_MAX];
@@ -248,8 +250,7 @@ int python_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, stru
 	snprintf(path, sizeof(path), "%s/%d/exe", proc_root, pid);
 	n = readlink(path, sc.exe, sizeof(sc.exe) - 1);
 	sc.exe[n > 0 ? n : 0] = '\0';
-	snprintf(path, sizeof(path), "%s/%d/maps", proc_root, pid);
-	maps = fopen(path, "re");
+	maps = maps_snapshot_open(snap, proc_root, pid);
 	if (!maps)
 		return -errno;
 	sc.rootfd = procfile_open_root(proc_root, pid);

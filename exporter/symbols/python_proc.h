@@ -36,10 +36,13 @@ struct python_target {
 	enum python_failure failure;
 };
 
-/* Looks at pid's mappings (under proc_root). 0 with out->failure set when it maps an interpreter that
+struct maps_snapshot;
+
+/* Looks at pid's mappings (under proc_root; from snap when not NULL, the mappings already read). 0 with out->failure set when it maps an interpreter that
  * cannot be walked, 0 with out->minor 0 and no failure when it runs no CPython 3.10+, negative errno
  * when its maps cannot be read. */
-int python_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, struct python_target *out);
+int python_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, const struct maps_snapshot *snap,
+		    struct python_target *out);
 
 /* The minor of an interpreter file name (python3.N, libpython3.N.so...), 0 when it is none. */
 int python_minor_of_path(const char *path);

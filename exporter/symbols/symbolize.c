@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "exporter/symbols/perfmap.h"
 #include "exporter/symbols/symbolize_go.h"
+#include "exporter/proc/maps_snapshot.h"
 #include "exporter/proc/procfile.h"
 #include "exporter/proc/procmaps.h"
 
@@ -218,13 +219,17 @@ static void proc_maps_free(struct proc_maps *m)
 
 int symbolizer_load_maps(struct symbolizer *s, int pid, struct proc_maps **out)
 {
+	return symbolizer_load_snapshot(s, pid, NULL, out);
+}
+
+int symbolizer_load_snapshot(struct symbolizer *s, int pid, const struct maps_snapshot *snap,
+			     struct proc_maps **out)
+{
 	struct maps_ctx c = { .s = s, .pid = pid };
-	char path[64];
 	FILE *f;
 	int err;
 
-	snprintf(path, sizeof(path), "%s/%d/maps", s->proc_root, pid);
-	f = fopen(path, "re");
+	f = maps_snapshot_open(snap, s->proc_root, pid);
 	if (!f)
 		return -errno;
 	c.m = calloc(1, sizeof(*c.m));

@@ -32,6 +32,7 @@ struct sym_mapping {
 };
 
 struct symbolizer;
+struct maps_snapshot;
 struct proc_maps; /* an immutable, refcounted snapshot of one process's executable mappings */
 
 struct symbolizer *symbolizer_new(const struct symbolizer_opts *opts);
@@ -45,6 +46,9 @@ void symbolizer_free(struct symbolizer *s);
  * A table still mapped is loaded again when it shows up in a stack. Called after each drain. */
 void symbolizer_expire_idle(struct symbolizer *s);
 int symbolizer_load_maps(struct symbolizer *s, int pid, struct proc_maps **out);
+/* The same from snap, pid's mappings read once for several consumers (NULL: read afresh). */
+int symbolizer_load_snapshot(struct symbolizer *s, int pid, const struct maps_snapshot *snap,
+			     struct proc_maps **out);
 struct proc_maps *proc_maps_get(struct proc_maps *m);
 void proc_maps_put(struct proc_maps *m);
 /* The mapping holding addr, or NULL. */

@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 	char *p = line;
 	for (int i = 0; i < n; i++)
 		codes[i] = strtoull(p, &p, 10);
-	if (python_discover("/proc", pid, 1ull << 30, &t) || t.failure) {
+	if (python_discover("/proc", pid, 1ull << 30, NULL, &t) || t.failure) {
 		fprintf(stderr, "%s: not recognized (failure %d)\n", python, t.failure);
 		return 1;
 	}

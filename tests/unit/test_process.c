@@ -135,7 +135,7 @@ static void test_full_table_reads_nothing_per_sample(void **state)
 	/* An exit drops the cached process: the pid's next sample is read again. */
 	struct process_event exit_event = { .type = PROCESS_EVENT_EXIT, .tgid = (uint32_t)f->children[0] };
 
-	process_table_on_event(&exit_event, f->table);
+	process_table_on_event(&exit_event, f->table, NULL);
 	resolve(f, f->children[0]);
 	assert_true(maps_loads(f) == loads + 1);
 }

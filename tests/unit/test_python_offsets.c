@@ -167,7 +167,7 @@ static void check_live(const struct test_python *py)
 
 	assert_non_null(code);
 	spawn(py, &c);
-	assert_int_equal(python_discover("/proc", c.proc.pid, ELF_MAX, &t), 0);
+	assert_int_equal(python_discover("/proc", c.proc.pid, ELF_MAX, NULL, &t), 0);
 	if (t.failure != PYTHON_FAIL_NONE || t.minor != py->minor)
 		fail_msg("%s: minor %d, failure %d", py->path, t.minor, t.failure);
 	assert_true(t.proc.eval_start && t.proc.eval_end > t.proc.eval_start);

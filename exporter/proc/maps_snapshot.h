@@ -1,0 +1,28 @@
+/* One read of /proc/PID/maps shared by everything that looks at a process when it is first sampled: the
+ * kernel builds the text anew (walking the mappings, naming each file) for every read. */
+#ifndef ANORAK_MAPS_SNAPSHOT_H
+#define ANORAK_MAPS_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Larger maps (thousands of mappings) are not snapshotted: each consumer reads them itself. */
+#define MAPS_SNAPSHOT_MAX_BYTES (4u << 20)
+
+struct maps_snapshot; /* immutable and refcounted: handed between threads */
+
+/* Reads proc_root/pid/maps whole, with the process's identity (so a later exec can be told).
+ * -EFBIG above MAPS_SNAPSHOT_MAX_BYTES; other negative errno when unreadable. */
+int maps_snapshot_read(const char *proc_root, int pid, struct maps_snapshot **out);
+struct maps_snapshot *maps_snapshot_get(struct maps_snapshot *m);
+void maps_snapshot_put(struct maps_snapshot *m);
+
+/* A stream of pid's mappings for procmaps_foreach: m's text when m is pid's, else proc_root/pid/maps
+ * read afresh (m NULL: retries, refreshes). NULL with errno set. */
+FILE *maps_snapshot_open(const struct maps_snapshot *m, const char *proc_root, int pid);
+
+/* Whether m's process still runs the program m was read from: no exec (nor exit) since. False when in
+ * doubt. */
+bool maps_snapshot_current(const struct maps_snapshot *m, const char *proc_root);
+
+#endif

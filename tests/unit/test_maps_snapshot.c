@@ -1,0 +1,147 @@
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "exporter/proc/maps_snapshot.h"
+#include "exporter/proc/procmaps.h"
+
+/* A child of this test that waits for a byte on its stdin, then becomes cat (which waits for EOF). */
+struct child {
+	pid_t pid;
+	int stdin_fd;
+};
+
+static void spawn(struct child *c)
+{
+	int in[2];
+	char b;
+
+	assert_int_equal(pipe(in), 0);
+	c->pid = fork();
+	assert_true(c->pid >= 0);
+	if (c->pid == 0) {
+		dup2(in[0], 0);
+		close(in[1]);
+		if (read(0, &b, 1) == 1)
+			execl("/bin/cat", "cat", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	c->stdin_fd = in[1];
+}
+
+static void reap(struct child *c)
+{
+	int status;
+
+	close(c->stdin_fd);
+	assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
+}
+
+static int count_entry(const struct procmaps_entry *e, void *ctx)
+{
+	(void)e;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_maps(const struct maps_snapshot *m, int pid)
+{
+	FILE *f = maps_snapshot_open(m, "/proc", pid);
+	int n = 0;
+
+	assert_non_null(f);
+	assert_int_equal(procmaps_foreach(f, count_entry, &n), 0);
+	fclose(f);
+	return n;
+}
+
+/* The snapshot parses as the file does, while the process stays as it was. */
+static void test_same_as_file(void **state)
+{
+	struct maps_snapshot *m = NULL;
+	struct child c;
+
+	(void)state;
+	spawn(&c);
+	assert_int_equal(maps_snapshot_read("/proc", c.pid, &m), 0);
+	assert_true(count_maps(m, c.pid) > 3);
+	assert_int_equal(count_maps(m, c.pid), count_maps(NULL, c.pid));
+	assert_true(maps_snapshot_current(m, "/proc"));
+	maps_snapshot_put(maps_snapshot_get(m));
+	maps_snapshot_put(m);
+	reap(&c);
+}
+
+static bool runs_cat(pid_t pid)
+{
+	char path[64], exe[PATH_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
+	return n > 4 && strcmp(exe + n - 4, "/cat") == 0;
+}
+
+/* After an exec the snapshot is no longer the process's: it is told, and opening it for the new
+ * program's pid still works (from its own snapshot of another pid: read afresh). */
+static void test_exec_is_told(void **state)
+{
+	struct maps_snapshot *m = NULL;
+	struct child c;
+
+	(void)state;
+	spawn(&c);
+	assert_int_equal(maps_snapshot_read("/proc", c.pid, &m), 0);
+	assert_true(maps_snapshot_current(m, "/proc"));
+	assert_int_equal(write(c.stdin_fd, "x", 1), 1);
+	while (!runs_cat(c.pid))
+		usleep(1000);
+	assert_false(maps_snapshot_current(m, "/proc"));
+	assert_true(count_maps(m, getpid()) > 3);
+	maps_snapshot_put(m);
+	reap(&c);
+}
+
+/* A kernel thread maps nothing: an empty text, which parses to nothing. */
+static void test_empty(void **state)
+{
+	struct maps_snapshot *m = NULL;
+
+	(void)state;
+	assert_int_equal(maps_snapshot_read("/proc", 2, &m), 0);
+	assert_int_equal(count_maps(m, 2), 0);
+	maps_snapshot_put(m);
+}
+
+static void test_gone(void **state)
+{
+	struct maps_snapshot *m = NULL;
+
+	(void)state;
+	assert_int_equal(maps_snapshot_read("/proc", INT_MAX, &m), -ENOENT);
+	assert_null(m);
+	assert_int_equal(maps_snapshot_read("/nonexistent", 1, &m), -ENOENT);
+	maps_snapshot_put(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_same_as_file),
+		cmocka_unit_test(test_exec_is_told),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_gone),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
