@@ -117,9 +117,10 @@ static int handle_event(void *ctx, void *data, size_t size)
 	if (atomic_load(&s->events_stopped))
 		return -ECANCELED;
 	/* A sampled process is read first (its maps must be read while it lives), then queued for unwind
-	 * tables, which are built on the unwinder's thread. An exec only ends the old program: the new one is read at its first sample (BPF forgot
-	 * the process at exec, so that sample announces it), and one that exits unsampled, as most of a
-	 * busy node's short processes do at 19 Hz, is never read. */
+	 * tables, which are built on the unwinder's thread. An exec only ends the old program: the new
+	 * one is read at its first sample (BPF forgot the process at exec, so that sample announces it),
+	 * and one that exits unsampled, as most of a busy node's short processes do at 19 Hz, is never
+	 * read. */
 	struct maps_snapshot *maps = NULL;
 
 	s->on_event(e, s->event_ctx, &maps);

@@ -31,8 +31,10 @@
 #define MAX_FILES (4 * UNWIND_MAX_TABLES)
 /* Rows written to the array map per syscall (a multiple of UNWIND_BLOCK_ROWS). */
 #define ROW_BATCH 4096
-/* Processes waiting for the builder thread. */
+/* Processes waiting for the builder thread; the first of them keep the mappings read at their
+ * request (tens of KiB each), the others read them again when built. */
 #define QUEUE_MAX 1024
+#define QUEUE_SNAPSHOTS 64
 
 /* Why a file has no table; negative cache entries remember it. */
 enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_STATES };
@@ -536,7 +538,7 @@ int unwinder_request(struct unwinder *u, uint32_t tgid, struct maps_snapshot *sn
 		slot = (u->queue.head + i) % QUEUE_MAX;
 		if (u->queue.tgids[slot] == tgid) {
 			/* One build, from the latest request's mappings (none: read as they are then). */
-			set_snapshot(u, slot, snap);
+			set_snapshot(u, slot, i < QUEUE_SNAPSHOTS ? snap : NULL);
 			goto out;
 		}
 	}
@@ -545,9 +547,9 @@ int unwinder_request(struct unwinder *u, uint32_t tgid, struct maps_snapshot *sn
 		err = -ENOSPC;
 		goto out;
 	}
-	slot = (u->queue.head + u->queue.len++) % QUEUE_MAX;
+	slot = (u->queue.head + u->queue.len) % QUEUE_MAX;
 	u->queue.tgids[slot] = tgid;
-	set_snapshot(u, slot, snap);
+	set_snapshot(u, slot, u->queue.len++ < QUEUE_SNAPSHOTS ? snap : NULL);
 	pthread_cond_signal(&u->queue.wake);
 out:
 	pthread_mutex_unlock(&u->queue.lock);
