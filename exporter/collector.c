@@ -243,7 +243,10 @@ void on_process_learnt(void *ctx, struct process *p, const struct maps_snapshot 
 {
 	struct collector *c = ctx;
 
-	trace_discovery_learnt(&c->traces, p, maps);
+	/* Trace discovery reads the mappings again: a process first sampled while the loader maps its
+	 * libraries is in maps without them, and a library publishing a trace context (TLSDESC) is
+	 * looked for once. Python discovery retries until libpython is mapped. */
+	trace_discovery_learnt(&c->traces, p);
 	python_discovery_learnt(&c->python, p, maps);
 }
 

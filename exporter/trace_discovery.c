@@ -28,13 +28,12 @@ static bool readable(const struct tracectx_slot *slot)
 	return slot->kind != TRACECTX_NONE && slot->tls != TRACECTX_TLS_DYNAMIC;
 }
 
-/* Finds where the process publishes trace contexts and tells the BPF program. -EAGAIN: not yet. From
- * maps, the mappings read when it was learnt; NULL (retries): read afresh. */
-static int discover(struct trace_discovery *t, struct process *p, const struct maps_snapshot *maps)
+/* Finds where the process publishes trace contexts and tells the BPF program. -EAGAIN: not yet. */
+static int discover(struct trace_discovery *t, struct process *p)
 {
 	struct tracectx_result r;
 	struct trace_slot slot = { 0 };
-	int err = tracectx_discover_files("/proc", (int)p->tgid, t->elf_max_bytes, &t->files, maps, &r);
+	int err = tracectx_discover_files("/proc", (int)p->tgid, t->elf_max_bytes, &t->files, &r);
 
 	if (err)
 		return err;
@@ -67,9 +66,9 @@ static void queue_retry(struct trace_discovery *t, struct process *p)
 	t->retries[t->nretries++] = (struct trace_retry){ .process = process_get(p) };
 }
 
-void trace_discovery_learnt(struct trace_discovery *t, struct process *p, const struct maps_snapshot *maps)
+void trace_discovery_learnt(struct trace_discovery *t, struct process *p)
 {
-	int err = discover(t, p, maps);
+	int err = discover(t, p);
 
 	if (err == -EAGAIN)
 		queue_retry(t, p);
@@ -83,7 +82,7 @@ void trace_discovery_retry(struct trace_discovery *t)
 
 	for (int i = 0; i < t->nretries; i++) {
 		struct trace_retry *r = &t->retries[i];
-		int err = discover(t, r->process, NULL);
+		int err = discover(t, r->process);
 
 		if (err == -EAGAIN && ++r->attempts < TRACE_RETRY_ATTEMPTS) {
 			t->retries[kept++] = *r;

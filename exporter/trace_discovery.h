@@ -32,8 +32,8 @@ struct trace_discovery {
 };
 
 void trace_discovery_init(struct trace_discovery *t, struct sampler *sampler, uint64_t elf_max_bytes);
-/* The process table's on_learnt hook (event thread); maps may be NULL. */
-void trace_discovery_learnt(struct trace_discovery *t, struct process *p, const struct maps_snapshot *maps);
+/* The process table's on_learnt hook (event thread). */
+void trace_discovery_learnt(struct trace_discovery *t, struct process *p);
 /* Event thread: looks again at the processes that were still relocating. */
 void trace_discovery_retry(struct trace_discovery *t);
 /* Processes whose trace context could not be located (unreadable, still relocating after the

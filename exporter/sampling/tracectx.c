@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "exporter/proc/elf_file.h"
-#include "exporter/proc/maps_snapshot.h"
 #include "exporter/proc/procfile.h"
 #include "exporter/proc/procmaps.h"
 
@@ -354,11 +353,11 @@ static int scan_mapping(const struct procmaps_entry *e, void *ctx)
 
 int tracectx_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, struct tracectx_result *out)
 {
-	return tracectx_discover_files(proc_root, pid, elf_max_bytes, NULL, NULL, out);
+	return tracectx_discover_files(proc_root, pid, elf_max_bytes, NULL, out);
 }
 
 int tracectx_discover_files(const char *proc_root, int pid, uint64_t elf_max_bytes, struct tracectx_files *files,
-			    const struct maps_snapshot *snap, struct tracectx_result *out)
+			    struct tracectx_result *out)
 {
 	char path[PROC_PATH_MAX];
 	struct scan *sc;
@@ -372,7 +371,8 @@ int tracectx_discover_files(const char *proc_root, int pid, uint64_t elf_max_byt
 #endif
 	if (strlen(proc_root) > PROC_ROOT_MAX)
 		return -ENAMETOOLONG;
-	maps = maps_snapshot_open(snap, proc_root, pid);
+	snprintf(path, sizeof(path), "%s/%d/maps", proc_root, pid);
+	maps = fopen(path, "re");
 	if (!maps)
 		return -errno;
 	/* The seen-file list is too big for the stack of an HTTP or event thread. */

@@ -57,11 +57,8 @@ struct tracectx_files {
 	_Atomic uint64_t evictions; /* entries replaced by another file of their slot */
 };
 
-struct maps_snapshot;
-
-/* tracectx_discover, skipping the files in *files and adding those found to define none; from snap, the
- * process's mappings already read (NULL: read afresh). */
+/* tracectx_discover, skipping the files in *files and adding those found to define none. */
 int tracectx_discover_files(const char *proc_root, int pid, uint64_t elf_max_bytes, struct tracectx_files *files,
-			    const struct maps_snapshot *snap, struct tracectx_result *out);
+			    struct tracectx_result *out);
 
 #endif

@@ -150,7 +150,7 @@ static struct tracectx_result discover_cached(const char *fixture, struct tracec
 	struct child c;
 
 	spawn(fixture, &c);
-	assert_int_equal(tracectx_discover_files("/proc", c.proc.pid, ELF_MAX, files, NULL, &r), 0);
+	assert_int_equal(tracectx_discover_files("/proc", c.proc.pid, ELF_MAX, files, &r), 0);
 	reap(&c);
 	return r;
 }
