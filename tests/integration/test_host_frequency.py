@@ -104,8 +104,9 @@ class HostFrequency(unittest.TestCase):
             self.assertAlmostEqual(ns_fast / 1e9, true_fast, delta=0.10 * true_fast)
             # The base-rate side aliases with the scheduler tick on this VM (see test_high_frequency).
             self.assertAlmostEqual(ns_slow / 1e9, true_slow, delta=0.25 * true_slow)
-            # Given (about) the same CPU, both show about the same cpu/nanoseconds.
-            self.assertAlmostEqual((ns_fast / ns_slow) / (true_fast / true_slow), 1.0, delta=0.10)
+            # Given (about) the same CPU, both show about the same cpu/nanoseconds, within the base
+            # side's aliasing allowed above (a CI run saw 13%: 215 samples at 19 Hz for 57% of CPU 0).
+            self.assertAlmostEqual((ns_fast / ns_slow) / (true_fast / true_slow), 1.0, delta=0.25)
             # The child cgroup's process: every sample weighted at its own rate, and its CPU time not
             # counted twice.
             weights = {x.values[1] // max(x.values[0], 1) for x in p.of_pid(child.pid)}
