@@ -40,6 +40,7 @@ class ShortLived(unittest.TestCase):
                 result["error"] = e
 
         prog = h.workload("shortlived")
+        self.wait_settled(d)
         t = threading.Thread(target=fetch)
         t.start()
         time.sleep(1.0)  # inside the window
@@ -56,6 +57,19 @@ class ShortLived(unittest.TestCase):
         if "error" in result:
             raise result["error"]
         return pids, h.check_profile(self, result["raw"], "shortlived profile")
+
+    def wait_settled(self, d):
+        """Waits until the daemon has read the processes running at its start (none new for a second):
+        until then a new process's read may wait behind theirs."""
+        deadline = time.time() + 20 * h.TIME_SCALE
+        last = None
+        while True:
+            learnt = h.metric(d.get("/metrics").text(), "anorak_processes_learnt_total")
+            if learnt is not None and learnt == last:
+                return
+            self.assertLess(time.time(), deadline, "the daemon kept learning processes for 20 s")
+            last = learnt
+            time.sleep(1.0)
 
     def assert_symbolized(self, p, pids):
         real = os.path.realpath(h.workload("shortlived"))
