@@ -12,23 +12,40 @@
 #define FIRST_READ_BYTES (16u << 10)
 /* Fields of /proc/PID/stat that a new program's address space sets (x86-64 randomizes the stack's, so
  * they change at nearly every exec): startcode, endcode, startstack, then start_data through env_end. */
-#define IDENTITY_FIELDS 10
-static const int identity_fields[IDENTITY_FIELDS] = { 26, 27, 28, 45, 46, 47, 48, 49, 50, 51 };
+static const int identity_fields[MAPS_SNAPSHOT_IDENTITY_FIELDS] = { 26, 27, 28, 45, 46, 47, 48, 49, 50, 51 };
 
 struct maps_snapshot {
 	atomic_int refs;
 	int pid;
-	uint64_t identity[IDENTITY_FIELDS];
+	uint64_t identity[MAPS_SNAPSHOT_IDENTITY_FIELDS];
 	size_t len;
 	char text[];
 };
 
+int maps_snapshot_parse_identity(const char *stat, uint64_t id[MAPS_SNAPSHOT_IDENTITY_FIELDS])
+{
+	int field = 2, want = 0;
+	const char *p;
+
+	/* The command name (field 2) may hold blanks and parentheses: fields resume after the last ')'. */
+	p = strrchr(stat, ')');
+	while (p && want < MAPS_SNAPSHOT_IDENTITY_FIELDS) {
+		p = strchr(p, ' ');
+		if (!p)
+			break;
+		p++;
+		if (++field == identity_fields[want])
+			id[want++] = strtoull(p, NULL, 10);
+	}
+	return want == MAPS_SNAPSHOT_IDENTITY_FIELDS ? 0 : -EINVAL;
+}
+
 static int read_identity(const char *proc_root, int pid, uint64_t *id)
 {
-	char path[PATH_MAX], buf[1024];
-	const char *p;
+	/* 52 fields of at most 20 digits and a 16-byte name fit with room to spare. */
+	char path[PATH_MAX], buf[2048];
 	ssize_t n;
-	int fd, field = 2, want = 0;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%d/stat", proc_root, pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -39,17 +56,7 @@ static int read_identity(const char *proc_root, int pid, uint64_t *id)
 	if (n <= 0)
 		return n < 0 ? -errno : -EINVAL;
 	buf[n] = '\0';
-	/* The command name (field 2) may hold blanks and parentheses: fields resume after the last ')'. */
-	p = strrchr(buf, ')');
-	while (p && want < IDENTITY_FIELDS) {
-		p = strchr(p, ' ');
-		if (!p)
-			break;
-		p++;
-		if (++field == identity_fields[want])
-			id[want++] = strtoull(p, NULL, 10);
-	}
-	return want == IDENTITY_FIELDS ? 0 : -EINVAL;
+	return maps_snapshot_parse_identity(buf, id);
 }
 
 /* The whole file into a buffer that grows up to MAPS_SNAPSHOT_MAX_BYTES (plus a NUL). */
@@ -88,7 +95,7 @@ static int read_text(int fd, struct maps_snapshot **m)
 
 int maps_snapshot_read(const char *proc_root, int pid, struct maps_snapshot **out)
 {
-	uint64_t identity[IDENTITY_FIELDS];
+	uint64_t identity[MAPS_SNAPSHOT_IDENTITY_FIELDS];
 	struct maps_snapshot *m = NULL;
 	char path[PATH_MAX];
 	int fd, err;
@@ -139,7 +146,7 @@ FILE *maps_snapshot_open(const struct maps_snapshot *m, const char *proc_root, i
 
 bool maps_snapshot_current(const struct maps_snapshot *m, const char *proc_root)
 {
-	uint64_t identity[IDENTITY_FIELDS];
+	uint64_t identity[MAPS_SNAPSHOT_IDENTITY_FIELDS];
 
 	return read_identity(proc_root, m->pid, identity) == 0 &&
 	       memcmp(identity, m->identity, sizeof(identity)) == 0;

@@ -4,10 +4,14 @@
 #define ANORAK_MAPS_SNAPSHOT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Larger maps (thousands of mappings) are not snapshotted: each consumer reads them itself. */
 #define MAPS_SNAPSHOT_MAX_BYTES (4u << 20)
+
+/* Fields of /proc/PID/stat that tell one program's address space from the next one's. */
+#define MAPS_SNAPSHOT_IDENTITY_FIELDS 10
 
 struct maps_snapshot; /* immutable and refcounted: handed between threads */
 
@@ -24,5 +28,8 @@ FILE *maps_snapshot_open(const struct maps_snapshot *m, const char *proc_root, i
 /* Whether m's process still runs the program m was read from: no exec (nor exit) since. False when in
  * doubt. */
 bool maps_snapshot_current(const struct maps_snapshot *m, const char *proc_root);
+
+/* The identity fields from the text of a /proc/PID/stat; -EINVAL when some are missing. */
+int maps_snapshot_parse_identity(const char *stat, uint64_t id[MAPS_SNAPSHOT_IDENTITY_FIELDS]);
 
 #endif

@@ -135,6 +135,30 @@ static void test_gone(void **state)
 	maps_snapshot_put(NULL);
 }
 
+/* A command name holding blanks and parentheses does not shift the fields; a cut-off text is refused. */
+static void test_identity_fields(void **state)
+{
+	static const char stat[] =
+		"23851 (a b) (c) S 23839 23832 18377 0 -1 4194304 101 0 0 0 0 0 0 0 20 0 1 0 4769343 2990080 407 "
+		"18446744073709551615 94868060434432 94868060452361 140734419906240 0 0 0 0 0 0 1 0 0 17 1 0 0 0 "
+		"0 0 94868060466448 94868060467712 94868783185920 140734419913351 140734419913366 "
+		"140734419913366 140734419914731 0\n";
+	static const uint64_t want[MAPS_SNAPSHOT_IDENTITY_FIELDS] = {
+		94868060434432,  94868060452361,  140734419906240, 94868060466448,  94868060467712,
+		94868783185920, 140734419913351, 140734419913366, 140734419913366, 140734419914731,
+	};
+	uint64_t id[MAPS_SNAPSHOT_IDENTITY_FIELDS];
+	char cut[sizeof(stat)];
+
+	(void)state;
+	assert_int_equal(maps_snapshot_parse_identity(stat, id), 0);
+	assert_memory_equal(id, want, sizeof(want));
+	memcpy(cut, stat, sizeof(stat));
+	cut[strlen(cut) - 20] = '\0';
+	assert_int_equal(maps_snapshot_parse_identity(cut, id), -EINVAL);
+	assert_int_equal(maps_snapshot_parse_identity("no name here", id), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +166,7 @@ int main(void)
 		cmocka_unit_test(test_exec_is_told),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_gone),
+		cmocka_unit_test(test_identity_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
