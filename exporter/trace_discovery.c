@@ -13,7 +13,7 @@
 /* A process younger than this in which nothing was found is looked at once more, this much later: its
  * first sample may have come before the loader mapped a library publishing a trace context. */
 #define TRACE_YOUNG_SECONDS 2.0
-#define TRACE_SECOND_LOOK_NS 500000000LL
+#define TRACE_SECOND_LOOK_NS 1000000000LL
 
 enum { SECOND_LOOK_FOUND, SECOND_LOOK_NONE, SECOND_LOOK_REFUSED };
 
@@ -91,11 +91,12 @@ static int discover(struct trace_discovery *t, struct process *p, const struct p
 	return set_slot(t, p->tgid, &slot, id);
 }
 
-/* false when the retries are full. */
+/* false when the retries are full; second looks take half of them at most, so a burst of new processes
+ * leaves room for those still relocating. */
 static bool queue_retry(struct trace_discovery *t, struct process *p, const struct proc_identity *id,
 			bool second_look)
 {
-	if (t->nretries == TRACE_RETRIES_MAX)
+	if (t->nretries >= (second_look ? TRACE_RETRIES_MAX / 2 : TRACE_RETRIES_MAX))
 		return false;
 	t->retries[t->nretries++] = (struct trace_retry){
 		.process = process_get(p),
@@ -185,7 +186,7 @@ void trace_discovery_write_metrics(struct metrics_buf *b, struct trace_discovery
 	struct metrics_series series = metrics_series_begin(
 		b, "anorak_trace_context_second_looks_total", "counter",
 		"Processes younger than 2 s in which no trace context variable was found, looked at once "
-		"more 500 ms later, by result (refused: 64 processes already waiting).");
+		"more 1 s later, by result (refused: 32 such looks already waiting).");
 	metrics_series_value(series, "result=\"found\"", atomic_load(&t->second_looks[SECOND_LOOK_FOUND]));
 	metrics_series_value(series, "result=\"none\"", atomic_load(&t->second_looks[SECOND_LOOK_NONE]));
 	metrics_series_value(series, "result=\"refused\"", atomic_load(&t->second_looks[SECOND_LOOK_REFUSED]));

@@ -2,7 +2,7 @@
  * Where each new process publishes its trace context (OTel or custom labels thread-local variables),
  * handed to the BPF program so samples carry trace and span ids. A process still relocating (TLSDESC
  * not resolved yet) is looked at again every 100 ms, a bounded number of times; a young one (under 2 s)
- * in which nothing was found, once more after 500 ms. Everything here but the metrics runs on the
+ * in which nothing was found, once more after 1 s. Everything here but the metrics runs on the
  * discovery thread (exporter/discovery_queue.h).
  */
 #ifndef ANORAK_TRACE_DISCOVERY_H
