@@ -68,13 +68,14 @@ class ShortLived(unittest.TestCase):
         return pids, h.check_profile(self, result["raw"], "shortlived profile")
 
     def wait_settled(self, d):
-        """Waits until the daemon has read the processes running at its start (none new for a second):
-        until then a new process's read may wait behind theirs."""
+        """Waits until the daemon has read the processes running at its start (fewer than 3 new in a
+        second: a busy node starts some all the time): until then a new process's read may wait behind
+        theirs."""
         deadline = time.time() + 20 * h.TIME_SCALE
         last = None
         while True:
             learnt = h.metric(d.get("/metrics").text(), "anorak_processes_learnt_total")
-            if learnt is not None and learnt == last:
+            if learnt is not None and last is not None and learnt - last < 3:
                 return
             self.assertLess(time.time(), deadline, "the daemon kept learning processes for 20 s")
             last = learnt
