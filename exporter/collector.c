@@ -14,7 +14,6 @@
 #include "exporter/encode/targets_api.h"
 #include "exporter/host_rates.h"
 #include "exporter/malloc_bounds.h"
-#include "exporter/python_discovery.h"
 #include "exporter/pod_scan.h"
 #include "exporter/sampling/cgroup_rates.h"
 #include "exporter/sampling/sampler.h"
@@ -238,16 +237,14 @@ unsigned on_pod_policy(void *ctx, uint64_t cgroup_id, const char *path, const st
 				!policy);
 }
 
-/* process_table on_learnt hook: runs on the event thread, so the drain never waits for it. */
+/* process_table on_learnt hook (event thread): discovery reads the symbol tables of every mapped file, so
+ * it is queued for the discovery thread, and the event thread goes on to the next new process while
+ * it still runs. */
 void on_process_learnt(void *ctx, struct process *p, const struct maps_snapshot *maps)
 {
 	struct collector *c = ctx;
 
-	/* Trace discovery reads the mappings again: a process first sampled while the loader maps its
-	 * libraries is in maps without them, and a library publishing a trace context (TLSDESC) is
-	 * looked for once. Python discovery retries until libpython is mapped. */
-	trace_discovery_learnt(&c->traces, p);
-	python_discovery_learnt(&c->python, p, maps);
+	discovery_queue_request(&c->discovery, p, maps);
 }
 
 static int collect_targets(struct collector *c, struct target_list *list)
@@ -382,8 +379,6 @@ void *event_main(void *arg)
 			log_error("polling process events failed", "err=\"%s\"", strerror(-n));
 			break;
 		}
-		trace_discovery_retry(&c->traces);
-		python_discovery_retry(&c->python);
 		sampler_sync_cpus(c->sampler);
 		if (c->pods)
 			pod_scan_run(&c->pod_scan, realtime_ns());

@@ -33,10 +33,28 @@ int python_discovery_init(struct python_discovery *d, struct sampler *sampler, u
 	return d->code ? 0 : -ENOMEM;
 }
 
-/* Looks at p (at maps, its mappings read when it was learnt; NULL: read afresh): -EAGAIN when it runs a
- * python3.N executable without the interpreter's symbols and no libpython is mapped (yet), unless this
- * is the last look. */
-static int look_at(struct python_discovery *d, struct process *p, bool last, const struct maps_snapshot *maps)
+/* Hands the interpreter to BPF and the resolver, unless the process left the program id names (exec,
+ * exit) by then: BPF forgot it at that point, so an entry written after would be the old program's. */
+static int hand_over(struct python_discovery *d, uint32_t tgid, const struct python_target *t,
+		     const struct proc_identity *id)
+{
+	int err = python_code_add_process(d->code, tgid, &t->layout) ?:
+		  sampler_set_python_proc(d->sampler, tgid, &t->proc);
+
+	if (err)
+		return err;
+	if (proc_identity_current(id, "/proc", (int)tgid))
+		return 0;
+	sampler_forget_python_proc(d->sampler, tgid);
+	python_code_forget(d->code, tgid);
+	return -ESRCH;
+}
+
+/* Looks at p, running the program id names (at maps, its mappings read when it was learnt; NULL: read
+ * afresh): -EAGAIN when it runs a python3.N executable without the interpreter's symbols and no
+ * libpython is mapped (yet), unless this is the last look. */
+static int look_at(struct python_discovery *d, struct process *p, bool last, const struct maps_snapshot *maps,
+		   const struct proc_identity *id)
 {
 	struct python_target t;
 	int err = python_discover("/proc", (int)p->tgid, d->elf_max_bytes, maps, &t);
@@ -54,8 +72,9 @@ static int look_at(struct python_discovery *d, struct process *p, bool last, con
 	}
 	if (!t.minor)
 		return 0;
-	err = python_code_add_process(d->code, p->tgid, &t.layout) ?:
-	      sampler_set_python_proc(d->sampler, p->tgid, &t.proc);
+	err = hand_over(d, p->tgid, &t, id);
+	if (err == -ESRCH)
+		return 0;
 	if (err) {
 		atomic_fetch_add(&d->failures[PYTHON_FAIL_UNREADABLE], 1);
 		log_warn("cannot walk a Python process", "pid=%u err=\"%s\"", p->tgid, strerror(-err));
@@ -73,31 +92,33 @@ static int64_t monotonic_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static bool waiting(const struct python_discovery *d, uint32_t tgid)
+static bool waiting(const struct python_discovery *d, uint32_t tgid, const struct proc_identity *id)
 {
 	for (int i = 0; i < d->nretries; i++) {
-		if (d->retries[i].process->tgid == tgid)
+		if (d->retries[i].process->tgid == tgid && !memcmp(&d->retries[i].id, id, sizeof(*id)))
 			return true;
 	}
 	return false;
 }
 
-void python_discovery_learnt(struct python_discovery *d, struct process *p, const struct maps_snapshot *maps)
+void python_discovery_learnt(struct python_discovery *d, struct process *p, const struct maps_snapshot *maps,
+			     const struct proc_identity *id)
 {
 	int64_t now = monotonic_ns();
 
 	/* Learnt at its exec and again at its first sample: one wait is enough. */
-	if (waiting(d, p->tgid))
+	if (waiting(d, p->tgid, id))
 		return;
-	if (look_at(d, p, d->nretries == PYTHON_RETRIES_MAX, maps) == -EAGAIN)
+	if (look_at(d, p, d->nretries == PYTHON_RETRIES_MAX, maps, id) == -EAGAIN)
 		d->retries[d->nretries++] = (struct python_retry){
 			.process = process_get(p),
+			.id = *id,
 			.until_ns = now + PYTHON_RETRY_FOR_NS,
 			.next_ns = now + PYTHON_RETRY_INTERVAL_NS,
 		};
 }
 
-void python_discovery_retry(struct python_discovery *d)
+bool python_discovery_retry(struct python_discovery *d)
 {
 	int64_t now = monotonic_ns();
 	int kept = 0;
@@ -106,7 +127,9 @@ void python_discovery_retry(struct python_discovery *d)
 		struct python_retry *r = &d->retries[i];
 
 		if (now >= r->next_ns) {
-			if (look_at(d, r->process, now >= r->until_ns, NULL) != -EAGAIN) {
+			/* Exec'd or exited since: a new program is looked at from its own first sample. */
+			if (!proc_identity_current(&r->id, "/proc", (int)r->process->tgid) ||
+			    look_at(d, r->process, now >= r->until_ns, NULL, &r->id) != -EAGAIN) {
 				process_put(r->process);
 				continue;
 			}
@@ -115,6 +138,7 @@ void python_discovery_retry(struct python_discovery *d)
 		d->retries[kept++] = *r;
 	}
 	d->nretries = kept;
+	return kept > 0;
 }
 
 bool python_discovery_resolve(struct python_discovery *d, uint32_t tgid, const uint64_t *frames, uint32_t n,

@@ -3,7 +3,7 @@
  * that can be walked is handed to BPF (python_procs) and to the code object resolver, which turns the
  * raw Python frames of drained stacks into functions and lines. A python3.N executable whose shared
  * libpython the loader has not mapped yet (learnt at its exec or first sample) is looked at again
- * from the event thread, every 100 ms for 3 s.
+ * every 100 ms for 3 s. Looks and retries run on the discovery thread (exporter/discovery_queue.h).
  */
 #ifndef ANORAK_PYTHON_DISCOVERY_H
 #define ANORAK_PYTHON_DISCOVERY_H
@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "exporter/proc/maps_snapshot.h"
 #include "exporter/sampling/sampler.h"
 #include "exporter/symbols/process.h"
 #include "exporter/symbols/python_code.h"
@@ -22,6 +23,7 @@ struct metrics_buf;
 
 struct python_retry {
 	struct process *process; /* referenced */
+	struct proc_identity id;   /* the program it ran when learnt */
 	int64_t until_ns, next_ns; /* CLOCK_MONOTONIC */
 };
 
@@ -29,7 +31,7 @@ struct python_discovery {
 	struct sampler *sampler;
 	struct python_code *code;
 	uint64_t elf_max_bytes;
-	/* Event thread only. */
+	/* Discovery thread only. */
 	struct python_retry retries[PYTHON_RETRIES_MAX];
 	int nretries;
 	atomic_uint_fast64_t by_minor[PYTHON_MINOR_MAX + 1];
@@ -39,10 +41,13 @@ struct python_discovery {
 /* -ENOMEM. */
 int python_discovery_init(struct python_discovery *d, struct sampler *sampler, uint64_t elf_max_bytes,
 			  uint32_t max_processes);
-/* The process table's on_learnt hook (event thread); maps may be NULL. */
-void python_discovery_learnt(struct python_discovery *d, struct process *p, const struct maps_snapshot *maps);
-/* Event thread: looks again at the interpreters whose libpython was not mapped yet. */
-void python_discovery_retry(struct python_discovery *d);
+/* Looks at a process learnt from its first sample, running the program id names (an interpreter found
+ * after it left that program is taken back); maps may be NULL. */
+void python_discovery_learnt(struct python_discovery *d, struct process *p, const struct maps_snapshot *maps,
+			     const struct proc_identity *id);
+/* Looks again at the interpreters whose libpython was not mapped yet, when their time came; whether any
+ * still wait. */
+bool python_discovery_retry(struct python_discovery *d);
 /* Resolves the Python frames of a drained user stack into out (drain thread); false when it has none
  * (out untouched). */
 bool python_discovery_resolve(struct python_discovery *d, uint32_t tgid, const uint64_t *frames, uint32_t n,

@@ -7,40 +7,48 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FIRST_READ_BYTES (16u << 10)
 /* Fields of /proc/PID/stat that a new program's address space sets (x86-64 randomizes the stack's, so
  * they change at nearly every exec): startcode, endcode, startstack, then start_data through env_end. */
 static const int identity_fields[MAPS_SNAPSHOT_IDENTITY_FIELDS] = { 26, 27, 28, 45, 46, 47, 48, 49, 50, 51 };
+static const int starttime_field = 22;
 
 struct maps_snapshot {
 	atomic_int refs;
 	int pid;
-	uint64_t identity[MAPS_SNAPSHOT_IDENTITY_FIELDS];
+	struct proc_identity identity;
 	size_t len;
 	char text[];
 };
 
-int maps_snapshot_parse_identity(const char *stat, uint64_t id[MAPS_SNAPSHOT_IDENTITY_FIELDS])
+/* The fields numbered which[0] < which[1] < ... of a /proc/PID/stat text into out. */
+static int parse_fields(const char *stat, const int *which, int n, uint64_t *out)
 {
 	int field = 2, want = 0;
 	const char *p;
 
 	/* The command name (field 2) may hold blanks and parentheses: fields resume after the last ')'. */
 	p = strrchr(stat, ')');
-	while (p && want < MAPS_SNAPSHOT_IDENTITY_FIELDS) {
+	while (p && want < n) {
 		p = strchr(p, ' ');
 		if (!p)
 			break;
 		p++;
-		if (++field == identity_fields[want])
-			id[want++] = strtoull(p, NULL, 10);
+		if (++field == which[want])
+			out[want++] = strtoull(p, NULL, 10);
 	}
-	return want == MAPS_SNAPSHOT_IDENTITY_FIELDS ? 0 : -EINVAL;
+	return want == n ? 0 : -EINVAL;
 }
 
-static int read_identity(const char *proc_root, int pid, uint64_t *id)
+int maps_snapshot_parse_identity(const char *stat, uint64_t id[MAPS_SNAPSHOT_IDENTITY_FIELDS])
+{
+	return parse_fields(stat, identity_fields, MAPS_SNAPSHOT_IDENTITY_FIELDS, id);
+}
+
+int proc_identity_read(const char *proc_root, int pid, struct proc_identity *out)
 {
 	/* 52 fields of at most 20 digits and a 16-byte name fit with room to spare. */
 	char path[PATH_MAX], buf[2048];
@@ -56,7 +64,24 @@ static int read_identity(const char *proc_root, int pid, uint64_t *id)
 	if (n <= 0)
 		return n < 0 ? -errno : -EINVAL;
 	buf[n] = '\0';
-	return maps_snapshot_parse_identity(buf, id);
+	return maps_snapshot_parse_identity(buf, out->fields) ?:
+	       parse_fields(buf, &starttime_field, 1, &out->start_ticks);
+}
+
+bool proc_identity_current(const struct proc_identity *id, const char *proc_root, int pid)
+{
+	struct proc_identity now;
+
+	return proc_identity_read(proc_root, pid, &now) == 0 && memcmp(&now, id, sizeof(now)) == 0;
+}
+
+double proc_identity_age_seconds(const struct proc_identity *id)
+{
+	struct timespec boot;
+	long ticks = sysconf(_SC_CLK_TCK);
+
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	return (double)boot.tv_sec + boot.tv_nsec / 1e9 - (double)id->start_ticks / (double)(ticks > 0 ? ticks : 100);
 }
 
 /* The whole file into a buffer that grows up to MAPS_SNAPSHOT_MAX_BYTES (plus a NUL). */
@@ -95,13 +120,13 @@ static int read_text(int fd, struct maps_snapshot **m)
 
 int maps_snapshot_read(const char *proc_root, int pid, struct maps_snapshot **out)
 {
-	uint64_t identity[MAPS_SNAPSHOT_IDENTITY_FIELDS];
+	struct proc_identity identity;
 	struct maps_snapshot *m = NULL;
 	char path[PATH_MAX];
 	int fd, err;
 
 	/* Identity first: an exec between the two reads makes the snapshot look stale, never current. */
-	err = read_identity(proc_root, pid, identity);
+	err = proc_identity_read(proc_root, pid, &identity);
 	if (err)
 		return err;
 	snprintf(path, sizeof(path), "%s/%d/maps", proc_root, pid);
@@ -116,7 +141,7 @@ int maps_snapshot_read(const char *proc_root, int pid, struct maps_snapshot **ou
 	}
 	atomic_init(&m->refs, 1);
 	m->pid = pid;
-	memcpy(m->identity, identity, sizeof(identity));
+	m->identity = identity;
 	*out = m;
 	return 0;
 }
@@ -146,8 +171,10 @@ FILE *maps_snapshot_open(const struct maps_snapshot *m, const char *proc_root, i
 
 bool maps_snapshot_current(const struct maps_snapshot *m, const char *proc_root)
 {
-	uint64_t identity[MAPS_SNAPSHOT_IDENTITY_FIELDS];
+	return proc_identity_current(&m->identity, proc_root, m->pid);
+}
 
-	return read_identity(proc_root, m->pid, identity) == 0 &&
-	       memcmp(identity, m->identity, sizeof(identity)) == 0;
+const struct proc_identity *maps_snapshot_identity(const struct maps_snapshot *m)
+{
+	return &m->identity;
 }

@@ -486,6 +486,20 @@ int sampler_set_python_proc(struct sampler *s, uint32_t tgid, const struct pytho
 	return 0;
 }
 
+/* Discovery that read a program the process has since left by exec or exit: BPF forgot the process then,
+ * so the entry written after would outlive the program. */
+void sampler_forget_trace_slot(struct sampler *s, uint32_t tgid)
+{
+	bpf_map_delete_elem(bpf_map__fd(s->skel->maps.trace_slots), &tgid);
+	__atomic_fetch_add(&s->skel->bss->announce_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+void sampler_forget_python_proc(struct sampler *s, uint32_t tgid)
+{
+	bpf_map_delete_elem(bpf_map__fd(s->skel->maps.python_procs), &tgid);
+	__atomic_fetch_add(&s->skel->bss->announce_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
 int sampler_python_counters(struct sampler *s, struct python_counter_values *out)
 {
 	struct python_counter_values *percpu = calloc(s->ncpus_possible, sizeof(*percpu));

@@ -71,6 +71,9 @@ void sampler_drained_totals(struct sampler *s, uint64_t *counted, uint64_t *drai
 int sampler_set_trace_slot(struct sampler *s, uint32_t tgid, const struct trace_slot *slot);
 /* Hands BPF the interpreter of a CPython process (bpf/python.h); BPF forgets it on exec and exit. */
 int sampler_set_python_proc(struct sampler *s, uint32_t tgid, const struct python_proc *proc);
+/* Takes back an entry written for a program the process left (exec, exit) while it was discovered. */
+void sampler_forget_trace_slot(struct sampler *s, uint32_t tgid);
+void sampler_forget_python_proc(struct sampler *s, uint32_t tgid);
 /* The Python walker's counters, summed over CPUs. */
 int sampler_python_counters(struct sampler *s, struct python_counter_values *out);
 

@@ -56,7 +56,7 @@ struct process_table_opts {
 	void (*on_target)(void *ctx, const struct process *p, const struct target *target, bool relabeled);
 	void *on_target_ctx;
 	/* Called on the event thread, never the drain thread, for each process learnt from an event,
-	 * before it enters the table: discovery that reads files and memory happens here. maps: the
+	 * before it enters the table: discovery that reads files and memory is queued here. maps: the
 	 * process's mappings as read for the table (NULL when they were not: read them afresh). */
 	void (*on_learnt)(void *ctx, struct process *p, const struct maps_snapshot *maps);
 	void *on_learnt_ctx;

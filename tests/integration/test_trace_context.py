@@ -15,6 +15,22 @@ WINDOW = 4
 WITH = "burn_with_context"
 WITHOUT = "burn_without_context"
 LINE = re.compile(r"thread (\d+) trace_id=([0-9a-f]{32}) span_id=([0-9a-f]{16})")
+# Sampled while it burns, then loads the TLSDESC writer library (nothing the loader mapped at its start)
+# and publishes a context for the rest of its life.
+LATE_TRACE, LATE_SPAN = bytes(range(0x30, 0x40)), bytes(range(0xc0, 0xc8))
+LATE_LOADER = """
+import ctypes, sys, time
+end = time.monotonic() + 0.2
+while time.monotonic() < end:
+    pass
+time.sleep(0.1)
+lib = ctypes.CDLL(sys.argv[1])
+assert lib.anorak_trace_context_set(bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3]), 1) == 0
+print("published", flush=True)
+end = time.monotonic() + float(sys.argv[4])
+while time.monotonic() < end:
+    pass
+"""
 
 
 def start_writer(prog, threads=2, seconds=WINDOW + 4, args=()):
@@ -129,6 +145,49 @@ class TraceContext(unittest.TestCase):
             self.assertNotIn("trace_id", x.labels, "%s: a bad first trace_id/span_id gave ids: %r" % (name, x))
             self.assertNotIn("span_id", x.labels, "%s: a bad first trace_id/span_id gave ids: %r" % (name, x))
         self.assertGreater(self.invalid_samples(), before, "%s: samples not counted as invalid" % name)
+
+    def second_looks_found(self):
+        return h.metric(self.daemon.get("/metrics").text(), "anorak_trace_context_second_looks_total",
+                        '{result="found"}')
+
+    def test_library_loaded_after_first_sample(self):
+        """A process younger than 2 s in which nothing was found is looked at once more, 1 s later: here it
+        loads the writer library 0.3 s after it started, after its first sample was looked at."""
+        self.wait_settled()
+        before = self.second_looks_found()
+        proc = subprocess.Popen(["python3", "-c", LATE_LOADER, h.workload("libtracectxwriter.so"),
+                                 LATE_TRACE.hex(), LATE_SPAN.hex(), str(WINDOW + 4 * h.TIME_SCALE)],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, universal_newlines=True)
+        try:
+            self.assertEqual(proc.stdout.readline().strip(), "published", "the late loader failed")
+            time.sleep(1.5 * h.TIME_SCALE)  # the second look follows the first by 1 s
+            raw = self.daemon.profile(WINDOW)
+        finally:
+            proc.kill()
+            proc.wait(5)
+            proc.stdout.close()
+        p = h.check_profile(self, raw, "late_loader")
+        mine = p.of_pid(proc.pid)
+        self.assertTrue(mine, "no sample of the late loader (pid %d)" % proc.pid)
+        for x in mine:
+            self.assertEqual((x.labels.get("trace_id"), x.labels.get("span_id")), (LATE_TRACE.hex(), LATE_SPAN.hex()),
+                             "a sample of the late loader without its context: %r" % x)
+        self.assertGreater(self.second_looks_found(), before, "no second look found a trace context: the "
+                           "first look saw the library already, the test did not test what it means to")
+
+    def wait_settled(self):
+        """Waits until the daemon has looked at the processes running at its start (fewer than 3 new in a
+        second, none waiting for discovery): behind them, the first look would come after the load."""
+        deadline = time.time() + 20 * h.TIME_SCALE
+        last = None
+        while time.time() < deadline:
+            text = self.daemon.get("/metrics").text()
+            learnt = h.metric(text, "anorak_processes_learnt_total")
+            if (learnt is not None and last is not None and learnt - last < 3 and
+                    h.metric(text, "anorak_discovery_processes_queued") == 0):
+                return
+            last = learnt
+            time.sleep(1.0)
 
 
 if __name__ == "__main__":

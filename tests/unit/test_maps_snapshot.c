@@ -113,6 +113,33 @@ static void test_exec_is_told(void **state)
 	reap(&c);
 }
 
+/* An identity kept without the text tells an exec and an exit alike; a fresh child is young, pid 1 is
+ * as old as the machine's boot. */
+static void test_identity(void **state)
+{
+	struct maps_snapshot *m = NULL;
+	struct proc_identity id, init;
+	struct child c;
+
+	(void)state;
+	spawn(&c);
+	assert_int_equal(maps_snapshot_read("/proc", c.pid, &m), 0);
+	assert_int_equal(proc_identity_read("/proc", c.pid, &id), 0);
+	assert_memory_equal(&id, maps_snapshot_identity(m), sizeof(id));
+	assert_true(proc_identity_current(&id, "/proc", c.pid));
+	assert_true(proc_identity_age_seconds(&id) >= 0);
+	assert_int_equal(proc_identity_read("/proc", 1, &init), 0);
+	assert_true(proc_identity_age_seconds(&init) > proc_identity_age_seconds(&id));
+	assert_int_equal(write(c.stdin_fd, "x", 1), 1);
+	while (!runs_cat(c.pid))
+		usleep(1000);
+	assert_false(proc_identity_current(&id, "/proc", c.pid));
+	assert_int_equal(proc_identity_read("/proc", c.pid, &id), 0);
+	reap(&c);
+	assert_false(proc_identity_current(&id, "/proc", c.pid));
+	maps_snapshot_put(m);
+}
+
 /* A kernel thread maps nothing: an empty text, which parses to nothing. */
 static void test_empty(void **state)
 {
@@ -164,6 +191,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_same_as_file),
 		cmocka_unit_test(test_exec_is_told),
+		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_gone),
 		cmocka_unit_test(test_identity_fields),
