@@ -25,16 +25,13 @@
 #include "exporter/proc/procmaps.h"
 #include "bpf/unwind.h"
 #include "exporter/sampling/unwind_alloc.h"
+#include "exporter/sampling/unwind_builder.h"
 #include "exporter/sampling/unwind_go.h"
 
 /* Files remembered (with or without a table). */
 #define MAX_FILES (4 * UNWIND_MAX_TABLES)
 /* Rows written to the array map per syscall (a multiple of UNWIND_BLOCK_ROWS). */
 #define ROW_BATCH 4096
-/* Processes waiting for the builder thread; the first of them keep the mappings read at their
- * request (tens of KiB each), the others read them again when built. */
-#define QUEUE_MAX 1024
-#define QUEUE_SNAPSHOTS 64
 
 /* Why a file has no table; negative cache entries remember it. */
 enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_STATES };
@@ -86,19 +83,7 @@ struct unwinder {
 	uint64_t processes_added, processes_failed, processes_full, mappings_dropped, events;
 	struct metrics_histogram build_seconds;
 
-	/* Processes to add, built on a thread of their own: one large library's table takes 100 ms or
-	 * more, and the event thread must read a new process's mappings before it exits, which a short
-	 * process does sooner (tests/integration/test_shortlived.py). */
-	struct {
-		pthread_mutex_t lock;
-		pthread_cond_t wake;
-		pthread_t builder;
-		bool started, stopping;
-		uint32_t tgids[QUEUE_MAX];
-		struct maps_snapshot *snaps[QUEUE_MAX]; /* mappings read at the request, or NULL */
-		uint32_t head, len;
-		uint64_t full;
-	} queue;
+	struct unwind_queue queue;     /* processes to add, built on a thread of their own */
 };
 
 static const double build_buckets[] = { 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1 };
@@ -502,8 +487,10 @@ static int add_locked(struct unwinder *u, uint32_t tgid, const struct maps_snaps
 	return err;
 }
 
-static int add_process(struct unwinder *u, uint32_t tgid, const struct maps_snapshot *snap)
+static void add_process(void *ctx, uint32_t tgid, const struct maps_snapshot *snap)
 {
+	struct unwinder *u = ctx;
+
 	pthread_mutex_lock(&u->lock);
 	/* What parsing frees is given back by the trim after the next drain (exporter/malloc_bounds.c). */
 	int err = add_locked(u, tgid, snap);
@@ -518,67 +505,11 @@ static int add_process(struct unwinder *u, uint32_t tgid, const struct maps_snap
 	pthread_mutex_unlock(&u->lock);
 	if (err && err != -ESRCH && err != -ENOENT)
 		log_debug("cannot give a process unwind tables", "pid=%u err=\"%s\"", tgid, strerror(-err));
-	return err;
-}
-
-/* Queue lock held. */
-static void set_snapshot(struct unwinder *u, uint32_t slot, struct maps_snapshot *snap)
-{
-	maps_snapshot_put(u->queue.snaps[slot]);
-	u->queue.snaps[slot] = snap ? maps_snapshot_get(snap) : NULL;
 }
 
 int unwinder_request(struct unwinder *u, uint32_t tgid, struct maps_snapshot *snap)
 {
-	uint32_t slot;
-	int err = 0;
-
-	pthread_mutex_lock(&u->queue.lock);
-	for (uint32_t i = 0; i < u->queue.len; i++) {
-		slot = (u->queue.head + i) % QUEUE_MAX;
-		if (u->queue.tgids[slot] == tgid) {
-			/* One build, from the latest request's mappings (none: read as they are then). */
-			set_snapshot(u, slot, i < QUEUE_SNAPSHOTS ? snap : NULL);
-			goto out;
-		}
-	}
-	if (u->queue.len == QUEUE_MAX) {
-		u->queue.full++;
-		err = -ENOSPC;
-		goto out;
-	}
-	slot = (u->queue.head + u->queue.len) % QUEUE_MAX;
-	u->queue.tgids[slot] = tgid;
-	set_snapshot(u, slot, u->queue.len++ < QUEUE_SNAPSHOTS ? snap : NULL);
-	pthread_cond_signal(&u->queue.wake);
-out:
-	pthread_mutex_unlock(&u->queue.lock);
-	return err;
-}
-
-static void *builder_main(void *arg)
-{
-	struct unwinder *u = arg;
-
-	pthread_mutex_lock(&u->queue.lock);
-	for (;;) {
-		while (!u->queue.len && !u->queue.stopping)
-			pthread_cond_wait(&u->queue.wake, &u->queue.lock);
-		if (u->queue.stopping)
-			break;
-		uint32_t tgid = u->queue.tgids[u->queue.head];
-		struct maps_snapshot *snap = u->queue.snaps[u->queue.head];
-
-		u->queue.snaps[u->queue.head] = NULL;
-		u->queue.head = (u->queue.head + 1) % QUEUE_MAX;
-		u->queue.len--;
-		pthread_mutex_unlock(&u->queue.lock);
-		add_process(u, tgid, snap);
-		maps_snapshot_put(snap);
-		pthread_mutex_lock(&u->queue.lock);
-	}
-	pthread_mutex_unlock(&u->queue.lock);
-	return NULL;
+	return unwind_queue_push(&u->queue, tgid, snap);
 }
 
 int unwinder_handle_event(void *unwinder, void *data, size_t size)
@@ -648,37 +579,22 @@ int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *m
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&u->lock, NULL);
-	pthread_mutex_init(&u->queue.lock, NULL);
-	pthread_cond_init(&u->queue.wake, NULL);
+	unwind_queue_init(&u->queue, add_process, u);
 	find_vdso(u);
-	int err = -pthread_create(&u->queue.builder, NULL, builder_main, u);
+	int err = unwind_queue_start(&u->queue);
 	if (err) {
 		unwinder_free(u);
 		return err;
 	}
-	u->queue.started = true;
 	*out = u;
 	return 0;
-}
-
-static void stop_builder(struct unwinder *u)
-{
-	if (!u->queue.started)
-		return;
-	pthread_mutex_lock(&u->queue.lock);
-	u->queue.stopping = true;
-	pthread_cond_signal(&u->queue.wake);
-	pthread_mutex_unlock(&u->queue.lock);
-	pthread_join(u->queue.builder, NULL);
 }
 
 void unwinder_free(struct unwinder *u)
 {
 	if (!u)
 		return;
-	stop_builder(u);
-	for (uint32_t i = 0; i < QUEUE_MAX; i++)
-		maps_snapshot_put(u->queue.snaps[i]);
+	unwind_queue_destroy(&u->queue);
 	while (u->tables) {
 		struct table *t = u->tables;
 		u->tables = t->next;
@@ -686,8 +602,6 @@ void unwinder_free(struct unwinder *u)
 	}
 	metrics_histogram_destroy(&u->build_seconds);
 	pthread_mutex_destroy(&u->lock);
-	pthread_mutex_destroy(&u->queue.lock);
-	pthread_cond_destroy(&u->queue.wake);
 	free(u->proc_root);
 	free(u->entry);
 	free(u->keybuf);
@@ -755,9 +669,6 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	uint64_t added = u->processes_added, failed = u->processes_failed, full = u->processes_full;
 	uint64_t dropped = u->mappings_dropped, events = u->events;
 	pthread_mutex_unlock(&u->lock);
-	pthread_mutex_lock(&u->queue.lock);
-	uint64_t queued = u->queue.len, queue_full = u->queue.full;
-	pthread_mutex_unlock(&u->queue.lock);
 
 	metrics_gauge(b, "anorak_unwind_table_bytes", "BPF map memory held by unwind table rows.",
 		      (double)rows_used * sizeof(struct unwind_row));
@@ -790,9 +701,5 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	metrics_counter(b, "anorak_unwind_refresh_events_total",
 			"Requests from BPF to re-read a process's mappings (new code mapped, table evicted).",
 			events);
-	metrics_gauge(b, "anorak_unwind_processes_queued", "Processes waiting for their unwind tables.", queued);
-	metrics_counter(b, "anorak_unwind_queue_full_total",
-			"Requests for a process's unwind tables refused because 1024 were already "
-			"waiting; a process refused at its first sample is walked by frame pointer only.",
-			queue_full);
+	unwind_queue_write_metrics(b, &u->queue);
 }
