@@ -20,6 +20,9 @@
 
 #define DW_EH_PE_omit 0xff
 #define DW_EH_PE_indirect 0x80
+#define DW_EH_PE_udata4 0x03
+#define DW_EH_PE_sdata4 0x0b
+#define DW_EH_PE_datarel 0x30
 
 /* A bounds-checked reader: any read past the end sets err and returns 0. */
 struct cursor {
@@ -560,6 +563,31 @@ static int parse_fde(const uint8_t *data, size_t len, uint64_t vaddr, size_t ent
 	return err;
 }
 
+/* The entry at off: its content (after the length) and end, and its id (0: a CIE). 1 at the
+ * terminator, -EINVAL when malformed. */
+static int entry_at(const uint8_t *data, size_t len, size_t off, const uint8_t **content, const uint8_t **end,
+		    uint32_t *id)
+{
+	struct cursor c = { data + off, data + len, false };
+	uint64_t length = read_le(&c, 4);
+
+	if (c.err)
+		return -EINVAL;
+	if (length == 0)
+		return 1;
+	if (length == 0xffffffffu) {
+		length = read_le(&c, 8);
+		if (c.err)
+			return -EINVAL;
+	}
+	if (length < 4 || length > (uint64_t)(c.end - c.p))
+		return -EINVAL;
+	*content = c.p;
+	*end = c.p + length;
+	*id = (uint32_t)read_le(&c, 4);
+	return 0;
+}
+
 int ehframe_parse(const uint8_t *data, size_t len, uint64_t vaddr, const struct ehframe_visitor *v)
 {
 	size_t off = 0;
@@ -567,31 +595,55 @@ int ehframe_parse(const uint8_t *data, size_t len, uint64_t vaddr, const struct 
 	if (len > EHFRAME_MAX_BYTES)
 		return -E2BIG;
 	while (off < len) {
-		struct cursor c = { data + off, data + len, false };
-		uint64_t length = read_le(&c, 4);
-		int err;
+		const uint8_t *content, *end;
+		uint32_t id;
+		int err = entry_at(data, len, off, &content, &end, &id);
 
-		if (c.err)
-			return -EINVAL;
-		if (length == 0)
-			return 0; /* the terminator */
-		if (length == 0xffffffffu) {
-			length = read_le(&c, 8);
-			if (c.err)
-				return -EINVAL;
-		}
-		size_t content = (size_t)(c.p - data);
-		if (length < 4 || length > len - content)
-			return -EINVAL;
-		const uint8_t *end = c.p + length;
-		uint32_t id = (uint32_t)read_le(&c, 4);
+		if (err)
+			return err > 0 ? 0 : err;
 		if (id != 0) {
-			err = parse_fde(data, len, vaddr, off, data + content, end, v);
+			err = parse_fde(data, len, vaddr, off, content, end, v);
 			if (err)
 				return err;
 		}
 		off = (size_t)(end - data);
 	}
+	return 0;
+}
+
+int ehframe_parse_fde(const uint8_t *data, size_t len, uint64_t vaddr, size_t off, const struct ehframe_visitor *v)
+{
+	const uint8_t *content, *end;
+	uint32_t id;
+	int err;
+
+	if (len > EHFRAME_MAX_BYTES || off >= len)
+		return -EINVAL;
+	err = entry_at(data, len, off, &content, &end, &id);
+	if (err)
+		return -EINVAL;
+	return id ? parse_fde(data, len, vaddr, off, content, end, v) : -EINVAL;
+}
+
+int ehframe_count_fdes(const uint8_t *data, size_t len, uint32_t *nfdes, size_t *parsed_len)
+{
+	size_t off = 0;
+	uint32_t n = 0;
+
+	while (off < len) {
+		const uint8_t *content, *end;
+		uint32_t id;
+		int err = entry_at(data, len, off, &content, &end, &id);
+
+		if (err < 0)
+			return err;
+		if (err)
+			break;
+		n += id != 0;
+		off = (size_t)(end - data);
+	}
+	*nfdes = n;
+	*parsed_len = off;
 	return 0;
 }
 
@@ -605,6 +657,27 @@ int ehframe_hdr_eh_frame(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, uin
 	if (c.err || version != 1)
 		return -EINVAL;
 	*eh_frame_vaddr = v;
+	return 0;
+}
+
+int ehframe_hdr_table(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, const uint8_t **table,
+		      uint32_t *count)
+{
+	struct cursor c = { hdr, hdr + len, false };
+	uint8_t version = (uint8_t)read_le(&c, 1), enc = (uint8_t)read_le(&c, 1);
+	uint8_t count_enc = (uint8_t)read_le(&c, 1), table_enc = (uint8_t)read_le(&c, 1);
+
+	read_encoded(&c, enc, hdr_vaddr + 4);
+	if (c.err || version != 1)
+		return -EINVAL;
+	/* What linkers write: a 4-byte count, pairs of 4-byte offsets from the header. */
+	if (count_enc != DW_EH_PE_udata4 || table_enc != (DW_EH_PE_datarel | DW_EH_PE_sdata4))
+		return -EOPNOTSUPP;
+	uint64_t n = read_le(&c, 4);
+	if (c.err || n > (uint64_t)(c.end - c.p) / 8)
+		return -EINVAL;
+	*table = c.p;
+	*count = (uint32_t)n;
 	return 0;
 }
 

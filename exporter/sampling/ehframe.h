@@ -16,6 +16,7 @@
 #ifndef ANORAK_EHFRAME_H
 #define ANORAK_EHFRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,11 @@ struct ehframe_visitor {
  * input (the visitor may have seen part of it). */
 int ehframe_parse(const uint8_t *data, size_t len, uint64_t vaddr, const struct ehframe_visitor *v);
 
+/* Parses the one FDE at offset off of the same bytes (-EINVAL when there is none there). */
+int ehframe_parse_fde(const uint8_t *data, size_t len, uint64_t vaddr, size_t off, const struct ehframe_visitor *v);
+/* The number of FDEs up to the terminator (or the end), and where that is: what ehframe_parse walks. */
+int ehframe_count_fdes(const uint8_t *data, size_t len, uint32_t *nfdes, size_t *parsed_len);
+
 /* A binary's compact table: rows sorted by pc, equal neighbours merged, gaps between FDEs as
  * UNWIND_CFA_NONE rows. */
 struct ehframe_table {
@@ -82,6 +88,13 @@ int ehframe_table_build_owned(uint8_t *data, size_t len, uint64_t vaddr, uint32_
 			      struct ehframe_table *out);
 /* The address of .eh_frame from .eh_frame_hdr bytes at hdr_vaddr. -EINVAL when malformed. */
 int ehframe_hdr_eh_frame(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, uint64_t *eh_frame_vaddr);
+/* The binary search table of .eh_frame_hdr bytes at hdr_vaddr: count pairs of 4-byte signed offsets
+ * from hdr_vaddr (an FDE's initial pc, the FDE), sorted by pc as linkers write them. -EOPNOTSUPP for
+ * other encodings, -EINVAL when malformed. */
+int ehframe_hdr_table(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, const uint8_t **table,
+		      uint32_t *count);
+/* Whether two compact rows unwind alike (a row equal to the one before it is not needed). */
+bool ehframe_same_rule(const struct unwind_row *a, const struct unwind_row *b);
 /* The same for the .eh_frame of an ELF file: its section, or without section headers the one
  * PT_GNU_EH_FRAME (.eh_frame_hdr) points to. -ENOENT when it has neither. */
 int ehframe_table_from_elf(struct elf_file *f, uint32_t max_rows, struct ehframe_table *out);

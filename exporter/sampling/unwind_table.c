@@ -17,6 +17,8 @@
 #include <linux/types.h>
 
 #include "exporter/sampling/ehframe.h"
+#include "exporter/sampling/ehframe_stream.h"
+#include "exporter/proc/gopclntab.h"
 #include "exporter/proc/elf_file.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -30,17 +32,24 @@
 
 /* Files remembered (with or without a table). */
 #define MAX_FILES (4 * UNWIND_MAX_TABLES)
+/* One build's temporary memory at most, for the daemon to stay near 20 MB: the section bytes copied
+ * (a streamed build: libLLVM's .eh_frame and its header are 6 MB), or those and the rows of a table
+ * built whole (WHOLE_ROW_BYTES each: parsed, sorted, assembled). A binary above it gets no table,
+ * counted (result="build_memory_limit"); its frames are walked by frame pointer. */
+#define UNWIND_BUILD_MAX_BYTES (16u << 20)
+#define WHOLE_ROW_BYTES 16
 /* Rows written to the array map per syscall (a multiple of UNWIND_BLOCK_ROWS). */
 #define ROW_BATCH 4096
 
 /* Why a file has no table; negative cache entries remember it. */
-enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_STATES };
+enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_MEMORY_CAP, TABLE_STATES };
 
 static const char *const state_labels[TABLE_STATES] = {
 	[TABLE_LOADED] = "result=\"success\"",
 	[TABLE_NONE] = "result=\"no_eh_frame\"",
 	[TABLE_FAILED] = "result=\"error\"",
 	[TABLE_TOO_BIG] = "result=\"too_large\"",
+	[TABLE_MEMORY_CAP] = "result=\"build_memory_limit\"",
 };
 
 /* One file's table: in BPF (slot, rows [first, first + count)) or a negative entry. */
@@ -209,21 +218,53 @@ static int write_rows(struct unwinder *u, uint32_t first, const struct unwind_ro
 	return 0;
 }
 
-/* Parses the file and puts its table into BPF. Sets t->state. */
-static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
+/* A slot and rows for a table of nrows rows, filled by fill, then the table's entry. */
+static int place_table(struct unwinder *u, struct table *t, uint32_t nrows,
+		       int (*fill)(struct unwinder *u, uint32_t first, void *arg), void *arg)
 {
-	struct elf_load loads[ELF_MAX_LOADS];
-	struct ehframe_table et = { 0 };
-	uint64_t start = mono_ns();
-	uint32_t max_rows = u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS;
-	int err, go, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
+	struct unwind_alloc_ops ops = { .last_used = last_used, .evicted = evicted, .ctx = u };
+	int err = unwind_alloc_table(u->alloc, nrows, &ops, &t->slot);
 
-	if (nloads <= 0) {
-		t->state = TABLE_FAILED;
-		goto out;
+	if (err)
+		return err;
+	t->first = u->alloc->slots[t->slot].first_block * UNWIND_BLOCK_ROWS;
+	struct unwind_table_info info = {
+		.first = t->first, .count = nrows, .gen = u->alloc->slots[t->slot].gen, .last_used_ns = mono_ns(),
+	};
+	err = fill(u, t->first, arg);
+	if (!err && bpf_map_update_elem(u->maps.tables_fd, &t->slot, &info, BPF_ANY))
+		err = -errno;
+	if (err) {
+		unwind_alloc_release(u->alloc, t->slot);
+		return err;
 	}
-	/* A table larger than the whole map can never load: stop building it there, which also bounds the
-	 * builder's temporary memory by --unwind.table-memory. */
+	t->count = nrows;
+	t->gen = u->alloc->slots[t->slot].gen;
+	return 0;
+}
+
+static int fill_whole(struct unwinder *u, uint32_t first, void *arg)
+{
+	const struct ehframe_table *et = arg;
+
+	return write_rows(u, first, et->rows, et->nrows);
+}
+
+/* The table built whole: Go binaries (rows from .gopclntab merged in), the vdso, and .eh_frame the
+ * header does not list in order. Its rows are bounded to keep within UNWIND_BUILD_MAX_BYTES. */
+static int load_whole(struct unwinder *u, struct table *t, struct elf_file *ef, uint32_t max_rows)
+{
+	struct ehframe_table et = { 0 };
+	uint64_t vaddr, eh_bytes = 0;
+	int err, go;
+
+	elf_file_section_addr(ef, ".eh_frame", &vaddr, &eh_bytes);
+	if (eh_bytes >= UNWIND_BUILD_MAX_BYTES)
+		return -EFBIG;
+	uint64_t cap_rows = (UNWIND_BUILD_MAX_BYTES - eh_bytes) / WHOLE_ROW_BYTES;
+	bool capped = cap_rows < max_rows;
+	if (capped)
+		max_rows = (uint32_t)cap_rows;
 	err = ehframe_table_from_elf(ef, max_rows, &et);
 	/* Go code has no .eh_frame (cgo binaries have it for their C code only): rows from .gopclntab */
 	go = err == 0 || err == -ENOENT ? unwind_go_from_elf(ef, u->opts.elf_max_bytes, max_rows, &et, &u->go) : 0;
@@ -231,37 +272,84 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 		err = 0;
 	else if (go < 0)
 		err = go;
-	if (err) {
-		t->state = err == -ENOENT ? TABLE_NONE : err == -E2BIG ? TABLE_TOO_BIG : TABLE_FAILED;
-		goto out;
-	}
-	if (et.nrows > u->maps.nrows) {
-		t->state = TABLE_TOO_BIG;
-		ehframe_table_free(&et);
-		goto out;
-	}
-	struct unwind_alloc_ops ops = { .last_used = last_used, .evicted = evicted, .ctx = u };
-	err = unwind_alloc_table(u->alloc, et.nrows, &ops, &t->slot);
-	if (!err) {
-		t->first = u->alloc->slots[t->slot].first_block * UNWIND_BLOCK_ROWS;
-		struct unwind_table_info info = {
-			.first = t->first, .count = et.nrows, .gen = u->alloc->slots[t->slot].gen,
-			.last_used_ns = mono_ns(),
-		};
-		err = write_rows(u, t->first, et.rows, et.nrows);
-		if (!err && bpf_map_update_elem(u->maps.tables_fd, &t->slot, &info, BPF_ANY))
-			err = -errno;
-		if (err)
-			unwind_alloc_release(u->alloc, t->slot);
-	}
-	if (err) {
-		t->state = err == -ENOSPC ? TABLE_TOO_BIG : TABLE_FAILED;
-		log_debug("cannot load an unwind table into BPF", "rows=%u err=\"%s\"", et.nrows, strerror(-err));
-	} else {
-		t->state = TABLE_LOADED;
-		t->count = et.nrows;
-		t->gen = u->alloc->slots[t->slot].gen;
+	if (!err)
+		err = et.nrows > u->maps.nrows ? -E2BIG : place_table(u, t, et.nrows, fill_whole, &et);
+	if (!err)
 		t->base = et.base;
+	ehframe_table_free(&et);
+	return err == -E2BIG && capped ? -EFBIG : err;
+}
+
+struct stream_fill {
+	struct unwinder *u;
+	struct ehframe_stream *s;
+	uint32_t first;
+};
+
+static int sink_rows(void *ctx, uint32_t at, const struct unwind_row *rows, uint32_t n)
+{
+	struct stream_fill *f = ctx;
+
+	return write_rows(f->u, f->first + at, rows, n);
+}
+
+static int fill_streamed(struct unwinder *u, uint32_t first, void *arg)
+{
+	struct stream_fill f = { .u = u, .s = arg, .first = first };
+
+	return ehframe_stream_write(f.s, sink_rows, &f);
+}
+
+/* The table counted, then written to BPF a batch at a time: a large library's rows (several MB) are
+ * never all in the daemon. -EOPNOTSUPP when it must be built whole. */
+static int load_streamed(struct unwinder *u, struct table *t, struct elf_file *ef, uint32_t max_rows)
+{
+	struct ehframe_stream *s;
+	uint32_t nrows;
+	uint64_t base;
+	int err = ehframe_stream_open(ef, UNWIND_BUILD_MAX_BYTES, &s);
+
+	if (err)
+		return err;
+	err = ehframe_stream_count(s, max_rows, &nrows, &base);
+	if (!err)
+		err = place_table(u, t, nrows, fill_streamed, s);
+	if (!err)
+		t->base = base;
+	ehframe_stream_free(s);
+	return err;
+}
+
+static enum table_state state_of(int err)
+{
+	switch (err) {
+	case 0: return TABLE_LOADED;
+	case -ENOENT: return TABLE_NONE;
+	case -E2BIG:
+	case -ENOSPC: return TABLE_TOO_BIG;
+	case -EFBIG: return TABLE_MEMORY_CAP;
+	default: return TABLE_FAILED;
+	}
+}
+
+/* Parses the file and puts its table into BPF. Sets t->state. */
+static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
+{
+	struct elf_load loads[ELF_MAX_LOADS];
+	uint64_t start = mono_ns();
+	/* A table larger than the whole map can never load: stop building it there. */
+	uint32_t max_rows = u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS;
+	int err = -ENOEXEC, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
+
+	if (nloads > 0) {
+		err = gopclntab_elf_is_go(ef) ? -EOPNOTSUPP : load_streamed(u, t, ef, max_rows);
+		if (err == -EOPNOTSUPP)
+			err = load_whole(u, t, ef, max_rows);
+	}
+	t->state = state_of(err);
+	if (err && err != -ENOENT && err != -ENOEXEC)
+		log_debug("cannot load an unwind table into BPF", "err=\"%s\"", strerror(-err));
+	if (!err) {
 		t->installed_ns = mono_ns();
 		u->by_slot[t->slot] = t;
 		t->loads = malloc((size_t)nloads * sizeof(*t->loads));
@@ -270,8 +358,6 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 			t->nloads = nloads;
 		}
 	}
-	ehframe_table_free(&et);
-out:
 	u->built[t->state]++;
 	metrics_histogram_observe(&u->build_seconds, (mono_ns() - start) / 1e9);
 }
