@@ -60,10 +60,20 @@ struct ehframe_visitor {
  * input (the visitor may have seen part of it). */
 int ehframe_parse(const uint8_t *data, size_t len, uint64_t vaddr, const struct ehframe_visitor *v);
 
-/* Parses the one FDE at offset off of the same bytes (-EINVAL when there is none there). */
-int ehframe_parse_fde(const uint8_t *data, size_t len, uint64_t vaddr, size_t off, const struct ehframe_visitor *v);
+/* .eh_frame bytes read piecewise: n bytes from section offset off into *p, valid until the next read
+ * of the same slot (0 for FDEs, 1 for CIEs). A negative errno (-EINVAL outside the section) is
+ * returned by the parse. */
+struct ehframe_reader {
+	int (*read)(void *ctx, int slot, size_t off, size_t n, const uint8_t **p);
+	void *ctx;
+	size_t len;      /* of the section */
+	uint64_t vaddr;  /* of its first byte */
+};
+
+/* Parses the one FDE at section offset off (-EINVAL when there is none there), as ehframe_parse would. */
+int ehframe_parse_fde_at(const struct ehframe_reader *r, size_t off, const struct ehframe_visitor *v);
 /* The number of FDEs up to the terminator (or the end), and where that is: what ehframe_parse walks. */
-int ehframe_count_fdes(const uint8_t *data, size_t len, uint32_t *nfdes, size_t *parsed_len);
+int ehframe_count_fdes_at(const struct ehframe_reader *r, uint32_t *nfdes, size_t *parsed_len);
 
 /* A binary's compact table: rows sorted by pc, equal neighbours merged, gaps between FDEs as
  * UNWIND_CFA_NONE rows. */

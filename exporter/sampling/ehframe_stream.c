@@ -4,19 +4,106 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exporter/proc/elf_file.h"
 #include "exporter/sampling/ehframe.h"
 
+/* .eh_frame is read from the file through a window (the header lists FDEs in about the order they
+ * lie in, so each byte is read about once a pass) and a few CIEs; the header is copied whole. */
+#define WINDOW_BYTES (64u << 10)
+#define CIE_BYTES 512
+#define CIE_SLOTS 8
+/* Bytes read per pass at most: the section READ_BUDGET times and READ_BUDGET_JUMPS windows (a jump
+ * back, at a linker's .text.unlikely or .text.hot group); FDEs far out of order are not streamed. */
+#define READ_BUDGET 4
+#define READ_BUDGET_JUMPS 64
+
+struct cie_slot {
+	size_t off, len;
+	uint8_t b[CIE_BYTES];
+};
+
 struct ehframe_stream {
-	uint8_t *data, *hdr;           /* copies of .eh_frame and .eh_frame_hdr */
-	size_t len, hdr_len;
-	uint64_t vaddr, hdr_vaddr;
+	int fd;
+	uint64_t file_off;             /* of .eh_frame */
+	struct ehframe_reader reader;
+	uint64_t bytes_read, budget;
+	uint8_t window[WINDOW_BYTES];
+	size_t win_off, win_len;
+	struct cie_slot cies[CIE_SLOTS];
+	uint32_t next_cie;
+	uint8_t *hdr;                  /* a copy of .eh_frame_hdr */
+	size_t hdr_len;
+	uint64_t hdr_vaddr;
 	const uint8_t *table;          /* in hdr: count pairs (pc, FDE) */
 	uint32_t count;
 	uint32_t nrows;                /* of the first pass */
 	struct unwind_row buf[EHFRAME_STREAM_BATCH + 1];
 };
+
+static int pread_full(int fd, uint8_t *dst, size_t n, uint64_t off)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = pread(fd, dst + got, n - got, (off_t)(off + got));
+
+		if (r <= 0)
+			return r < 0 ? -errno : -EINVAL; /* the file is shorter than its headers say */
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int fill(struct ehframe_stream *s, uint8_t *dst, size_t off, size_t n)
+{
+	s->bytes_read += n;
+	if (s->bytes_read > s->budget)
+		return -EOPNOTSUPP;
+	return pread_full(s->fd, dst, n, s->file_off + off);
+}
+
+static int read_at(void *ctx, int slot, size_t off, size_t n, const uint8_t **p)
+{
+	struct ehframe_stream *s = ctx;
+	size_t len = s->reader.len;
+	int err;
+
+	if (off > len || n > len - off)
+		return -EINVAL;
+	if (slot == 0) {
+		if (off < s->win_off || off + n > s->win_off + s->win_len) {
+			size_t want = len - off < WINDOW_BYTES ? len - off : WINDOW_BYTES;
+
+			if (n > WINDOW_BYTES)
+				return -EOPNOTSUPP;
+			s->win_len = 0;
+			if ((err = fill(s, s->window, off, want)))
+				return err;
+			s->win_off = off;
+			s->win_len = want;
+		}
+		*p = s->window + (off - s->win_off);
+		return 0;
+	}
+	for (int i = 0; i < CIE_SLOTS; i++) {
+		struct cie_slot *c = &s->cies[i];
+
+		if (c->len && off >= c->off && off + n <= c->off + c->len) {
+			*p = c->b + (off - c->off);
+			return 0;
+		}
+	}
+	if (n > CIE_BYTES)
+		return -EOPNOTSUPP;
+	struct cie_slot *c = &s->cies[s->next_cie++ % CIE_SLOTS];
+	c->len = 0;
+	c->off = off;
+	if ((err = fill(s, c->b, off, len - off < CIE_BYTES ? len - off : CIE_BYTES)))
+		return err;
+	c->len = len - off < CIE_BYTES ? len - off : CIE_BYTES;
+	*p = c->b;
+	return 0;
+}
 
 /* One pass over the FDEs: the rows of ehframe_table.c's assemble() for FDEs in pc order, and a batch
  * of them that keeps its last row (the next one may replace it). */
@@ -117,7 +204,7 @@ static int run_pass(struct pass *p)
 
 	for (uint32_t i = 0; i < s->count && !err; i++) {
 		p->want_pc = table_at(s, i, 0);
-		err = ehframe_parse_fde(s->data, s->len, s->vaddr, (size_t)(table_at(s, i, 1) - s->vaddr), &v);
+		err = ehframe_parse_fde_at(&s->reader, (size_t)(table_at(s, i, 1) - s->reader.vaddr), &v);
 	}
 	if (!err && !p->started)
 		return -ENOENT;
@@ -133,7 +220,10 @@ static int run_pass(struct pass *p)
 int ehframe_stream_count(struct ehframe_stream *s, uint32_t max_rows, uint32_t *nrows, uint64_t *base)
 {
 	struct pass p = { .s = s, .max_rows = max_rows };
-	int err = run_pass(&p);
+	int err;
+
+	s->bytes_read = 0;
+	err = run_pass(&p);
 
 	if (err)
 		return err;
@@ -146,7 +236,10 @@ int ehframe_stream_count(struct ehframe_stream *s, uint32_t max_rows, uint32_t *
 int ehframe_stream_write(struct ehframe_stream *s, ehframe_sink_fn sink, void *ctx)
 {
 	struct pass p = { .s = s, .max_rows = s->nrows, .sink = sink, .ctx = ctx };
-	int err = run_pass(&p);
+	int err;
+
+	s->bytes_read = 0;
+	err = run_pass(&p);
 
 	return err ? err : p.flushed == s->nrows ? 0 : -EIO;
 }
@@ -156,7 +249,7 @@ static int check_table(const struct ehframe_stream *s)
 {
 	uint32_t nfdes;
 	size_t parsed;
-	int err = ehframe_count_fdes(s->data, s->len, &nfdes, &parsed);
+	int err = ehframe_count_fdes_at(&s->reader, &nfdes, &parsed);
 
 	if (err)
 		return err;
@@ -165,36 +258,58 @@ static int check_table(const struct ehframe_stream *s)
 	for (uint32_t i = 0; i < s->count; i++) {
 		uint64_t fde = table_at(s, i, 1);
 
-		if (fde < s->vaddr || fde - s->vaddr >= parsed || (i && table_at(s, i, 0) <= table_at(s, i - 1, 0)))
+		if (fde < s->reader.vaddr || fde - s->reader.vaddr >= parsed || (i && table_at(s, i, 0) <= table_at(s, i - 1, 0)))
 			return -EOPNOTSUPP;
 	}
 	return 0;
 }
 
-static int copy_sections(struct elf_file *f, uint64_t max_bytes, struct ehframe_stream *s)
+/* The file offset of the section at vaddr, size bytes, from the PT_LOAD segment holding it. */
+static int file_offset(struct elf_file *f, uint64_t vaddr, uint64_t size, uint64_t *off)
 {
-	uint64_t vaddr, size, hdr_size;
-	int err;
+	struct elf_load loads[ELF_MAX_LOADS];
+	int n = elf_file_loads(f, loads, ELF_MAX_LOADS);
 
-	if (elf_file_section_addr(f, ".eh_frame", &vaddr, &size) ||
-	    elf_file_section_addr(f, ".eh_frame_hdr", &vaddr, &hdr_size))
-		return -EOPNOTSUPP;
-	if (size > max_bytes || hdr_size > max_bytes - size)
-		return -EFBIG;
-	err = elf_file_section_copy(f, ".eh_frame", size, &s->data, &s->len, &s->vaddr);
-	if (!err)
-		err = elf_file_section_copy(f, ".eh_frame_hdr", hdr_size, &s->hdr, &s->hdr_len, &s->hdr_vaddr);
-	return err == -ENOMEM || err == -EFBIG ? err : err ? -EOPNOTSUPP : 0;
+	for (int i = 0; i < n; i++) {
+		const struct elf_load *l = &loads[i];
+
+		if (vaddr >= l->vaddr && vaddr - l->vaddr <= l->filesz && size <= l->filesz - (vaddr - l->vaddr)) {
+			*off = l->offset + (vaddr - l->vaddr);
+			return 0;
+		}
+	}
+	return -EOPNOTSUPP;
 }
 
-int ehframe_stream_open(struct elf_file *f, uint64_t max_bytes, struct ehframe_stream **out)
+static int open_sections(struct elf_file *f, int fd, uint64_t max_bytes, struct ehframe_stream *s)
+{
+	uint64_t vaddr, size, hdr_off;
+	int err;
+
+	if (fd < 0 || elf_file_section_addr(f, ".eh_frame", &vaddr, &size) ||
+	    elf_file_section_addr(f, ".eh_frame_hdr", &s->hdr_vaddr, &s->hdr_len) || !size ||
+	    file_offset(f, vaddr, size, &s->file_off) || file_offset(f, s->hdr_vaddr, s->hdr_len, &hdr_off))
+		return -EOPNOTSUPP;
+	if (s->hdr_len > max_bytes)
+		return -EFBIG;
+	s->fd = fd;
+	s->reader = (struct ehframe_reader){ .read = read_at, .ctx = s, .len = size, .vaddr = vaddr };
+	s->budget = READ_BUDGET * size + READ_BUDGET_JUMPS * WINDOW_BYTES;
+	s->hdr = malloc(s->hdr_len ? s->hdr_len : 1);
+	if (!s->hdr)
+		return -ENOMEM;
+	err = pread_full(fd, s->hdr, s->hdr_len, hdr_off);
+	return err == -EINVAL ? -EOPNOTSUPP : err;
+}
+
+int ehframe_stream_open(struct elf_file *f, int fd, uint64_t max_bytes, struct ehframe_stream **out)
 {
 	struct ehframe_stream *s = calloc(1, sizeof(*s));
 	int err;
 
 	if (!s)
 		return -ENOMEM;
-	err = copy_sections(f, max_bytes, s);
+	err = open_sections(f, fd, max_bytes, s);
 	if (!err)
 		err = ehframe_hdr_table(s->hdr, s->hdr_len, s->hdr_vaddr, &s->table, &s->count);
 	if (!err)
@@ -211,7 +326,6 @@ void ehframe_stream_free(struct ehframe_stream *s)
 {
 	if (!s)
 		return;
-	free(s->data);
 	free(s->hdr);
 	free(s);
 }

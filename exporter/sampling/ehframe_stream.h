@@ -1,7 +1,8 @@
 /*
  * A binary's .eh_frame table (the rows ehframe_table_from_elf builds, byte for byte) produced in pc
- * order a batch at a time, so that a large library's table never lies whole in the daemon's memory:
- * the FDEs are taken in the order of .eh_frame_hdr's search table and each is parsed alone. A first
+ * order a batch at a time, so that a large library's table never lies whole in the daemon's memory,
+ * nor its .eh_frame: the FDEs are taken in the order of .eh_frame_hdr's search table and each is read
+ * from the file and parsed alone. A first
  * pass counts the rows (the caller then finds room for them), a second hands them out. Binaries
  * whose FDEs the header does not list in order, one each and without overlap (not what linkers
  * write) are refused with -EOPNOTSUPP: ehframe_table_from_elf builds theirs whole.
@@ -24,10 +25,11 @@ struct ehframe_stream;
 /* Takes rows[0..n), rows at..at + n of the table. Nonzero stops the stream and is returned. */
 typedef int (*ehframe_sink_fn)(void *ctx, uint32_t at, const struct unwind_row *rows, uint32_t n);
 
-/* Copies .eh_frame and .eh_frame_hdr of f (together at most max_bytes, else -EFBIG) and checks that
- * the header lists every FDE in pc order. -EOPNOTSUPP when the table must be built whole (no section
- * headers, no header, an unusual header, an image in memory), -EINVAL when malformed, -ENOMEM. */
-int ehframe_stream_open(struct elf_file *f, uint64_t max_bytes, struct ehframe_stream **out);
+/* Reads .eh_frame of f from fd (the file f reads) piecewise, copies .eh_frame_hdr (at most max_bytes,
+ * else -EFBIG) and checks that the header lists every FDE in pc order. -EOPNOTSUPP when the table must
+ * be built whole (no section headers, no header, an unusual header, an image in memory: fd < 0),
+ * -EINVAL when malformed, -ENOMEM. */
+int ehframe_stream_open(struct elf_file *f, int fd, uint64_t max_bytes, struct ehframe_stream **out);
 /* The first pass: the number of rows and the file virtual address of row pc 0. -E2BIG above max_rows
  * or a span over 4 GiB, -ENOENT without rows, -EOPNOTSUPP (FDEs that overlap), -EINVAL. */
 int ehframe_stream_count(struct ehframe_stream *s, uint32_t max_rows, uint32_t *nrows, uint64_t *base);

@@ -33,8 +33,8 @@
 /* Files remembered (with or without a table). */
 #define MAX_FILES (4 * UNWIND_MAX_TABLES)
 /* One build's temporary memory at most, for the daemon to stay near 20 MB: the section bytes copied
- * (a streamed build: libLLVM's .eh_frame and its header are 6 MB), or those and the rows of a table
- * built whole (WHOLE_ROW_BYTES each: parsed, sorted, assembled). A binary above it gets no table,
+ * (a streamed build copies .eh_frame_hdr only: libLLVM's is 0.8 MB), or .eh_frame and the rows of a
+ * table built whole (WHOLE_ROW_BYTES each: parsed, sorted, assembled). A binary above it gets no table,
  * counted (result="build_memory_limit"); its frames are walked by frame pointer. */
 #define UNWIND_BUILD_MAX_BYTES (16u << 20)
 #define WHOLE_ROW_BYTES 16
@@ -302,12 +302,12 @@ static int fill_streamed(struct unwinder *u, uint32_t first, void *arg)
 
 /* The table counted, then written to BPF a batch at a time: a large library's rows (several MB) are
  * never all in the daemon. -EOPNOTSUPP when it must be built whole. */
-static int load_streamed(struct unwinder *u, struct table *t, struct elf_file *ef, uint32_t max_rows)
+static int load_streamed(struct unwinder *u, struct table *t, struct elf_file *ef, int fd, uint32_t max_rows)
 {
 	struct ehframe_stream *s;
 	uint32_t nrows;
 	uint64_t base;
-	int err = ehframe_stream_open(ef, UNWIND_BUILD_MAX_BYTES, &s);
+	int err = ehframe_stream_open(ef, fd, UNWIND_BUILD_MAX_BYTES, &s);
 
 	if (err)
 		return err;
@@ -332,8 +332,8 @@ static enum table_state state_of(int err)
 	}
 }
 
-/* Parses the file and puts its table into BPF. Sets t->state. */
-static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
+/* Parses the file (read from fd, or an image in memory: -1) and puts its table into BPF. Sets t->state. */
+static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef, int fd)
 {
 	struct elf_load loads[ELF_MAX_LOADS];
 	uint64_t start = mono_ns();
@@ -342,7 +342,7 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 	int err = -ENOEXEC, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
 
 	if (nloads > 0) {
-		err = gopclntab_elf_is_go(ef) ? -EOPNOTSUPP : load_streamed(u, t, ef, max_rows);
+		err = gopclntab_elf_is_go(ef) ? -EOPNOTSUPP : load_streamed(u, t, ef, fd, max_rows);
 		if (err == -EOPNOTSUPP)
 			err = load_whole(u, t, ef, max_rows);
 	}
@@ -416,7 +416,7 @@ static struct table *file_table(struct unwinder *u, int pid, int rootfd, const s
 			t->mtime_ns = mtime;
 			fd = procfile_reopen(pathfd);
 			if (fd >= 0 && elf_file_open(fd, u->opts.elf_max_bytes, &ef) == 0)
-				load_table(u, t, ef);
+				load_table(u, t, ef, fd);
 			else
 				u->built[t->state = TABLE_FAILED]++;
 			elf_file_close(ef);
@@ -444,7 +444,7 @@ static struct table *vdso_table(struct unwinder *u, const struct procmaps_entry 
 		return NULL;
 	t->vdso = true;
 	if (elf_file_open_mem(u->vdso_image, u->vdso_size, &ef) == 0) {
-		load_table(u, t, ef);
+		load_table(u, t, ef, -1);
 		elf_file_close(ef);
 	} else {
 		u->built[t->state = TABLE_FAILED]++;

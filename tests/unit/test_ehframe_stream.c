@@ -57,7 +57,7 @@ static int compare_streamed(const char *path, uint32_t *nrows)
 		fail_msg("%s: %s", path, strerror(errno));
 	assert_int_equal(elf_file_open(fd, 1ull << 31, &f), 0);
 	assert_int_equal(ehframe_table_from_elf(f, MAX_ROWS, &whole), 0);
-	err = ehframe_stream_open(f, 64u << 20, &s);
+	err = ehframe_stream_open(f, fd, 64u << 20, &s);
 	if (!err) {
 		assert_int_equal(ehframe_stream_count(s, MAX_ROWS, nrows, &base), 0);
 		assert_int_equal(*nrows, whole.nrows);
