@@ -139,6 +139,23 @@ static void test_cgo(void **state)
 		fail_msg("gocgo: %s", strerror(-err));
 }
 
+/* Refusals: no file to read (an image in memory) and a header above the memory allowed. */
+static void test_refused(void **state)
+{
+	int fd = open("/lib/x86_64-linux-gnu/libc.so.6", O_RDONLY | O_CLOEXEC);
+	struct ehframe_stream *s = NULL;
+	struct elf_file *f;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(elf_file_open(fd, 1ull << 31, &f), 0);
+	assert_int_equal(ehframe_stream_open(f, -1, 64u << 20, &s), -EOPNOTSUPP);
+	assert_int_equal(ehframe_stream_open(f, fd, 1024, &s), -EFBIG);
+	assert_null(s);
+	elf_file_close(f);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +165,7 @@ int main(void)
 		cmocka_unit_test(test_python),
 		cmocka_unit_test(test_fixtures),
 		cmocka_unit_test(test_cgo),
+		cmocka_unit_test(test_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
