@@ -20,6 +20,9 @@
 
 #define DW_EH_PE_omit 0xff
 #define DW_EH_PE_indirect 0x80
+#define DW_EH_PE_udata4 0x03
+#define DW_EH_PE_sdata4 0x0b
+#define DW_EH_PE_datarel 0x30
 
 /* A bounds-checked reader: any read past the end sets err and returns 0. */
 struct cursor {
@@ -497,15 +500,61 @@ static int run(struct interp *in, const uint8_t *p, const uint8_t *end)
 	return err;
 }
 
+/* The FDE whose content (from its CIE pointer on) spans [p, end), at p_vaddr and section offset entry,
+ * of the CIE whose content spans [cie, cie_end). */
+static int parse_fde_with(const uint8_t *p, const uint8_t *end, uint64_t p_vaddr, size_t entry,
+			  const uint8_t *cie_p, const uint8_t *cie_end, const struct ehframe_visitor *v)
+{
+	struct cursor c = { p + 4, end, false };
+	struct cie cie;
+	/* The CIE's own address matters to no rule kept (a personality pointer is skipped). */
+	int err = parse_cie(cie_p, cie_end, cie_p, 0, &cie);
+
+	if (err)
+		return err;
+
+	struct ehframe_fde fde = { .offset = entry, .signal_frame = cie.signal_frame };
+	fde.pc_begin = read_encoded(&c, cie.fde_enc, p_vaddr + (uint64_t)(c.p - p));
+	uint64_t range = read_encoded(&c, cie.fde_enc & 0x0f, 0);
+	if (c.err || range > UINT64_MAX - fde.pc_begin)
+		return -EINVAL;
+	fde.pc_end = fde.pc_begin + range;
+	if (cie.has_aug_data) {
+		uint64_t n = uleb(&c);
+		if (c.err || n > (uint64_t)(c.end - c.p))
+			return -EINVAL;
+		c.p += n;
+	}
+	if (v->fde && (err = v->fde(v->ctx, &fde)))
+		return err;
+
+	struct interp in = {
+		.cie = &cie, .v = v, .base = p, .section_vaddr = p_vaddr, .fde_enc = cie.fde_enc,
+		/* Before any instruction: nothing known (a CIE without rules is unusable). */
+		.st = { .cfa = UNWIND_CFA_UNSUPPORTED, .ra = EHFRAME_SAME },
+	};
+	err = run(&in, cie.insns, cie.insns_end);
+	if (err)
+		return err;
+	in.initial = in.st;
+	in.nremembered = 0;
+	in.fde = &fde;
+	in.loc = fde.pc_begin;
+	err = run(&in, c.p, c.end);
+	if (!err)
+		err = emit(&in);
+	return err;
+}
+
 static int parse_fde(const uint8_t *data, size_t len, uint64_t vaddr, size_t entry, const uint8_t *p,
 		     const uint8_t *end, const struct ehframe_visitor *v)
 {
 	struct cursor c = { p, end, false };
 	size_t id_off = (size_t)(p - data);
 	uint32_t cie_ptr = (uint32_t)read_le(&c, 4);
-	struct cie cie;
-	int err;
 
+	if (c.err)
+		return -EINVAL;
 	/* The CIE pointer counts back from itself to an earlier CIE. */
 	if (cie_ptr > id_off)
 		return -EINVAL;
@@ -523,41 +572,32 @@ static int parse_fde(const uint8_t *data, size_t len, uint64_t vaddr, size_t ent
 	}
 	if (cie_len < 4 || cie_content > len || cie_len > len - cie_content || cie_content + cie_len > entry)
 		return -EINVAL;
-	err = parse_cie(data + cie_content, data + cie_content + cie_len, data, vaddr, &cie);
-	if (err)
-		return err;
+	return parse_fde_with(p, end, vaddr + id_off, entry, data + cie_content, data + cie_content + cie_len, v);
+}
 
-	struct ehframe_fde fde = { .offset = entry, .signal_frame = cie.signal_frame };
-	fde.pc_begin = read_encoded(&c, cie.fde_enc, vaddr + (uint64_t)(c.p - data));
-	uint64_t range = read_encoded(&c, cie.fde_enc & 0x0f, 0);
-	if (c.err || range > UINT64_MAX - fde.pc_begin)
+/* The entry at off: its content (after the length) and end, and its id (0: a CIE). 1 at the
+ * terminator, -EINVAL when malformed. */
+static int entry_at(const uint8_t *data, size_t len, size_t off, const uint8_t **content, const uint8_t **end,
+		    uint32_t *id)
+{
+	struct cursor c = { data + off, data + len, false };
+	uint64_t length = read_le(&c, 4);
+
+	if (c.err)
 		return -EINVAL;
-	fde.pc_end = fde.pc_begin + range;
-	if (cie.has_aug_data) {
-		uint64_t n = uleb(&c);
-		if (c.err || n > (uint64_t)(c.end - c.p))
+	if (length == 0)
+		return 1;
+	if (length == 0xffffffffu) {
+		length = read_le(&c, 8);
+		if (c.err)
 			return -EINVAL;
-		c.p += n;
 	}
-	if (v->fde && (err = v->fde(v->ctx, &fde)))
-		return err;
-
-	struct interp in = {
-		.cie = &cie, .v = v, .base = data, .section_vaddr = vaddr, .fde_enc = cie.fde_enc,
-		/* Before any instruction: nothing known (a CIE without rules is unusable). */
-		.st = { .cfa = UNWIND_CFA_UNSUPPORTED, .ra = EHFRAME_SAME },
-	};
-	err = run(&in, cie.insns, cie.insns_end);
-	if (err)
-		return err;
-	in.initial = in.st;
-	in.nremembered = 0;
-	in.fde = &fde;
-	in.loc = fde.pc_begin;
-	err = run(&in, c.p, c.end);
-	if (!err)
-		err = emit(&in);
-	return err;
+	if (length < 4 || length > (uint64_t)(c.end - c.p))
+		return -EINVAL;
+	*content = c.p;
+	*end = c.p + length;
+	*id = (uint32_t)read_le(&c, 4);
+	return 0;
 }
 
 int ehframe_parse(const uint8_t *data, size_t len, uint64_t vaddr, const struct ehframe_visitor *v)
@@ -567,31 +607,89 @@ int ehframe_parse(const uint8_t *data, size_t len, uint64_t vaddr, const struct 
 	if (len > EHFRAME_MAX_BYTES)
 		return -E2BIG;
 	while (off < len) {
-		struct cursor c = { data + off, data + len, false };
-		uint64_t length = read_le(&c, 4);
-		int err;
+		const uint8_t *content, *end;
+		uint32_t id;
+		int err = entry_at(data, len, off, &content, &end, &id);
 
-		if (c.err)
-			return -EINVAL;
-		if (length == 0)
-			return 0; /* the terminator */
-		if (length == 0xffffffffu) {
-			length = read_le(&c, 8);
-			if (c.err)
-				return -EINVAL;
-		}
-		size_t content = (size_t)(c.p - data);
-		if (length < 4 || length > len - content)
-			return -EINVAL;
-		const uint8_t *end = c.p + length;
-		uint32_t id = (uint32_t)read_le(&c, 4);
+		if (err)
+			return err > 0 ? 0 : err;
 		if (id != 0) {
-			err = parse_fde(data, len, vaddr, off, data + content, end, v);
+			err = parse_fde(data, len, vaddr, off, content, end, v);
 			if (err)
 				return err;
 		}
 		off = (size_t)(end - data);
 	}
+	return 0;
+}
+
+/* The entry at off through r: where its content starts and its length. 1 at the terminator. */
+static int read_entry(const struct ehframe_reader *r, int slot, size_t off, size_t *content, uint64_t *length)
+{
+	const uint8_t *p;
+	size_t n = r->len - off < 12 ? r->len - off : 12;
+	int err = off < r->len ? r->read(r->ctx, slot, off, n, &p) : -EINVAL;
+
+	if (err)
+		return err;
+	struct cursor c = { p, p + n, false };
+	*length = read_le(&c, 4);
+	if (!c.err && *length == 0)
+		return 1;
+	if (!c.err && *length == 0xffffffffu)
+		*length = read_le(&c, 8);
+	*content = off + (size_t)(c.p - p);
+	if (c.err || *length < 4 || *length > r->len - *content)
+		return -EINVAL;
+	return 0;
+}
+
+int ehframe_parse_fde_at(const struct ehframe_reader *r, size_t off, const struct ehframe_visitor *v)
+{
+	size_t content, cie_content;
+	uint64_t length, cie_len;
+	const uint8_t *p, *cie;
+	int err = read_entry(r, 0, off, &content, &length);
+
+	if (!err)
+		err = r->read(r->ctx, 0, content, length, &p);
+	if (err)
+		return err > 0 ? -EINVAL : err;
+	uint32_t cie_ptr = (uint32_t)read_le(&(struct cursor){ p, p + length, false }, 4);
+	/* The CIE pointer counts back from itself to an earlier CIE (0: this is a CIE). */
+	if (cie_ptr == 0 || cie_ptr > content)
+		return -EINVAL;
+	err = read_entry(r, 1, content - cie_ptr, &cie_content, &cie_len);
+	if (!err && cie_content + cie_len > off)
+		err = -EINVAL;
+	if (!err)
+		err = r->read(r->ctx, 1, cie_content, cie_len, &cie);
+	if (err)
+		return err > 0 ? -EINVAL : err;
+	return parse_fde_with(p, p + length, r->vaddr + content, off, cie, cie + cie_len, v);
+}
+
+int ehframe_count_fdes_at(const struct ehframe_reader *r, uint32_t *nfdes, size_t *parsed_len)
+{
+	size_t off = 0, content;
+	uint64_t length;
+	uint32_t n = 0;
+
+	while (off < r->len) {
+		const uint8_t *p;
+		int err = read_entry(r, 0, off, &content, &length);
+
+		if (err > 0)
+			break;
+		if (!err)
+			err = r->read(r->ctx, 0, content, 4, &p);
+		if (err)
+			return err;
+		n += read_le(&(struct cursor){ p, p + 4, false }, 4) != 0;
+		off = content + length;
+	}
+	*nfdes = n;
+	*parsed_len = off;
 	return 0;
 }
 
@@ -605,6 +703,27 @@ int ehframe_hdr_eh_frame(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, uin
 	if (c.err || version != 1)
 		return -EINVAL;
 	*eh_frame_vaddr = v;
+	return 0;
+}
+
+int ehframe_hdr_table(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, const uint8_t **table,
+		      uint32_t *count)
+{
+	struct cursor c = { hdr, hdr + len, false };
+	uint8_t version = (uint8_t)read_le(&c, 1), enc = (uint8_t)read_le(&c, 1);
+	uint8_t count_enc = (uint8_t)read_le(&c, 1), table_enc = (uint8_t)read_le(&c, 1);
+
+	read_encoded(&c, enc, hdr_vaddr + 4);
+	if (c.err || version != 1)
+		return -EINVAL;
+	/* What linkers write: a 4-byte count, pairs of 4-byte offsets from the header. */
+	if (count_enc != DW_EH_PE_udata4 || table_enc != (DW_EH_PE_datarel | DW_EH_PE_sdata4))
+		return -EOPNOTSUPP;
+	uint64_t n = read_le(&c, 4);
+	if (c.err || n > (uint64_t)(c.end - c.p) / 8)
+		return -EINVAL;
+	*table = c.p;
+	*count = (uint32_t)n;
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #ifndef ANORAK_EHFRAME_H
 #define ANORAK_EHFRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,21 @@ struct ehframe_visitor {
  * input (the visitor may have seen part of it). */
 int ehframe_parse(const uint8_t *data, size_t len, uint64_t vaddr, const struct ehframe_visitor *v);
 
+/* .eh_frame bytes read piecewise: n bytes from section offset off into *p, valid until the next read
+ * of the same slot (0 for FDEs, 1 for CIEs). A negative errno (-EINVAL outside the section) is
+ * returned by the parse. */
+struct ehframe_reader {
+	int (*read)(void *ctx, int slot, size_t off, size_t n, const uint8_t **p);
+	void *ctx;
+	size_t len;      /* of the section */
+	uint64_t vaddr;  /* of its first byte */
+};
+
+/* Parses the one FDE at section offset off (-EINVAL when there is none there), as ehframe_parse would. */
+int ehframe_parse_fde_at(const struct ehframe_reader *r, size_t off, const struct ehframe_visitor *v);
+/* The number of FDEs up to the terminator (or the end), and where that is: what ehframe_parse walks. */
+int ehframe_count_fdes_at(const struct ehframe_reader *r, uint32_t *nfdes, size_t *parsed_len);
+
 /* A binary's compact table: rows sorted by pc, equal neighbours merged, gaps between FDEs as
  * UNWIND_CFA_NONE rows. */
 struct ehframe_table {
@@ -82,6 +98,13 @@ int ehframe_table_build_owned(uint8_t *data, size_t len, uint64_t vaddr, uint32_
 			      struct ehframe_table *out);
 /* The address of .eh_frame from .eh_frame_hdr bytes at hdr_vaddr. -EINVAL when malformed. */
 int ehframe_hdr_eh_frame(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, uint64_t *eh_frame_vaddr);
+/* The binary search table of .eh_frame_hdr bytes at hdr_vaddr: count pairs of 4-byte signed offsets
+ * from hdr_vaddr (an FDE's initial pc, the FDE), sorted by pc as linkers write them. -EOPNOTSUPP for
+ * other encodings, -EINVAL when malformed. */
+int ehframe_hdr_table(const uint8_t *hdr, size_t len, uint64_t hdr_vaddr, const uint8_t **table,
+		      uint32_t *count);
+/* Whether two compact rows unwind alike (a row equal to the one before it is not needed). */
+bool ehframe_same_rule(const struct unwind_row *a, const struct unwind_row *b);
 /* The same for the .eh_frame of an ELF file: its section, or without section headers the one
  * PT_GNU_EH_FRAME (.eh_frame_hdr) points to. -ENOENT when it has neither. */
 int ehframe_table_from_elf(struct elf_file *f, uint32_t max_rows, struct ehframe_table *out);

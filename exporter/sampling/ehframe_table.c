@@ -149,7 +149,7 @@ static int cmp_raw(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static bool same_rule(const struct unwind_row *a, const struct unwind_row *b)
+bool ehframe_same_rule(const struct unwind_row *a, const struct unwind_row *b)
 {
 	return a->cfa == b->cfa && a->cfa_off == b->cfa_off && a->rbp_off == b->rbp_off;
 }
@@ -161,7 +161,7 @@ static void append(struct ehframe_table *t, uint64_t pc, struct unwind_row row)
 	row.pc = (uint32_t)(pc - t->base);
 	if (t->nrows && t->rows[t->nrows - 1].pc == row.pc)
 		t->nrows--;
-	if (t->nrows && same_rule(&t->rows[t->nrows - 1], &row))
+	if (t->nrows && ehframe_same_rule(&t->rows[t->nrows - 1], &row))
 		return;
 	t->rows[t->nrows++] = row;
 }

@@ -17,6 +17,8 @@
 #include <linux/types.h>
 
 #include "exporter/sampling/ehframe.h"
+#include "exporter/sampling/ehframe_stream.h"
+#include "exporter/proc/gopclntab.h"
 #include "exporter/proc/elf_file.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -25,25 +27,29 @@
 #include "exporter/proc/procmaps.h"
 #include "bpf/unwind.h"
 #include "exporter/sampling/unwind_alloc.h"
+#include "exporter/sampling/unwind_builder.h"
 #include "exporter/sampling/unwind_go.h"
 
 /* Files remembered (with or without a table). */
 #define MAX_FILES (4 * UNWIND_MAX_TABLES)
+/* One build's temporary memory at most, for the daemon to stay near 20 MB: the section bytes copied
+ * (a streamed build copies .eh_frame_hdr only: libLLVM's is 0.8 MB), or .eh_frame and the rows of a
+ * table built whole (WHOLE_ROW_BYTES each: parsed, sorted, assembled). A binary above it gets no table,
+ * counted (result="build_memory_limit"); its frames are walked by frame pointer. */
+#define UNWIND_BUILD_MAX_BYTES (16u << 20)
+#define WHOLE_ROW_BYTES 16
 /* Rows written to the array map per syscall (a multiple of UNWIND_BLOCK_ROWS). */
 #define ROW_BATCH 4096
-/* Processes waiting for the builder thread; the first of them keep the mappings read at their
- * request (tens of KiB each), the others read them again when built. */
-#define QUEUE_MAX 1024
-#define QUEUE_SNAPSHOTS 64
 
 /* Why a file has no table; negative cache entries remember it. */
-enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_STATES };
+enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_MEMORY_CAP, TABLE_STATES };
 
 static const char *const state_labels[TABLE_STATES] = {
 	[TABLE_LOADED] = "result=\"success\"",
 	[TABLE_NONE] = "result=\"no_eh_frame\"",
 	[TABLE_FAILED] = "result=\"error\"",
 	[TABLE_TOO_BIG] = "result=\"too_large\"",
+	[TABLE_MEMORY_CAP] = "result=\"build_memory_limit\"",
 };
 
 /* One file's table: in BPF (slot, rows [first, first + count)) or a negative entry. */
@@ -86,19 +92,7 @@ struct unwinder {
 	uint64_t processes_added, processes_failed, processes_full, mappings_dropped, events;
 	struct metrics_histogram build_seconds;
 
-	/* Processes to add, built on a thread of their own: one large library's table takes 100 ms or
-	 * more, and the event thread must read a new process's mappings before it exits, which a short
-	 * process does sooner (tests/integration/test_shortlived.py). */
-	struct {
-		pthread_mutex_t lock;
-		pthread_cond_t wake;
-		pthread_t builder;
-		bool started, stopping;
-		uint32_t tgids[QUEUE_MAX];
-		struct maps_snapshot *snaps[QUEUE_MAX]; /* mappings read at the request, or NULL */
-		uint32_t head, len;
-		uint64_t full;
-	} queue;
+	struct unwind_queue queue;     /* processes to add, built on a thread of their own */
 };
 
 static const double build_buckets[] = { 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1 };
@@ -224,21 +218,53 @@ static int write_rows(struct unwinder *u, uint32_t first, const struct unwind_ro
 	return 0;
 }
 
-/* Parses the file and puts its table into BPF. Sets t->state. */
-static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
+/* A slot and rows for a table of nrows rows, filled by fill, then the table's entry. */
+static int place_table(struct unwinder *u, struct table *t, uint32_t nrows,
+		       int (*fill)(struct unwinder *u, uint32_t first, void *arg), void *arg)
 {
-	struct elf_load loads[ELF_MAX_LOADS];
-	struct ehframe_table et = { 0 };
-	uint64_t start = mono_ns();
-	uint32_t max_rows = u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS;
-	int err, go, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
+	struct unwind_alloc_ops ops = { .last_used = last_used, .evicted = evicted, .ctx = u };
+	int err = unwind_alloc_table(u->alloc, nrows, &ops, &t->slot);
 
-	if (nloads <= 0) {
-		t->state = TABLE_FAILED;
-		goto out;
+	if (err)
+		return err;
+	t->first = u->alloc->slots[t->slot].first_block * UNWIND_BLOCK_ROWS;
+	struct unwind_table_info info = {
+		.first = t->first, .count = nrows, .gen = u->alloc->slots[t->slot].gen, .last_used_ns = mono_ns(),
+	};
+	err = fill(u, t->first, arg);
+	if (!err && bpf_map_update_elem(u->maps.tables_fd, &t->slot, &info, BPF_ANY))
+		err = -errno;
+	if (err) {
+		unwind_alloc_release(u->alloc, t->slot);
+		return err;
 	}
-	/* A table larger than the whole map can never load: stop building it there, which also bounds the
-	 * builder's temporary memory by --unwind.table-memory. */
+	t->count = nrows;
+	t->gen = u->alloc->slots[t->slot].gen;
+	return 0;
+}
+
+static int fill_whole(struct unwinder *u, uint32_t first, void *arg)
+{
+	const struct ehframe_table *et = arg;
+
+	return write_rows(u, first, et->rows, et->nrows);
+}
+
+/* The table built whole: Go binaries (rows from .gopclntab merged in), the vdso, and .eh_frame the
+ * header does not list in order. Its rows are bounded to keep within UNWIND_BUILD_MAX_BYTES. */
+static int load_whole(struct unwinder *u, struct table *t, struct elf_file *ef, uint32_t max_rows)
+{
+	struct ehframe_table et = { 0 };
+	uint64_t vaddr, eh_bytes = 0;
+	int err, go;
+
+	elf_file_section_addr(ef, ".eh_frame", &vaddr, &eh_bytes);
+	if (eh_bytes >= UNWIND_BUILD_MAX_BYTES)
+		return -EFBIG;
+	uint64_t cap_rows = (UNWIND_BUILD_MAX_BYTES - eh_bytes) / WHOLE_ROW_BYTES;
+	bool capped = cap_rows < max_rows;
+	if (capped)
+		max_rows = (uint32_t)cap_rows;
 	err = ehframe_table_from_elf(ef, max_rows, &et);
 	/* Go code has no .eh_frame (cgo binaries have it for their C code only): rows from .gopclntab */
 	go = err == 0 || err == -ENOENT ? unwind_go_from_elf(ef, u->opts.elf_max_bytes, max_rows, &et, &u->go) : 0;
@@ -246,37 +272,84 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 		err = 0;
 	else if (go < 0)
 		err = go;
-	if (err) {
-		t->state = err == -ENOENT ? TABLE_NONE : err == -E2BIG ? TABLE_TOO_BIG : TABLE_FAILED;
-		goto out;
-	}
-	if (et.nrows > u->maps.nrows) {
-		t->state = TABLE_TOO_BIG;
-		ehframe_table_free(&et);
-		goto out;
-	}
-	struct unwind_alloc_ops ops = { .last_used = last_used, .evicted = evicted, .ctx = u };
-	err = unwind_alloc_table(u->alloc, et.nrows, &ops, &t->slot);
-	if (!err) {
-		t->first = u->alloc->slots[t->slot].first_block * UNWIND_BLOCK_ROWS;
-		struct unwind_table_info info = {
-			.first = t->first, .count = et.nrows, .gen = u->alloc->slots[t->slot].gen,
-			.last_used_ns = mono_ns(),
-		};
-		err = write_rows(u, t->first, et.rows, et.nrows);
-		if (!err && bpf_map_update_elem(u->maps.tables_fd, &t->slot, &info, BPF_ANY))
-			err = -errno;
-		if (err)
-			unwind_alloc_release(u->alloc, t->slot);
-	}
-	if (err) {
-		t->state = err == -ENOSPC ? TABLE_TOO_BIG : TABLE_FAILED;
-		log_debug("cannot load an unwind table into BPF", "rows=%u err=\"%s\"", et.nrows, strerror(-err));
-	} else {
-		t->state = TABLE_LOADED;
-		t->count = et.nrows;
-		t->gen = u->alloc->slots[t->slot].gen;
+	if (!err)
+		err = et.nrows > u->maps.nrows ? -E2BIG : place_table(u, t, et.nrows, fill_whole, &et);
+	if (!err)
 		t->base = et.base;
+	ehframe_table_free(&et);
+	return err == -E2BIG && capped ? -EFBIG : err;
+}
+
+struct stream_fill {
+	struct unwinder *u;
+	struct ehframe_stream *s;
+	uint32_t first;
+};
+
+static int sink_rows(void *ctx, uint32_t at, const struct unwind_row *rows, uint32_t n)
+{
+	struct stream_fill *f = ctx;
+
+	return write_rows(f->u, f->first + at, rows, n);
+}
+
+static int fill_streamed(struct unwinder *u, uint32_t first, void *arg)
+{
+	struct stream_fill f = { .u = u, .s = arg, .first = first };
+
+	return ehframe_stream_write(f.s, sink_rows, &f);
+}
+
+/* The table counted, then written to BPF a batch at a time: a large library's rows (several MB) are
+ * never all in the daemon. -EOPNOTSUPP when it must be built whole. */
+static int load_streamed(struct unwinder *u, struct table *t, struct elf_file *ef, int fd, uint32_t max_rows)
+{
+	struct ehframe_stream *s;
+	uint32_t nrows;
+	uint64_t base;
+	int err = ehframe_stream_open(ef, fd, UNWIND_BUILD_MAX_BYTES, &s);
+
+	if (err)
+		return err;
+	err = ehframe_stream_count(s, max_rows, &nrows, &base);
+	if (!err)
+		err = place_table(u, t, nrows, fill_streamed, s);
+	if (!err)
+		t->base = base;
+	ehframe_stream_free(s);
+	return err;
+}
+
+static enum table_state state_of(int err)
+{
+	switch (err) {
+	case 0: return TABLE_LOADED;
+	case -ENOENT: return TABLE_NONE;
+	case -E2BIG:
+	case -ENOSPC: return TABLE_TOO_BIG;
+	case -EFBIG: return TABLE_MEMORY_CAP;
+	default: return TABLE_FAILED;
+	}
+}
+
+/* Parses the file (read from fd, or an image in memory: -1) and puts its table into BPF. Sets t->state. */
+static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef, int fd)
+{
+	struct elf_load loads[ELF_MAX_LOADS];
+	uint64_t start = mono_ns();
+	/* A table larger than the whole map can never load: stop building it there. */
+	uint32_t max_rows = u->maps.nrows < UNWIND_MAX_TABLE_ROWS ? u->maps.nrows : UNWIND_MAX_TABLE_ROWS;
+	int err = -ENOEXEC, nloads = elf_file_loads(ef, loads, ELF_MAX_LOADS);
+
+	if (nloads > 0) {
+		err = gopclntab_elf_is_go(ef) ? -EOPNOTSUPP : load_streamed(u, t, ef, fd, max_rows);
+		if (err == -EOPNOTSUPP)
+			err = load_whole(u, t, ef, max_rows);
+	}
+	t->state = state_of(err);
+	if (err && err != -ENOENT && err != -ENOEXEC)
+		log_debug("cannot load an unwind table into BPF", "err=\"%s\"", strerror(-err));
+	if (!err) {
 		t->installed_ns = mono_ns();
 		u->by_slot[t->slot] = t;
 		t->loads = malloc((size_t)nloads * sizeof(*t->loads));
@@ -285,8 +358,6 @@ static void load_table(struct unwinder *u, struct table *t, struct elf_file *ef)
 			t->nloads = nloads;
 		}
 	}
-	ehframe_table_free(&et);
-out:
 	u->built[t->state]++;
 	metrics_histogram_observe(&u->build_seconds, (mono_ns() - start) / 1e9);
 }
@@ -345,7 +416,7 @@ static struct table *file_table(struct unwinder *u, int pid, int rootfd, const s
 			t->mtime_ns = mtime;
 			fd = procfile_reopen(pathfd);
 			if (fd >= 0 && elf_file_open(fd, u->opts.elf_max_bytes, &ef) == 0)
-				load_table(u, t, ef);
+				load_table(u, t, ef, fd);
 			else
 				u->built[t->state = TABLE_FAILED]++;
 			elf_file_close(ef);
@@ -373,7 +444,7 @@ static struct table *vdso_table(struct unwinder *u, const struct procmaps_entry 
 		return NULL;
 	t->vdso = true;
 	if (elf_file_open_mem(u->vdso_image, u->vdso_size, &ef) == 0) {
-		load_table(u, t, ef);
+		load_table(u, t, ef, -1);
 		elf_file_close(ef);
 	} else {
 		u->built[t->state = TABLE_FAILED]++;
@@ -502,8 +573,10 @@ static int add_locked(struct unwinder *u, uint32_t tgid, const struct maps_snaps
 	return err;
 }
 
-static int add_process(struct unwinder *u, uint32_t tgid, const struct maps_snapshot *snap)
+static void add_process(void *ctx, uint32_t tgid, const struct maps_snapshot *snap)
 {
+	struct unwinder *u = ctx;
+
 	pthread_mutex_lock(&u->lock);
 	/* What parsing frees is given back by the trim after the next drain (exporter/malloc_bounds.c). */
 	int err = add_locked(u, tgid, snap);
@@ -518,67 +591,11 @@ static int add_process(struct unwinder *u, uint32_t tgid, const struct maps_snap
 	pthread_mutex_unlock(&u->lock);
 	if (err && err != -ESRCH && err != -ENOENT)
 		log_debug("cannot give a process unwind tables", "pid=%u err=\"%s\"", tgid, strerror(-err));
-	return err;
-}
-
-/* Queue lock held. */
-static void set_snapshot(struct unwinder *u, uint32_t slot, struct maps_snapshot *snap)
-{
-	maps_snapshot_put(u->queue.snaps[slot]);
-	u->queue.snaps[slot] = snap ? maps_snapshot_get(snap) : NULL;
 }
 
 int unwinder_request(struct unwinder *u, uint32_t tgid, struct maps_snapshot *snap)
 {
-	uint32_t slot;
-	int err = 0;
-
-	pthread_mutex_lock(&u->queue.lock);
-	for (uint32_t i = 0; i < u->queue.len; i++) {
-		slot = (u->queue.head + i) % QUEUE_MAX;
-		if (u->queue.tgids[slot] == tgid) {
-			/* One build, from the latest request's mappings (none: read as they are then). */
-			set_snapshot(u, slot, i < QUEUE_SNAPSHOTS ? snap : NULL);
-			goto out;
-		}
-	}
-	if (u->queue.len == QUEUE_MAX) {
-		u->queue.full++;
-		err = -ENOSPC;
-		goto out;
-	}
-	slot = (u->queue.head + u->queue.len) % QUEUE_MAX;
-	u->queue.tgids[slot] = tgid;
-	set_snapshot(u, slot, u->queue.len++ < QUEUE_SNAPSHOTS ? snap : NULL);
-	pthread_cond_signal(&u->queue.wake);
-out:
-	pthread_mutex_unlock(&u->queue.lock);
-	return err;
-}
-
-static void *builder_main(void *arg)
-{
-	struct unwinder *u = arg;
-
-	pthread_mutex_lock(&u->queue.lock);
-	for (;;) {
-		while (!u->queue.len && !u->queue.stopping)
-			pthread_cond_wait(&u->queue.wake, &u->queue.lock);
-		if (u->queue.stopping)
-			break;
-		uint32_t tgid = u->queue.tgids[u->queue.head];
-		struct maps_snapshot *snap = u->queue.snaps[u->queue.head];
-
-		u->queue.snaps[u->queue.head] = NULL;
-		u->queue.head = (u->queue.head + 1) % QUEUE_MAX;
-		u->queue.len--;
-		pthread_mutex_unlock(&u->queue.lock);
-		add_process(u, tgid, snap);
-		maps_snapshot_put(snap);
-		pthread_mutex_lock(&u->queue.lock);
-	}
-	pthread_mutex_unlock(&u->queue.lock);
-	return NULL;
+	return unwind_queue_push(&u->queue, tgid, snap);
 }
 
 int unwinder_handle_event(void *unwinder, void *data, size_t size)
@@ -648,37 +665,22 @@ int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *m
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&u->lock, NULL);
-	pthread_mutex_init(&u->queue.lock, NULL);
-	pthread_cond_init(&u->queue.wake, NULL);
+	unwind_queue_init(&u->queue, add_process, u);
 	find_vdso(u);
-	int err = -pthread_create(&u->queue.builder, NULL, builder_main, u);
+	int err = unwind_queue_start(&u->queue);
 	if (err) {
 		unwinder_free(u);
 		return err;
 	}
-	u->queue.started = true;
 	*out = u;
 	return 0;
-}
-
-static void stop_builder(struct unwinder *u)
-{
-	if (!u->queue.started)
-		return;
-	pthread_mutex_lock(&u->queue.lock);
-	u->queue.stopping = true;
-	pthread_cond_signal(&u->queue.wake);
-	pthread_mutex_unlock(&u->queue.lock);
-	pthread_join(u->queue.builder, NULL);
 }
 
 void unwinder_free(struct unwinder *u)
 {
 	if (!u)
 		return;
-	stop_builder(u);
-	for (uint32_t i = 0; i < QUEUE_MAX; i++)
-		maps_snapshot_put(u->queue.snaps[i]);
+	unwind_queue_destroy(&u->queue);
 	while (u->tables) {
 		struct table *t = u->tables;
 		u->tables = t->next;
@@ -686,8 +688,6 @@ void unwinder_free(struct unwinder *u)
 	}
 	metrics_histogram_destroy(&u->build_seconds);
 	pthread_mutex_destroy(&u->lock);
-	pthread_mutex_destroy(&u->queue.lock);
-	pthread_cond_destroy(&u->queue.wake);
 	free(u->proc_root);
 	free(u->entry);
 	free(u->keybuf);
@@ -755,9 +755,6 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	uint64_t added = u->processes_added, failed = u->processes_failed, full = u->processes_full;
 	uint64_t dropped = u->mappings_dropped, events = u->events;
 	pthread_mutex_unlock(&u->lock);
-	pthread_mutex_lock(&u->queue.lock);
-	uint64_t queued = u->queue.len, queue_full = u->queue.full;
-	pthread_mutex_unlock(&u->queue.lock);
 
 	metrics_gauge(b, "anorak_unwind_table_bytes", "BPF map memory held by unwind table rows.",
 		      (double)rows_used * sizeof(struct unwind_row));
@@ -790,9 +787,5 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	metrics_counter(b, "anorak_unwind_refresh_events_total",
 			"Requests from BPF to re-read a process's mappings (new code mapped, table evicted).",
 			events);
-	metrics_gauge(b, "anorak_unwind_processes_queued", "Processes waiting for their unwind tables.", queued);
-	metrics_counter(b, "anorak_unwind_queue_full_total",
-			"Requests for a process's unwind tables refused because 1024 were already "
-			"waiting; a process refused at its first sample is walked by frame pointer only.",
-			queue_full);
+	unwind_queue_write_metrics(b, &u->queue);
 }
