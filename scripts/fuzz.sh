@@ -45,7 +45,7 @@ committed_inputs() {
 	echo "$ROOT/tests/fuzz/corpus/$name"
 	[ -d "$ROOT/tests/fuzz/grown/$name" ] && echo "$ROOT/tests/fuzz/grown/$name"
 	case "$name" in
-	elf) echo "$BUILD/tests/fuzz/seeds/elf" ;;
+	elf | ehframe_stream) echo "$BUILD/tests/fuzz/seeds/elf" ;;
 	k8s_pod) echo "$ROOT/tests/fixtures/k8s" ;;
 	esac
 }
