@@ -59,9 +59,10 @@ class OffCPU(unittest.TestCase):
     @classmethod
     def profile_window(cls):
         # The window starts once the daemon knows the process (its first wait announced it), as
-        # waits of a process it has not learnt yet cannot be labelled.
+        # waits of a process it has not learnt yet cannot be labelled, and the workload has written
+        # its first status (after its first round of waits, which can come later).
         deadline = time.monotonic() + 10 * h.TIME_SCALE
-        while not cls.known(cls.w.pid) and time.monotonic() < deadline:
+        while not (os.path.exists(cls.status) and cls.known(cls.w.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         cls.tid, before = read_status(cls.status)
         t0 = time.monotonic()
