@@ -244,7 +244,7 @@ void on_process_learnt(void *ctx, struct process *p, const struct maps_snapshot 
 {
 	struct collector *c = ctx;
 
-	discovery_queue_request(&c->discovery, p, maps);
+	discovery_request(&c->discovery, p, maps);
 }
 
 static int collect_targets(struct collector *c, struct target_list *list)

@@ -16,7 +16,7 @@
 #include "exporter/pod_scan.h"
 #include "exporter/store/slices.h"
 #include "exporter/symbols/process.h"
-#include "exporter/discovery_queue.h"
+#include "exporter/discovery.h"
 #include "exporter/python_discovery.h"
 #include "exporter/trace_discovery.h"
 
@@ -48,7 +48,7 @@ struct collector {
 	atomic_uint_fast64_t samples_base, samples_high;
 	struct trace_discovery traces;
 	struct python_discovery python;
-	struct discovery_queue discovery; /* runs both discoveries on a thread of its own */
+	struct discovery discovery;    /* runs both discoveries on a thread of its own */
 	struct symbolizer *symbolizer;
 	struct debuginfod *debuginfod; /* NULL: no debuginfod server configured */
 	struct process_table *processes;

@@ -108,7 +108,7 @@ static int start_rates(struct collector *c)
 
 static int start_threads(struct collector *c)
 {
-	int err = discovery_queue_start(&c->discovery);
+	int err = process_queue_start(&c->discovery.queue);
 
 	if (err)
 		return err;
@@ -129,7 +129,7 @@ static void init_sync(struct collector *c)
 
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->ledger_lock, NULL);
-	discovery_queue_init(&c->discovery, &c->traces, &c->python);
+	discovery_init(&c->discovery, &c->traces, &c->python);
 	pthread_condattr_init(&monotonic);
 	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->wake, &monotonic);
@@ -240,7 +240,7 @@ static void register_metrics(struct collector *c)
 		metrics_register(debuginfod_write_metrics, c->debuginfod);
 	metrics_register(write_collector_metrics, c);
 	metrics_register(python_discovery_write_metrics, &c->python);
-	metrics_register(discovery_queue_write_metrics, &c->discovery);
+	metrics_register(process_queue_write_metrics, &c->discovery.queue);
 	metrics_register(history_write_metrics, c->history);
 }
 
@@ -290,7 +290,7 @@ void collector_stop(struct collector *c)
 		pthread_join(c->event_thread, NULL);
 	c->drain_started = c->event_started = false;
 	/* After the event thread, which queues to it. */
-	discovery_queue_stop(&c->discovery);
+	process_queue_stop(&c->discovery.queue);
 }
 
 void collector_free(struct collector *c)
@@ -300,7 +300,7 @@ void collector_free(struct collector *c)
 	collector_stop(c);
 	if (c->k8s)
 		k8s_client_stop(c->k8s);
-	discovery_queue_destroy(&c->discovery);
+	process_queue_destroy(&c->discovery.queue);
 	trace_discovery_destroy(&c->traces);
 	python_discovery_destroy(&c->python);
 	cgroup_rates_free(c->rates);

@@ -3,7 +3,7 @@
  * that can be walked is handed to BPF (python_procs) and to the code object resolver, which turns the
  * raw Python frames of drained stacks into functions and lines. A python3.N executable whose shared
  * libpython the loader has not mapped yet (learnt at its exec or first sample) is looked at again
- * every 100 ms for 3 s. Looks and retries run on the discovery thread (exporter/discovery_queue.h).
+ * every 100 ms for 3 s. Looks and retries run on the discovery thread (exporter/discovery.h).
  */
 #ifndef ANORAK_PYTHON_DISCOVERY_H
 #define ANORAK_PYTHON_DISCOVERY_H

@@ -3,7 +3,7 @@
  * handed to the BPF program so samples carry trace and span ids. A process still relocating (TLSDESC
  * not resolved yet) is looked at again every 100 ms, a bounded number of times; a young one (under 2 s)
  * in which nothing was found, once more after 1 s. Everything here but the metrics runs on the
- * discovery thread (exporter/discovery_queue.h).
+ * discovery thread (exporter/discovery.h).
  */
 #ifndef ANORAK_TRACE_DISCOVERY_H
 #define ANORAK_TRACE_DISCOVERY_H

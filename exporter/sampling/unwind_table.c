@@ -23,11 +23,11 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "exporter/proc/maps_snapshot.h"
+#include "exporter/proc/process_queue.h"
 #include "exporter/proc/procfile.h"
 #include "exporter/proc/procmaps.h"
 #include "bpf/unwind.h"
 #include "exporter/sampling/unwind_alloc.h"
-#include "exporter/sampling/unwind_builder.h"
 #include "exporter/sampling/unwind_go.h"
 
 /* Files remembered (with or without a table). */
@@ -92,7 +92,7 @@ struct unwinder {
 	uint64_t processes_added, processes_failed, processes_full, mappings_dropped, events;
 	struct metrics_histogram build_seconds;
 
-	struct unwind_queue queue;     /* processes to add, built on a thread of their own */
+	struct process_queue queue;    /* processes to add, built on a thread of their own */
 };
 
 static const double build_buckets[] = { 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1 };
@@ -573,15 +573,15 @@ static int add_locked(struct unwinder *u, uint32_t tgid, const struct maps_snaps
 	return err;
 }
 
-static void add_process(void *ctx, uint32_t tgid, const struct maps_snapshot *snap)
+static void add_process(void *ctx, const struct process_queue_job *job)
 {
 	struct unwinder *u = ctx;
 
 	pthread_mutex_lock(&u->lock);
 	/* What parsing frees is given back by the trim after the next drain (exporter/malloc_bounds.c). */
-	int err = add_locked(u, tgid, snap);
+	int err = add_locked(u, job->tgid, job->snap);
 	if (err == -ESTALE)
-		err = add_locked(u, tgid, NULL);
+		err = add_locked(u, job->tgid, NULL);
 	if (!err)
 		u->processes_added++;
 	else if (err == -ENOSPC)
@@ -590,12 +590,21 @@ static void add_process(void *ctx, uint32_t tgid, const struct maps_snapshot *sn
 		u->processes_failed++;
 	pthread_mutex_unlock(&u->lock);
 	if (err && err != -ESRCH && err != -ENOENT)
-		log_debug("cannot give a process unwind tables", "pid=%u err=\"%s\"", tgid, strerror(-err));
+		log_debug("cannot give a process unwind tables", "pid=%u err=\"%s\"", job->tgid, strerror(-err));
 }
+
+static const struct process_queue_ops builder_ops = {
+	.run = add_process,
+	.queued_name = "anorak_unwind_processes_queued",
+	.queued_help = "Processes waiting for their unwind tables.",
+	.full_name = "anorak_unwind_queue_full_total",
+	.full_help = "Requests for a process's unwind tables refused because 1024 were already waiting; a "
+		     "process refused at its first sample is walked by frame pointer only.",
+};
 
 int unwinder_request(struct unwinder *u, uint32_t tgid, struct maps_snapshot *snap)
 {
-	return unwind_queue_push(&u->queue, tgid, snap);
+	return process_queue_request(&u->queue, tgid, NULL, snap);
 }
 
 int unwinder_handle_event(void *unwinder, void *data, size_t size)
@@ -665,9 +674,9 @@ int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *m
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&u->lock, NULL);
-	unwind_queue_init(&u->queue, add_process, u);
+	process_queue_init(&u->queue, &builder_ops, u);
 	find_vdso(u);
-	int err = unwind_queue_start(&u->queue);
+	int err = process_queue_start(&u->queue);
 	if (err) {
 		unwinder_free(u);
 		return err;
@@ -680,7 +689,7 @@ void unwinder_free(struct unwinder *u)
 {
 	if (!u)
 		return;
-	unwind_queue_destroy(&u->queue);
+	process_queue_destroy(&u->queue);
 	while (u->tables) {
 		struct table *t = u->tables;
 		u->tables = t->next;
@@ -787,5 +796,5 @@ void unwinder_write_metrics(struct metrics_buf *b, void *unwinder)
 	metrics_counter(b, "anorak_unwind_refresh_events_total",
 			"Requests from BPF to re-read a process's mappings (new code mapped, table evicted).",
 			events);
-	unwind_queue_write_metrics(b, &u->queue);
+	process_queue_write_metrics(b, &u->queue);
 }
