@@ -6,7 +6,8 @@
  * the task is switched back in (the next sched_switch that names it next) the wait is counted under
  * its stacks, weighed by the time away, in the generation active then: the stacks travel with the wait
  * so one that spans a drain is not lost. Only sched_switch is hooked (a BTF tracepoint, no kprobe on
- * the static finish_task_switch, no tracefs). Linked with profiler.bpf.c, whose maps it shares.
+ * the static finish_task_switch, no tracefs). Linked with profiler.bpf.c, whose maps it shares, and
+ * python.bpf.c, whose walker places a Python thread's frames as on a CPU sample.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -16,6 +17,7 @@
 #include "maps.bpf.h"
 #include "outcome.bpf.h"
 #include "profiler.h"
+#include "python.bpf.h"
 #include "stack.bpf.h"
 #include "tracectx.bpf.h"
 #include "unwind.bpf.h"
@@ -162,6 +164,7 @@ static __always_inline __u64 wait_user_stack(struct task_struct *task, struct of
 	struct stack_trace *trace;
 	struct unwind_regs at = { .ip = BPF_CORE_READ(regs, ip) };
 	struct unwind_memo memo = {};
+	__u8 not_python = 0;
 	__u32 depth;
 	__u64 hash;
 
@@ -172,6 +175,9 @@ static __always_inline __u64 wait_user_stack(struct task_struct *task, struct of
 	at.sp = BPF_CORE_READ(regs, sp);
 	at.bp = BPF_CORE_READ(regs, bp);
 	trace = unwind_user_stack(&at, &hash, &depth, &memo);
+	/* The task is still current here: a Python thread's frames are read as on a CPU sample, so a
+	 * wait names the Python function that waited, not only the interpreter's C frames. */
+	trace = python_stack(trace, &hash, &depth, &not_python);
 	if (!trace || bpf_probe_read_kernel(&w->user, sizeof(w->user), trace))
 		return 0;
 	if (depth >= PROFILER_MAX_STACK_DEPTH)

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * CPython frames in user stacks, for processes user space recognized as CPython 3.10+ (python_procs,
- * exporter/symbols/python_proc.c). From the sampled thread's state (found through the TSS key up to
- * 3.12, the _Py_tss_tstate thread-local from 3.13) the current frame, then `previous` frames, each
+ * exporter/symbols/python_proc.c). From the sampled thread's state (found through the TSS key
+ * autoTSSkey, which holds it even while the thread waits or runs C code without the GIL) the current
+ * frame, then `previous` frames, each
  * written as (code object, instruction offset) (python.h) for user space to resolve. The native stack
  * the unwinder walked is copied around them: an activation's Python frames go leafward of its
  * _PyEval_EvalFrameDefault frame, up to the activation's entry frame (3.11: is_entry; 3.12+: the frame
@@ -85,33 +86,20 @@ static __always_inline __u64 read_u64(__u64 addr, bool *ok)
 static __always_inline __u64 thread_state(const struct python_proc *p, bool *ok)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 fs = BPF_CORE_READ(task, thread.fsbase), dtv, block;
+	__u64 fs = BPF_CORE_READ(task, thread.fsbase);
 	struct {
 		__s32 initialized;
 		__u32 key;
 	} tss;
 
-	switch (p->tstate_kind) {
-	case PYTHON_TSTATE_TSS:
-		if (bpf_probe_read_user(&tss, sizeof(tss), (void *)p->tss_addr)) {
-			*ok = false;
-			return 0;
-		}
-		/* Keys past glibc's first block of 32 live in a second-level array: not followed. */
-		if (!tss.initialized || tss.key >= 32)
-			return 0;
-		return read_u64(fs + p->pthread_specific + tss.key * 16, ok);
-	case PYTHON_TSTATE_TLS_STATIC:
-		return read_u64(fs + p->tls_offset, ok);
-	case PYTHON_TSTATE_TLS_DTV:
-		/* tcbhead_t.dtv at 8; a DTV entry is 16 bytes, its first word the module's block. */
-		dtv = read_u64(fs + 8, ok);
-		block = read_u64(dtv + read_u64(p->tss_addr, ok) * 16, ok);
-		if (!*ok || !block || block == ~0ULL)
-			return 0;
-		return read_u64(block + p->tls_offset, ok);
+	if (bpf_probe_read_user(&tss, sizeof(tss), (void *)p->tss_addr)) {
+		*ok = false;
+		return 0;
 	}
-	return 0;
+	/* Keys past glibc's first block of 32 live in a second-level array: not followed. */
+	if (!tss.initialized || tss.key >= 32)
+		return 0;
+	return read_u64(fs + p->pthread_specific + tss.key * 16, ok);
 }
 
 /* The thread's current Python frame; 0 when it runs none. */

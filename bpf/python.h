@@ -21,13 +21,6 @@
  * PYTHON_WALK_STEPS steps, each placing one frame; the stack holds PROFILER_MAX_STACK_DEPTH frames. */
 #define PYTHON_WALK_STEPS 256
 
-/* Where the thread state of the sampled thread is. */
-enum python_tstate_kind {
-	PYTHON_TSTATE_TSS = 1,        /* <= 3.12: pthread_getspecific(autoTSSkey), the key read at tss_addr */
-	PYTHON_TSTATE_TLS_STATIC = 2, /* 3.13+ executable: _Py_tss_tstate at thread pointer + tls_offset */
-	PYTHON_TSTATE_TLS_DTV = 3,    /* 3.13+ libpython: module id at tss_addr (its GOT), then the DTV */
-};
-
 /* How frames chain and where an activation of _PyEval_EvalFrameDefault starts. */
 enum python_frames_kind {
 	PYTHON_FRAMES_310 = 1,   /* PyFrameObject: one frame per activation, f_lasti an int */
@@ -37,18 +30,18 @@ enum python_frames_kind {
 
 struct python_proc {
 	__u64 eval_start, eval_end; /* _PyEval_EvalFrameDefault in the process */
-	__u64 tss_addr;             /* PYTHON_TSTATE_TSS: the Py_tss_t; TLS_DTV: the module id's GOT slot */
-	__s64 tls_offset;           /* TLS_STATIC: from the thread pointer; TLS_DTV: in the module's block */
+	/* The thread's state is pthread_getspecific(autoTSSkey): set for the thread's life, where 3.13's
+	 * _Py_tss_tstate is cleared whenever the thread lets the GIL go (a wait, C code without it). */
+	__u64 tss_addr;             /* _PyRuntime.autoTSSkey, a Py_tss_t */
 	__u32 pthread_specific;     /* glibc: offset of specific_1stblock[0].data in struct pthread */
-	__u8 tstate_kind;           /* enum python_tstate_kind */
 	__u8 frames_kind;           /* enum python_frames_kind */
 	__u8 owner_cstack;          /* PYTHON_FRAMES_OWNER: the C-stack owner's value */
-	__u8 owner_size;            /* bytes of the owner or is_entry field (1) */
+	__u16 owner_size;           /* bytes of the owner or is_entry field (1) */
 	__u16 tstate_frame;         /* tstate -> frame (3.10, 3.13+) or -> cframe (3.11, 3.12) */
 	__u16 cframe_frame;         /* cframe -> current frame; 0xffff: no cframe */
 	__u16 frame_code, frame_previous, frame_instr, frame_owner; /* owner: or is_entry (3.11) */
 	__u16 code_adaptive;        /* code -> first instruction (3.11+) */
-	__u16 pad[3];
+	__u16 pad;
 };
 
 #define PYTHON_NO_CFRAME 0xffff

@@ -50,6 +50,9 @@ int python_layout_table(int minor, struct python_layout *out)
  * 3.13; the struct moved to pycore_debug_offsets.h and grew in 3.14). */
 struct debug_fields {
 	int minor;
+	/* Not in _Py_DebugOffsets: offsetof(_PyRuntimeState, autoTSSkey) of the minor's pycore_runtime.h
+	 * (the unit test's probe checks it), as PyGILState_GetThisThreadState reads it. */
+	uint32_t runtime_tss;
 	uint16_t version, free_threaded;
 	uint16_t ts_current_frame;
 	uint16_t frame_previous, frame_executable, frame_instr, frame_owner;
@@ -61,7 +64,7 @@ struct debug_fields {
 
 static const struct debug_fields debug_fields[] = {
 	{
-		.minor = 13, .version = 8, .free_threaded = 16, .ts_current_frame = 184,
+		.minor = 13, .runtime_tss = 2160, .version = 8, .free_threaded = 16, .ts_current_frame = 184,
 		.frame_previous = 232, .frame_executable = 240, .frame_instr = 248, .frame_owner = 264,
 		.code_size = 272, .code_filename = 280, .code_name = 288, .code_qualname = 296,
 		.code_linetable = 304, .code_firstlineno = 312, .code_adaptive = 344,
@@ -93,7 +96,8 @@ static int fill_from_debug(const struct debug_fields *d, const uint8_t *rt, stru
 	uint16_t ascii_size = 0, code_size = 0;
 	int err;
 
-	*out = (struct python_layout){ .minor = d->minor, .frames_kind = PYTHON_FRAMES_OWNER, .owner_cstack = 3,
+	*out = (struct python_layout){ .minor = d->minor, .runtime_tss = d->runtime_tss,
+				       .frames_kind = PYTHON_FRAMES_OWNER, .owner_cstack = 3,
 				       .cframe_frame = PYTHON_NO_CFRAME };
 	err = take(rt, d->ts_current_frame, &out->tstate_frame) ?:
 	      take(rt, d->frame_previous, &out->frame_previous) ?:

@@ -20,7 +20,7 @@
 
 struct python_layout {
 	int minor;
-	uint32_t runtime_tss;    /* <= 3.12: _PyRuntime -> autoTSSkey (Py_tss_t: {int initialized; key}) */
+	uint32_t runtime_tss;    /* _PyRuntime -> autoTSSkey (Py_tss_t: {int initialized; key}) */
 	uint8_t frames_kind;     /* enum python_frames_kind */
 	uint8_t owner_cstack;
 	uint16_t tstate_frame, cframe_frame;

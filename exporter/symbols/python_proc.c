@@ -14,9 +14,7 @@
 #include "exporter/proc/procmaps.h"
 
 #define MAX_SYMBOLS (1u << 22)
-#define MAX_RELOCS (1u << 22)
 #define MAX_CANDIDATES 8       /* interpreter-named files looked into per process */
-#define TLS_MAX_BYTES (1u << 20)
 #define PTHREAD_SCAN_BYTES 4096 /* struct pthread is about 2.3 KiB */
 #define PTHREAD_KEY_DATA_SIZE 16 /* struct pthread_key_data { uintptr_t seq; void *data; } */
 
@@ -69,7 +67,6 @@ int python_pthread_specific_offset(uint32_t *out)
 struct interp_file {
 	struct elf_file *f;
 	const struct procmaps_entry *e;
-	bool main;
 	uint64_t bias;
 };
 
@@ -103,36 +100,6 @@ static bool version_matches(struct elf_file *f, int minor)
 		return false;
 	memcpy(&hex, data, 4);
 	return (int)((hex >> 16) & 0xff) == minor;
-}
-
-/* 3.13+: _Py_tss_tstate, static TLS of the executable or the module block of libpython (DTV). */
-static int find_tls_tstate(const struct interp_file *m, struct python_proc *proc)
-{
-	struct elf_symbol sym;
-	struct elf_tls tls;
-	uint64_t got;
-	int err;
-
-	err = elf_file_find_symbol(m->f, SHT_SYMTAB, "_Py_tss_tstate", MAX_SYMBOLS, &sym);
-	if (err == -ENOENT)
-		err = elf_file_find_symbol(m->f, SHT_DYNSYM, "_Py_tss_tstate", MAX_SYMBOLS, &sym);
-	if (err || elf_file_tls(m->f, &tls) || tls.memsz > TLS_MAX_BYTES || sym.value + 8 > tls.memsz)
-		return -ENOENT;
-	if (m->main && elf_file_type(m->f) == ET_EXEC) {
-		uint64_t align = tls.align ? tls.align : 1;
-
-		proc->tstate_kind = PYTHON_TSTATE_TLS_STATIC;
-		proc->tls_offset = (int64_t)sym.value - (int64_t)((tls.memsz + align - 1) & ~(align - 1));
-		return 0;
-	}
-	/* The module's id, written by the dynamic linker in the GOT slot of its DTPMOD64 relocations. */
-	err = elf_file_find_rela(m->f, R_X86_64_DTPMOD64, 0, 0, MAX_RELOCS, &got);
-	if (err)
-		return err;
-	proc->tstate_kind = PYTHON_TSTATE_TLS_DTV;
-	proc->tss_addr = got + m->bias;
-	proc->tls_offset = (int64_t)sym.value;
-	return 0;
 }
 
 static int find_runtime_layout(const struct interp_file *m, int minor, uint64_t runtime_vaddr,
@@ -186,14 +153,9 @@ static bool inspect(const struct interp_file *m, int minor, struct python_target
 		return true;
 	}
 	fill_proc(&out->layout, &out->proc);
-	if (minor <= 12) {
-		out->proc.tstate_kind = PYTHON_TSTATE_TSS;
-		out->proc.tss_addr = out->runtime + out->layout.runtime_tss;
-		if (python_pthread_specific_offset(&out->proc.pthread_specific))
-			out->failure = PYTHON_FAIL_TSTATE;
-	} else if (find_tls_tstate(m, &out->proc)) {
+	out->proc.tss_addr = out->runtime + out->layout.runtime_tss;
+	if (python_pthread_specific_offset(&out->proc.pthread_specific))
 		out->failure = PYTHON_FAIL_TSTATE;
-	}
 	return true;
 }
 
@@ -201,7 +163,6 @@ struct scan {
 	const char *proc_root;
 	int pid, rootfd, candidates;
 	uint64_t elf_max_bytes;
-	char exe[PATH_MAX];
 	struct python_target *out;
 };
 
@@ -223,7 +184,6 @@ static int scan_mapping(const struct procmaps_entry *e, void *ctx)
 		return 0;
 	}
 	if (elf_file_open(fd, sc->elf_max_bytes, &m.f) == 0) {
-		m.main = strcmp(e->path, sc->exe) == 0;
 		if (load_bias(&m, &m.bias) == 0)
 			found = inspect(&m, minor, sc->out);
 		elf_file_close(m.f);
@@ -238,8 +198,6 @@ int python_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, cons
 		    struct python_target *out)
 {
 	struct scan sc = { .proc_root = proc_root, .pid = pid, .elf_max_bytes = elf_max_bytes, .out = out };
-	char path[PATH_MAX];
-	ssize_t n;
 	FILE *maps;
 	int err;
 
@@ -247,9 +205,6 @@ int python_discover(const char *proc_root, int pid, uint64_t elf_max_bytes, cons
 #ifndef __x86_64__
 	return -EOPNOTSUPP;
 #endif
-	snprintf(path, sizeof(path), "%s/%d/exe", proc_root, pid);
-	n = readlink(path, sc.exe, sizeof(sc.exe) - 1);
-	sc.exe[n > 0 ? n : 0] = '\0';
 	maps = maps_snapshot_open(snap, proc_root, pid);
 	if (!maps)
 		return -errno;

@@ -2,7 +2,8 @@
  * Recognizing a CPython process: its interpreter (a python3.N executable or a libpython3.N.so mapping,
  * the minor from the file name, confirmed by Py_Version), _PyRuntime and _PyEval_EvalFrameDefault from
  * the file's symbols, the layout (python_offsets.h), and where each thread's state is: the TSS key
- * (autoTSSkey, pthread-specific data) up to 3.12, the _Py_tss_tstate thread-local from 3.13. What the
+ * autoTSSkey (pthread-specific data; on 3.13 too, whose _Py_tss_tstate is cleared while the thread
+ * lets the GIL go, in a wait or C code without it). What the
  * BPF walker needs goes in a struct python_proc; everything comes from the files, none from the
  * process's memory, so a process still starting is recognized as well as a running one.
  */

@@ -8,6 +8,9 @@ recursion of DEPTH frames, in two threads) runs under each interpreter while a p
 - the recursion is complete and in order: loop, recurse x (DEPTH + 1), leaf_x, root first;
 - every Python frame has a file and a line;
 - native frames are there too (the interpreter's _PyEval_EvalFrameDefault at least).
+And in the off-CPU profile (python/waits.py: nap_long and nap_short sleeping 6 and 3 ms under a
+recursion), a wait names the Python function that waited, with its whole recursion, each nap's share
+of the blocked time within 5 points of the workload's own measure.
 With CI=true, Debian's python3.11 and one 3.12+ interpreter must be present.
 """
 import os
@@ -24,6 +27,9 @@ WINDOW = 5
 DEPTH = 6
 WEIGHTS = {"leaf_a": 50, "leaf_b": 30, "leaf_c": 20}
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "python", "weights.py")
+WAITS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "python", "waits.py")
+WAITS_DEPTH = 3
+NAPS = ("nap_long", "nap_short")
 INTERPRETERS = [
     "/usr/bin/python3.11",
     "/root/.pyenv/versions/3.10.13/bin/python3.10",
@@ -137,6 +143,69 @@ class PythonStacks(unittest.TestCase):
                 del os.environ["PYTHONHOME"]
         finally:
             shutil.rmtree(tmp)
+
+
+class PythonWaits(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        h.require_daemon()
+        cls.found = present()
+        h.require(cls.found, "no CPython 3.10+ interpreter (%s)" % ", ".join(INTERPRETERS))
+        cls.daemon = h.Daemon("--offcpu.probability=1", name="python-offcpu").start()
+        time.sleep(3 * h.TIME_SCALE)  # the start-up burst of learnt processes
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+
+    def python_processes(self):
+        text = self.daemon.get("/metrics").text()
+        return sum(float(v) for v in re.findall(r'(?m)^anorak_python_processes_total\{[^}]*\} (\S+)$', text))
+
+    def profile_waits(self, python, status):
+        """The off-CPU samples of waits.py under python, once the daemon has found its interpreter."""
+        before = self.python_processes()
+        w = h.Workload([python, WAITS_SCRIPT, str(WINDOW + 3 * h.TIME_SCALE), status])
+        try:
+            deadline = time.monotonic() + 3 * h.TIME_SCALE
+            while self.python_processes() <= before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            raw = self.daemon.profile(WINDOW, path="/debug/pprof/offcpu")
+            self.assertEqual(w.wait(timeout=30 * h.TIME_SCALE), 0, "workload failed")
+        finally:
+            w.kill()
+        h.note("profile saved to %s" % h.save_profile(raw, "python-offcpu-%s.pb.gz" % python.replace("/", "_")))
+        return h.check_profile(self, raw, "off-CPU profile of " + python, ptype="offcpu").of_pid(w.pid)
+
+    def check_waits(self, python):
+        with tempfile.NamedTemporaryFile(prefix="anorak-waits-", mode="r") as status:
+            mine = self.profile_waits(python, status.name)
+            measured = dict(zip(NAPS, (int(x) for x in status.read().split())))
+        total = sum(x.values[1] for x in mine)
+        self.assertGreater(total, 0, "%s: no off-CPU time" % python)
+        got, complete = {nap: 0 for nap in NAPS}, 0
+        want = ["main"] + ["recurse"] * (WAITS_DEPTH + 1)
+        for x in mine:
+            py = [f.function for f in reversed(x.frames) if f.python]  # root first
+            if py and py[-1] in got:
+                got[py[-1]] += x.values[1]
+                complete += x.values[1] if py[-len(want) - 1:-1] == want else 0
+        named = sum(got.values())
+        h.note("%s: %.0f%% of %d ns off-CPU in a nap, %.0f%% complete; profiled %s, measured %s"
+               % (python, 100.0 * named / total, total, 100.0 * complete / max(named, 1), got, measured))
+        self.assertGreaterEqual(named, 0.9 * total, "%s: only %d of %d ns name a nap:\n%s"
+                                % (python, named, total, h.describe(mine, 6)))
+        self.assertGreaterEqual(complete, 0.95 * named, "%s: recursion complete in %d of %d ns:\n%s"
+                                % (python, complete, named, h.describe(mine, 6)))
+        for nap in NAPS:
+            share, truth = 100.0 * got[nap] / named, 100.0 * measured[nap] / sum(measured.values())
+            self.assertLess(abs(share - truth), 5.0, "%s: %s %.1f%% of the waits, measured %.1f%%"
+                            % (python, nap, share, truth))
+
+    def test_waits_name_python_functions(self):
+        for python in self.found:
+            with self.subTest(python=python):
+                self.check_waits(python)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ static const char probe_src[] =
 	"#endif\n"
 	"#define P(n, e) printf(\"%s %zu\\n\", n, (size_t)(e))\n"
 	"int main(void) {\n"
-	"#if PY_MINOR_VERSION == 12\n"
+	"#if PY_MINOR_VERSION >= 12\n"
 	"P(\"runtime_tss\", offsetof(_PyRuntimeState, autoTSSkey));\n"
 	"#elif PY_MINOR_VERSION <= 11\n"
 	"P(\"runtime_tss\", offsetof(_PyRuntimeState, gilstate.autoTSSkey));\n"
