@@ -97,7 +97,12 @@ for rep in $(seq "$REPS"); do
 		fi
 		# name, pid, start and ready time of each daemon measured in this window
 		names=("$load") bins=("$ANORAK") ports=("$PORT")
-		[ -z "$BASELINE" ] || { names+=("$load-base") bins+=("$BASELINE") ports+=($((PORT + 1))); }
+		# The first started runs through the second's start-up: the order alternates between repetitions.
+		if [ -n "$BASELINE" ] && [ $((rep % 2)) = 0 ]; then
+			names=("$load-base" "$load") bins=("$BASELINE" "$ANORAK") ports=($((PORT + 1)) "$PORT")
+		elif [ -n "$BASELINE" ]; then
+			names+=("$load-base") bins+=("$BASELINE") ports+=($((PORT + 1)))
+		fi
 		apids=() starts=() readys=() c_ready=() c_settle=() c1=()
 		for i in "${!names[@]}"; do
 			start_daemon "${bins[$i]}" "${ports[$i]}" "$OUT/daemon_cpu-${names[$i]}-$rep.log"
