@@ -27,8 +27,8 @@ __u64 unwind_epoch = 0;
 /* A table's last-use time is refreshed at most this often (one write per table per second). */
 #define UNWIND_USED_GRANULE_NS 1000000000ULL
 
-/* BPF_F_MMAPABLE only for its layout: the values start on a page, so a block of rows is one page.
- * User space writes rows with batch updates and never maps it. */
+/* BPF_F_MMAPABLE: the values start on a page, so a block of rows is one page, and user space writes a
+ * table's rows through a short-lived mapping of their pages. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1); /* sized by user space from --unwind.table-memory */

@@ -4,9 +4,6 @@
 #include "exporter/symbols/process.h"
 #include "exporter/trace_discovery.h"
 
-/* While retries wait, the thread wakes this often to run those whose time came. */
-#define RETRY_TICK_NS 100000000L
-
 static void look_at(void *ctx, const struct process_queue_job *job)
 {
 	struct discovery *d = ctx;
@@ -22,12 +19,13 @@ static void look_at(void *ctx, const struct process_queue_job *job)
 	python_discovery_learnt(d->python, p, job->snap, &id);
 }
 
-static bool retry(void *ctx)
+/* The thread sleeps until the first retry is due: a second look waits 1 s, not ten 100 ms ticks. */
+static int64_t retry(void *ctx)
 {
 	struct discovery *d = ctx;
-	bool traces = trace_discovery_retry(d->traces);
+	int64_t traces = trace_discovery_retry(d->traces), python = python_discovery_retry(d->python);
 
-	return python_discovery_retry(d->python) || traces;
+	return !traces || (python && python < traces) ? python : traces;
 }
 
 static void put_process(void *item)
@@ -38,7 +36,6 @@ static void put_process(void *item)
 static const struct process_queue_ops discovery_ops = {
 	.run = look_at,
 	.tick = retry,
-	.tick_ns = RETRY_TICK_NS,
 	.drop_item = put_process,
 	.queued_name = "anorak_discovery_processes_queued",
 	.queued_help = "Processes waiting to be looked at for trace contexts and Python interpreters.",

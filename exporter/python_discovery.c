@@ -118,9 +118,9 @@ void python_discovery_learnt(struct python_discovery *d, struct process *p, cons
 		};
 }
 
-bool python_discovery_retry(struct python_discovery *d)
+int64_t python_discovery_retry(struct python_discovery *d)
 {
-	int64_t now = monotonic_ns();
+	int64_t now = monotonic_ns(), next = 0;
 	int kept = 0;
 
 	for (int i = 0; i < d->nretries; i++) {
@@ -135,10 +135,12 @@ bool python_discovery_retry(struct python_discovery *d)
 			}
 			r->next_ns = now + PYTHON_RETRY_INTERVAL_NS;
 		}
+		if (!next || r->next_ns < next)
+			next = r->next_ns;
 		d->retries[kept++] = *r;
 	}
 	d->nretries = kept;
-	return kept > 0;
+	return next;
 }
 
 bool python_discovery_resolve(struct python_discovery *d, uint32_t tgid, const uint64_t *frames, uint32_t n,

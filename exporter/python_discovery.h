@@ -45,9 +45,9 @@ int python_discovery_init(struct python_discovery *d, struct sampler *sampler, u
  * after it left that program is taken back); maps may be NULL. */
 void python_discovery_learnt(struct python_discovery *d, struct process *p, const struct maps_snapshot *maps,
 			     const struct proc_identity *id);
-/* Looks again at the interpreters whose libpython was not mapped yet, when their time came; whether any
- * still wait. */
-bool python_discovery_retry(struct python_discovery *d);
+/* Looks again at the interpreters whose libpython was not mapped yet, when their time came; when the next
+ * one is due (CLOCK_MONOTONIC ns), 0 when none waits. */
+int64_t python_discovery_retry(struct python_discovery *d);
 /* Resolves the Python frames of a drained user stack into out (drain thread); false when it has none
  * (out untouched). */
 bool python_discovery_resolve(struct python_discovery *d, uint32_t tgid, const uint64_t *frames, uint32_t n,

@@ -151,9 +151,9 @@ static bool look_again(struct trace_discovery *t, struct trace_retry *r, int64_t
 	return true;
 }
 
-bool trace_discovery_retry(struct trace_discovery *t)
+int64_t trace_discovery_retry(struct trace_discovery *t)
 {
-	int64_t now = monotonic_ns();
+	int64_t now = monotonic_ns(), next = 0;
 	int kept = 0;
 
 	for (int i = 0; i < t->nretries; i++) {
@@ -163,10 +163,12 @@ bool trace_discovery_retry(struct trace_discovery *t)
 			process_put(r->process);
 			continue;
 		}
+		if (!next || r->next_ns < next)
+			next = r->next_ns;
 		t->retries[kept++] = *r;
 	}
 	t->nretries = kept;
-	return kept > 0;
+	return next;
 }
 
 uint64_t trace_discovery_errors(struct trace_discovery *t)

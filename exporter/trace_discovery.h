@@ -42,8 +42,9 @@ void trace_discovery_init(struct trace_discovery *t, struct sampler *sampler, ui
 /* Looks at a process learnt from its first sample, running the program id names (a slot found after it
  * left that program is taken back). */
 void trace_discovery_learnt(struct trace_discovery *t, struct process *p, const struct proc_identity *id);
-/* Looks again at the processes whose time came (still relocating, or young); whether any still wait. */
-bool trace_discovery_retry(struct trace_discovery *t);
+/* Looks again at the processes whose time came (still relocating, or young); when the next one is due
+ * (CLOCK_MONOTONIC ns), 0 when none waits. */
+int64_t trace_discovery_retry(struct trace_discovery *t);
 /* Processes whose trace context could not be located (unreadable, still relocating after the
  * retries, or too many waiting). */
 uint64_t trace_discovery_errors(struct trace_discovery *t);

@@ -73,35 +73,28 @@ int process_queue_request(struct process_queue *q, uint32_t tgid, void *item, co
 	return err;
 }
 
-/* Queue lock held: waits for a job, or at most one tick while the tick has work waiting. */
-static void wait_for_work(struct process_queue *q, bool ticking)
+/* Queue lock held: waits for a job, or until due_ns (CLOCK_MONOTONIC) when the tick has work waiting. */
+static void wait_for_work(struct process_queue *q, int64_t due_ns)
 {
-	struct timespec tick;
+	struct timespec due = { .tv_sec = due_ns / 1000000000LL, .tv_nsec = due_ns % 1000000000LL };
 
-	if (!ticking) {
+	if (!due_ns) {
 		while (!q->len && !q->stopping)
 			pthread_cond_wait(&q->wake, &q->lock);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &tick);
-	tick.tv_sec += q->ops->tick_ns / 1000000000L;
-	tick.tv_nsec += q->ops->tick_ns % 1000000000L;
-	if (tick.tv_nsec >= 1000000000L) {
-		tick.tv_sec++;
-		tick.tv_nsec -= 1000000000L;
-	}
-	while (!q->len && !q->stopping && pthread_cond_timedwait(&q->wake, &q->lock, &tick) != ETIMEDOUT)
+	while (!q->len && !q->stopping && pthread_cond_timedwait(&q->wake, &q->lock, &due) != ETIMEDOUT)
 		;
 }
 
 static void *queue_main(void *arg)
 {
 	struct process_queue *q = arg;
-	bool ticking = false;
+	int64_t due_ns = 0;
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		wait_for_work(q, ticking);
+		wait_for_work(q, due_ns);
 		if (q->stopping)
 			break;
 		struct process_queue_job job = { 0 };
@@ -116,7 +109,7 @@ static void *queue_main(void *arg)
 		if (job.tgid)
 			q->ops->run(q->ctx, &job);
 		job_release(q, &job);
-		ticking = q->ops->tick && q->ops->tick(q->ctx);
+		due_ns = q->ops->tick ? q->ops->tick(q->ctx) : 0;
 		pthread_mutex_lock(&q->lock);
 	}
 	pthread_mutex_unlock(&q->lock);

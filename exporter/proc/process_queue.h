@@ -34,10 +34,9 @@ struct process_queue_job {
 struct process_queue_ops {
 	/* Runs one job on the queue's thread. */
 	void (*run)(void *ctx, const struct process_queue_job *job);
-	/* Optional: called after each job, and every tick_ns while it returns true (work that waits on time,
-	 * as retries do). */
-	bool (*tick)(void *ctx);
-	long tick_ns;
+	/* Optional: called after each job, and again at the time it returns (CLOCK_MONOTONIC ns; 0: nothing
+	 * waits), for work that waits on time, as retries do. */
+	int64_t (*tick)(void *ctx);
 	/* Optional: releases a job's item (run, replaced, refused or dropped at stop). */
 	void (*drop_item)(void *item);
 	/* The two metrics: a gauge of the jobs waiting and a counter of the requests refused when full. */

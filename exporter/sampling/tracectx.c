@@ -247,20 +247,18 @@ static bool seen_before(struct scan *sc, const struct procmaps_entry *e)
 
 /* The key of a file mapping in sc->files; false when it cannot have one (no stat, or no
  * /proc/PID/exe to tell the main executable by). */
-static bool file_key(const struct scan *sc, const struct procmaps_entry *e, int fd,
+static bool file_key(const struct scan *sc, const struct procmaps_entry *e, const struct stat *st,
 		     struct tracectx_file_key *k)
 {
-	struct stat st;
-
-	if (!sc->files || !sc->have_exe || fstat(fd, &st))
+	if (!sc->files || !sc->have_exe)
 		return false;
 	*k = (struct tracectx_file_key){
-		.dev = st.st_dev,
-		.ino = st.st_ino,
-		.size = (uint64_t)st.st_size,
-		.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
-		.ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec,
-		.main = st.st_dev == sc->exe.st_dev && st.st_ino == sc->exe.st_ino,
+		.dev = st->st_dev,
+		.ino = st->st_ino,
+		.size = (uint64_t)st->st_size,
+		.mtime_ns = st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec,
+		.ctime_ns = st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec,
+		.main = st->st_dev == sc->exe.st_dev && st->st_ino == sc->exe.st_ino,
 		.custom_name = custom_name(e),
 		.used = 1,
 	};
@@ -326,8 +324,9 @@ static int scan_mapping(const struct procmaps_entry *e, void *ctx)
 	struct scan *sc = ctx;
 	struct mapped_file m = { .e = e };
 	struct tracectx_file_key key;
+	struct stat st;
 	bool keyed, none = false;
-	int fd, err;
+	int pathfd, fd, err;
 
 	if (!e->executable || e->path[0] != '/')
 		return 0;
@@ -335,11 +334,17 @@ static int scan_mapping(const struct procmaps_entry *e, void *ctx)
 		return 1; /* stop: a sane process maps far fewer files */
 	if (seen_before(sc, e))
 		return 0;
-	fd = procfile_open_mapped(sc->proc_root, sc->pid, sc->rootfd, e);
+	pathfd = procfile_path_mapped(sc->proc_root, sc->pid, sc->rootfd, e, &st);
+	if (pathfd < 0)
+		return 0;
+	/* Keyed by the path's stat: a file known to define none is not opened for reading at all (most
+	 * mappings of a new process, libc's and the loader's every time). */
+	keyed = file_key(sc, e, &st, &key);
+	fd = keyed && known_to_define_none(sc->files, &key) ? -1 : procfile_reopen(pathfd);
+	close(pathfd);
 	if (fd < 0)
 		return 0;
-	keyed = file_key(sc, e, fd, &key);
-	if ((keyed && known_to_define_none(sc->files, &key)) || elf_file_open(fd, sc->elf_max_bytes, &m.f)) {
+	if (elf_file_open(fd, sc->elf_max_bytes, &m.f)) {
 		close(fd);
 		return 0;
 	}

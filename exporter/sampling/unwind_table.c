@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,16 +31,14 @@
 #include "exporter/sampling/unwind_alloc.h"
 #include "exporter/sampling/unwind_go.h"
 
-/* Files remembered (with or without a table). */
-#define MAX_FILES (4 * UNWIND_MAX_TABLES)
+#define MAX_FILES (4 * UNWIND_MAX_TABLES) /* files remembered, with or without a table */
 /* One build's temporary memory at most, for the daemon to stay near 20 MB: the section bytes copied
  * (a streamed build copies .eh_frame_hdr only: libLLVM's is 0.8 MB), or .eh_frame and the rows of a
  * table built whole (WHOLE_ROW_BYTES each: parsed, sorted, assembled). A binary above it gets no table,
  * counted (result="build_memory_limit"); its frames are walked by frame pointer. */
 #define UNWIND_BUILD_MAX_BYTES (16u << 20)
 #define WHOLE_ROW_BYTES 16
-/* Rows written to the array map per syscall (a multiple of UNWIND_BLOCK_ROWS). */
-#define ROW_BATCH 4096
+#define ROW_BATCH 4096 /* rows per mapped window (32 KB), a multiple of UNWIND_BLOCK_ROWS */
 
 /* Why a file has no table; negative cache entries remember it. */
 enum table_state { TABLE_LOADED = 0, TABLE_NONE, TABLE_FAILED, TABLE_TOO_BIG, TABLE_MEMORY_CAP, TABLE_STATES };
@@ -193,25 +192,26 @@ static int evicted(void *ctx, const uint32_t *slots, int n)
 
 /* --- building tables ----------------------------------------------------------------------------- */
 
-/* The rows from row first on, and the block index entry of each of their blocks: the pc of its first
- * row. Written with batch updates, not through a mapping of the map: the rows are kernel memory only,
- * never pages of the daemon. */
+/* The rows from row first on (a block's first, a page's), copied through a short-lived mapping of their
+ * pages (a batch update checks each 8-byte row on its own: most of a build's CPU); then the block index
+ * entry of each of their blocks: the pc of its first row. */
 static int write_rows(struct unwinder *u, uint32_t first, const struct unwind_row *rows, uint32_t n)
 {
 	for (uint32_t done = 0; done < n;) {
 		__u32 batch = n - done > ROW_BATCH ? ROW_BATCH : n - done, nblocks = unwind_blocks(batch);
-		__u32 count = batch;
+		size_t len = batch * sizeof(*rows);
+		void *window = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, u->maps.rows_fd,
+				    (off_t)(first + done) * (off_t)sizeof(*rows));
 
-		for (__u32 i = 0; i < batch; i++)
-			u->keybuf[i] = first + done + i;
-		if (bpf_map_update_batch(u->maps.rows_fd, u->keybuf, rows + done, &count, NULL))
+		if (window == MAP_FAILED)
 			return -errno;
+		memcpy(window, rows + done, len);
+		munmap(window, len);
 		for (__u32 b = 0; b < nblocks; b++) {
 			u->keybuf[b] = (first + done) / UNWIND_BLOCK_ROWS + b;
 			u->indexbuf[b] = rows[done + b * UNWIND_BLOCK_ROWS].pc;
 		}
-		count = nblocks;
-		if (bpf_map_update_batch(u->maps.index_fd, u->keybuf, u->indexbuf, &count, NULL))
+		if (bpf_map_update_batch(u->maps.index_fd, u->keybuf, u->indexbuf, &nblocks, NULL))
 			return -errno;
 		done += batch;
 	}
@@ -660,7 +660,7 @@ int unwinder_new(const struct unwinder_opts *opts, const struct unwinder_maps *m
 	u->maps = *maps;
 	u->proc_root = strdup(opts->proc_root ? opts->proc_root : "/proc");
 	u->entry = calloc(1, sizeof(*u->entry));
-	u->keybuf = calloc(ROW_BATCH, sizeof(*u->keybuf));
+	u->keybuf = calloc(ROW_BATCH / UNWIND_BLOCK_ROWS, sizeof(*u->keybuf));
 	u->indexbuf = calloc(ROW_BATCH / UNWIND_BLOCK_ROWS, sizeof(*u->indexbuf));
 	if (!u->proc_root || !u->entry || !u->keybuf || !u->indexbuf ||
 	    unwind_alloc_new(maps->nrows / UNWIND_BLOCK_ROWS, &u->alloc) ||

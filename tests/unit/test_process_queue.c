@@ -48,14 +48,17 @@ static void record_drop(void *item)
 	pthread_mutex_unlock(&dropping->lock);
 }
 
-static bool record_tick(void *ctx)
+/* Due again 1 ms later while ticks are wanted. */
+static int64_t record_tick(void *ctx)
 {
 	struct record *r = ctx;
+	struct timespec now;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&r->lock);
 	bool more = ++r->ticks < r->ticks_wanted;
 	pthread_mutex_unlock(&r->lock);
-	return more;
+	return more ? now.tv_sec * 1000000000LL + now.tv_nsec + 1000000 : 0;
 }
 
 static const struct process_queue_ops ops = {
@@ -70,7 +73,6 @@ static const struct process_queue_ops ops = {
 static const struct process_queue_ops ticking_ops = {
 	.run = record_run,
 	.tick = record_tick,
-	.tick_ns = 1000000,
 	.drop_item = record_drop,
 	.queued_name = "test_queued",
 	.queued_help = "Jobs waiting.",
@@ -239,7 +241,7 @@ static void test_tick_runs_while_it_has_work(void **state)
 	process_queue_init(&f->q, &ticking_ops, &f->r);
 	assert_int_equal(process_queue_start(&f->q), 0);
 	assert_int_equal(process_queue_request(&f->q, 1, item(1), NULL), 0);
-	/* One tick after the job, then one per tick_ns while it says work waits, then none. */
+	/* One tick after the job, then one at each time it gives while it says work waits, then none. */
 	assert_true(wait_until(&f->r, ticked_at_least, 5));
 	process_queue_stop(&f->q);
 	assert_int_equal(f->r.ticks, 5);
