@@ -122,16 +122,17 @@ class ShortLived(unittest.TestCase):
                 pids, p = self.run_shortlived(d, len(libs), 8, start_loader)
                 self.assert_symbolized(p, pids)
                 # The builds run one after another on the builder thread: on a loaded machine the last
-                # may still run when the short processes are done.
+                # may still run when the short processes are done. A libLLVM table takes about 0.1 s
+                # (rows written through a mapping of the map), the three back to back 0.3 s.
                 deadline = time.monotonic() + 30 * h.TIME_SCALE
                 while True:
                     metrics = d.get("/metrics").text()
                     slow = h.metric(metrics, "anorak_unwind_table_build_duration_seconds_count") - \
-                        h.metric(metrics, "anorak_unwind_table_build_duration_seconds_bucket", '{le="0.1"}')
+                        h.metric(metrics, "anorak_unwind_table_build_duration_seconds_bucket", '{le="0.05"}')
                     if slow >= len(libs) or time.monotonic() > deadline:
                         break
                     time.sleep(0.2)
-                self.assertGreaterEqual(slow, len(libs), "the large tables did not take 0.1 s or more to "
+                self.assertGreaterEqual(slow, len(libs), "the large tables did not take 0.05 s or more to "
                                         "build: the test did not test what it means to")
         finally:
             for w in loaders:
