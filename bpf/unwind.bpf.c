@@ -329,28 +329,6 @@ static __always_inline long unwind_fp_step(struct stack_unwind *s, __u32 i, __u3
 	return unwind_record(s, i);
 }
 
-/* C code called through cgo runs on the g0 stack below runtime.asmcgocall, which saved the goroutine (g)
- * at SP + 48 and its stack depth (g.stack.hi minus SP at asmcgocall's entry) at SP + 40 before the call
- * (runtime/asm_amd64.s); at that entry SP, on the goroutine's stack, is the return address into
- * runtime.cgocall. Followed only from a caller frame (the leaf may be before the switch) and when that
- * SP lies within g.stack [lo, hi); else the walk stops there, counted as go_cgo. */
-static __always_inline long unwind_cgo_caller(struct stack_unwind *s, __u32 i)
-{
-	__u64 saved[2], stack[2], entry_sp, ra; /* saved: depth, g; stack: g.stack.lo, g.stack.hi */
-
-	if (i == 0 || bpf_probe_read_user(saved, sizeof(saved), (void *)(s->sp + 40)) ||
-	    bpf_probe_read_user(stack, sizeof(stack), (void *)saved[1]))
-		return unwind_stop(UNWIND_STACKS_GO_CGO);
-	entry_sp = stack[1] - saved[0];
-	if (stack[0] >= stack[1] || !saved[0] || saved[0] > stack[1] - stack[0] ||
-	    bpf_probe_read_user(&ra, sizeof(ra), (void *)entry_sp))
-		return unwind_stop(UNWIND_STACKS_GO_CGO);
-	s->sp = entry_sp + 8;
-	s->ip = ra;
-	s->table_frames++;
-	return unwind_record(s, i);
-}
-
 /* The row in effect at pc, frame i: from an earlier walk's frame i, else from the per-CPU cache, else
  * searched (and cached); NULL when pc has none. */
 static __always_inline struct unwind_row *unwind_lookup_row(struct stack_unwind *s, __u64 pc, __u32 i)
@@ -439,8 +417,6 @@ static long unwind_step(__u32 i, void *ctx)
 		break;
 	case UNWIND_CFA_END:
 		/* rbp_off says why (enum unwind_end); unwind_count drops an index past the counters */
-		if (row->rbp_off == UNWIND_END_GO_ASMCGOCALL)
-			return unwind_cgo_caller(s, i);
 		if (row->rbp_off > 0)
 			return unwind_stop(UNWIND_STACKS_GO_STACK_SWITCH - UNWIND_END_GO_STACK_SWITCH + (__u8)row->rbp_off);
 		return unwind_stop(UNWIND_STACKS_COMPLETE);

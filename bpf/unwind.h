@@ -42,10 +42,8 @@ enum unwind_cfa {
 enum unwind_end {
 	UNWIND_END_OUTERMOST = 0,   /* the outermost frame: _start, clone, Go's goexit/mstart/rt0_go */
 	UNWIND_END_GO_STACK_SWITCH, /* Go's systemstack, mcall, morestack: the caller is on another stack */
-	UNWIND_END_GO_CGO,          /* Go's cgocallback: Go called back from C code on the g0 stack */
+	UNWIND_END_GO_CGO,          /* Go's asmcgocall, cgocallback: C code on the g0 stack */
 	UNWIND_END_GO_SPWRITE,      /* another Go function that sets SP (gogo, ...) */
-	UNWIND_END_GO_ASMCGOCALL,   /* Go's asmcgocall: C code on the g0 stack, its Go caller followed from
-				     * what asmcgocall saved; counted as GO_CGO when that cannot be */
 };
 
 /* The return address is always at CFA - 8 (rows where it is not are UNSUPPORTED). */
@@ -99,7 +97,7 @@ enum unwind_counter {
 	UNWIND_EVENTS_LOST,         /* unwind_events ring buffer full */
 	/* Stacks stopped by a Go row of enum unwind_end, in its order. */
 	UNWIND_STACKS_GO_STACK_SWITCH,
-	UNWIND_STACKS_GO_CGO,       /* also asmcgocall when its Go caller could not be followed */
+	UNWIND_STACKS_GO_CGO,
 	UNWIND_STACKS_GO_SPWRITE,
 	UNWIND_COUNTERS,
 };

@@ -33,7 +33,7 @@ static const struct {
 	{ "runtime.systemstack", UNWIND_END_GO_STACK_SWITCH },
 	{ "runtime.mcall", UNWIND_END_GO_STACK_SWITCH },
 	{ "runtime.morestack", UNWIND_END_GO_STACK_SWITCH },
-	{ "runtime.asmcgocall", UNWIND_END_GO_ASMCGOCALL },
+	{ "runtime.asmcgocall", UNWIND_END_GO_CGO },
 	{ "runtime.cgocallback", UNWIND_END_GO_CGO },
 };
 

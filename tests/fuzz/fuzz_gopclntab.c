@@ -73,7 +73,7 @@ static void check_rows(const struct ehframe_table *et)
 		FUZZ_CHECK(i == 0 || r->pc > et->rows[i - 1].pc);
 		FUZZ_CHECK(r->cfa != UNWIND_CFA_RBP && r->cfa != UNWIND_CFA_PLT && r->cfa <= UNWIND_CFA_UNSUPPORTED);
 		FUZZ_CHECK(r->cfa != UNWIND_CFA_RSP || (r->cfa_off >= 8 && (r->rbp_off == 0 || r->rbp_off == -2)));
-		FUZZ_CHECK(r->cfa != UNWIND_CFA_END || (r->rbp_off >= 0 && r->rbp_off <= UNWIND_END_GO_ASMCGOCALL));
+		FUZZ_CHECK(r->cfa != UNWIND_CFA_END || (r->rbp_off >= 0 && r->rbp_off <= UNWIND_END_GO_SPWRITE));
 	}
 }
 

@@ -154,7 +154,7 @@ static void test_stops(void **state)
 		{ "runtime.systemstack.abi0", UNWIND_END_GO_STACK_SWITCH },
 		{ "runtime.mcall", UNWIND_END_GO_STACK_SWITCH },
 		{ "runtime.morestack.abi0", UNWIND_END_GO_STACK_SWITCH },
-		{ "runtime.asmcgocall.abi0", UNWIND_END_GO_ASMCGOCALL },
+		{ "runtime.asmcgocall.abi0", UNWIND_END_GO_CGO },
 		{ "gogo", UNWIND_END_GO_SPWRITE }, /* gogo<>: SPWRITE, found by its flag */
 		{ "runtime.nanotime1.abi0", UNWIND_END_GO_SPWRITE },
 	};
@@ -194,7 +194,7 @@ static void test_cgo(void **state)
 	r = ehframe_table_find(&b.t, nm_of(GOCGO, "main.callC"));
 	assert_true(r && r->cfa == UNWIND_CFA_RSP && r->cfa_off == 8);
 	r = ehframe_table_find(&b.t, nm_of(GOCGO, "runtime.asmcgocall.abi0") + 1);
-	assert_true(r && r->cfa == UNWIND_CFA_END && r->rbp_off == UNWIND_END_GO_ASMCGOCALL);
+	assert_true(r && r->cfa == UNWIND_CFA_END && r->rbp_off == UNWIND_END_GO_CGO);
 	for (uint32_t i = 1; i < b.t.nrows; i++)
 		assert_true(b.t.rows[i].pc > b.t.rows[i - 1].pc);
 	release(&b);
@@ -315,7 +315,7 @@ static void test_corrupt_pcsp(void **state)
 			for (uint32_t i = 0; !err && i < t.nrows; i++) {
 				assert_true(i == 0 || t.rows[i].pc > t.rows[i - 1].pc);
 				assert_true(t.rows[i].cfa <= UNWIND_CFA_UNSUPPORTED && t.rows[i].cfa != UNWIND_CFA_PLT);
-				assert_true(t.rows[i].cfa != UNWIND_CFA_END || t.rows[i].rbp_off <= UNWIND_END_GO_ASMCGOCALL);
+				assert_true(t.rows[i].cfa != UNWIND_CFA_END || t.rows[i].rbp_off <= UNWIND_END_GO_SPWRITE);
 			}
 			if (!err)
 				ehframe_table_free(&t);
