@@ -3,11 +3,10 @@
  * CPython frames in user stacks, for processes user space recognized as CPython 3.10+ (python_procs,
  * exporter/symbols/python_proc.c). From the sampled thread's state (found through the TSS key
  * autoTSSkey, which holds it even while the thread waits or runs C code without the GIL) the current
- * frame, then `previous` frames, each
- * written as (code object, instruction offset) (python.h) for user space to resolve. The native stack
- * the unwinder walked is copied around them: an activation's Python frames go leafward of its
- * _PyEval_EvalFrameDefault frame, up to the activation's entry frame (3.11: is_entry; 3.12+: the frame
- * owned by the C stack; 3.10: one frame per activation).
+ * frame, then `previous` frames, each written as (code object, instruction offset) (python.h) for user
+ * space to resolve. The native stack the unwinder walked is copied around them: an activation's Python
+ * frames go leafward of its _PyEval_EvalFrameDefault frame, up to the activation's entry frame (3.11:
+ * is_entry; 3.12+: the frame owned by the C stack; 3.10: one frame per activation).
  *
  * Bounds: the walk is one bpf_loop of PYTHON_WALK_STEPS steps, each placing one frame (native or
  * Python) or skipping one entry frame; the stack holds PROFILER_MAX_STACK_DEPTH frames. The state lives

@@ -19,6 +19,11 @@
 /* A process whose stack points outside its known mappings (dlopen, JIT) re-reads them at most this
  * often. */
 #define MAPS_RELOAD_INTERVAL_NS 1000000000LL
+/* A caller frame outside the known mappings (the first read came while the loader was still mapping
+ * the libraries) re-reads them once, this long after the first read at the earliest. */
+#define CALLERS_REREAD_DELAY_NS 100000000LL
+/* x86-64 user addresses are below this; stack entries above it are tagged Python frames. */
+#define USER_ADDRESS_END (1ULL << 47)
 /* While the table is full, processes it cannot take are kept here (direct-mapped by tgid) so their
  * samples cost no /proc and ELF reads; an entry is dropped on the process's exit or exec, replaced
  * by another tgid of its slot, or re-read after UNTRACKED_TTL_NS in case an event was lost. */
@@ -315,6 +320,16 @@ static bool maps_hold(const struct proc_maps *maps, const uint64_t *user, uint32
 	return maps && nuser > 0 && proc_maps_find(maps, user[0]);
 }
 
+/* Whether maps hold every native frame of the stack, not only the leaf. */
+static bool maps_hold_callers(const struct proc_maps *maps, const uint64_t *user, uint32_t nuser)
+{
+	for (uint32_t i = 1; i < nuser; i++) {
+		if (user[i] < USER_ADDRESS_END && !proc_maps_find(maps, user[i]))
+			return false;
+	}
+	return true;
+}
+
 /* Picks the incarnation whose mappings hold the stack's leaf: right after an exec, samples of the
  * old program may still be waiting in the generation being drained. Lock held. */
 static struct process *pick_incarnation(struct process *current, const uint64_t *user, uint32_t nuser)
@@ -326,15 +341,24 @@ static struct process *pick_incarnation(struct process *current, const uint64_t 
 	return current;
 }
 
-/* The leaf is outside every known mapping of a live process: it mapped new code since. */
+/* The leaf is outside every known mapping of a live process: it mapped new code since (re-read at most
+ * once a second). Or, once per process, a caller frame is: a process first sampled in the loader was
+ * read before its libraries were mapped, and its leaves, in its own code, would never tell. Once only,
+ * as a frame no read explains (a frame-pointer walk's garbage) must not cost a read a second. */
 static void refresh_maps(struct process_table *t, struct process *p, const uint64_t *user,
 			 uint32_t nuser)
 {
 	pthread_mutex_lock(&t->lock);
-	bool stale = !p->gone && nuser > 0 && !maps_hold(p->maps, user, nuser) &&
-		     now_ns() - p->maps_loaded_ns > MAPS_RELOAD_INTERVAL_NS;
-	if (stale)
+	int64_t since = now_ns() - p->maps_loaded_ns;
+	bool leaf_out = !maps_hold(p->maps, user, nuser);
+	bool stale = !p->gone && nuser > 0 &&
+		     ((leaf_out && since > MAPS_RELOAD_INTERVAL_NS) ||
+		      (!leaf_out && !p->callers_reread && since > CALLERS_REREAD_DELAY_NS &&
+		       !maps_hold_callers(p->maps, user, nuser)));
+	if (stale) {
 		p->maps_loaded_ns = now_ns();
+		p->callers_reread |= !leaf_out;
+	}
 	pthread_mutex_unlock(&t->lock);
 	if (!stale)
 		return;

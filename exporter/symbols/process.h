@@ -43,6 +43,7 @@ struct process {
 	struct target *target;    /* its host target (outside Kubernetes pods); replaced on relabeling */
 	struct proc_maps *maps;
 	int64_t maps_loaded_ns;
+	bool callers_reread;      /* maps read again once for a caller frame outside them */
 	int64_t learnt_ns;        /* when read from /proc (an untracked one is read again after a while) */
 	uint64_t gone_after_drain; /* exited or replaced by exec: purge after the next drain */
 	bool gone;

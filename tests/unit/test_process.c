@@ -1,6 +1,7 @@
-/* The process table once --processes.max is reached: real processes (children of this test), the
- * real /proc and real ELF files. Processes it cannot track are read once and cached, so a full table
- * reads no /proc maps and no ELF file per sample; an exit drops the cached one. */
+/* The process table with real processes (children of this test), the real /proc and real ELF files.
+ * Once --processes.max is reached, processes it cannot track are read once and cached, so a full table
+ * reads no /proc maps and no ELF file per sample; an exit drops the cached one. A caller frame outside
+ * the mappings read first makes one more read. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -140,10 +144,93 @@ static void test_full_table_reads_nothing_per_sample(void **state)
 	assert_true(maps_loads(f) == loads + 1);
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A sample of pid with the given stack; whether its mappings then hold addr. */
+static bool resolve_holds(struct process_table *t, pid_t pid, const uint64_t *user, uint32_t n, uint64_t addr)
+{
+	struct proc_maps *maps = NULL;
+	struct process *p = process_table_resolve(t, (uint32_t)pid, user, n, &maps);
+	bool held;
+
+	assert_non_null(p);
+	assert_non_null(maps);
+	held = proc_maps_find(maps, addr) != NULL;
+	proc_maps_put(maps);
+	process_put(p);
+	return held;
+}
+
+/* A process read before its loader mapped a library (here: before it maps /bin/true) has its callers'
+ * frames there; its leaf is in its own code, so only the callers tell: the mappings are read again,
+ * once, and a frame no read explains does not cost another read. */
+static void test_caller_outside_mappings_reread_once(void **state)
+{
+	struct fixture *f = *state;
+	struct process_table_opts po = { .symbolizer = f->symbolizer, .proc_root = "/proc",
+					 .labeler = &f->labeler, .address = "node-1:9760", .max_processes = 16 };
+	struct process_table *t;
+	int go[2], back[2];
+	uint64_t mapped = 0, user[2];
+	char b = 0;
+	pid_t child;
+
+	assert_int_equal(process_table_new(&po, &t), 0);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(back), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		int fd = open("/bin/true", O_RDONLY);
+		void *m;
+
+		if (read(go[0], &b, 1) != 1 || fd < 0)
+			_exit(1);
+		m = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+		mapped = m == MAP_FAILED ? 0 : (uint64_t)m + 16;
+		if (write(back[1], &mapped, sizeof(mapped)) != sizeof(mapped))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	user[0] = (uint64_t)(uintptr_t)&resolve; /* the leaf, in this program's code (the child's too) */
+	user[1] = user[0];
+	assert_true(resolve_holds(t, child, user, 2, user[0]));
+	assert_int_equal(write(go[1], &b, 1), 1);
+	assert_int_equal(read(back[0], &mapped, sizeof(mapped)), sizeof(mapped));
+	assert_true(mapped != 0);
+	user[1] = mapped;
+	assert_false(resolve_holds(t, child, user, 2, mapped)); /* too soon after the first read */
+	sleep_ms(150);
+	double loads = series(process_table_write_metrics, t, "anorak_process_maps_loads_total{result=\"success\"}");
+	assert_true(resolve_holds(t, child, user, 2, mapped));
+	assert_true(series(process_table_write_metrics, t, "anorak_process_maps_loads_total{result=\"success\"}") ==
+		    loads + 1);
+	/* A caller frame no mapping holds: no second read, however long it waits. */
+	user[1] = 0x10000;
+	sleep_ms(150);
+	assert_false(resolve_holds(t, child, user, 2, user[1]));
+	assert_true(series(process_table_write_metrics, t, "anorak_process_maps_loads_total{result=\"success\"}") ==
+		    loads + 1);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(go[0]);
+	close(go[1]);
+	close(back[0]);
+	close(back[1]);
+	process_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_full_table_reads_nothing_per_sample, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_caller_outside_mappings_reread_once, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
