@@ -20,8 +20,11 @@
  * often. */
 #define MAPS_RELOAD_INTERVAL_NS 1000000000LL
 /* A caller frame outside the known mappings (the first read came while the loader was still mapping
- * the libraries) re-reads them once, this long after the first read at the earliest. */
+ * the libraries) re-reads them once, this long after the first read at the earliest, and is looked for
+ * only in the stacks drained in the window after it: the drain symbolizes every frame anyway, and
+ * checking each caller of every stack of a process's whole life would be that work twice. */
 #define CALLERS_REREAD_DELAY_NS 100000000LL
+#define CALLERS_CHECK_WINDOW_NS (5 * 1000000000LL)
 /* x86-64 user addresses are below this; stack entries above it are tagged Python frames. */
 #define USER_ADDRESS_END (1ULL << 47)
 /* While the table is full, processes it cannot take are kept here (direct-mapped by tgid) so their
@@ -354,7 +357,7 @@ static void refresh_maps(struct process_table *t, struct process *p, const uint6
 	bool stale = !p->gone && nuser > 0 &&
 		     ((leaf_out && since > MAPS_RELOAD_INTERVAL_NS) ||
 		      (!leaf_out && !p->callers_reread && since > CALLERS_REREAD_DELAY_NS &&
-		       !maps_hold_callers(p->maps, user, nuser)));
+		       since < CALLERS_CHECK_WINDOW_NS && !maps_hold_callers(p->maps, user, nuser)));
 	if (stale) {
 		p->maps_loaded_ns = now_ns();
 		p->callers_reread |= !leaf_out;
