@@ -104,6 +104,11 @@ def metric(text, name, labels=""):
     return float(m.group(1)) if m else None
 
 
+def metric_sum(text, name):
+    """The sum of a family's series over all their labels in a /metrics text (0 when absent)."""
+    return sum(float(v) for v in re.findall(r"(?m)^%s\{[^}]*\} (\S+)$" % re.escape(name), text))
+
+
 def online_cpus():
     n = 0
     with open("/sys/devices/system/cpu/online") as f:

@@ -159,8 +159,7 @@ class PythonWaits(unittest.TestCase):
         cls.daemon.stop()
 
     def python_processes(self):
-        text = self.daemon.get("/metrics").text()
-        return sum(float(v) for v in re.findall(r'(?m)^anorak_python_processes_total\{[^}]*\} (\S+)$', text))
+        return h.metric_sum(self.daemon.get("/metrics").text(), "anorak_python_processes_total")
 
     def profile_waits(self, python, status):
         """The off-CPU samples of waits.py under python, once the daemon has found its interpreter."""

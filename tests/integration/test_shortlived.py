@@ -3,7 +3,6 @@
 while the daemon builds a large unwind table for another process, and while it looks at a burst of new
 processes for trace contexts and Python interpreters."""
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -166,8 +165,7 @@ class ShortLived(unittest.TestCase):
                 w.wait()
 
     def python_processes(self, d):
-        text = d.get("/metrics").text()
-        return sum(float(v) for v in re.findall(r'(?m)^anorak_python_processes_total\{[^}]*\} (\S+)$', text))
+        return h.metric_sum(d.get("/metrics").text(), "anorak_python_processes_total")
 
 
 if __name__ == "__main__":
